@@ -1,0 +1,80 @@
+"""chatledger: the database layer every LLM chat app writes by hand, done once.
+
+Users, conversations and append-only messages with usage metadata, on SQLite, PostgreSQL and
+MariaDB, with the same surface in sync (:class:`Ledger`) and async (:class:`AsyncLedger`)::
+
+    from chatledger import Ledger
+
+    with Ledger("sqlite:///chat.db") as ledger:
+        user = ledger.users.get_or_create("auth0|42")
+        chat = ledger.conversations.create(user.id, title="Hello")
+        ledger.messages.append(chat.id, "user", "Hi!")
+        history = ledger.messages.last(chat.id, 20)
+"""
+
+from __future__ import annotations
+
+from ._async.ledger import (
+    AsyncConversations,
+    AsyncLedger,
+    AsyncMessages,
+    AsyncUsers,
+    AsyncUserScope,
+)
+from ._ops._common import UNSET
+from ._retry import RetryPolicy
+from ._sync.ledger import Conversations, Ledger, Messages, Users, UserScope
+from ._validate import Limits
+from .config import Config
+from .errors import (
+    ChatledgerError,
+    ChatledgerWarning,
+    ConfigurationError,
+    ConflictError,
+    DatabaseError,
+    MissingDependencyError,
+    NotFoundError,
+    SchemaOutOfDateError,
+    SQLiteWALResetBugWarning,
+    TransientError,
+    ValidationError,
+)
+from .records import Conversation, ConversationStatus, Message, Order, Page, Role, User
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "UNSET",
+    "AsyncConversations",
+    "AsyncLedger",
+    "AsyncMessages",
+    "AsyncUserScope",
+    "AsyncUsers",
+    "ChatledgerError",
+    "ChatledgerWarning",
+    "Config",
+    "ConfigurationError",
+    "ConflictError",
+    "Conversation",
+    "ConversationStatus",
+    "Conversations",
+    "DatabaseError",
+    "Ledger",
+    "Limits",
+    "Message",
+    "Messages",
+    "MissingDependencyError",
+    "NotFoundError",
+    "Order",
+    "Page",
+    "RetryPolicy",
+    "Role",
+    "SQLiteWALResetBugWarning",
+    "SchemaOutOfDateError",
+    "TransientError",
+    "User",
+    "UserScope",
+    "Users",
+    "ValidationError",
+    "__version__",
+]

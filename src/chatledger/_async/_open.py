@@ -1,0 +1,34 @@
+"""How the asynchronous surface opens its database: natively on an asyncio driver, or on
+worker threads where that is faster (SQLite)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .._backends import backend_for
+from .._engine import adopt_engine, async_engine, sync_engine
+from .._sync._database import Database
+from ..config import Config
+from ._database import AsyncDatabase, NativeDatabase, ThreadedDatabase
+
+__all__ = ["open_database"]
+
+
+def _workers(config: Config) -> int:
+    return (config.pool_size or 5) + (config.max_overflow if config.max_overflow is not None else 10)
+
+
+def open_database(config: Config, engine: Engine | AsyncEngine | None) -> AsyncDatabase:
+    """An :class:`AsyncDatabase` on ``engine``, or on a new engine for ``config``."""
+    if isinstance(engine, AsyncEngine):
+        return NativeDatabase(engine, adopt_engine(engine.sync_engine, config))
+    if engine is None and not backend_for(config.url).threaded_async:
+        native, backend = async_engine(config)
+        return NativeDatabase(native, backend)
+    if engine is None:
+        engine, backend = sync_engine(config)
+    else:
+        backend = adopt_engine(engine, config)
+    db = Database(engine, backend, busy_timeout=config.sqlite_busy_timeout)
+    return ThreadedDatabase(db, workers=_workers(config))

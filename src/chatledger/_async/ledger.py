@@ -1,0 +1,580 @@
+"""The store: :class:`AsyncLedger`, its resources, and user scopes.
+
+This file is the single source of both surfaces: ``../_sync/ledger.py`` is generated from it by
+``tools/generate_sync.py`` (``make generate``), and CI fails when the two drift. Operations themselves
+live in ``../_ops/``, shared by both.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import contextlib
+import contextvars
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.engine import URL
+
+from .. import _validate as check
+from .. import migrate
+from .._ops import conversations as _conversations
+from .._ops import messages as _messages
+from .._ops import users as _users
+from .._ops._common import UNSET, Unset, given
+from .._retry import RetryPolicy
+from .._schema import ROLES
+from .._validate import Limits
+from ..config import Config
+from ..errors import ConfigurationError, NotFoundError, TransientError, ValidationError
+from ..records import Conversation, ConversationStatus, Message, Order, Page, Role, User
+from ._compat import AnyEngine, Awaitable, Lock, sleep
+from ._database import AsyncDatabase, AsyncTransaction
+from ._open import open_database
+
+__all__ = ["AsyncConversations", "AsyncLedger", "AsyncMessages", "AsyncUserScope", "AsyncUsers"]
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound="_AsyncStore")
+T = TypeVar("T")
+Id = uuid.UUID | str
+Statuses = ConversationStatus | builtins.list[ConversationStatus] | None
+
+
+def _order(value: object) -> Order:
+    if value not in ("asc", "desc"):
+        raise ValidationError("order", f"{value!r} is not one of: asc, desc")
+    return value  # type: ignore[return-value]
+
+
+class _AsyncCore:
+    """State shared by a ledger and its user scopes."""
+
+    def __init__(
+        self, db: AsyncDatabase, config: Config, retry: RetryPolicy, limits: Limits
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.retry = retry
+        self.limits = limits
+        self.current: contextvars.ContextVar[AsyncTransaction | None] = contextvars.ContextVar(
+            f"chatledger_transaction_{id(self):x}", default=None
+        )
+        self.opened = False
+        self.closed = False
+        self.open_lock = Lock()
+
+    async def open(self) -> None:
+        if self.opened:
+            return
+        if self.closed:
+            raise ConfigurationError("the store is closed")
+        async with self.open_lock:
+            if not self.opened:
+                await self.db.run_raw(
+                    migrate.ensure_schema, auto_upgrade=self.config.auto_upgrade
+                )
+                self.opened = True
+
+
+class _AsyncStore:
+    """What a ledger and a user scope share: running operations, and transactions."""
+
+    def __init__(self, core: _AsyncCore, owner: uuid.UUID | None) -> None:
+        self._core = core
+        self._owner = owner
+        self.conversations = AsyncConversations(self)
+        self.messages = AsyncMessages(self)
+
+    @property
+    def limits(self) -> Limits:
+        """The input limits in force."""
+        return self._core.limits
+
+    async def _call(
+        self, op: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any
+    ) -> T:
+        """Run ``op`` in the caller's transaction, or in one of its own with retries."""
+        core = self._core
+        tx = core.current.get()
+        if tx is not None:
+            return await tx.call(op, *args, **kwargs)
+        if not core.opened:
+            await core.open()
+        failures = 0
+        while True:
+            try:
+                if write:
+                    return await core.db.run(op, *args, **kwargs)
+                return await core.db.read(op, *args, **kwargs)
+            except TransientError as exc:
+                failures += 1
+                delay = core.retry.delay(failures)
+                if delay is None:
+                    raise
+                logger.info("retrying after a transient failure (%d): %s", failures, exc)
+                await sleep(delay)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self: S) -> AsyncIterator[S]:
+        """Group operations into one atomic unit: they commit together when the block ends,
+        and an exception inside rolls all of them back. Nested blocks are savepoints.
+
+        The block is not retried (it cannot be re-run); use :meth:`run_in_transaction` for
+        that. Do not share one transaction between threads or tasks.
+        """
+        core = self._core
+        tx = core.current.get()
+        if tx is not None:
+            async with tx.savepoint():
+                yield self
+            return
+        if not core.opened:
+            await core.open()
+        async with core.db.transaction() as tx:
+            token = core.current.set(tx)
+            try:
+                yield self
+            finally:
+                core.current.reset(token)
+
+    async def run_in_transaction(self: S, fn: Callable[[S], Awaitable[T]]) -> T:
+        """Call ``fn(store)`` inside :meth:`transaction`, re-running the whole of it after a
+        transient failure (deadlock, serialization failure, dropped connection, busy SQLite),
+        with backoff. ``fn`` must be safe to run again."""
+        failures = 0
+        while True:
+            try:
+                async with self.transaction() as store:
+                    return await fn(store)
+            except TransientError as exc:
+                if self._core.current.get() is not None:
+                    raise  # inside an outer transaction: the outer one must be re-run
+                failures += 1
+                delay = self._core.retry.delay(failures)
+                if delay is None:
+                    raise
+                logger.info("re-running a transaction after a transient failure: %s", exc)
+                await sleep(delay)
+
+
+class AsyncUsers:
+    """The users of a ledger."""
+
+    def __init__(self, store: _AsyncStore) -> None:
+        self._store = store
+
+    async def create(
+        self,
+        *,
+        external_id: str | None = None,
+        email: str | None = None,
+        username: str | None = None,
+        display_name: str | None = None,
+        role: str = "user",
+        metadata: dict[str, Any] | None = None,
+    ) -> User:
+        """Create a user. A taken external_id, email or username raises ConflictError; the
+        email is stored normalised (trimmed, lower-cased)."""
+        fields = _users.prepare(
+            self._store.limits,
+            dict(
+                external_id=external_id,
+                email=email,
+                username=username,
+                display_name=display_name,
+                role=role,
+                metadata=metadata,
+            ),
+        )
+        return await self._store._call(_users.create, fields, write=True)
+
+    async def get(self, user_id: Id) -> User:
+        """The user with this id."""
+        key = check.identifier("user_id", user_id)
+        return await self._store._call(_users.get_by, "id", key)
+
+    async def get_by_external_id(self, external_id: str) -> User:
+        """The user with this id in the application's auth system."""
+        return await self._store._call(_users.get_by, "external_id", external_id)
+
+    async def get_by_email(self, email: str) -> User:
+        """The user with this email address (compared normalised)."""
+        return await self._store._call(_users.get_by, "email", check.email("email", email, 320))
+
+    async def get_by_username(self, username: str) -> User:
+        """The user with this username."""
+        return await self._store._call(_users.get_by, "username", username)
+
+    async def get_or_create(
+        self,
+        external_id: str,
+        *,
+        email: str | None = None,
+        username: str | None = None,
+        display_name: str | None = None,
+        role: str = "user",
+        metadata: dict[str, Any] | None = None,
+    ) -> User:
+        """The user with ``external_id``; created with the other fields if there is none.
+        Concurrent calls with one external_id return the same user."""
+        fields = _users.prepare(
+            self._store.limits,
+            dict(
+                external_id=external_id,
+                email=email,
+                username=username,
+                display_name=display_name,
+                role=role,
+                metadata=metadata,
+            ),
+        )
+        key = fields.pop("external_id")
+        if key is None:
+            raise ValidationError("external_id", "is required")
+        return await self._store._call(_users.get_or_create, key, fields, write=True)
+
+    async def list(
+        self,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+        order: Order = "asc",
+    ) -> Page[User]:
+        """A page of users in creation order (``order="desc"``: newest first)."""
+        if after is not None and before is not None:
+            raise ValidationError("before", "give after or before, not both")
+        return await self._store._call(
+            _users.page,
+            order=_order(order),
+            after=_users.decode_cursor("after", after),
+            before=_users.decode_cursor("before", before),
+            limit=check.page_size("limit", limit, self._store.limits),
+        )
+
+    async def count(self) -> int:
+        """How many users there are."""
+        return await self._store._call(_users.count)
+
+    async def update(
+        self,
+        user_id: Id,
+        *,
+        external_id: str | None | Unset = UNSET,
+        email: str | None | Unset = UNSET,
+        username: str | None | Unset = UNSET,
+        display_name: str | None | Unset = UNSET,
+        role: str | Unset = UNSET,
+        metadata: dict[str, Any] | None | Unset = UNSET,
+    ) -> User:
+        """Change the given fields (``None`` clears one); returns the updated user."""
+        key = check.identifier("user_id", user_id)
+        changes = _users.prepare(
+            self._store.limits,
+            given(
+                external_id=external_id,
+                email=email,
+                username=username,
+                display_name=display_name,
+                role=role,
+                metadata=metadata,
+            ),
+        )
+        return await self._store._call(_users.update_fields, key, changes, write=True)
+
+    async def delete(self, user_id: Id) -> None:
+        """Delete the user and everything the user owns (conversations, messages, ...)."""
+        key = check.identifier("user_id", user_id)
+        await self._store._call(_users.delete_one, key, write=True)
+
+
+class AsyncConversations:
+    """The conversations of a ledger, or of one user in a user scope."""
+
+    def __init__(self, store: _AsyncStore) -> None:
+        self._store = store
+
+    def _owner(self, owner_id: Id | None) -> uuid.UUID:
+        bound = self._store._owner
+        if owner_id is None:
+            if bound is None:
+                raise ValidationError("owner_id", "is required outside a user scope")
+            return bound
+        key = check.identifier("owner_id", owner_id)
+        if bound is not None and key != bound:
+            raise NotFoundError("user", key)
+        return key
+
+    async def create(
+        self,
+        owner_id: Id | None = None,
+        *,
+        title: str | None = None,
+        intent: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Conversation:
+        """Start a conversation of ``owner_id`` (in a user scope: of that user)."""
+        owner = self._owner(owner_id)
+        fields = _conversations.prepare(
+            self._store.limits, dict(title=title, intent=intent, metadata=metadata)
+        )
+        return await self._store._call(_conversations.create, owner, fields, write=True)
+
+    async def get(self, conversation_id: Id) -> Conversation:
+        """The conversation with this id, whatever its status."""
+        key = check.identifier("conversation_id", conversation_id)
+        return await self._store._call(_conversations.get, self._store._owner, key)
+
+    async def update(
+        self,
+        conversation_id: Id,
+        *,
+        title: str | None | Unset = UNSET,
+        intent: str | None | Unset = UNSET,
+        metadata: dict[str, Any] | None | Unset = UNSET,
+    ) -> Conversation:
+        """Change the title, intent and/or metadata (``None`` clears one)."""
+        key = check.identifier("conversation_id", conversation_id)
+        changes = _conversations.prepare(
+            self._store.limits, given(title=title, intent=intent, metadata=metadata)
+        )
+        return await self._store._call(
+            _conversations.update_fields, self._store._owner, key, changes, write=True
+        )
+
+    async def _transition(self, conversation_id: Id, action: str) -> Conversation:
+        key = check.identifier("conversation_id", conversation_id)
+        return await self._store._call(
+            _conversations.transition, self._store._owner, key, action, write=True
+        )
+
+    async def archive(self, conversation_id: Id) -> Conversation:
+        """Archive an active or closed conversation (it stays listed under its status)."""
+        return await self._transition(conversation_id, "archive")
+
+    async def unarchive(self, conversation_id: Id) -> Conversation:
+        """Make an archived conversation active again."""
+        return await self._transition(conversation_id, "unarchive")
+
+    async def close(self, conversation_id: Id) -> Conversation:
+        """Close a conversation: no more messages can be appended."""
+        return await self._transition(conversation_id, "close")
+
+    async def restore(self, conversation_id: Id) -> Conversation:
+        """Bring a soft-deleted conversation back as active."""
+        return await self._transition(conversation_id, "restore")
+
+    async def delete(self, conversation_id: Id, *, hard: bool = False) -> None:
+        """Soft-delete (status ``deleted``, hidden from default listings, restorable), or with
+        ``hard=True`` delete the conversation and its messages for good."""
+        if not hard:
+            await self._transition(conversation_id, "delete")
+            return
+        key = check.identifier("conversation_id", conversation_id)
+        await self._store._call(
+            _conversations.delete_hard, self._store._owner, key, write=True
+        )
+
+    async def list(
+        self,
+        owner_id: Id | None = None,
+        *,
+        status: Statuses = None,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        order: Order = "desc",
+    ) -> Page[Conversation]:
+        """A page of the owner's conversations by last activity, newest first by default.
+        Without ``status``, every conversation but the soft-deleted ones."""
+        if after is not None and before is not None:
+            raise ValidationError("before", "give after or before, not both")
+        return await self._store._call(
+            _conversations.page,
+            self._owner(owner_id),
+            status=_conversations.statuses(status),
+            order=_order(order),
+            after=_conversations.decode_cursor("after", after),
+            before=_conversations.decode_cursor("before", before),
+            limit=check.page_size("limit", limit, self._store.limits),
+        )
+
+    async def count(self, owner_id: Id | None = None, *, status: Statuses = None) -> int:
+        """How many conversations the owner has (same status filter as :meth:`list`)."""
+        return await self._store._call(
+            _conversations.count, self._owner(owner_id), _conversations.statuses(status)
+        )
+
+
+class AsyncMessages:
+    """The messages of a ledger's conversations (in a user scope: of that user's)."""
+
+    def __init__(self, store: _AsyncStore) -> None:
+        self._store = store
+
+    async def append(
+        self,
+        conversation_id: Id,
+        role: Role,
+        content: str,
+        *,
+        intent: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost: Decimal | int | str | float | None = None,
+        latency_ms: int | None = None,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Message:
+        """Append a message; it gets the conversation's next ``seq``, and the conversation's
+        ``message_count`` and ``last_message_at`` move in the same transaction.
+
+        With an ``idempotency_key`` already used in this conversation, nothing is written and
+        the message first stored with it is returned: retries are safe.
+        """
+        key = check.identifier("conversation_id", conversation_id)
+        new = _messages.prepare(
+            self._store.limits,
+            role=role,
+            content=content,
+            intent=intent,
+            metadata=metadata,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost=cost,
+            latency_ms=latency_ms,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+        )
+        return await self._store._call(
+            _messages.append, self._store._owner, key, new, write=True
+        )
+
+    async def get(self, message_id: Id) -> Message:
+        """The message with this id."""
+        key = check.identifier("message_id", message_id)
+        return await self._store._call(_messages.get, self._store._owner, key)
+
+    async def last(
+        self, conversation_id: Id, n: int = 20, *, role: Role | None = None
+    ) -> builtins.list[Message]:
+        """The last ``n`` messages (of ``role``), oldest first: the context for the next model
+        call. Reads only those rows, however long the conversation."""
+        key = check.identifier("conversation_id", conversation_id)
+        size = check.page_size("n", n, self._store.limits)
+        kind = None if role is None else check.choice("role", role, ROLES)
+        return await self._store._call(_messages.last, self._store._owner, key, size, kind)
+
+    async def list(
+        self,
+        conversation_id: Id,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+        order: Order = "asc",
+        role: Role | None = None,
+    ) -> Page[Message]:
+        """A page of the conversation's messages in ``seq`` order (oldest first by default)."""
+        if after is not None and before is not None:
+            raise ValidationError("before", "give after or before, not both")
+        key = check.identifier("conversation_id", conversation_id)
+        return await self._store._call(
+            _messages.page,
+            self._store._owner,
+            key,
+            order=_order(order),
+            after=_messages.decode_cursor("after", after),
+            before=_messages.decode_cursor("before", before),
+            limit=check.page_size("limit", limit, self._store.limits),
+            role=None if role is None else check.choice("role", role, ROLES),
+        )
+
+    async def count(self, conversation_id: Id, *, role: Role | None = None) -> int:
+        """How many messages the conversation holds (of ``role``)."""
+        key = check.identifier("conversation_id", conversation_id)
+        kind = None if role is None else check.choice("role", role, ROLES)
+        return await self._store._call(_messages.count, self._store._owner, key, kind)
+
+
+class AsyncUserScope(_AsyncStore):
+    """A view of a ledger bound to one acting user: every conversation and message operation
+    sees only that user's data. Another user's conversation is "not found", exactly as if it
+    did not exist. Made by :meth:`AsyncLedger.as_user`."""
+
+    def __init__(self, core: _AsyncCore, user_id: uuid.UUID) -> None:
+        super().__init__(core, user_id)
+        self.user_id = user_id
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} user_id={self.user_id}>"
+
+
+class AsyncLedger(_AsyncStore):
+    """chatledger's store: users, conversations and messages in one database.
+
+    Open it from a database URL, from an existing SQLAlchemy engine, or (no argument) from the
+    environment and configuration file (see :class:`~chatledger.config.Config`); with nothing
+    configured, an SQLite file in the user's data directory. Creating the object does no I/O:
+    the database is opened, and an empty one initialised, by :meth:`open`, by entering the
+    context manager, or by the first operation.
+    """
+
+    def __init__(
+        self,
+        url: str | URL | AnyEngine | None = None,
+        *,
+        config: Config | None = None,
+        config_file: str | None = None,
+        auto_upgrade: bool | None = None,
+        retry: RetryPolicy | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        engine = url if isinstance(url, AnyEngine) else None
+        if config is None:
+            source = engine.url if engine is not None else url
+            config = Config.load(source, config_file=config_file)  # type: ignore[arg-type]
+        if auto_upgrade is not None:
+            config = dataclasses.replace(config, auto_upgrade=auto_upgrade)
+        db = open_database(config, engine)
+        super().__init__(_AsyncCore(db, config, retry or RetryPolicy(), limits or Limits()), None)
+        self.users = AsyncUsers(self)
+
+    @property
+    def config(self) -> Config:
+        """The configuration in effect."""
+        return self._core.config
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._core.config.redacted_url()}>"
+
+    def as_user(self, user_id: Id) -> AsyncUserScope:
+        """A view that acts for ``user_id``: only that user's conversations and messages
+        exist for it. Shares this ledger's connections and transactions."""
+        return AsyncUserScope(self._core, check.identifier("user_id", user_id))
+
+    async def open(self) -> None:
+        """Connect and make sure the schema is current (initialising an empty database).
+        Called by the first operation if not before."""
+        await self._core.open()
+
+    async def close(self) -> None:
+        """Close every pooled connection. The store cannot be used afterwards."""
+        self._core.closed = True
+        self._core.opened = False
+        await self._core.db.dispose()
+
+    async def __aenter__(self) -> AsyncLedger:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,402 @@
+"""Everything that differs between SQLite, PostgreSQL and MariaDB, in one place.
+
+Business code asks a :class:`Backend` for a capability (``update_returning``) or a behaviour
+(``classify``, ``migration_lock``); it never tests a dialect name itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import sqlite3
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Literal
+
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from .errors import (
+    ConfigurationError,
+    MissingDependencyError,
+    SQLiteWALResetBugWarning,
+    TransientError,
+)
+
+__all__ = ["WRITE", "Backend", "Violation", "backend_for", "backend_of"]
+
+logger = logging.getLogger(__name__)
+
+#: Execution option that marks a connection whose transaction will write.
+WRITE: Final = "chatledger_write"
+
+_MIGRATION_LOCK_NAME: Final = "chatledger.migrate"
+_MIGRATION_LOCK_KEY: Final = 0x6368_6C65_6467_6572  # "chledger": a stable advisory-lock key
+_MIGRATION_LOCK_TIMEOUT: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """An integrity error, decoded: its kind and the constraint (or column) it names."""
+
+    kind: Literal["unique", "foreign_key", "check", "not_null", "other"]
+    name: str | None
+
+
+class Backend:
+    """Behaviour of one database family."""
+
+    name: ClassVar[str]
+    extra: ClassVar[str]
+    #: driver name -> import name, for the sync and async surfaces; the first is the default.
+    sync_drivers: ClassVar[dict[str, str]]
+    async_drivers: ClassVar[dict[str, str]]
+    #: ``UPDATE ... RETURNING`` is available.
+    update_returning: ClassVar[bool] = True
+    #: Writers in one process should queue on a lock instead of busy-waiting in the database.
+    serialize_writes: ClassVar[bool] = False
+    #: The asynchronous surface runs the synchronous driver on worker threads.
+    threaded_async: ClassVar[bool] = False
+    #: Single reads run in autocommit mode, saving the BEGIN and ROLLBACK round trips.
+    autocommit_reads: ClassVar[bool] = False
+
+    def url_for(self, url: URL, *, asynchronous: bool) -> URL:
+        """``url`` with a driver chatledger supports on this surface; the driver must be
+        installed, else :class:`MissingDependencyError` names the extra."""
+        drivers = self.async_drivers if asynchronous else self.sync_drivers
+        driver = url.get_driver_name()
+        if "+" not in url.drivername or driver not in drivers:
+            driver = next(iter(drivers))
+        module = drivers[driver]
+        if module and importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(module, self.extra)
+        return url.set(drivername=f"{url.get_backend_name()}+{driver}")
+
+    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for ``create_engine`` beyond the pool settings."""
+        return {}
+
+    def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+        """Attach connection hooks to a freshly created or adopted engine."""
+
+    def error_code(self, exc: DBAPIError) -> str | None:
+        """The server's error code of a driver exception."""
+        return None
+
+    def is_transient(self, exc: DBAPIError) -> bool:
+        """Whether re-running the transaction may cure ``exc``."""
+        return bool(exc.connection_invalidated)
+
+    def violation(self, exc: DBAPIError) -> Violation:
+        """Decode an integrity error."""
+        return Violation("other", None)
+
+    @contextmanager
+    def migration_lock(self, conn: Connection) -> Iterator[None]:
+        """Hold a lock that serialises schema migrations across processes. Entered inside the
+        migration's transaction."""
+        yield
+
+
+class SQLite(Backend):
+    name = "sqlite"
+    extra = "sqlite"
+    sync_drivers: ClassVar[dict[str, str]] = {"pysqlite": ""}
+    # The async surface runs the sync driver on worker threads: one hop per operation instead
+    # of aiosqlite's one hop per statement.
+    async_drivers: ClassVar[dict[str, str]] = {"pysqlite": ""}
+    threaded_async = True
+    serialize_writes = True
+
+    _TRANSIENT: ClassVar[frozenset[int]] = frozenset(
+        {5, 6, 261, 262, 517, 773}  # SQLITE_BUSY, _LOCKED, and their extended codes
+    )
+    _UNIQUE_MESSAGE = re.compile(r"(UNIQUE|PRIMARY KEY|FOREIGN KEY|CHECK|NOT NULL) constraint failed: ?(.*)")
+
+    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+        options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+        if is_memory_sqlite(url):
+            from sqlalchemy.pool import StaticPool
+
+            options["poolclass"] = StaticPool
+        return options
+
+    def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+        warn_if_wal_reset_bug(sqlite3.sqlite_version_info)
+        memory = is_memory_sqlite(engine.url)
+        pragmas = [
+            "PRAGMA foreign_keys=ON",
+            f"PRAGMA busy_timeout={int(busy_timeout * 1000)}",
+            f"PRAGMA synchronous={synchronous}",
+        ]
+        if not memory:
+            pragmas.insert(0, "PRAGMA journal_mode=WAL")
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from the driver: chatledger emits BEGIN itself.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                for pragma in pragmas:
+                    cursor.execute(pragma)
+            finally:
+                cursor.close()
+
+        def on_begin(conn: Connection) -> None:
+            dbapi_connection = conn.connection.dbapi_connection
+            if getattr(dbapi_connection, "isolation_level", None) is not None:
+                on_connect(dbapi_connection, None)  # pooled before chatledger adopted the engine
+            write = conn.get_execution_options().get(WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        if not event.contains(engine, "begin", _marker):
+            event.listen(engine, "connect", on_connect)
+            event.listen(engine, "begin", on_begin)
+            event.listen(engine, "begin", _marker)
+
+    def error_code(self, exc: DBAPIError) -> str | None:
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        return None if code is None else str(code)
+
+    def is_transient(self, exc: DBAPIError) -> bool:
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        if code in self._TRANSIENT:
+            return True
+        message = str(exc.orig)
+        return "database is locked" in message or super().is_transient(exc)
+
+    def violation(self, exc: DBAPIError) -> Violation:
+        match = self._UNIQUE_MESSAGE.search(str(exc.orig))
+        if match is None:
+            return Violation("other", None)
+        kinds: dict[str, Literal["unique", "foreign_key", "check", "not_null"]] = {
+            "UNIQUE": "unique",
+            "PRIMARY KEY": "unique",
+            "FOREIGN KEY": "foreign_key",
+            "CHECK": "check",
+            "NOT NULL": "not_null",
+        }
+        # "users.email" or "messages.conversation_id, messages.idempotency_key": the last
+        # column names the field.
+        columns = match.group(2).strip()
+        name = columns.rsplit(",", 1)[-1].strip().rsplit(".", 1)[-1] if columns else None
+        return Violation(kinds[match.group(1)], name or None)
+
+
+def _marker(conn: Connection) -> None:
+    """Marks an engine whose hooks chatledger installed already."""
+
+
+class PostgreSQL(Backend):
+    name = "postgresql"
+    extra = "postgres"
+    autocommit_reads = True
+    sync_drivers: ClassVar[dict[str, str]] = {
+        "psycopg": "psycopg",
+        "psycopg2": "psycopg2",
+        "pg8000": "pg8000",
+    }
+    async_drivers: ClassVar[dict[str, str]] = {
+        "psycopg": "psycopg",
+        "psycopg_async": "psycopg",
+        "asyncpg": "asyncpg",
+    }
+    _TRANSIENT: ClassVar[frozenset[str]] = frozenset(
+        {
+            "40001",  # serialization_failure
+            "40P01",  # deadlock_detected
+            "25006",  # read_only_sql_transaction: the primary became a replica in a failover
+            "55P03",  # lock_not_available
+            "57P01",  # admin_shutdown
+            "57P02",  # crash_shutdown
+            "57P03",  # cannot_connect_now
+        }
+    )
+    _KINDS: ClassVar[dict[str, Literal["unique", "foreign_key", "check", "not_null"]]] = {
+        "23505": "unique",
+        "23503": "foreign_key",
+        "23514": "check",
+        "23502": "not_null",
+    }
+
+    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+        if url.get_driver_name() in ("psycopg", "psycopg_async"):
+            return {"connect_args": {"application_name": "chatledger"}}
+        return {}
+
+    def error_code(self, exc: DBAPIError) -> str | None:
+        return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+    def is_transient(self, exc: DBAPIError) -> bool:
+        code = self.error_code(exc)
+        if code is None:
+            # psycopg reports a failed or broken connection without a SQLSTATE.
+            return isinstance(exc, OperationalError | InterfaceError) or super().is_transient(exc)
+        return code in self._TRANSIENT or code.startswith("08") or super().is_transient(exc)
+
+    def violation(self, exc: DBAPIError) -> Violation:
+        kind = self._KINDS.get(self.error_code(exc) or "")
+        diag = getattr(exc.orig, "diag", None)
+        name = getattr(diag, "constraint_name", None) or getattr(diag, "column_name", None)
+        return Violation(kind or "other", name)
+
+    @contextmanager
+    def migration_lock(self, conn: Connection) -> Iterator[None]:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        yield
+
+
+class MariaDB(Backend):
+    name = "mariadb"
+    extra = "mariadb"
+    sync_drivers: ClassVar[dict[str, str]] = {
+        "pymysql": "pymysql",
+        "mysqldb": "MySQLdb",
+        "mariadbconnector": "mariadb",
+        "mysqlconnector": "mysql.connector",
+    }
+    async_drivers: ClassVar[dict[str, str]] = {"aiomysql": "aiomysql", "asyncmy": "asyncmy"}
+    update_returning = False
+    _TRANSIENT: ClassVar[frozenset[int]] = frozenset(
+        {
+            1205,  # lock wait timeout (rolls back only the statement: we re-run the transaction)
+            1213,  # deadlock
+            1290,  # server is running with --read-only (failover)
+            1792,  # read-only transaction
+            1927,  # connection was killed
+            2002,  # can't connect through socket
+            2003,  # can't connect to server
+            2006,  # server has gone away
+            2013,  # lost connection during query
+            2055,  # lost connection at handshake
+            4031,  # disconnected by the server because of inactivity
+        }
+    )
+    _KINDS: ClassVar[dict[int, Literal["unique", "foreign_key", "check", "not_null"]]] = {
+        1062: "unique",
+        1451: "foreign_key",
+        1452: "foreign_key",
+        4025: "check",
+        3819: "check",
+        1048: "not_null",
+    }
+    _NAME = re.compile(r"for key '(?:[^'.]*\.)?([^']+)'|CONSTRAINT `([^`]+)`|Column '([^']+)'")
+
+    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+        sql_mode = (
+            "STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
+            "NO_ENGINE_SUBSTITUTION"
+        )
+        return {
+            # Read committed, as on PostgreSQL: each statement sees what committed before it,
+            # which appends rely on after taking the conversation's row lock.
+            "isolation_level": "READ COMMITTED",
+            "connect_args": {
+                "charset": "utf8mb4",
+                "init_command": f"SET SESSION sql_mode='{sql_mode}', time_zone='+00:00'",
+            },
+        }
+
+    def error_code(self, exc: DBAPIError) -> str | None:
+        args = getattr(exc.orig, "args", ())
+        return str(args[0]) if args and isinstance(args[0], int) else None
+
+    def is_transient(self, exc: DBAPIError) -> bool:
+        code = self.error_code(exc)
+        if code is not None and int(code) in self._TRANSIENT:
+            return True
+        return super().is_transient(exc)
+
+    def violation(self, exc: DBAPIError) -> Violation:
+        code = self.error_code(exc)
+        kind = self._KINDS.get(int(code)) if code else None
+        match = self._NAME.search(str(exc.orig))
+        name = next((g for g in match.groups() if g), None) if match else None
+        return Violation(kind or "other", name)
+
+    @contextmanager
+    def migration_lock(self, conn: Connection) -> Iterator[None]:
+        got = conn.execute(
+            text("SELECT GET_LOCK(:name, :timeout)"),
+            {"name": _MIGRATION_LOCK_NAME, "timeout": _MIGRATION_LOCK_TIMEOUT},
+        ).scalar()
+        if got != 1:
+            raise TransientError("timed out waiting for another process's schema migration")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _MIGRATION_LOCK_NAME})
+
+
+_BACKENDS: Final[dict[str, Backend]] = {
+    "sqlite": SQLite(),
+    "postgresql": PostgreSQL(),
+    "mysql": MariaDB(),
+    "mariadb": MariaDB(),
+}
+
+
+def backend_for(url: URL) -> Backend:
+    """The backend of a database URL."""
+    try:
+        return _BACKENDS[url.get_backend_name()]
+    except KeyError:
+        raise ConfigurationError(
+            f"unsupported database {url.get_backend_name()!r}: "
+            "chatledger supports sqlite, postgresql and mariadb (mysql)"
+        ) from None
+
+
+def backend_of(conn: Connection) -> Backend:
+    """The backend of an open connection."""
+    return _BACKENDS[conn.dialect.name]
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """Whether ``url`` names a private in-memory SQLite database."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(url: URL) -> threading.RLock:
+    """The in-process lock that queues writers of one SQLite file."""
+    key = str(url.database)
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.RLock())
+
+
+def has_wal_reset_bug(version: tuple[int, int, int]) -> bool:
+    """Whether an SQLite library version has the WAL-reset corruption bug: every version
+    before 3.51.3 except the fixed backports 3.44.6+ (3.44.x) and 3.50.7+ (3.50.x)."""
+    if version >= (3, 51, 3):
+        return False
+    if version[:2] == (3, 44):
+        return version < (3, 44, 6)
+    if version[:2] == (3, 50):
+        return version < (3, 50, 7)
+    return True
+
+
+_warned_versions: set[tuple[int, int, int]] = set()
+
+
+def warn_if_wal_reset_bug(version: tuple[int, int, int]) -> None:
+    """Warn (once per process) when the linked SQLite has the WAL-reset bug."""
+    if not has_wal_reset_bug(version) or version in _warned_versions:
+        return
+    _warned_versions.add(version)
+    text_version = ".".join(map(str, version))
+    message = (
+        f"the linked SQLite library {text_version} has the WAL-reset corruption bug "
+        "(fixed in 3.51.3, 3.50.7 and 3.44.6): a checkpoint racing a writer can corrupt "
+        "the database. Upgrade SQLite (e.g. a newer Python build) for production use."
+    )
+    warnings.warn(message, SQLiteWALResetBugWarning, stacklevel=4)

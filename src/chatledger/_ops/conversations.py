@@ -1,0 +1,241 @@
+"""Conversations: create, read, update, the status life cycle, deletes, the sidebar listing."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, Row, delete, func, select, update
+
+from .. import _cursors, _ids
+from .. import _validate as check
+from .._schema import CONVERSATION_STATUSES, INTENT_MAX, TITLE_MAX, conversations
+from ..errors import ConflictError, NotFoundError, ValidationError
+from ..records import Conversation, ConversationStatus, Order, Page
+from ._common import paginate, record_columns, utcnow
+
+__all__ = [
+    "TRANSITIONS",
+    "count",
+    "create",
+    "delete_hard",
+    "get",
+    "page",
+    "prepare",
+    "statuses",
+    "transition",
+    "update_fields",
+]
+
+_COLUMNS: Final = record_columns(conversations, Conversation)
+_KIND: Final = "conversations"
+#: Listings without a status filter show every status but this one.
+_HIDDEN: Final = "deleted"
+
+#: action -> (statuses it applies to, resulting status). Applying an action to a conversation
+#: already in the resulting status changes nothing.
+TRANSITIONS: Final[dict[str, tuple[frozenset[str], ConversationStatus]]] = {
+    "archive": (frozenset({"active", "closed"}), "archived"),
+    "unarchive": (frozenset({"archived"}), "active"),
+    "close": (frozenset({"active", "archived"}), "closed"),
+    "delete": (frozenset({"active", "archived", "closed"}), "deleted"),
+    "restore": (frozenset({"deleted"}), "active"),
+}
+
+
+def prepare(limits: check.Limits, fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate conversation fields (any subset of title, intent, metadata)."""
+    validators = {
+        "title": lambda v: check.optional_text("title", v, TITLE_MAX),
+        "intent": lambda v: check.optional_text("intent", v, INTENT_MAX),
+        "metadata": lambda v: check.metadata("metadata", v, limits),
+    }
+    return {name: validators[name](value) for name, value in fields.items()}
+
+
+def _to_conversation(row: Row[Any]) -> Conversation:
+    return Conversation(*row)
+
+
+def create(conn: Connection, owner_id: uuid.UUID, fields: dict[str, Any]) -> Conversation:
+    """A new, empty, active conversation of ``owner_id``."""
+    title, intent, metadata = fields["title"], fields["intent"], fields["metadata"]
+    now = utcnow()
+    conversation = Conversation(
+        id=_ids.new_id(),
+        owner_id=owner_id,
+        title=title,
+        intent=intent,
+        status="active",
+        message_count=0,
+        last_message_at=None,
+        last_activity_at=now,
+        archived_at=None,
+        metadata=metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    # A missing owner violates the foreign key, which translates to NotFoundError("user").
+    conn.execute(
+        conversations.insert(),
+        {
+            "id": conversation.id,
+            "owner_id": owner_id,
+            "title": title,
+            "intent": intent,
+            "status": "active",
+            "message_count": 0,
+            "last_message_at": None,
+            "last_activity_at": now,
+            "archived_at": None,
+            "metadata_": metadata,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    return conversation
+
+
+def get(
+    conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID, *, lock: bool = False
+) -> Conversation:
+    """One conversation by id (whatever its status)."""
+    c = conversations.c
+    query = select(*_COLUMNS).where(c.id == conversation_id)
+    if owner is not None:
+        query = query.where(c.owner_id == owner)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFoundError("conversation", conversation_id)
+    return Conversation(*row)
+
+
+def update_fields(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    conversation_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> Conversation:
+    """Set ``title``, ``intent`` and/or ``metadata``."""
+    current = get(conn, owner, conversation_id, lock=True)
+    if not changes:
+        return current
+    now = utcnow()
+    values = {("metadata_" if k == "metadata" else k): v for k, v in changes.items()}
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(**values, updated_at=now)
+    )
+    return replace(current, **changes, updated_at=now)
+
+
+def transition(
+    conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID, action: str
+) -> Conversation:
+    """Apply a life-cycle ``action`` (see :data:`TRANSITIONS`)."""
+    sources, target = TRANSITIONS[action]
+    current = get(conn, owner, conversation_id, lock=True)
+    if current.status == target:
+        return current
+    if current.status not in sources:
+        raise ConflictError(
+            f"cannot {action} a {current.status} conversation", field="status"
+        )
+    now = utcnow()
+    archived_at: datetime | None = current.archived_at
+    if target == "archived":
+        archived_at = now
+    elif target == "active":
+        archived_at = None
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(status=target, archived_at=archived_at, updated_at=now)
+    )
+    return replace(current, status=target, archived_at=archived_at, updated_at=now)
+
+
+def delete_hard(conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID) -> None:
+    """Delete the conversation and, by cascade, its messages."""
+    c = conversations.c
+    stmt = delete(conversations).where(c.id == conversation_id)
+    if owner is not None:
+        stmt = stmt.where(c.owner_id == owner)
+    if conn.execute(stmt).rowcount != 1:
+        raise NotFoundError("conversation", conversation_id)
+
+
+def statuses(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Validate a status filter; ``None`` means every status but ``deleted``."""
+    if value is None:
+        return None
+    chosen = (value,) if isinstance(value, str) else tuple(value)
+    if not chosen:
+        raise ValidationError("status", "must name at least one status")
+    for status in chosen:
+        if status not in CONVERSATION_STATUSES:
+            raise ValidationError(
+                "status",
+                f"{status!r} is not one of: {', '.join(CONVERSATION_STATUSES)}",
+                limit=CONVERSATION_STATUSES,
+            )
+    return chosen
+
+
+def _filtered(owner_id: uuid.UUID, status: tuple[str, ...] | None) -> Any:
+    c = conversations.c
+    condition = c.owner_id == owner_id
+    if status is None:
+        return condition & (c.status != _HIDDEN)
+    if len(status) == 1:
+        return condition & (c.status == status[0])
+    return condition & c.status.in_(status)
+
+
+def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
+    """The (last activity, id) sort key inside a conversation cursor."""
+    if cursor is None:
+        return None
+    when, ident = _cursors.decode(field, _KIND, cursor, 2)
+    try:
+        return [datetime.fromisoformat(when), uuid.UUID(ident)]
+    except (TypeError, ValueError):
+        raise ValidationError(field, "is not a valid cursor") from None
+
+
+def page(
+    conn: Connection,
+    owner_id: uuid.UUID,
+    *,
+    status: tuple[str, ...] | None,
+    order: Order,
+    after: list[Any] | None,
+    before: list[Any] | None,
+    limit: int,
+) -> Page[Conversation]:
+    """A keyset page of ``owner_id``'s conversations by last activity."""
+    c = conversations.c
+    query = select(*_COLUMNS).where(_filtered(owner_id, status))
+    return paginate(
+        conn,
+        query,
+        [c.last_activity_at, c.id],
+        kind=_KIND,
+        order=order,
+        after=after,
+        before=before,
+        limit=limit,
+        convert=_to_conversation,
+        cursor_key=lambda conv: (conv.last_activity_at.isoformat(), conv.id.hex),
+    )
+
+
+def count(conn: Connection, owner_id: uuid.UUID, status: tuple[str, ...] | None) -> int:
+    """How many conversations ``owner_id`` has (with the status filter)."""
+    query = select(func.count()).select_from(conversations).where(_filtered(owner_id, status))
+    return int(conn.execute(query).scalar_one())

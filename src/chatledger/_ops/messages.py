@@ -1,0 +1,384 @@
+"""Messages: append (the hot path), reads by position, keyset pages, counts.
+
+An append is one transaction that bumps the conversation's ``message_count`` (taking its row
+lock, which serialises appends to one conversation), uses the new count as the message's
+``seq`` and inserts the message. So ``seq`` is gap-free and ``message_count`` always equals the
+number of messages, under any concurrency, on every backend.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any, Final
+
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    case,
+    exists,
+    func,
+    select,
+    update,
+)
+
+from .. import _cursors, _ids
+from .. import _validate as check
+from .._backends import backend_of
+from .._schema import (
+    IDEMPOTENCY_KEY_MAX,
+    INTENT_MAX,
+    MODEL_MAX,
+    REQUEST_ID_MAX,
+    ROLES,
+    conversations,
+    messages,
+)
+from .._types import UTCDateTime
+from ..errors import ConflictError, NotFoundError, ValidationError
+from ..records import Message, Order, Page
+from ._common import paginate, record_columns, utcnow
+
+__all__ = ["NewMessage", "append", "count", "get", "last", "page", "prepare"]
+
+_APPENDABLE: Final = ("active", "archived")
+_COLUMNS: Final = record_columns(messages, Message)
+_KIND: Final = "messages"
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated message, ready to append."""
+
+    role: str
+    content: str
+    intent: str | None
+    metadata: dict[str, Any] | None
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: Decimal | None
+    latency_ms: int | None
+    request_id: str | None
+    idempotency_key: str | None
+
+
+def prepare(
+    limits: check.Limits,
+    *,
+    role: object,
+    content: object,
+    intent: object = None,
+    metadata: object = None,
+    model: object = None,
+    input_tokens: object = None,
+    output_tokens: object = None,
+    cost: object = None,
+    latency_ms: object = None,
+    request_id: object = None,
+    idempotency_key: object = None,
+) -> NewMessage:
+    """Validate a message before anything is written."""
+    return NewMessage(
+        role=check.choice("role", role, ROLES),
+        content=check.text("content", content, limits.max_content_chars),
+        intent=check.optional_text("intent", intent, INTENT_MAX),
+        metadata=check.metadata("metadata", metadata, limits),
+        model=check.optional_text("model", model, MODEL_MAX),
+        input_tokens=check.count("input_tokens", input_tokens),
+        output_tokens=check.count("output_tokens", output_tokens),
+        cost=check.money("cost", cost),
+        latency_ms=check.count("latency_ms", latency_ms),
+        request_id=check.optional_text("request_id", request_id, REQUEST_ID_MAX),
+        idempotency_key=check.optional_text(
+            "idempotency_key", idempotency_key, IDEMPOTENCY_KEY_MAX
+        ),
+    )
+
+
+def _bump(returning: bool, scoped: bool) -> Any:
+    """``UPDATE conversations`` that counts one more message and moves the activity time
+    forward (never backward: ``created_at`` is the caller's clock, ``seq`` is the order)."""
+    c = conversations.c
+    now = bindparam("b_now", type_=UTCDateTime())
+    stmt = update(conversations).where(c.id == bindparam("b_cid"), c.status.in_(_APPENDABLE))
+    if scoped:
+        stmt = stmt.where(c.owner_id == bindparam("b_owner"))
+    count_value: Any = c.message_count + 1
+    if not returning:
+        # MariaDB has no UPDATE ... RETURNING: LAST_INSERT_ID(expr) hands the new count back in
+        # the statement's OK packet (cursor.lastrowid), without another round trip.
+        count_value = func.last_insert_id(count_value)
+    stmt = stmt.values(
+        message_count=count_value,
+        last_message_at=case(
+            (c.last_message_at.is_(None) | (c.last_message_at < now), now),
+            else_=c.last_message_at,
+        ),
+        last_activity_at=case((c.last_activity_at < now, now), else_=c.last_activity_at),
+        updated_at=now,
+    )
+    return stmt.returning(c.message_count) if returning else stmt
+
+
+_BUMP: Final = {(r, s): _bump(r, s) for r in (True, False) for s in (True, False)}
+
+# After a lost race on an idempotency key: undo the bump. Runs under the row lock.
+_UNBUMP: Final = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("b_cid"))
+    .values(
+        message_count=conversations.c.message_count - 1,
+        last_message_at=(
+            select(func.max(messages.c.created_at))
+            .where(messages.c.conversation_id == bindparam("b_cid"))
+            .scalar_subquery()
+        ),
+        last_activity_at=func.coalesce(
+            select(func.max(messages.c.created_at))
+            .where(messages.c.conversation_id == bindparam("b_cid"))
+            .scalar_subquery(),
+            conversations.c.created_at,
+        ),
+    )
+)
+_INSERT: Final = messages.insert()
+
+
+def _owned(scoped: bool) -> Any:
+    """``EXISTS`` the conversation (owned by ``b_owner`` when scoped)."""
+    c = conversations.c
+    condition = c.id == bindparam("b_cid")
+    if scoped:
+        condition = condition & (c.owner_id == bindparam("b_owner"))
+    return exists().where(condition)
+
+
+@cache
+def _select(scoped: bool, role: bool, by_key: bool = False) -> Select[Any]:
+    m = messages.c
+    stmt = select(*_COLUMNS).where(m.conversation_id == bindparam("b_cid"))
+    if scoped:
+        stmt = stmt.where(_owned(True))
+    if role:
+        stmt = stmt.where(m.role == bindparam("b_role"))
+    if by_key:
+        stmt = stmt.where(m.idempotency_key == bindparam("b_key"))
+    return stmt
+
+
+@cache
+def _last(scoped: bool, role: bool) -> Select[Any]:
+    return (
+        _select(scoped, role)
+        .order_by(messages.c.seq.desc())
+        .limit(bindparam("b_n", type_=Integer()))
+    )
+
+
+def _to_message(row: Row[Any]) -> Message:
+    return Message(*row)
+
+
+def _params(owner: uuid.UUID | None, conversation_id: uuid.UUID) -> dict[str, Any]:
+    if owner is None:
+        return {"b_cid": conversation_id}
+    return {"b_cid": conversation_id, "b_owner": owner}
+
+
+def _existing(
+    conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID, key: str
+) -> Message | None:
+    params = _params(owner, conversation_id)
+    params["b_key"] = key
+    row = conn.execute(_select(owner is not None, False, True), params).first()
+    return None if row is None else Message(*row)
+
+
+def require_conversation(
+    conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID
+) -> None:
+    """Raise NotFoundError unless the conversation exists (and is ``owner``'s)."""
+    found = conn.execute(select(_owned(owner is not None)), _params(owner, conversation_id))
+    if not found.scalar():
+        raise NotFoundError("conversation", conversation_id)
+
+
+def _refusal(conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID) -> Exception:
+    """Why an append matched no conversation row: missing (or not owner's), or its status."""
+    c = conversations.c
+    query = select(c.status).where(c.id == conversation_id)
+    if owner is not None:
+        query = query.where(c.owner_id == owner)
+    status = conn.execute(query).scalar()
+    if status is None:
+        return NotFoundError("conversation", conversation_id)
+    return ConflictError(f"cannot append to a {status} conversation", field="status")
+
+
+def append(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    conversation_id: uuid.UUID,
+    new: NewMessage,
+) -> Message:
+    """Append ``new`` to the conversation; with an idempotency key already used there, return
+    the message it stored instead and write nothing."""
+    key = new.idempotency_key
+    if key is not None and (found := _existing(conn, owner, conversation_id, key)) is not None:
+        return found
+    backend = backend_of(conn)
+    now = utcnow()
+    params = _params(owner, conversation_id)
+    params["b_now"] = now
+    result = conn.execute(_BUMP[backend.update_returning, owner is not None], params)
+    if backend.update_returning:
+        seq = result.scalar()
+    else:
+        seq = result.lastrowid if result.rowcount == 1 else None
+    if seq is None:
+        raise _refusal(conn, owner, conversation_id)
+    if key is not None and (found := _existing(conn, owner, conversation_id, key)) is not None:
+        # Another append with this key committed while we waited for the row lock.
+        conn.execute(_UNBUMP, {"b_cid": conversation_id})
+        return found
+    message = Message(
+        id=_ids.new_id(),
+        conversation_id=conversation_id,
+        seq=seq,
+        role=new.role,  # type: ignore[arg-type]  # validated against ROLES
+        content=new.content,
+        intent=new.intent,
+        metadata=new.metadata,
+        model=new.model,
+        input_tokens=new.input_tokens,
+        output_tokens=new.output_tokens,
+        cost=new.cost,
+        latency_ms=new.latency_ms,
+        request_id=new.request_id,
+        idempotency_key=key,
+        created_at=now,
+    )
+    conn.execute(_INSERT, _insert_params(message))
+    return message
+
+
+def _insert_params(message: Message) -> dict[str, Any]:
+    return {
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "intent": message.intent,
+        "metadata_": message.metadata,
+        "model": message.model,
+        "input_tokens": message.input_tokens,
+        "output_tokens": message.output_tokens,
+        "cost": message.cost,
+        "latency_ms": message.latency_ms,
+        "request_id": message.request_id,
+        "idempotency_key": message.idempotency_key,
+        "created_at": message.created_at,
+    }
+
+
+def get(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> Message:
+    """One message by id."""
+    m, c = messages.c, conversations.c
+    query = select(*_COLUMNS).where(m.id == message_id)
+    if owner is not None:
+        query = query.join(conversations, c.id == m.conversation_id).where(c.owner_id == owner)
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFoundError("message", message_id)
+    return Message(*row)
+
+
+def last(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    conversation_id: uuid.UUID,
+    n: int,
+    role: str | None,
+) -> list[Message]:
+    """The last ``n`` messages, oldest first: an index range scan, never the whole thread."""
+    params = _params(owner, conversation_id)
+    params["b_n"] = n
+    if role is not None:
+        params["b_role"] = role
+    rows = conn.execute(_last(owner is not None, role is not None), params).all()
+    if not rows:
+        require_conversation(conn, owner, conversation_id)
+        return []
+    result = [Message(*row) for row in rows]
+    result.reverse()
+    return result
+
+
+def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
+    """The ``seq`` inside a message cursor."""
+    if cursor is None:
+        return None
+    (seq,) = _cursors.decode(field, _KIND, cursor, 1)
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise ValidationError(field, "is not a valid cursor")
+    return [seq]
+
+
+def page(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    conversation_id: uuid.UUID,
+    *,
+    order: Order,
+    after: list[Any] | None,
+    before: list[Any] | None,
+    limit: int,
+    role: str | None,
+) -> Page[Message]:
+    """A keyset page of the conversation's messages by ``seq``."""
+    require_conversation(conn, owner, conversation_id)
+    query = select(*_COLUMNS).where(messages.c.conversation_id == conversation_id)
+    if role is not None:
+        query = query.where(messages.c.role == role)
+    return paginate(
+        conn,
+        query,
+        [messages.c.seq],
+        kind=_KIND,
+        order=order,
+        after=after,
+        before=before,
+        limit=limit,
+        convert=_to_message,
+        cursor_key=lambda message: (message.seq,),
+    )
+
+
+def count(
+    conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID, role: str | None
+) -> int:
+    """How many messages the conversation holds (of ``role``, when given)."""
+    if role is None:
+        c = conversations.c
+        query = select(c.message_count).where(c.id == conversation_id)
+        if owner is not None:
+            query = query.where(c.owner_id == owner)
+        value = conn.execute(query).scalar()
+        if value is None:
+            raise NotFoundError("conversation", conversation_id)
+        return int(value)
+    require_conversation(conn, owner, conversation_id)
+    query = (
+        select(func.count())
+        .select_from(messages)
+        .where(messages.c.conversation_id == conversation_id, messages.c.role == role)
+    )
+    return int(conn.execute(query).scalar_one())

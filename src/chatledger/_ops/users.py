@@ -1,0 +1,170 @@
+"""Users: create, look up by any unique key, get-or-create, list, update, delete."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any, Final
+
+from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import _cursors, _ids
+from .. import _validate as check
+from .._backends import backend_of
+from .._schema import (
+    DISPLAY_NAME_MAX,
+    EMAIL_MAX,
+    EXTERNAL_ID_MAX,
+    USER_ROLE_MAX,
+    USERNAME_MAX,
+    users,
+)
+from .._translate import translate
+from ..errors import ConflictError, NotFoundError, ValidationError
+from ..records import Order, Page, User
+from ._common import paginate, record_columns, utcnow
+
+__all__ = ["LOOKUPS", "count", "create", "delete_one", "get_by", "get_or_create", "page", "update_fields"]
+
+_COLUMNS: Final = record_columns(users, User)
+_KIND: Final = "users"
+#: Unique keys a user can be looked up by.
+LOOKUPS: Final = ("id", "external_id", "email", "username")
+
+
+def prepare(limits: check.Limits, fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate and normalise user fields (any subset of them)."""
+    validators = {
+        "external_id": lambda v: check.optional_text("external_id", v, EXTERNAL_ID_MAX),
+        "email": lambda v: check.email("email", v, EMAIL_MAX),
+        "username": lambda v: None if v is None else check.nonblank("username", v, USERNAME_MAX),
+        "display_name": lambda v: check.optional_text("display_name", v, DISPLAY_NAME_MAX),
+        "role": lambda v: check.nonblank("role", v, USER_ROLE_MAX),
+        "metadata": lambda v: check.metadata("metadata", v, limits),
+    }
+    return {name: validators[name](value) for name, value in fields.items()}
+
+
+def _to_user(row: Row[Any]) -> User:
+    return User(*row)
+
+
+def _values(fields: dict[str, Any]) -> dict[str, Any]:
+    return {("metadata_" if k == "metadata" else k): v for k, v in fields.items()}
+
+
+def create(conn: Connection, fields: dict[str, Any]) -> User:
+    """Insert a user; a taken external_id, email or username raises ConflictError."""
+    now = utcnow()
+    user = User(
+        id=_ids.new_id(),
+        external_id=fields.get("external_id"),
+        email=fields.get("email"),
+        username=fields.get("username"),
+        display_name=fields.get("display_name"),
+        role=fields.get("role", "user"),
+        metadata=fields.get("metadata"),
+        created_at=now,
+        updated_at=now,
+    )
+    values = {
+        "id": user.id,
+        "external_id": user.external_id,
+        "email": user.email,
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "metadata_": user.metadata,
+        "created_at": now,
+        "updated_at": now,
+    }
+    conn.execute(users.insert(), values)
+    return user
+
+
+def get_by(
+    conn: Connection, field: str, value: object, *, lock: bool = False
+) -> User:
+    """The user whose unique ``field`` equals ``value``."""
+    query = select(*_COLUMNS).where(users.c[field] == value)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFoundError("user", value)
+    return User(*row)
+
+
+def get_or_create(conn: Connection, external_id: str, defaults: dict[str, Any]) -> User:
+    """The user with ``external_id``, created with ``defaults`` when there is none. Safe under
+    concurrency: the loser of a race to create reads the winner's row."""
+    try:
+        return get_by(conn, "external_id", external_id)
+    except NotFoundError:
+        pass
+    try:
+        with conn.begin_nested():
+            return create(conn, {**defaults, "external_id": external_id})
+    except IntegrityError as exc:
+        error = translate(exc, backend_of(conn))
+        if not (isinstance(error, ConflictError) and error.field == "external_id"):
+            raise
+    return get_by(conn, "external_id", external_id)
+
+
+def update_fields(conn: Connection, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
+    """Change some fields of a user."""
+    current = get_by(conn, "id", user_id, lock=True)
+    if not changes:
+        return current
+    now = utcnow()
+    conn.execute(
+        update(users).where(users.c.id == user_id).values(**_values(changes), updated_at=now)
+    )
+    return replace(current, **changes, updated_at=now)
+
+
+def delete_one(conn: Connection, user_id: uuid.UUID) -> None:
+    """Delete a user and, by cascade, everything the user owns."""
+    if conn.execute(delete(users).where(users.c.id == user_id)).rowcount != 1:
+        raise NotFoundError("user", user_id)
+
+
+def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
+    """The id inside a user cursor."""
+    if cursor is None:
+        return None
+    (ident,) = _cursors.decode(field, _KIND, cursor, 1)
+    try:
+        return [uuid.UUID(ident)]
+    except (TypeError, ValueError):
+        raise ValidationError(field, "is not a valid cursor") from None
+
+
+def page(
+    conn: Connection,
+    *,
+    order: Order,
+    after: list[Any] | None,
+    before: list[Any] | None,
+    limit: int,
+) -> Page[User]:
+    """A keyset page of users by id (creation order)."""
+    return paginate(
+        conn,
+        select(*_COLUMNS),
+        [users.c.id],
+        kind=_KIND,
+        order=order,
+        after=after,
+        before=before,
+        limit=limit,
+        convert=_to_user,
+        cursor_key=lambda user: (user.id.hex,),
+    )
+
+
+def count(conn: Connection) -> int:
+    """How many users there are."""
+    return int(conn.execute(select(func.count()).select_from(users)).scalar_one())

@@ -1,0 +1,121 @@
+"""Runs operations on a synchronous engine: one transaction per call, errors translated."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from .._backends import WRITE, Backend, is_memory_sqlite, write_lock
+from .._translate import translate
+from ..errors import TransientError
+
+__all__ = ["Database", "Transaction"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+Op = Callable[Concatenate[Connection, P], T]
+
+
+class Transaction:
+    """A transaction the caller holds open; operations run inside it."""
+
+    __slots__ = ("_conn", "_db")
+
+    def __init__(self, conn: Connection, db: Database) -> None:
+        self._conn = conn
+        self._db = db
+
+    def call(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``op`` inside this transaction."""
+        try:
+            return op(self._conn, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise self._db.translate(exc) from exc
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an exception inside rolls back only what it did."""
+        try:
+            with self._conn.begin_nested():
+                yield
+        except SQLAlchemyError as exc:
+            raise self._db.translate(exc) from exc
+
+
+class Database:
+    """An engine, the backend it talks to, and how to run one operation on it."""
+
+    def __init__(self, engine: Engine, backend: Backend, *, busy_timeout: float = 10.0) -> None:
+        self.engine = engine
+        self.backend = backend
+        self._writer = engine.execution_options(**{WRITE: True})
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if backend.autocommit_reads
+            else engine
+        )
+        self._secret = engine.url.password if isinstance(engine.url.password, str) else None
+        self._busy_timeout = busy_timeout
+        self._write_lock: threading.Lock | None = None
+        if backend.serialize_writes and not is_memory_sqlite(engine.url):
+            self._write_lock = write_lock(engine.url)
+
+    def translate(self, exc: SQLAlchemyError) -> Exception:
+        """The chatledger error for a SQLAlchemy/driver error."""
+        return translate(exc, self.backend, secret=self._secret)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Queue in-process SQLite writers on a lock instead of in SQLite's busy handler."""
+        lock = self._write_lock
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=self._busy_timeout):
+            raise TransientError("database is locked: timed out waiting for another writer")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def run(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``op`` in a write transaction of its own."""
+        try:
+            with self._writing(), self._writer.begin() as conn:
+                return op(conn, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise self.translate(exc) from exc
+
+    def read(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a read-only ``op`` (in autocommit mode where that saves round trips)."""
+        try:
+            with self._reader.connect() as conn:
+                return op(conn, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise self.translate(exc) from exc
+
+    def run_raw(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``op`` on a connection with no transaction begun; ``op`` manages its own."""
+        try:
+            with self._writing(), self._writer.connect() as conn:
+                return op(conn, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise self.translate(exc) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Hold one write transaction open; it commits when the block ends, or rolls back."""
+        try:
+            with self._writing(), self._writer.begin() as conn:
+                yield Transaction(conn, self)
+        except SQLAlchemyError as exc:
+            raise self.translate(exc) from exc
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

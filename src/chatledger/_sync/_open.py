@@ -1,0 +1,20 @@
+"""How the synchronous surface opens its database."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from .._engine import adopt_engine, sync_engine
+from ..config import Config
+from ._database import Database
+
+__all__ = ["open_database"]
+
+
+def open_database(config: Config, engine: Engine | None) -> Database:
+    """A :class:`Database` on ``engine``, or on a new engine for ``config``."""
+    if engine is None:
+        engine, backend = sync_engine(config)
+    else:
+        backend = adopt_engine(engine, config)
+    return Database(engine, backend, busy_timeout=config.sqlite_busy_timeout)

@@ -1,0 +1,204 @@
+"""Input policy: the same on every backend, applied before anything is written.
+
+- Text must be ``str``. It may not contain NUL (``\\x00``): PostgreSQL cannot store it, so no
+  backend accepts it. It must be encodable as UTF-8 (no lone surrogates).
+- Every text field has a maximum length in characters; message content's is configurable.
+- JSON metadata must be a mapping that serialises to standard JSON (no NaN/Infinity, no NUL
+  anywhere), within a size limit.
+- Counts (tokens, latency) are integers from 0 to 2**31-1. ``bool`` is not an integer here.
+- Cost is an exact, non-negative decimal with at most 9 digits after the point; ``float`` is
+  accepted through its shortest repr (``0.1`` means ``Decimal("0.1")``).
+
+Every violation raises :class:`~chatledger.errors.ValidationError` naming the field and limit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from email_validator import EmailNotValidError, validate_email
+
+from ._schema import INT32_MAX
+from ._types import MONEY_SCALE, canonical_decimal
+from .errors import ValidationError
+
+__all__ = ["Limits"]
+
+_MONEY_MAX: Final = Decimal(10) ** (20 - MONEY_SCALE)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits for what callers may store. Column sizes (titles, names, keys) are fixed by the
+    schema; these are the limits of the unbounded columns."""
+
+    #: Maximum characters of message content. MariaDB's ``max_allowed_packet`` (16 MiB by
+    #: default) must hold 4 bytes per character of this.
+    max_content_chars: int = 1_000_000
+    #: Maximum size of a JSON metadata document, in bytes of its compact UTF-8 serialisation.
+    max_metadata_bytes: int = 1_048_576
+    #: Largest page a listing may ask for.
+    max_page_size: int = 1000
+
+
+def text(field: str, value: object, max_chars: int) -> str:
+    """A required string within ``max_chars`` characters."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
+    if len(value) > max_chars:
+        raise ValidationError(
+            field, f"{len(value):,} characters exceeds the limit of {max_chars:,}", limit=max_chars
+        )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(field, "is not valid UTF-8 (lone surrogate)") from None
+    if "\x00" in value:
+        raise ValidationError(field, "contains a NUL character, which no backend stores")
+    return value
+
+
+def optional_text(field: str, value: object, max_chars: int) -> str | None:
+    """``None``, or a string within ``max_chars`` characters."""
+    return None if value is None else text(field, value, max_chars)
+
+
+def nonblank(field: str, value: object, max_chars: int) -> str:
+    """A string that is not empty or only white space, stripped."""
+    stripped = text(field, value, max_chars).strip()
+    if not stripped:
+        raise ValidationError(field, "must not be blank")
+    return stripped
+
+
+def choice(field: str, value: object, allowed: Collection[str]) -> str:
+    """One of ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        options = ", ".join(sorted(allowed))
+        raise ValidationError(field, f"{value!r} is not one of: {options}", limit=tuple(allowed))
+    return value
+
+
+def count(field: str, value: object) -> int | None:
+    """``None`` or an integer from 0 to 2**31-1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
+    if not 0 <= value <= INT32_MAX:
+        raise ValidationError(field, f"{value} is outside 0..{INT32_MAX}", limit=INT32_MAX)
+    return value
+
+
+def page_size(field: str, value: object, limits: Limits) -> int:
+    """An integer from 1 to ``limits.max_page_size``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
+    if not 1 <= value <= limits.max_page_size:
+        raise ValidationError(
+            field,
+            f"{value} is outside 1..{limits.max_page_size}",
+            limit=limits.max_page_size,
+        )
+    return value
+
+
+def money(field: str, value: object) -> Decimal | None:
+    """``None`` or an exact non-negative decimal with at most ``MONEY_SCALE`` decimals."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValidationError(field, "must be a decimal number, not bool")
+    try:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValidationError(field, "must be finite")
+            amount = Decimal(repr(value))
+        elif isinstance(value, Decimal | int | str):
+            amount = Decimal(value)
+        else:
+            raise ValidationError(field, f"must be a decimal number, not {type(value).__name__}")
+    except InvalidOperation:
+        raise ValidationError(field, f"{value!r} is not a decimal number") from None
+    if not amount.is_finite():
+        raise ValidationError(field, "must be finite")
+    if amount < 0:
+        raise ValidationError(field, "must not be negative", limit=0)
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MONEY_SCALE:
+        raise ValidationError(
+            field, f"has more than {MONEY_SCALE} digits after the point", limit=MONEY_SCALE
+        )
+    if amount >= _MONEY_MAX:
+        raise ValidationError(field, f"must be below {_MONEY_MAX}", limit=_MONEY_MAX)
+    return canonical_decimal(amount)
+
+
+def _check_json_strings(field: str, value: object) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationError(field, "contains a NUL character, which no backend stores")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_json_strings(field, key)
+            _check_json_strings(field, item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_json_strings(field, item)
+
+
+def metadata(field: str, value: object, limits: Limits) -> dict[str, Any] | None:
+    """``None`` or a JSON object within ``limits.max_metadata_bytes``."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError(field, f"must be a mapping, not {type(value).__name__}")
+    try:
+        encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(field, f"is not JSON-serialisable: {exc}") from None
+    try:
+        size = len(encoded.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValidationError(field, "is not valid UTF-8 (lone surrogate)") from None
+    if size > limits.max_metadata_bytes:
+        raise ValidationError(
+            field,
+            f"{size:,} bytes of JSON exceeds the limit of {limits.max_metadata_bytes:,}",
+            limit=limits.max_metadata_bytes,
+        )
+    if "\\u0000" in encoded:
+        _check_json_strings(field, value)
+    result: dict[str, Any] = json.loads(encoded)
+    return result
+
+
+def email(field: str, value: object, max_chars: int) -> str | None:
+    """``None`` or a syntactically valid address, normalised: trimmed and lower-cased."""
+    if value is None:
+        return None
+    raw = text(field, value, max_chars).strip()
+    try:
+        checked = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationError(field, f"is not a valid email address: {exc}") from None
+    return checked.normalized.lower()
+
+
+def identifier(field: str, value: object) -> uuid.UUID:
+    """A UUID, or its string form."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise ValidationError(field, f"{value!r} is not a valid id (a UUID)")

@@ -1,0 +1,133 @@
+"""The exceptions chatledger raises.
+
+Every error chatledger raises derives from :class:`ChatledgerError`. Driver and SQLAlchemy
+exceptions never reach the caller untranslated: they are translated at the boundary and chained
+(``raise ... from exc``), so ``exc.__cause__`` still holds the original for debugging.
+
+The tree is shallow on purpose::
+
+    ChatledgerError
+     ├── NotFoundError            the object does not exist, or is not the acting user's
+     ├── ConflictError            a unique value is taken, or the object's state forbids the change
+     ├── ValidationError          bad input; names the field and the limit (also a ValueError)
+     ├── ConfigurationError       the configuration is incomplete or contradictory
+     ├── SchemaOutOfDateError     run ``chatledger db upgrade`` (or open with auto_upgrade=True)
+     ├── TransientError           retrying the whole transaction may succeed
+     ├── MissingDependencyError   an optional extra is not installed (also an ImportError)
+     └── DatabaseError            any other database failure, translated
+
+Warnings derive from :class:`ChatledgerWarning`; :class:`SQLiteWALResetBugWarning` is issued when
+an SQLite database is opened with a library that has the WAL-reset corruption bug.
+
+Only :class:`TransientError` has ``retriable = True``. chatledger retries transient failures
+itself (the whole transaction, with exponential backoff and jitter); when it gives up, the last
+:class:`TransientError` reaches the caller.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChatledgerError",
+    "ChatledgerWarning",
+    "ConfigurationError",
+    "ConflictError",
+    "DatabaseError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "SQLiteWALResetBugWarning",
+    "SchemaOutOfDateError",
+    "TransientError",
+    "ValidationError",
+]
+
+
+class ChatledgerError(Exception):
+    """Base class of every error chatledger raises."""
+
+    #: Whether re-running the failed transaction may succeed.
+    retriable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: The server's error code (SQLSTATE, MariaDB error number, SQLite extended code) when the
+        #: error came from the database, else ``None``.
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFoundError(ChatledgerError):
+    """The object does not exist, or it exists but is not visible to the acting user."""
+
+    def __init__(self, kind: str, key: object = None) -> None:
+        super().__init__(f"{kind} not found" if key is None else f"{kind} {key} not found")
+        self.kind = kind
+        self.key = key
+
+
+class ConflictError(ChatledgerError):
+    """A unique value is already taken, or the object's current state forbids the change."""
+
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        #: The field whose unique value is taken, when that is the conflict.
+        self.field = field
+
+
+class ValidationError(ChatledgerError, ValueError):
+    """Input was rejected before anything was written. Names the field and, where one applies,
+    the limit that was exceeded."""
+
+    def __init__(self, field: str, problem: str, *, limit: object | None = None) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+        self.limit = limit
+
+
+class ConfigurationError(ChatledgerError):
+    """The configuration is missing, incomplete or contradictory."""
+
+
+class SchemaOutOfDateError(ChatledgerError):
+    """The database schema is not at the revision this version of chatledger needs."""
+
+    def __init__(self, message: str, *, current: str | None, head: str | None) -> None:
+        super().__init__(message)
+        self.current = current
+        self.head = head
+
+
+class TransientError(ChatledgerError):
+    """A failure that re-running the whole transaction may cure: lock contention, a deadlock, a
+    serialization failure, a dropped connection, a server that became read-only during failover."""
+
+    retriable = True
+
+
+class MissingDependencyError(ChatledgerError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed: install it with `pip install 'chatledger[{extra}]'`"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class DatabaseError(ChatledgerError):
+    """A database failure that none of the more specific errors describes."""
+
+
+class ChatledgerWarning(UserWarning):
+    """Base class of the warnings chatledger issues."""
+
+
+class SQLiteWALResetBugWarning(ChatledgerWarning):
+    """The linked SQLite library has the WAL-reset bug, which can corrupt a database in WAL mode
+    when a checkpoint races a writer (fixed in SQLite 3.51.3, backported to 3.44.6 and 3.50.7)."""

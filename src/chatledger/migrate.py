@@ -1,0 +1,229 @@
+"""Schema migrations: Alembic, shipped inside the package.
+
+The functions take a database URL (``None`` reads the configuration), an ``Engine`` or an open
+``Connection``. Every upgrade and downgrade holds a lock (an advisory lock on PostgreSQL,
+``GET_LOCK`` on MariaDB, the write lock on SQLite), so processes starting at once do not race.
+Opening a store initialises an empty database by itself; a database at an older revision raises
+:class:`~chatledger.errors.SchemaOutOfDateError` unless ``auto_upgrade`` is on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Final
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.engine import URL
+
+from ._backends import WRITE, backend_of
+from ._schema import Base
+from .errors import ConfigurationError, SchemaOutOfDateError
+
+__all__ = [
+    "VERSION_TABLE",
+    "Revision",
+    "check",
+    "current",
+    "downgrade",
+    "head",
+    "history",
+    "upgrade",
+]
+
+logger = logging.getLogger(__name__)
+
+#: chatledger's own version table, so an application's Alembic history can share the database.
+VERSION_TABLE: Final = "chatledger_alembic_version"
+Target = Connection | Engine | URL | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One step of the migration history."""
+
+    revision: str
+    down_revision: str | None
+    message: str
+    is_head: bool
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Autogenerate considers chatledger's tables only, not an application's beside them."""
+    if type_ == "table":
+        return name in Base.metadata.tables
+    return True
+
+
+def _alembic_config(conn: Connection | None = None) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", "chatledger:migrations")
+    if conn is not None:
+        config.attributes["connection"] = conn
+    return config
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def head() -> str:
+    """The newest revision this version of chatledger knows."""
+    revision = _scripts().get_current_head()
+    if revision is None:  # pragma: no cover - the package always ships a history
+        raise ConfigurationError("chatledger's migration history is empty")
+    return revision
+
+
+def history() -> list[Revision]:
+    """Every revision, newest first."""
+    top = head()
+    return [
+        Revision(
+            revision=script.revision,
+            down_revision=script.down_revision if isinstance(script.down_revision, str) else None,
+            message=(script.doc or "").strip(),
+            is_head=script.revision == top,
+        )
+        for script in _scripts().walk_revisions()
+    ]
+
+
+@contextmanager
+def _connection(target: Target) -> Iterator[Connection]:
+    if isinstance(target, Connection):
+        yield target
+        return
+    engine: Engine
+    owned = not isinstance(target, Engine)
+    if isinstance(target, Engine):
+        engine = target
+    else:
+        from ._engine import sync_engine
+        from .config import Config
+
+        engine, _ = sync_engine(Config.load(target))
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def _current(conn: Connection) -> str | None:
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def current(target: Target = None) -> str | None:
+    """The database's revision, or ``None`` when chatledger's schema is not installed."""
+    with _connection(target) as conn:
+        revision = _current(conn)
+        if conn.in_transaction():
+            conn.rollback()
+        return revision
+
+
+@contextmanager
+def _migrating(conn: Connection) -> Iterator[None]:
+    """One locked transaction for a migration. On SQLite, foreign keys are off meanwhile:
+    batch mode rebuilds tables, and dropping a parent table with them on would cascade."""
+    if conn.in_transaction():
+        conn.rollback()
+    backend = backend_of(conn)
+    conn.execution_options(**{WRITE: True})
+    sqlite = backend.name == "sqlite"
+    if sqlite:
+        conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+    try:
+        with conn.begin(), backend.migration_lock(conn):
+            yield
+    finally:
+        if sqlite:
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+
+
+def _run(conn: Connection, action: str, revision: str) -> None:
+    before = _current(conn)
+    if action == "upgrade":
+        command.upgrade(_alembic_config(conn), revision)
+    else:
+        command.downgrade(_alembic_config(conn), revision)
+    logger.info("schema %s: %s -> %s", action, before, _current(conn))
+
+
+def upgrade(target: Target = None, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision`` (default: the newest)."""
+    with _connection(target) as conn, _migrating(conn):
+        _run(conn, "upgrade", revision)
+
+
+def downgrade(target: Target = None, revision: str = "-1") -> None:
+    """Downgrade the schema to ``revision`` (``"base"`` removes chatledger's tables)."""
+    with _connection(target) as conn, _migrating(conn):
+        _run(conn, "downgrade", revision)
+
+
+def check(target: Target = None) -> list[Any]:
+    """Differences between the database and chatledger's models that a migration would
+    have to make; empty when they agree."""
+    with _connection(target) as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "version_table": VERSION_TABLE,
+                "compare_type": True,
+                "include_object": include_object,
+            },
+        )
+        diffs: list[Any] = compare_metadata(context, Base.metadata)
+        if conn.in_transaction():
+            conn.rollback()
+        return diffs
+
+
+def ensure_schema(conn: Connection, *, auto_upgrade: bool) -> None:
+    """Make sure the schema is at :func:`head`: initialise an empty database, upgrade an old
+    one if ``auto_upgrade``, else raise :class:`SchemaOutOfDateError`."""
+    target = head()
+    if _current(conn) == target:
+        conn.rollback()
+        return
+    with _migrating(conn):
+        revision = _current(conn)  # again, now that we hold the lock
+        if revision == target:
+            return
+        if revision is None:
+            ours = set(inspect(conn).get_table_names()) & set(Base.metadata.tables)
+            if ours:
+                raise ConfigurationError(
+                    "the database has tables named like chatledger's "
+                    f"({', '.join(sorted(ours))}) but no chatledger revision: "
+                    "use an empty database, or drop or rename those tables"
+                )
+            logger.info("initialising an empty database to revision %s", target)
+        elif revision not in {r.revision for r in history()}:
+            raise SchemaOutOfDateError(
+                f"the database is at revision {revision}, which this version of chatledger "
+                "does not know: it was migrated by a newer chatledger; upgrade chatledger",
+                current=revision,
+                head=target,
+            )
+        elif not auto_upgrade:
+            raise SchemaOutOfDateError(
+                f"the database schema is at revision {revision}, chatledger needs {target}: "
+                "run `chatledger db upgrade` (or open the store with auto_upgrade=True)",
+                current=revision,
+                head=target,
+            )
+        _run(conn, "upgrade", "head")

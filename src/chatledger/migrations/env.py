@@ -1,0 +1,27 @@
+"""Alembic environment of chatledger's schema. Migrations run through :mod:`chatledger.migrate`,
+which hands this script an open connection (and holds the migration lock)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from chatledger._schema import Base
+from chatledger.migrate import VERSION_TABLE, include_object
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError(
+        "chatledger migrations run through chatledger.migrate or `chatledger db ...`, "
+        "which pass the connection to migrate"
+    )
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    version_table=VERSION_TABLE,
+    render_as_batch=True,
+    compare_type=True,
+    include_object=include_object,
+)
+with context.begin_transaction():
+    context.run_migrations()
