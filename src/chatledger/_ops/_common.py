@@ -13,7 +13,15 @@ from sqlalchemy import Column, ColumnElement, Connection, Row, Select, Table, an
 from .. import _cursors
 from ..records import Order, Page
 
-__all__ = ["UNSET", "Unset", "given", "paginate", "record_columns", "utcnow"]
+__all__ = [
+    "UNSET",
+    "Unset",
+    "given",
+    "paginate",
+    "record_columns",
+    "record_values",
+    "utcnow",
+]
 
 T = TypeVar("T")
 
@@ -45,6 +53,11 @@ def record_columns(table: Table, record: type[Any]) -> list[Column[Any]]:
     builds it. A field ``metadata`` reads the column named ``metadata``."""
     by_name = {column.name: column for column in table.columns}
     return [by_name[field.name] for field in dataclasses.fields(record)]
+
+
+def record_values(record: Any) -> dict[str, Any]:
+    """Insert parameters for a record: its fields are named like its table's columns."""
+    return {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
 
 
 def _beyond(

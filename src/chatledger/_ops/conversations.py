@@ -14,7 +14,7 @@ from .. import _validate as check
 from .._schema import CONVERSATION_STATUSES, INTENT_MAX, TITLE_MAX, conversations
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Conversation, ConversationStatus, Order, Page
-from ._common import paginate, record_columns, utcnow
+from ._common import paginate, record_columns, record_values, utcnow
 
 __all__ = [
     "TRANSITIONS",
@@ -78,23 +78,7 @@ def create(conn: Connection, owner_id: uuid.UUID, fields: dict[str, Any]) -> Con
         updated_at=now,
     )
     # A missing owner violates the foreign key, which translates to NotFoundError("user").
-    conn.execute(
-        conversations.insert(),
-        {
-            "id": conversation.id,
-            "owner_id": owner_id,
-            "title": title,
-            "intent": intent,
-            "status": "active",
-            "message_count": 0,
-            "last_message_at": None,
-            "last_activity_at": now,
-            "archived_at": None,
-            "metadata_": metadata,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    conn.execute(conversations.insert(), record_values(conversation))
     return conversation
 
 
@@ -125,11 +109,10 @@ def update_fields(
     if not changes:
         return current
     now = utcnow()
-    values = {("metadata_" if k == "metadata" else k): v for k, v in changes.items()}
     conn.execute(
         update(conversations)
         .where(conversations.c.id == conversation_id)
-        .values(**values, updated_at=now)
+        .values(**changes, updated_at=now)
     )
     return replace(current, **changes, updated_at=now)
 

@@ -43,7 +43,7 @@ from .._schema import (
 from .._types import UTCDateTime
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Message, Order, Page
-from ._common import paginate, record_columns, utcnow
+from ._common import paginate, record_columns, record_values, utcnow
 
 __all__ = ["NewMessage", "append", "count", "get", "last", "page", "prepare"]
 
@@ -265,28 +265,8 @@ def append(
         idempotency_key=key,
         created_at=now,
     )
-    conn.execute(_INSERT, _insert_params(message))
+    conn.execute(_INSERT, record_values(message))
     return message
-
-
-def _insert_params(message: Message) -> dict[str, Any]:
-    return {
-        "conversation_id": message.conversation_id,
-        "seq": message.seq,
-        "id": message.id,
-        "role": message.role,
-        "content": message.content,
-        "intent": message.intent,
-        "metadata_": message.metadata,
-        "model": message.model,
-        "input_tokens": message.input_tokens,
-        "output_tokens": message.output_tokens,
-        "cost": message.cost,
-        "latency_ms": message.latency_ms,
-        "request_id": message.request_id,
-        "idempotency_key": message.idempotency_key,
-        "created_at": message.created_at,
-    }
 
 
 def get(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> Message:

@@ -23,7 +23,7 @@ from .._schema import (
 from .._translate import translate
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Order, Page, User
-from ._common import paginate, record_columns, utcnow
+from ._common import paginate, record_columns, record_values, utcnow
 
 __all__ = ["LOOKUPS", "count", "create", "delete_one", "get_by", "get_or_create", "page", "update_fields"]
 
@@ -50,10 +50,6 @@ def _to_user(row: Row[Any]) -> User:
     return User(*row)
 
 
-def _values(fields: dict[str, Any]) -> dict[str, Any]:
-    return {("metadata_" if k == "metadata" else k): v for k, v in fields.items()}
-
-
 def create(conn: Connection, fields: dict[str, Any]) -> User:
     """Insert a user; a taken external_id, email or username raises ConflictError."""
     now = utcnow()
@@ -68,18 +64,7 @@ def create(conn: Connection, fields: dict[str, Any]) -> User:
         created_at=now,
         updated_at=now,
     )
-    values = {
-        "id": user.id,
-        "external_id": user.external_id,
-        "email": user.email,
-        "username": user.username,
-        "display_name": user.display_name,
-        "role": user.role,
-        "metadata_": user.metadata,
-        "created_at": now,
-        "updated_at": now,
-    }
-    conn.execute(users.insert(), values)
+    conn.execute(users.insert(), record_values(user))
     return user
 
 
@@ -120,7 +105,7 @@ def update_fields(conn: Connection, user_id: uuid.UUID, changes: dict[str, Any])
         return current
     now = utcnow()
     conn.execute(
-        update(users).where(users.c.id == user_id).values(**_values(changes), updated_at=now)
+        update(users).where(users.c.id == user_id).values(**changes, updated_at=now)
     )
     return replace(current, **changes, updated_at=now)
 

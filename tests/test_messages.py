@@ -1,0 +1,169 @@
+"""Messages: append, sequence numbers, counters, idempotency, reads and pages."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from chatledger import ConflictError, NotFoundError, ValidationError
+
+
+def test_append_numbers_messages_from_one_and_moves_the_counters(store, chat):
+    first = store.messages.append(chat.id, "user", "hello")
+    second = store.messages.append(chat.id, "assistant", "hi!")
+
+    assert (first.seq, second.seq) == (1, 2)
+    conversation = store.conversations.get(chat.id)
+    assert conversation.message_count == 2
+    assert conversation.last_message_at == second.created_at
+    assert conversation.last_activity_at == second.created_at
+
+
+def test_append_stores_usage_in_typed_columns(store, chat):
+    sent = store.messages.append(
+        chat.id,
+        "assistant",
+        "answer",
+        intent="faq",
+        metadata={"sources": ["a", "b"], "nested": {"x": 1}},
+        model="gpt-4o-mini",
+        input_tokens=1200,
+        output_tokens=345,
+        cost=Decimal("0.000123456"),
+        latency_ms=812,
+        request_id="req-1",
+    )
+
+    (stored,) = store.messages.last(chat.id, 1)
+    assert stored == sent
+    assert stored.cost == Decimal("0.000123456")
+    assert isinstance(stored.cost, Decimal)
+    assert stored.metadata == {"sources": ["a", "b"], "nested": {"x": 1}}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(0.1, Decimal("0.1")), ("12.5", Decimal("12.5")), (3, Decimal(3)), (Decimal("100"), Decimal(100))],
+)
+def test_cost_is_exact_whatever_number_type_is_given(store, chat, given, expected):
+    store.messages.append(chat.id, "assistant", "x", cost=given)
+    (stored,) = store.messages.last(chat.id, 1)
+    assert stored.cost == expected
+    assert str(stored.cost) == str(expected)
+
+
+def test_long_llm_output_is_stored_whole(store, chat):
+    content = "Ünïcødé 🙂 " * 20_000  # 220,000 characters: beyond MariaDB TEXT's 64 KB
+    store.messages.append(chat.id, "assistant", content)
+    assert store.messages.last(chat.id, 1)[0].content == content
+
+
+def test_same_idempotency_key_returns_the_first_message_and_writes_nothing(store, chat):
+    first = store.messages.append(chat.id, "user", "hello", idempotency_key="req-42")
+    again = store.messages.append(chat.id, "user", "hello (retried)", idempotency_key="req-42")
+
+    assert again == first
+    assert store.messages.count(chat.id) == 1
+    assert store.conversations.get(chat.id).message_count == 1
+
+
+def test_idempotency_keys_are_per_conversation(store, user, chat):
+    other = store.conversations.create(user.id)
+    a = store.messages.append(chat.id, "user", "a", idempotency_key="k")
+    b = store.messages.append(other.id, "user", "b", idempotency_key="k")
+    assert a.id != b.id
+
+
+def test_last_returns_the_newest_in_chronological_order(store, chat):
+    for i in range(30):
+        store.messages.append(chat.id, "user" if i % 2 == 0 else "assistant", f"m{i}")
+
+    last = store.messages.last(chat.id, 5)
+    assert [m.content for m in last] == ["m25", "m26", "m27", "m28", "m29"]
+    assert [m.seq for m in last] == [26, 27, 28, 29, 30]
+    only_users = store.messages.last(chat.id, 3, role="user")
+    assert [m.content for m in only_users] == ["m24", "m26", "m28"]
+
+
+def test_last_of_an_empty_conversation_is_empty(store, chat):
+    assert store.messages.last(chat.id) == []
+
+
+def test_reading_a_missing_conversation_is_not_found(store):
+    missing = uuid.uuid4()
+    with pytest.raises(NotFoundError):
+        store.messages.last(missing)
+    with pytest.raises(NotFoundError):
+        store.messages.list(missing)
+    with pytest.raises(NotFoundError):
+        store.messages.count(missing)
+    with pytest.raises(NotFoundError):
+        store.messages.append(missing, "user", "hi")
+
+
+def test_get_by_id(store, chat):
+    sent = store.messages.append(chat.id, "user", "hello")
+    assert store.messages.get(sent.id) == sent
+    assert store.messages.get(str(sent.id)) == sent
+    with pytest.raises(NotFoundError):
+        store.messages.get(uuid.uuid4())
+
+
+def test_pages_forward_and_backward_visit_every_message_once(store, chat):
+    for i in range(23):
+        store.messages.append(chat.id, "user", f"m{i}")
+
+    seen, after = [], None
+    while True:
+        page = store.messages.list(chat.id, limit=5, after=after)
+        seen += [m.seq for m in page]
+        if not page.has_more:
+            break
+        after = page.last_cursor
+    assert seen == list(range(1, 24))
+
+    newest = store.messages.list(chat.id, limit=5, order="desc")
+    assert [m.seq for m in newest] == [23, 22, 21, 20, 19]
+    older = store.messages.list(chat.id, limit=5, order="desc", after=newest.last_cursor)
+    assert [m.seq for m in older] == [18, 17, 16, 15, 14]
+    back = store.messages.list(chat.id, limit=5, order="desc", before=older.first_cursor)
+    assert [m.seq for m in back] == [23, 22, 21, 20, 19]
+    assert back.has_more is False
+
+
+def test_pages_filter_by_role(store, chat):
+    for i in range(10):
+        store.messages.append(chat.id, "user" if i % 2 == 0 else "assistant", f"m{i}")
+    page = store.messages.list(chat.id, role="assistant", limit=3)
+    assert [m.content for m in page] == ["m1", "m3", "m5"]
+    assert page.has_more
+    assert store.messages.count(chat.id, role="assistant") == 5
+    assert store.messages.count(chat.id) == 10
+
+
+def test_cursor_from_another_listing_is_rejected(store, user, chat):
+    store.messages.append(chat.id, "user", "x")
+    conversations_page = store.conversations.list(user.id)
+    with pytest.raises(ValidationError) as caught:
+        store.messages.list(chat.id, after=conversations_page.last_cursor)
+    assert caught.value.field == "after"
+    with pytest.raises(ValidationError):
+        store.messages.list(chat.id, after="not a cursor!")
+
+
+@pytest.mark.parametrize("status", ["closed", "deleted"])
+def test_cannot_append_to_a_closed_or_deleted_conversation(store, chat, status):
+    if status == "closed":
+        store.conversations.close(chat.id)
+    else:
+        store.conversations.delete(chat.id)
+    with pytest.raises(ConflictError):
+        store.messages.append(chat.id, "user", "hello?")
+    assert store.messages.count(chat.id) == 0
+
+
+def test_archived_conversation_still_takes_messages(store, chat):
+    store.conversations.archive(chat.id)
+    assert store.messages.append(chat.id, "user", "back again").seq == 1
