@@ -27,7 +27,9 @@ def main() -> int:
         print(__doc__)
         return 2
     message = sys.argv[1]
-    numbers = [int(m.group(1)) for p in VERSIONS.glob("*.py") if (m := re.match(r"(\d{4})_", p.name))]
+    numbers = [
+        int(m.group(1)) for p in VERSIONS.glob("*.py") if (m := re.match(r"(\d{4})_", p.name))
+    ]
     rev_id = f"{max(numbers, default=0) + 1:04d}"
     slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")
     with tempfile.TemporaryDirectory() as scratch:

@@ -116,7 +116,9 @@ class SQLite(Backend):
     _TRANSIENT: ClassVar[frozenset[int]] = frozenset(
         {5, 6, 261, 262, 517, 773}  # SQLITE_BUSY, _LOCKED, and their extended codes
     )
-    _UNIQUE_MESSAGE = re.compile(r"(UNIQUE|PRIMARY KEY|FOREIGN KEY|CHECK|NOT NULL) constraint failed: ?(.*)")
+    _UNIQUE_MESSAGE = re.compile(
+        r"(UNIQUE|PRIMARY KEY|FOREIGN KEY|CHECK|NOT NULL) constraint failed: ?(.*)"
+    )
 
     def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
         options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
@@ -362,15 +364,15 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
-def write_lock(url: URL) -> threading.RLock:
+def write_lock(url: URL) -> threading.Lock:
     """The in-process lock that queues writers of one SQLite file."""
     key = str(url.database)
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(key, threading.RLock())
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
 def has_wal_reset_bug(version: tuple[int, int, int]) -> bool:

@@ -57,7 +57,9 @@ def sync_engine(config: Config) -> tuple[Engine, Backend]:
     try:
         engine = create_engine(url, **_options(config, backend, url))
     except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"cannot create an engine for {config.redacted_url()}: {exc}")
+        raise ConfigurationError(
+            f"cannot create an engine for {config.redacted_url()}: {exc}"
+        ) from exc
     backend.install(
         engine, synchronous=config.sqlite_synchronous, busy_timeout=config.sqlite_busy_timeout
     )
@@ -72,7 +74,9 @@ def async_engine(config: Config) -> tuple[AsyncEngine, Backend]:
     try:
         engine = create_async_engine(url, **_options(config, backend, url))
     except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"cannot create an engine for {config.redacted_url()}: {exc}")
+        raise ConfigurationError(
+            f"cannot create an engine for {config.redacted_url()}: {exc}"
+        ) from exc
     backend.install(
         engine.sync_engine,
         synchronous=config.sqlite_synchronous,

@@ -29,4 +29,4 @@ class RetryPolicy:
         if failures >= self.attempts:
             return None
         ceiling = min(self.max_delay, self.base_delay * 2 ** (failures - 1))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+        return random.uniform(0, ceiling)

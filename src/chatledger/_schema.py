@@ -96,9 +96,7 @@ class ConversationRow(Base):
     __tablename__ = "conversations"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    owner_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("users.id", ondelete="CASCADE")
-    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str | None] = mapped_column(String(TITLE_MAX))
     intent: Mapped[str | None] = mapped_column(String(INTENT_MAX))
     status: Mapped[str] = mapped_column(String(16))

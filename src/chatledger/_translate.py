@@ -48,12 +48,12 @@ def translate(
             return TransientError("timed out waiting for a pooled database connection")
         if isinstance(exc, sa_exc.StatementError) and isinstance(exc.orig, ValueError):
             # A bind parameter rejected by a column type (e.g. a naive datetime).
-            return ValidationError("value", _summary(exc.orig, secret))
+            return ValidationError("value", _summary(exc.orig or exc, secret))
         return DatabaseError(f"database error: {_summary(exc, secret)}")
 
     code = backend.error_code(exc)
     if backend.is_transient(exc):
-        detail = _summary(exc.orig, secret)
+        detail = _summary(exc.orig or exc, secret)
         return TransientError(f"transient database failure: {detail}", code=code)
     if isinstance(exc, sa_exc.IntegrityError):
         violation = backend.violation(exc)
@@ -66,4 +66,4 @@ def translate(
             return ValidationError(
                 violation.name or "value", f"violates the {violation.kind} constraint"
             )
-    return DatabaseError(f"database error: {_summary(exc.orig, secret)}", code=code)
+    return DatabaseError(f"database error: {_summary(exc.orig or exc, secret)}", code=code)

@@ -70,9 +70,7 @@ class NotFoundError(ChatledgerError):
 class ConflictError(ChatledgerError):
     """A unique value is already taken, or the object's current state forbids the change."""
 
-    def __init__(
-        self, message: str, *, field: str | None = None, code: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(message, code=code)
         #: The field whose unique value is taken, when that is the conflict.
         self.field = field

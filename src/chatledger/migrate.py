@@ -56,7 +56,9 @@ class Revision:
     is_head: bool
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     """Autogenerate considers chatledger's tables only, not an application's beside them."""
     if type_ == "table":
         return name in Base.metadata.tables

@@ -16,7 +16,9 @@ __all__ = ["open_database"]
 
 
 def _workers(config: Config) -> int:
-    return (config.pool_size or 5) + (config.max_overflow if config.max_overflow is not None else 10)
+    return (config.pool_size or 5) + (
+        config.max_overflow if config.max_overflow is not None else 10
+    )
 
 
 def open_database(config: Config, engine: Engine | AsyncEngine | None) -> AsyncDatabase:

@@ -1,21 +1,21 @@
 """The store: :class:`AsyncLedger`, its resources, and user scopes.
 
-This file is the single source of both surfaces: ``../_sync/ledger.py`` is generated from it by
-``tools/generate_sync.py`` (``make generate``), and CI fails when the two drift. Operations themselves
-live in ``../_ops/``, shared by both.
+This file is the single source of both surfaces: ``../_sync/ledger.py`` is generated from it
+by ``tools/generate_sync.py`` (``make generate``), and CI fails when the two drift. The
+operations themselves live in ``../_ops/``, shared by both.
 """
 
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
 
@@ -48,7 +48,7 @@ Statuses = ConversationStatus | builtins.list[ConversationStatus] | None
 def _order(value: object) -> Order:
     if value not in ("asc", "desc"):
         raise ValidationError("order", f"{value!r} is not one of: asc, desc")
-    return value  # type: ignore[return-value]
+    return value
 
 
 class _AsyncCore:
@@ -75,9 +75,7 @@ class _AsyncCore:
             raise ConfigurationError("the store is closed")
         async with self.open_lock:
             if not self.opened:
-                await self.db.run_raw(
-                    migrate.ensure_schema, auto_upgrade=self.config.auto_upgrade
-                )
+                await self.db.run_raw(migrate.ensure_schema, auto_upgrade=self.config.auto_upgrade)
                 self.opened = True
 
 
@@ -182,14 +180,14 @@ class AsyncUsers:
         email is stored normalised (trimmed, lower-cased)."""
         fields = _users.prepare(
             self._store.limits,
-            dict(
-                external_id=external_id,
-                email=email,
-                username=username,
-                display_name=display_name,
-                role=role,
-                metadata=metadata,
-            ),
+            {
+                "external_id": external_id,
+                "email": email,
+                "username": username,
+                "display_name": display_name,
+                "role": role,
+                "metadata": metadata,
+            },
         )
         return await self._store._call(_users.create, fields, write=True)
 
@@ -224,14 +222,14 @@ class AsyncUsers:
         Concurrent calls with one external_id return the same user."""
         fields = _users.prepare(
             self._store.limits,
-            dict(
-                external_id=external_id,
-                email=email,
-                username=username,
-                display_name=display_name,
-                role=role,
-                metadata=metadata,
-            ),
+            {
+                "external_id": external_id,
+                "email": email,
+                "username": username,
+                "display_name": display_name,
+                "role": role,
+                "metadata": metadata,
+            },
         )
         key = fields.pop("external_id")
         if key is None:
@@ -265,12 +263,12 @@ class AsyncUsers:
         self,
         user_id: Id,
         *,
-        external_id: str | None | Unset = UNSET,
-        email: str | None | Unset = UNSET,
-        username: str | None | Unset = UNSET,
-        display_name: str | None | Unset = UNSET,
+        external_id: str | Unset | None = UNSET,
+        email: str | Unset | None = UNSET,
+        username: str | Unset | None = UNSET,
+        display_name: str | Unset | None = UNSET,
         role: str | Unset = UNSET,
-        metadata: dict[str, Any] | None | Unset = UNSET,
+        metadata: dict[str, Any] | Unset | None = UNSET,
     ) -> User:
         """Change the given fields (``None`` clears one); returns the updated user."""
         key = check.identifier("user_id", user_id)
@@ -321,7 +319,7 @@ class AsyncConversations:
         """Start a conversation of ``owner_id`` (in a user scope: of that user)."""
         owner = self._owner(owner_id)
         fields = _conversations.prepare(
-            self._store.limits, dict(title=title, intent=intent, metadata=metadata)
+            self._store.limits, {"title": title, "intent": intent, "metadata": metadata}
         )
         return await self._store._call(_conversations.create, owner, fields, write=True)
 
@@ -334,9 +332,9 @@ class AsyncConversations:
         self,
         conversation_id: Id,
         *,
-        title: str | None | Unset = UNSET,
-        intent: str | None | Unset = UNSET,
-        metadata: dict[str, Any] | None | Unset = UNSET,
+        title: str | Unset | None = UNSET,
+        intent: str | Unset | None = UNSET,
+        metadata: dict[str, Any] | Unset | None = UNSET,
     ) -> Conversation:
         """Change the title, intent and/or metadata (``None`` clears one)."""
         key = check.identifier("conversation_id", conversation_id)
@@ -376,9 +374,7 @@ class AsyncConversations:
             await self._transition(conversation_id, "delete")
             return
         key = check.identifier("conversation_id", conversation_id)
-        await self._store._call(
-            _conversations.delete_hard, self._store._owner, key, write=True
-        )
+        await self._store._call(_conversations.delete_hard, self._store._owner, key, write=True)
 
     async def list(
         self,
@@ -454,9 +450,7 @@ class AsyncMessages:
             request_id=request_id,
             idempotency_key=idempotency_key,
         )
-        return await self._store._call(
-            _messages.append, self._store._owner, key, new, write=True
-        )
+        return await self._store._call(_messages.append, self._store._owner, key, new, write=True)
 
     async def get(self, message_id: Id) -> Message:
         """The message with this id."""

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Column, ColumnElement, Connection, Row, Select, Table, and_, or_
 
@@ -16,6 +16,7 @@ from ..records import Order, Page
 __all__ = [
     "UNSET",
     "Unset",
+    "from_row",
     "given",
     "paginate",
     "record_columns",
@@ -55,6 +56,11 @@ def record_columns(table: Table, record: type[Any]) -> list[Column[Any]]:
     return [by_name[field.name] for field in dataclasses.fields(record)]
 
 
+def from_row(record: Callable[..., T], row: Row[Any]) -> T:
+    """A record from a row selected with :func:`record_columns`."""
+    return record(*row)
+
+
 def record_values(record: Any) -> dict[str, Any]:
     """Insert parameters for a record: its fields are named like its table's columns."""
     return {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
@@ -67,7 +73,7 @@ def _beyond(
     leading ``>=``/``<=`` lets every backend use the index range."""
     first, value = sort[0], key[0]
     if len(sort) == 1:
-        return first < value if descending else first > value
+        return cast("ColumnElement[bool]", first < value if descending else first > value)
     rest = _beyond(sort[1:], key[1:], descending=descending)
     if descending:
         return and_(first <= value, or_(first < value, and_(first == value, rest)))

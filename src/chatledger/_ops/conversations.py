@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
@@ -14,7 +15,7 @@ from .. import _validate as check
 from .._schema import CONVERSATION_STATUSES, INTENT_MAX, TITLE_MAX, conversations
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Conversation, ConversationStatus, Order, Page
-from ._common import paginate, record_columns, record_values, utcnow
+from ._common import from_row, paginate, record_columns, record_values, utcnow
 
 __all__ = [
     "TRANSITIONS",
@@ -47,7 +48,7 @@ TRANSITIONS: Final[dict[str, tuple[frozenset[str], ConversationStatus]]] = {
 
 def prepare(limits: check.Limits, fields: dict[str, Any]) -> dict[str, Any]:
     """Validate conversation fields (any subset of title, intent, metadata)."""
-    validators = {
+    validators: dict[str, Callable[[Any], Any]] = {
         "title": lambda v: check.optional_text("title", v, TITLE_MAX),
         "intent": lambda v: check.optional_text("intent", v, INTENT_MAX),
         "metadata": lambda v: check.metadata("metadata", v, limits),
@@ -56,7 +57,7 @@ def prepare(limits: check.Limits, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _to_conversation(row: Row[Any]) -> Conversation:
-    return Conversation(*row)
+    return from_row(Conversation, row)
 
 
 def create(conn: Connection, owner_id: uuid.UUID, fields: dict[str, Any]) -> Conversation:
@@ -95,7 +96,7 @@ def get(
     row = conn.execute(query).first()
     if row is None:
         raise NotFoundError("conversation", conversation_id)
-    return Conversation(*row)
+    return from_row(Conversation, row)
 
 
 def update_fields(
@@ -126,9 +127,7 @@ def transition(
     if current.status == target:
         return current
     if current.status not in sources:
-        raise ConflictError(
-            f"cannot {action} a {current.status} conversation", field="status"
-        )
+        raise ConflictError(f"cannot {action} a {current.status} conversation", field="status")
     now = utcnow()
     archived_at: datetime | None = current.archived_at
     if target == "archived":
@@ -153,7 +152,7 @@ def delete_hard(conn: Connection, owner: uuid.UUID | None, conversation_id: uuid
         raise NotFoundError("conversation", conversation_id)
 
 
-def statuses(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
+def statuses(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
     """Validate a status filter; ``None`` means every status but ``deleted``."""
     if value is None:
         return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any, Final
@@ -43,7 +42,7 @@ from .._schema import (
 from .._types import UTCDateTime
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Message, Order, Page
-from ._common import paginate, record_columns, record_values, utcnow
+from ._common import from_row, paginate, record_columns, record_values, utcnow
 
 __all__ = ["NewMessage", "append", "count", "get", "last", "page", "prepare"]
 
@@ -183,7 +182,7 @@ def _last(scoped: bool, role: bool) -> Select[Any]:
 
 
 def _to_message(row: Row[Any]) -> Message:
-    return Message(*row)
+    return from_row(Message, row)
 
 
 def _params(owner: uuid.UUID | None, conversation_id: uuid.UUID) -> dict[str, Any]:
@@ -198,7 +197,7 @@ def _existing(
     params = _params(owner, conversation_id)
     params["b_key"] = key
     row = conn.execute(_select(owner is not None, False, True), params).first()
-    return None if row is None else Message(*row)
+    return None if row is None else from_row(Message, row)
 
 
 def require_conversation(
@@ -278,7 +277,7 @@ def get(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> Mes
     row = conn.execute(query).first()
     if row is None:
         raise NotFoundError("message", message_id)
-    return Message(*row)
+    return from_row(Message, row)
 
 
 def last(
@@ -297,7 +296,7 @@ def last(
     if not rows:
         require_conversation(conn, owner, conversation_id)
         return []
-    result = [Message(*row) for row in rows]
+    result = [from_row(Message, row) for row in rows]
     result.reverse()
     return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final
 
@@ -23,9 +24,18 @@ from .._schema import (
 from .._translate import translate
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Order, Page, User
-from ._common import paginate, record_columns, record_values, utcnow
+from ._common import from_row, paginate, record_columns, record_values, utcnow
 
-__all__ = ["LOOKUPS", "count", "create", "delete_one", "get_by", "get_or_create", "page", "update_fields"]
+__all__ = [
+    "LOOKUPS",
+    "count",
+    "create",
+    "delete_one",
+    "get_by",
+    "get_or_create",
+    "page",
+    "update_fields",
+]
 
 _COLUMNS: Final = record_columns(users, User)
 _KIND: Final = "users"
@@ -35,7 +45,7 @@ LOOKUPS: Final = ("id", "external_id", "email", "username")
 
 def prepare(limits: check.Limits, fields: dict[str, Any]) -> dict[str, Any]:
     """Validate and normalise user fields (any subset of them)."""
-    validators = {
+    validators: dict[str, Callable[[Any], Any]] = {
         "external_id": lambda v: check.optional_text("external_id", v, EXTERNAL_ID_MAX),
         "email": lambda v: check.email("email", v, EMAIL_MAX),
         "username": lambda v: None if v is None else check.nonblank("username", v, USERNAME_MAX),
@@ -47,7 +57,7 @@ def prepare(limits: check.Limits, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _to_user(row: Row[Any]) -> User:
-    return User(*row)
+    return from_row(User, row)
 
 
 def create(conn: Connection, fields: dict[str, Any]) -> User:
@@ -68,9 +78,7 @@ def create(conn: Connection, fields: dict[str, Any]) -> User:
     return user
 
 
-def get_by(
-    conn: Connection, field: str, value: object, *, lock: bool = False
-) -> User:
+def get_by(conn: Connection, field: str, value: object, *, lock: bool = False) -> User:
     """The user whose unique ``field`` equals ``value``."""
     query = select(*_COLUMNS).where(users.c[field] == value)
     if lock:
@@ -78,7 +86,7 @@ def get_by(
     row = conn.execute(query).first()
     if row is None:
         raise NotFoundError("user", value)
-    return User(*row)
+    return from_row(User, row)
 
 
 def get_or_create(conn: Connection, external_id: str, defaults: dict[str, Any]) -> User:
@@ -104,9 +112,7 @@ def update_fields(conn: Connection, user_id: uuid.UUID, changes: dict[str, Any])
     if not changes:
         return current
     now = utcnow()
-    conn.execute(
-        update(users).where(users.c.id == user_id).values(**changes, updated_at=now)
-    )
+    conn.execute(update(users).where(users.c.id == user_id).values(**changes, updated_at=now))
     return replace(current, **changes, updated_at=now)
 
 

@@ -2,9 +2,9 @@
 # Edit the asynchronous source and run `make generate`.
 """The store: :class:`AsyncLedger`, its resources, and user scopes.
 
-This file is the single source of both surfaces: ``../_sync/ledger.py`` is generated from it by
-``tools/generate_sync.py`` (``make generate``), and CI fails when the two drift. Operations themselves
-live in ``../_ops/``, shared by both.
+This file is the single source of both surfaces: ``../_sync/ledger.py`` is generated from it
+by ``tools/generate_sync.py`` (``make generate``), and CI fails when the two drift. The
+operations themselves live in ``../_ops/``, shared by both.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ Statuses = ConversationStatus | builtins.list[ConversationStatus] | None
 def _order(value: object) -> Order:
     if value not in ("asc", "desc"):
         raise ValidationError("order", f"{value!r} is not one of: asc, desc")
-    return value  # type: ignore[return-value]
+    return value
 
 
 class _Core:
@@ -178,14 +178,14 @@ class Users:
         email is stored normalised (trimmed, lower-cased)."""
         fields = _users.prepare(
             self._store.limits,
-            dict(
-                external_id=external_id,
-                email=email,
-                username=username,
-                display_name=display_name,
-                role=role,
-                metadata=metadata,
-            ),
+            {
+                "external_id": external_id,
+                "email": email,
+                "username": username,
+                "display_name": display_name,
+                "role": role,
+                "metadata": metadata,
+            },
         )
         return self._store._call(_users.create, fields, write=True)
 
@@ -220,14 +220,14 @@ class Users:
         Concurrent calls with one external_id return the same user."""
         fields = _users.prepare(
             self._store.limits,
-            dict(
-                external_id=external_id,
-                email=email,
-                username=username,
-                display_name=display_name,
-                role=role,
-                metadata=metadata,
-            ),
+            {
+                "external_id": external_id,
+                "email": email,
+                "username": username,
+                "display_name": display_name,
+                "role": role,
+                "metadata": metadata,
+            },
         )
         key = fields.pop("external_id")
         if key is None:
@@ -317,7 +317,7 @@ class Conversations:
         """Start a conversation of ``owner_id`` (in a user scope: of that user)."""
         owner = self._owner(owner_id)
         fields = _conversations.prepare(
-            self._store.limits, dict(title=title, intent=intent, metadata=metadata)
+            self._store.limits, {"title": title, "intent": intent, "metadata": metadata}
         )
         return self._store._call(_conversations.create, owner, fields, write=True)
 
