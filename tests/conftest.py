@@ -266,4 +266,3 @@ def user(store: Any) -> Any:
 @pytest.fixture
 def chat(store: Any, user: Any) -> Any:
     return store.conversations.create(user.id, title="a chat")
-

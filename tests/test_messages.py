@@ -45,7 +45,12 @@ def test_append_stores_usage_in_typed_columns(store, chat):
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [(0.1, Decimal("0.1")), ("12.5", Decimal("12.5")), (3, Decimal(3)), (Decimal("100"), Decimal(100))],
+    [
+        (0.1, Decimal("0.1")),
+        ("12.5", Decimal("12.5")),
+        (3, Decimal(3)),
+        (Decimal("100"), Decimal(100)),
+    ],
 )
 def test_cost_is_exact_whatever_number_type_is_given(store, chat, given, expected):
     store.messages.append(chat.id, "assistant", "x", cost=given)

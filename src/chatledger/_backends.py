@@ -116,8 +116,8 @@ class SQLite(Backend):
     _TRANSIENT: ClassVar[frozenset[int]] = frozenset(
         {5, 6, 261, 262, 517, 773}  # SQLITE_BUSY, _LOCKED, and their extended codes
     )
-    _UNIQUE_MESSAGE = re.compile(
-        r"(UNIQUE|PRIMARY KEY|FOREIGN KEY|CHECK|NOT NULL) constraint failed: ?(.*)"
+    _VIOLATION = re.compile(
+        r"(UNIQUE|PRIMARY KEY|FOREIGN KEY|CHECK|NOT NULL) constraint failed(?:: ?(.*))?"
     )
 
     def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +173,7 @@ class SQLite(Backend):
         return "database is locked" in message or super().is_transient(exc)
 
     def violation(self, exc: DBAPIError) -> Violation:
-        match = self._UNIQUE_MESSAGE.search(str(exc.orig))
+        match = self._VIOLATION.search(str(exc.orig))
         if match is None:
             return Violation("other", None)
         kinds: dict[str, Literal["unique", "foreign_key", "check", "not_null"]] = {
@@ -185,7 +185,7 @@ class SQLite(Backend):
         }
         # "users.email" or "messages.conversation_id, messages.idempotency_key": the last
         # column names the field.
-        columns = match.group(2).strip()
+        columns = (match.group(2) or "").strip()
         name = columns.rsplit(",", 1)[-1].strip().rsplit(".", 1)[-1] if columns else None
         return Violation(kinds[match.group(1)], name or None)
 

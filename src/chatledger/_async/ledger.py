@@ -75,8 +75,24 @@ class _AsyncCore:
             raise ConfigurationError("the store is closed")
         async with self.open_lock:
             if not self.opened:
-                await self.db.run_raw(migrate.ensure_schema, auto_upgrade=self.config.auto_upgrade)
+                await self.retrying(
+                    self.db.run_raw, migrate.ensure_schema, auto_upgrade=self.config.auto_upgrade
+                )
                 self.opened = True
+
+    async def retrying(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``await fn(*args, **kwargs)``, re-run after transient failures per the policy."""
+        failures = 0
+        while True:
+            try:
+                return await fn(*args, **kwargs)
+            except TransientError as exc:
+                failures += 1
+                delay = self.retry.delay(failures)
+                if delay is None:
+                    raise
+                logger.info("retrying after a transient failure (%d): %s", failures, exc)
+                await sleep(delay)
 
 
 class _AsyncStore:
@@ -103,19 +119,7 @@ class _AsyncStore:
             return await tx.call(op, *args, **kwargs)
         if not core.opened:
             await core.open()
-        failures = 0
-        while True:
-            try:
-                if write:
-                    return await core.db.run(op, *args, **kwargs)
-                return await core.db.read(op, *args, **kwargs)
-            except TransientError as exc:
-                failures += 1
-                delay = core.retry.delay(failures)
-                if delay is None:
-                    raise
-                logger.info("retrying after a transient failure (%d): %s", failures, exc)
-                await sleep(delay)
+        return await core.retrying(core.db.run if write else core.db.read, op, *args, **kwargs)
 
     @contextlib.asynccontextmanager
     async def transaction(self: S) -> AsyncIterator[S]:
@@ -144,20 +148,15 @@ class _AsyncStore:
         """Call ``fn(store)`` inside :meth:`transaction`, re-running the whole of it after a
         transient failure (deadlock, serialization failure, dropped connection, busy SQLite),
         with backoff. ``fn`` must be safe to run again."""
-        failures = 0
-        while True:
-            try:
-                async with self.transaction() as store:
-                    return await fn(store)
-            except TransientError as exc:
-                if self._core.current.get() is not None:
-                    raise  # inside an outer transaction: the outer one must be re-run
-                failures += 1
-                delay = self._core.retry.delay(failures)
-                if delay is None:
-                    raise
-                logger.info("re-running a transaction after a transient failure: %s", exc)
-                await sleep(delay)
+        if self._core.current.get() is not None:
+            # Inside an outer transaction: only the outer one can be re-run.
+            async with self.transaction() as store:
+                return await fn(store)
+        return await self._core.retrying(self._once, fn)
+
+    async def _once(self: S, fn: Callable[[S], Awaitable[T]]) -> T:
+        async with self.transaction() as store:
+            return await fn(store)
 
 
 class AsyncUsers:

@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .. import _cursors, _ids
 from .. import _validate as check
+from .._backends import backend_of
 from .._schema import CONVERSATION_STATUSES, INTENT_MAX, TITLE_MAX, conversations
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Conversation, ConversationStatus, Order, Page
@@ -78,8 +80,12 @@ def create(conn: Connection, owner_id: uuid.UUID, fields: dict[str, Any]) -> Con
         created_at=now,
         updated_at=now,
     )
-    # A missing owner violates the foreign key, which translates to NotFoundError("user").
-    conn.execute(conversations.insert(), record_values(conversation))
+    try:
+        conn.execute(conversations.insert(), record_values(conversation))
+    except IntegrityError as exc:
+        if backend_of(conn).violation(exc).kind == "foreign_key":
+            raise NotFoundError("user", owner_id) from exc
+        raise
     return conversation
 
 

@@ -75,8 +75,24 @@ class _Core:
             raise ConfigurationError("the store is closed")
         with self.open_lock:
             if not self.opened:
-                self.db.run_raw(migrate.ensure_schema, auto_upgrade=self.config.auto_upgrade)
+                self.retrying(
+                    self.db.run_raw, migrate.ensure_schema, auto_upgrade=self.config.auto_upgrade
+                )
                 self.opened = True
+
+    def retrying(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``await fn(*args, **kwargs)``, re-run after transient failures per the policy."""
+        failures = 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except TransientError as exc:
+                failures += 1
+                delay = self.retry.delay(failures)
+                if delay is None:
+                    raise
+                logger.info("retrying after a transient failure (%d): %s", failures, exc)
+                sleep(delay)
 
 
 class _Store:
@@ -101,19 +117,7 @@ class _Store:
             return tx.call(op, *args, **kwargs)
         if not core.opened:
             core.open()
-        failures = 0
-        while True:
-            try:
-                if write:
-                    return core.db.run(op, *args, **kwargs)
-                return core.db.read(op, *args, **kwargs)
-            except TransientError as exc:
-                failures += 1
-                delay = core.retry.delay(failures)
-                if delay is None:
-                    raise
-                logger.info("retrying after a transient failure (%d): %s", failures, exc)
-                sleep(delay)
+        return core.retrying(core.db.run if write else core.db.read, op, *args, **kwargs)
 
     @contextlib.contextmanager
     def transaction(self: S) -> Iterator[S]:
@@ -142,20 +146,15 @@ class _Store:
         """Call ``fn(store)`` inside :meth:`transaction`, re-running the whole of it after a
         transient failure (deadlock, serialization failure, dropped connection, busy SQLite),
         with backoff. ``fn`` must be safe to run again."""
-        failures = 0
-        while True:
-            try:
-                with self.transaction() as store:
-                    return fn(store)
-            except TransientError as exc:
-                if self._core.current.get() is not None:
-                    raise  # inside an outer transaction: the outer one must be re-run
-                failures += 1
-                delay = self._core.retry.delay(failures)
-                if delay is None:
-                    raise
-                logger.info("re-running a transaction after a transient failure: %s", exc)
-                sleep(delay)
+        if self._core.current.get() is not None:
+            # Inside an outer transaction: only the outer one can be re-run.
+            with self.transaction() as store:
+                return fn(store)
+        return self._core.retrying(self._once, fn)
+
+    def _once(self: S, fn: Callable[[S], Awaitable[T]]) -> T:
+        with self.transaction() as store:
+            return fn(store)
 
 
 class Users:
