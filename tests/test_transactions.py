@@ -128,7 +128,7 @@ def test_busy_sqlite_is_retried_then_succeeds(database_url, caplog):
     retry = RetryPolicy(attempts=50, base_delay=0.05, max_delay=0.1)
     with caplog.at_level("INFO", logger="chatledger"), Ledger(config=config, retry=retry) as ledger:
         user = ledger.users.create()
-    assert ledger.users is not None and user.id
+    assert user.id
     assert any("transient" in record.getMessage() for record in caplog.records)
     release.join()
     holder.close()
