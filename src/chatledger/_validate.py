@@ -6,8 +6,8 @@
 - JSON metadata must be a mapping that serialises to standard JSON (no NaN/Infinity, no NUL
   anywhere), within a size limit.
 - Counts (tokens, latency) are integers from 0 to 2**31-1. ``bool`` is not an integer here.
-- Cost is an exact, non-negative decimal with at most 9 digits after the point; ``float`` is
-  accepted through its shortest repr (``0.1`` means ``Decimal("0.1")``).
+- Cost is an exact, non-negative decimal below one billion with at most 9 digits after the
+  point; ``float`` is accepted through its shortest repr (``0.1`` means ``Decimal("0.1")``).
 
 Every violation raises :class:`~chatledger.errors.ValidationError` naming the field and limit.
 """
@@ -30,7 +30,8 @@ from .errors import ValidationError
 
 __all__ = ["Limits"]
 
-_MONEY_MAX: Final = Decimal(10) ** (20 - MONEY_SCALE)
+#: Amounts must stay below this, on every backend (SQLite keeps billionths in a 64-bit integer).
+_MONEY_MAX: Final = Decimal(10) ** 9
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,16 +142,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_index(
-            "uq_messages_conversation_id_idempotency_key",
-            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
-            sqlite_where=sa.text("idempotency_key IS NOT NULL"),
-        )
-
+    # Dropping a table drops its indexes (MariaDB refuses to drop an index a foreign key uses).
     op.drop_table("messages")
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.drop_index("ix_conversations_owner_activity")
-
     op.drop_table("conversations")
     op.drop_table("users")

@@ -1,0 +1,106 @@
+"""Migrations on every backend: up, down, up again; models agree with migrations; the first
+open initialises an empty database, once, even when several processes open it at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import sqlalchemy as sa
+
+from chatledger import ConfigurationError, Ledger, SchemaOutOfDateError, migrate
+from chatledger._schema import Base
+from chatledger.migrate import VERSION_TABLE
+
+
+def _tables(url) -> set[str]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def empty_url(backend, make_database, request):
+    return make_database(backend, f"migr_{request.node.name[-12:].strip('[]-')}")
+
+
+def test_upgrade_downgrade_upgrade(empty_url):
+    ours = set(Base.metadata.tables)
+    assert migrate.current(empty_url) is None
+
+    migrate.upgrade(empty_url)
+    assert migrate.current(empty_url) == migrate.head()
+    assert ours <= _tables(empty_url)
+    assert migrate.check(empty_url) == []
+
+    migrate.downgrade(empty_url, "base")
+    assert migrate.current(empty_url) is None
+    assert not ours & _tables(empty_url)
+
+    migrate.upgrade(empty_url)
+    assert migrate.current(empty_url) == migrate.head()
+    assert migrate.check(empty_url) == []
+
+
+def test_history_lists_every_revision_newest_first():
+    revisions = migrate.history()
+    assert revisions[0].is_head
+    assert revisions[0].revision == migrate.head()
+    assert revisions[-1].down_revision is None
+    assert all(r.message for r in revisions)
+
+
+def test_first_open_initialises_an_empty_database(empty_url):
+    with Ledger(empty_url) as ledger:
+        assert ledger.users.count() == 0
+    assert migrate.current(empty_url) == migrate.head()
+
+
+def test_a_database_migrated_by_a_newer_chatledger_is_refused(empty_url):
+    migrate.upgrade(empty_url)
+    engine = sa.create_engine(empty_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = 'fffffffff'"))
+    engine.dispose()
+    ledger = Ledger(empty_url)
+    with pytest.raises(SchemaOutOfDateError) as caught:
+        ledger.open()
+    ledger.close()
+    assert caught.value.current == "fffffffff"
+    assert "newer" in str(caught.value)
+
+
+def test_tables_of_another_application_with_our_names_are_not_touched(empty_url):
+    engine = sa.create_engine(empty_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE users (name VARCHAR(10))"))
+        conn.execute(sa.text("INSERT INTO users (name) VALUES ('theirs')"))
+    ledger = Ledger(empty_url)
+    with pytest.raises(ConfigurationError) as caught:
+        ledger.open()
+    ledger.close()
+    assert "users" in str(caught.value)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM users")).scalar() == "theirs"
+    engine.dispose()
+
+
+def _open_and_count(url: str, start) -> int:
+    start.wait(30)
+    with Ledger(url) as ledger:
+        return ledger.users.count()
+
+
+@pytest.mark.slow
+def test_concurrent_first_opens_from_processes_do_not_race(empty_url):
+    context = multiprocessing.get_context("spawn")
+    url = empty_url.render_as_string(hide_password=False)
+    with context.Manager() as manager:
+        start = manager.Barrier(4)
+        with context.Pool(4) as pool:
+            results = pool.starmap(_open_and_count, [(url, start)] * 4)
+    assert results == [0, 0, 0, 0]
+    assert migrate.current(empty_url) == migrate.head()
+    assert migrate.check(empty_url) == []
