@@ -6,6 +6,7 @@ import inspect
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import chatledger
 
@@ -66,7 +67,7 @@ def test_package_is_typed():
     assert (Path(chatledger.__file__).parent / "py.typed").exists()
 
 
-def _public_methods(cls: type) -> dict[str, object]:
+def _public_methods(cls: type) -> dict[str, Any]:
     return {
         name: member
         for name, member in inspect.getmembers(cls)

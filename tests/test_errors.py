@@ -23,7 +23,7 @@ from chatledger import (
 
 
 def test_the_tree_is_shallow_and_only_transient_errors_are_retriable():
-    leaves = [
+    leaves: list[type[ChatledgerError]] = [
         NotFoundError,
         ConflictError,
         ValidationError,

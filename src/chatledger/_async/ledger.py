@@ -119,7 +119,8 @@ class _AsyncStore:
             return await tx.call(op, *args, **kwargs)
         if not core.opened:
             await core.open()
-        return await core.retrying(core.db.run if write else core.db.read, op, *args, **kwargs)
+        result: T = await core.retrying(core.db.run if write else core.db.read, op, *args, **kwargs)
+        return result
 
     @contextlib.asynccontextmanager
     async def transaction(self: S) -> AsyncIterator[S]:
@@ -152,7 +153,8 @@ class _AsyncStore:
             # Inside an outer transaction: only the outer one can be re-run.
             async with self.transaction() as store:
                 return await fn(store)
-        return await self._core.retrying(self._once, fn)
+        result: T = await self._core.retrying(self._once, fn)
+        return result
 
     async def _once(self: S, fn: Callable[[S], Awaitable[T]]) -> T:
         async with self.transaction() as store:

@@ -117,7 +117,8 @@ class _Store:
             return tx.call(op, *args, **kwargs)
         if not core.opened:
             core.open()
-        return core.retrying(core.db.run if write else core.db.read, op, *args, **kwargs)
+        result: T = core.retrying(core.db.run if write else core.db.read, op, *args, **kwargs)
+        return result
 
     @contextlib.contextmanager
     def transaction(self: S) -> Iterator[S]:
@@ -150,7 +151,8 @@ class _Store:
             # Inside an outer transaction: only the outer one can be re-run.
             with self.transaction() as store:
                 return fn(store)
-        return self._core.retrying(self._once, fn)
+        result: T = self._core.retrying(self._once, fn)
+        return result
 
     def _once(self: S, fn: Callable[[S], Awaitable[T]]) -> T:
         with self.transaction() as store:
