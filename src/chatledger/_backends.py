@@ -6,10 +6,13 @@ Business code asks a :class:`Backend` for a capability (``update_returning``) or
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import os
 import re
 import sqlite3
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -401,4 +404,16 @@ def warn_if_wal_reset_bug(version: tuple[int, int, int]) -> None:
         "(fixed in 3.51.3, 3.50.7 and 3.44.6): a checkpoint racing a writer can corrupt "
         "the database. Upgrade SQLite (e.g. a newer Python build) for production use."
     )
-    warnings.warn(message, SQLiteWALResetBugWarning, stacklevel=4)
+    warnings.warn(message, SQLiteWALResetBugWarning, stacklevel=_caller_stacklevel())
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside chatledger, so it
+    names the caller's line whichever path (sync, async, adopted engine) led here."""
+    skipped = (os.path.dirname(os.path.abspath(__file__)), contextlib.__file__)
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(skipped):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level

@@ -23,9 +23,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 
-from ._backends import WRITE, backend_of
+from ._backends import WRITE, backend_for, backend_of
+from ._engine import adopt_engine, sync_engine
 from ._schema import Base
+from ._translate import translate
+from .config import Config
 from .errors import ConfigurationError, SchemaOutOfDateError
 
 __all__ = [
@@ -102,6 +106,7 @@ def history() -> list[Revision]:
 
 @contextmanager
 def _connection(target: Target) -> Iterator[Connection]:
+    """A connection to ``target``; SQLAlchemy and driver errors leave as chatledger errors."""
     if isinstance(target, Connection):
         yield target
         return
@@ -109,14 +114,16 @@ def _connection(target: Target) -> Iterator[Connection]:
     owned = not isinstance(target, Engine)
     if isinstance(target, Engine):
         engine = target
+        adopt_engine(engine, Config.load(engine.url))
     else:
-        from ._engine import sync_engine
-        from .config import Config
-
         engine, _ = sync_engine(Config.load(target))
     try:
         with engine.connect() as conn:
             yield conn
+    except SQLAlchemyError as exc:
+        password = engine.url.password
+        secret = password if isinstance(password, str) else None
+        raise translate(exc, backend_for(engine.url), secret=secret) from exc
     finally:
         if owned:
             engine.dispose()

@@ -1,0 +1,69 @@
+# chatledger's developer commands. Needs only python3 (3.11 or newer) on PATH: every target
+# that runs Python first creates .venv and installs the package into it.
+#
+#   make demo                 run examples/demo.py (core install, default SQLite database)
+#   make test                 the full test suite; make test PYTEST_ARGS="-x tests/test_x.py"
+#   make lint                 ruff, ruff format --check, mypy, generated-code check
+#   make generate             regenerate the sync surface from the async source
+#   make revision m="..."     autogenerate a new Alembic revision
+#   make clean                remove caches and .venv
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CORE_STAMP := $(VENV)/.installed-core
+DEV_STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv venv-core demo test lint generate revision clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+# The interpreter: a fresh venv with an up-to-date pip.
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "chatledger needs Python 3.11 or newer; '$(PYTHON)' is older" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# The package alone (what `make demo` needs).
+$(CORE_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+# The package with every extra and the development tools. It includes the core, so the core
+# stamp is refreshed too.
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@ $(CORE_STAMP)
+
+venv-core: $(CORE_STAMP)
+
+venv: $(DEV_STAMP)
+
+demo: venv-core
+	$(PY) examples/demo.py $(DEMO_ARGS)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(PY) tools/generate_sync.py --check
+
+generate: venv
+	$(PY) tools/generate_sync.py
+
+revision: venv
+	@test -n "$(m)" || { echo 'usage: make revision m="describe the change"' >&2; exit 2; }
+	$(PY) tools/new_revision.py "$(m)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage build dist
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
