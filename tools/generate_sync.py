@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "chatledger" / "_async"
 TARGET = ROOT / "src" / "chatledger" / "_sync"
 #: Files of ``_async`` that are generated into ``_sync``. The rest of ``_sync`` is hand-written.
-FILES = ["ledger.py"]
+FILES = ["_store.py", "_users.py", "_conversations.py", "_messages.py", "ledger.py"]
 REPLACEMENTS = {
     "AsyncLedger": "Ledger",
     "AsyncUserScope": "UserScope",

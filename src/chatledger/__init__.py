@@ -14,16 +14,16 @@ MariaDB, with the same surface in sync (:class:`Ledger`) and async (:class:`Asyn
 
 from __future__ import annotations
 
-from ._async.ledger import (
-    AsyncConversations,
-    AsyncLedger,
-    AsyncMessages,
-    AsyncUsers,
-    AsyncUserScope,
-)
+from ._async._conversations import AsyncConversations
+from ._async._messages import AsyncMessages
+from ._async._users import AsyncUsers
+from ._async.ledger import AsyncLedger, AsyncUserScope
 from ._ops._common import UNSET
 from ._retry import RetryPolicy
-from ._sync.ledger import Conversations, Ledger, Messages, Users, UserScope
+from ._sync._conversations import Conversations
+from ._sync._messages import Messages
+from ._sync._users import Users
+from ._sync.ledger import Ledger, UserScope
 from ._validate import Limits
 from .config import Config
 from .errors import (

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -28,7 +28,10 @@ from ._schema import INT32_MAX
 from ._types import MONEY_SCALE, canonical_decimal
 from .errors import ValidationError
 
-__all__ = ["Limits"]
+__all__ = ["Id", "Limits"]
+
+#: An id argument: a UUID or its string form.
+Id = uuid.UUID | str
 
 #: Amounts must stay below this, on every backend (SQLite keeps billionths in a 64-bit integer).
 _MONEY_MAX: Final = Decimal(10) ** 9
@@ -203,3 +206,12 @@ def identifier(field: str, value: object) -> uuid.UUID:
         except ValueError:
             pass
     raise ValidationError(field, f"{value!r} is not a valid id (a UUID)")
+
+
+def order(value: object) -> Literal["asc", "desc"]:
+    """A listing order: ``"asc"`` or ``"desc"``."""
+    if value == "asc":
+        return "asc"
+    if value == "desc":
+        return "desc"
+    raise ValidationError("order", f"{value!r} is not one of: asc, desc")
