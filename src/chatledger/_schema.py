@@ -37,12 +37,13 @@ NAMING_CONVENTION: Final = {
     "pk": "pk_%(table_name)s",
 }
 
-#: MariaDB/MySQL table options: InnoDB, full UTF-8, and byte-wise comparison so that uniqueness
-#: and equality behave as on PostgreSQL and SQLite (no case- or accent-folding).
+#: MariaDB table options: InnoDB, full UTF-8, and byte-wise NO PAD comparison, so that uniqueness
+#: and equality behave as on PostgreSQL and SQLite: no case or accent folding, and trailing
+#: spaces count (``utf8mb4_bin`` is PAD SPACE: it would make "k" and "k " the same key).
 MYSQL_TABLE_OPTIONS: Final[dict[str, str]] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
+    "mysql_collate": "utf8mb4_nopad_bin",
 }
 
 ROLES: Final = ("user", "assistant", "system", "tool")

@@ -42,7 +42,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("external_id", name=op.f("uq_users_external_id")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     op.create_table(
@@ -76,7 +76,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_conversations")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     with op.batch_alter_table("conversations", schema=None) as batch_op:
@@ -128,7 +128,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("conversation_id", "seq", name=op.f("pk_messages")),
         sa.UniqueConstraint("id", name=op.f("uq_messages_id")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
