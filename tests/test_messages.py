@@ -172,3 +172,62 @@ def test_cannot_append_to_a_closed_or_deleted_conversation(store, chat, status):
 def test_archived_conversation_still_takes_messages(store, chat):
     store.conversations.archive(chat.id)
     assert store.messages.append(chat.id, "user", "back again").seq == 1
+
+
+def test_append_many_writes_a_batch_with_gap_free_seq_and_counters(store, chat):
+    from datetime import UTC, datetime, timedelta
+
+    store.messages.append(chat.id, "system", "be brief")
+    then = datetime(2024, 1, 1, tzinfo=UTC)
+    batch = [
+        {"role": "user", "content": f"q{i}", "created_at": then + timedelta(minutes=i)}
+        for i in range(5)
+    ] + [{"role": "assistant", "content": "a", "model": "m", "cost": "0.5", "input_tokens": 3}]
+    stored = store.messages.append_many(chat.id, batch)
+
+    assert [m.seq for m in stored] == [2, 3, 4, 5, 6, 7]
+    assert stored[0].created_at == then
+    conversation = store.conversations.get(chat.id)
+    assert conversation.message_count == 7
+    assert conversation.last_message_at == max(m.created_at for m in stored)
+    assert [m.content for m in store.messages.last(chat.id, 7)] == [
+        "be brief",
+        "q0",
+        "q1",
+        "q2",
+        "q3",
+        "q4",
+        "a",
+    ]
+
+
+def test_append_many_is_idempotent_by_key(store, chat):
+    batch = [{"role": "user", "content": f"m{i}", "idempotency_key": f"k{i}"} for i in range(4)]
+    first = store.messages.append_many(chat.id, batch)
+    again = store.messages.append_many(chat.id, [*batch, {"role": "user", "content": "new"}])
+    assert again[:4] == first
+    assert again[4].seq == 5
+    assert store.messages.count(chat.id) == 5
+
+
+def test_append_many_rejects_a_bad_item_and_writes_nothing(store, chat):
+    batch = [{"role": "user", "content": "ok"}, {"role": "user", "content": "nul\x00"}]
+    with pytest.raises(ValidationError) as caught:
+        store.messages.append_many(chat.id, batch)
+    assert caught.value.field == "messages[1].content"
+    with pytest.raises(ValidationError) as caught:
+        store.messages.append_many(chat.id, [{"role": "user", "content": "x", "colour": 1}])
+    assert caught.value.field == "messages[0]"
+    dup = [{"role": "user", "content": "x", "idempotency_key": "k"}] * 2
+    with pytest.raises(ValidationError):
+        store.messages.append_many(chat.id, dup)
+    assert store.messages.count(chat.id) == 0
+
+
+def test_append_many_to_a_missing_or_closed_conversation(store, chat):
+    with pytest.raises(NotFoundError):
+        store.messages.append_many(uuid.uuid4(), [{"role": "user", "content": "x"}])
+    store.conversations.close(chat.id)
+    with pytest.raises(ConflictError):
+        store.messages.append_many(chat.id, [{"role": "user", "content": "x"}])
+    assert store.messages.append_many(chat.id, []) == []

@@ -42,6 +42,9 @@ EVERY_OPERATION = {
     "messages.append_replay": lambda s, c, m: s.messages.append(
         c.id, "user", "x", idempotency_key="k"
     ),
+    "messages.append_many": lambda s, c, m: s.messages.append_many(
+        c.id, [{"role": "user", "content": "injected"}]
+    ),
     "messages.get": lambda s, c, m: s.messages.get(m.id),
     "messages.last": lambda s, c, m: s.messages.last(c.id),
     "messages.list": lambda s, c, m: s.messages.list(c.id),

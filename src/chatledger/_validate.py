@@ -19,6 +19,7 @@ import math
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
@@ -49,6 +50,8 @@ class Limits:
     max_metadata_bytes: int = 1_048_576
     #: Largest page a listing may ask for.
     max_page_size: int = 1000
+    #: Most messages one ``append_many`` call may write.
+    max_batch_size: int = 10_000
 
 
 def text(field: str, value: object, max_chars: int) -> str:
@@ -194,6 +197,17 @@ def email(field: str, value: object, max_chars: int) -> str | None:
     except EmailNotValidError as exc:
         raise ValidationError(field, f"is not a valid email address: {exc}") from None
     return checked.normalized.lower()
+
+
+def optional_aware_datetime(field: str, value: object) -> datetime | None:
+    """``None`` or a timezone-aware datetime, converted to UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ValidationError(field, f"must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(field, "must be timezone-aware")
+    return value.astimezone(UTC)
 
 
 def identifier(field: str, value: object) -> uuid.UUID:

@@ -9,7 +9,9 @@ number of messages, under any concurrency, on every backend.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any, Final
@@ -44,7 +46,17 @@ from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Message, Order, Page
 from ._common import from_row, paginate, record_columns, record_values, utcnow
 
-__all__ = ["NewMessage", "append", "count", "get", "last", "page", "prepare"]
+__all__ = [
+    "NewMessage",
+    "append",
+    "append_many",
+    "count",
+    "get",
+    "last",
+    "page",
+    "prepare",
+    "prepare_many",
+]
 
 _APPENDABLE: Final = ("active", "archived")
 _COLUMNS: Final = record_columns(messages, Message)
@@ -66,6 +78,8 @@ class NewMessage:
     latency_ms: int | None
     request_id: str | None
     idempotency_key: str | None
+    #: For imports: when the message was originally written (``None``: now).
+    created_at: datetime | None = None
 
 
 def prepare(
@@ -82,6 +96,7 @@ def prepare(
     latency_ms: object = None,
     request_id: object = None,
     idempotency_key: object = None,
+    created_at: object = None,
 ) -> NewMessage:
     """Validate a message before anything is written."""
     return NewMessage(
@@ -98,7 +113,59 @@ def prepare(
         idempotency_key=check.optional_text(
             "idempotency_key", idempotency_key, IDEMPOTENCY_KEY_MAX
         ),
+        created_at=check.optional_aware_datetime("created_at", created_at),
     )
+
+
+_BATCH_FIELDS: Final = frozenset(
+    (
+        "role",
+        "content",
+        "intent",
+        "metadata",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "latency_ms",
+        "request_id",
+        "idempotency_key",
+        "created_at",
+    )
+)
+
+
+def prepare_many(limits: check.Limits, batch: object) -> list[NewMessage]:
+    """Validate a batch of message mappings; errors name the item (``messages[3].content``)."""
+    if isinstance(batch, str | bytes) or not isinstance(batch, Iterable):
+        raise ValidationError("messages", "must be a list of mappings")
+    prepared: list[NewMessage] = []
+    keys: set[str] = set()
+    for index, item in enumerate(batch):
+        where = f"messages[{index}]"
+        if len(prepared) >= limits.max_batch_size:
+            raise ValidationError(
+                "messages",
+                f"more than {limits.max_batch_size:,} messages in one batch",
+                limit=limits.max_batch_size,
+            )
+        if not isinstance(item, Mapping):
+            raise ValidationError(where, f"must be a mapping, not {type(item).__name__}")
+        unknown = set(item) - _BATCH_FIELDS
+        if unknown:
+            raise ValidationError(where, f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
+        if "role" not in item or "content" not in item:
+            raise ValidationError(where, "role and content are required")
+        try:
+            new = prepare(limits, **item)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}.{exc.field}", exc.problem, limit=exc.limit) from None
+        if new.idempotency_key is not None:
+            if new.idempotency_key in keys:
+                raise ValidationError(f"{where}.idempotency_key", "repeats a key of this batch")
+            keys.add(new.idempotency_key)
+        prepared.append(new)
+    return prepared
 
 
 def _bump(returning: bool, scoped: bool) -> Any:
@@ -247,7 +314,13 @@ def append(
         # Another append with this key committed while we waited for the row lock.
         conn.execute(_UNBUMP, {"b_cid": conversation_id})
         return found
-    message = Message(
+    message = _stored(new, conversation_id, seq, now)
+    conn.execute(_INSERT, record_values(message))
+    return message
+
+
+def _stored(new: NewMessage, conversation_id: uuid.UUID, seq: int, now: datetime) -> Message:
+    return Message(
         id=_ids.new_id(),
         conversation_id=conversation_id,
         seq=seq,
@@ -261,11 +334,67 @@ def append(
         cost=new.cost,
         latency_ms=new.latency_ms,
         request_id=new.request_id,
-        idempotency_key=key,
-        created_at=now,
+        idempotency_key=new.idempotency_key,
+        created_at=new.created_at or now,
     )
-    conn.execute(_INSERT, record_values(message))
-    return message
+
+
+def append_many(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    conversation_id: uuid.UUID,
+    batch: list[NewMessage],
+) -> list[Message]:
+    """Append a batch in one transaction: one row lock, one multi-row insert, one counter
+    update. Messages whose idempotency key the conversation already holds are not written;
+    the stored ones are returned in their place. The result is in the batch's order."""
+    c = conversations.c
+    query = select(c.status, c.message_count, c.last_message_at, c.last_activity_at).where(
+        c.id == conversation_id
+    )
+    if owner is not None:
+        query = query.where(c.owner_id == owner)
+    row = conn.execute(query.with_for_update()).first()
+    if row is None:
+        raise NotFoundError("conversation", conversation_id)
+    status, count_before, last_message_at, last_activity_at = row
+    if status not in _APPENDABLE:
+        raise ConflictError(f"cannot append to a {status} conversation", field="status")
+    keys = [new.idempotency_key for new in batch if new.idempotency_key is not None]
+    stored: dict[str, Message] = {}
+    if keys:
+        m = messages.c
+        found = conn.execute(
+            select(*_COLUMNS).where(
+                m.conversation_id == conversation_id, m.idempotency_key.in_(keys)
+            )
+        )
+        stored = {message.idempotency_key or "": message for message in map(_to_message, found)}
+    now = utcnow()
+    result: list[Message] = []
+    fresh: list[Message] = []
+    for new in batch:
+        if new.idempotency_key is not None and new.idempotency_key in stored:
+            result.append(stored[new.idempotency_key])
+            continue
+        message = _stored(new, conversation_id, count_before + len(fresh) + 1, now)
+        fresh.append(message)
+        result.append(message)
+    if not fresh:
+        return result
+    conn.execute(_INSERT, [record_values(message) for message in fresh])
+    newest = max(message.created_at for message in fresh)
+    conn.execute(
+        update(conversations)
+        .where(c.id == conversation_id)
+        .values(
+            message_count=count_before + len(fresh),
+            last_message_at=max(newest, last_message_at) if last_message_at else newest,
+            last_activity_at=max(newest, last_activity_at),
+            updated_at=now,
+        )
+    )
+    return result
 
 
 def get(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> Message:
