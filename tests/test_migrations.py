@@ -104,3 +104,31 @@ def test_concurrent_first_opens_from_processes_do_not_race(empty_url):
     assert results == [0, 0, 0, 0]
     assert migrate.current(empty_url) == migrate.head()
     assert migrate.check(empty_url) == []
+
+
+def test_an_older_schema_is_refused_unless_auto_upgrade(empty_url):
+    history = migrate.history()
+    older = history[1].revision
+    migrate.upgrade(empty_url, older)
+    ledger = Ledger(empty_url)
+    with pytest.raises(SchemaOutOfDateError) as caught:
+        ledger.open()
+    ledger.close()
+    assert (caught.value.current, caught.value.head) == (older, migrate.head())
+    assert "chatledger db upgrade" in str(caught.value)
+    with Ledger(empty_url, auto_upgrade=True) as upgraded:
+        assert upgraded.users.count() == 0
+    assert migrate.current(empty_url) == migrate.head()
+
+
+def test_data_survives_the_upgrade_path(empty_url):
+    migrate.upgrade(empty_url, migrate.history()[-1].revision)
+    with Ledger(empty_url, auto_upgrade=True) as ledger:
+        user = ledger.users.create(email="keep@example.com")
+        chat = ledger.conversations.create(user.id)
+        ledger.messages.append(chat.id, "user", "still here")
+    migrate.downgrade(empty_url, migrate.history()[-1].revision)
+    migrate.upgrade(empty_url)
+    with Ledger(empty_url) as ledger:
+        assert [m.content for m in ledger.messages.last(chat.id)] == ["still here"]
+        assert ledger.users.get(user.id).email == "keep@example.com"

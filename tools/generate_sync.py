@@ -1,7 +1,8 @@
 """Generate the synchronous surface from the asynchronous source.
 
-    python tools/generate_sync.py          # write src/chatledger/_sync/<file> for each source file
-    python tools/generate_sync.py --check  # exit 1 if a generated file is out of date (CI)
+    python tools/generate_sync.py               # write src/chatledger/_sync/<file> for each file
+    python tools/generate_sync.py _tokens.py    # only the files named
+    python tools/generate_sync.py --check       # exit 1 if a generated file is out of date (CI)
 
 Token-level rewriting by ``unasync`` (python-trio): ``async``/``await`` disappear, and the names
 below are replaced by their synchronous twins. The output is formatted with ruff, so the check
@@ -23,13 +24,38 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "chatledger" / "_async"
 TARGET = ROOT / "src" / "chatledger" / "_sync"
 #: Files of ``_async`` that are generated into ``_sync``. The rest of ``_sync`` is hand-written.
-FILES = ["_store.py", "_users.py", "_conversations.py", "_messages.py", "ledger.py"]
+FILES = [
+    "_store.py",
+    "_users.py",
+    "_conversations.py",
+    "_messages.py",
+    "_feedback.py",
+    "_citations.py",
+    "_usage.py",
+    "_visitors.py",
+    "_surveys.py",
+    "_tokens.py",
+    "_audit.py",
+    "_knowledge.py",
+    "_api_keys.py",
+    "ledger.py",
+]
 REPLACEMENTS = {
     "AsyncLedger": "Ledger",
     "AsyncUserScope": "UserScope",
     "AsyncUsers": "Users",
     "AsyncConversations": "Conversations",
     "AsyncMessages": "Messages",
+    "AsyncMessageFeedback": "MessageFeedback",
+    "AsyncProductFeedbackForms": "ProductFeedbackForms",
+    "AsyncCitations": "Citations",
+    "AsyncUsage": "Usage",
+    "AsyncVisitors": "Visitors",
+    "AsyncSurveys": "Surveys",
+    "AsyncTokens": "Tokens",
+    "AsyncAuditLog": "AuditLog",
+    "AsyncKnowledge": "Knowledge",
+    "AsyncApiKeys": "ApiKeys",
     "AsyncDatabase": "Database",
     "AsyncTransaction": "Transaction",
     "_AsyncCore": "_Core",
@@ -43,17 +69,17 @@ HEADER = (
 )
 
 
-def generate(out_dir: Path) -> list[Path]:
-    """Write the generated files into ``out_dir``; return their paths."""
+def generate(out_dir: Path, files: list[str] = FILES) -> list[Path]:
+    """Write the generated twins of ``files`` into ``out_dir``; return their paths."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch) / "_async"
         work.mkdir()
-        for name in FILES:
+        for name in files:
             (work / name).write_text((SOURCE / name).read_text())
         rule = unasync.Rule("/_async/", "/_sync/", additional_replacements=REPLACEMENTS)
-        unasync.unasync_files([str(work / name) for name in FILES], rules=[rule])
+        unasync.unasync_files([str(work / name) for name in files], rules=[rule])
         outputs = []
-        for name in FILES:
+        for name in files:
             text = (Path(scratch) / "_sync" / name).read_text()
             text = text.replace("asynchronous surface", "synchronous surface")
             target = out_dir / name
@@ -75,9 +101,15 @@ def generate(out_dir: Path) -> list[Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if generated files drift")
+    parser.add_argument(
+        "files", nargs="*", help=f"files of _async/ to generate (default: all {len(FILES)})"
+    )
     args = parser.parse_args()
+    unknown = set(args.files) - set(FILES)
+    if unknown:
+        parser.error(f"not generated files: {', '.join(sorted(unknown))} (see FILES)")
     if not args.check:
-        for path in generate(TARGET):
+        for path in generate(TARGET, args.files or FILES):
             print(f"generated {path.relative_to(ROOT)}")
         return 0
     with tempfile.TemporaryDirectory(dir=TARGET) as scratch:

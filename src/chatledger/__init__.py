@@ -14,24 +14,44 @@ MariaDB, with the same surface in sync (:class:`Ledger`) and async (:class:`Asyn
 
 from __future__ import annotations
 
+from ._async._api_keys import AsyncApiKeys
+from ._async._audit import AsyncAuditLog
+from ._async._citations import AsyncCitations
 from ._async._conversations import AsyncConversations
+from ._async._feedback import AsyncMessageFeedback, AsyncProductFeedbackForms
+from ._async._knowledge import AsyncKnowledge
 from ._async._messages import AsyncMessages
+from ._async._surveys import AsyncSurveys
+from ._async._tokens import AsyncTokens
+from ._async._usage import AsyncUsage
 from ._async._users import AsyncUsers
+from ._async._visitors import AsyncVisitors
 from ._async.ledger import AsyncLedger, AsyncUserScope
 from ._ops._common import UNSET
 from ._retry import RetryPolicy
+from ._sync._api_keys import ApiKeys
+from ._sync._audit import AuditLog
+from ._sync._citations import Citations
 from ._sync._conversations import Conversations
+from ._sync._feedback import MessageFeedback, ProductFeedbackForms
+from ._sync._knowledge import Knowledge
 from ._sync._messages import Messages
+from ._sync._surveys import Surveys
+from ._sync._tokens import Tokens
+from ._sync._usage import Usage
 from ._sync._users import Users
+from ._sync._visitors import Visitors
 from ._sync.ledger import Ledger, UserScope
 from ._validate import Limits
 from .config import Config
 from .errors import (
+    AuthenticationError,
     ChatledgerError,
     ChatledgerWarning,
     ConfigurationError,
     ConflictError,
     DatabaseError,
+    InsufficientBalanceError,
     MissingDependencyError,
     NotFoundError,
     SchemaOutOfDateError,
@@ -39,42 +59,112 @@ from .errors import (
     TransientError,
     ValidationError,
 )
-from .records import Conversation, ConversationStatus, Message, Order, Page, Role, User
+from .records import (
+    ApiKey,
+    AuditCategory,
+    AuditEvent,
+    AuditSeverity,
+    AuditVerification,
+    Citation,
+    Conversation,
+    ConversationStatus,
+    CreatedApiKey,
+    ErasureReport,
+    Feedback,
+    FeedbackSummary,
+    KnowledgeChunk,
+    Message,
+    MessageDetail,
+    Order,
+    Page,
+    ProductFeedback,
+    RetentionReport,
+    Role,
+    SurveyResponse,
+    Thumb,
+    TokenEntry,
+    UpsertReport,
+    UsageTotals,
+    User,
+    Visitor,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "UNSET",
+    "ApiKey",
+    "ApiKeys",
+    "AsyncApiKeys",
+    "AsyncAuditLog",
+    "AsyncCitations",
     "AsyncConversations",
+    "AsyncKnowledge",
     "AsyncLedger",
+    "AsyncMessageFeedback",
     "AsyncMessages",
+    "AsyncProductFeedbackForms",
+    "AsyncSurveys",
+    "AsyncTokens",
+    "AsyncUsage",
     "AsyncUserScope",
     "AsyncUsers",
+    "AsyncVisitors",
+    "AuditCategory",
+    "AuditEvent",
+    "AuditLog",
+    "AuditSeverity",
+    "AuditVerification",
+    "AuthenticationError",
     "ChatledgerError",
     "ChatledgerWarning",
+    "Citation",
+    "Citations",
     "Config",
     "ConfigurationError",
     "ConflictError",
     "Conversation",
     "ConversationStatus",
     "Conversations",
+    "CreatedApiKey",
     "DatabaseError",
+    "ErasureReport",
+    "Feedback",
+    "FeedbackSummary",
+    "InsufficientBalanceError",
+    "Knowledge",
+    "KnowledgeChunk",
     "Ledger",
     "Limits",
     "Message",
+    "MessageDetail",
+    "MessageFeedback",
     "Messages",
     "MissingDependencyError",
     "NotFoundError",
     "Order",
     "Page",
+    "ProductFeedback",
+    "ProductFeedbackForms",
+    "RetentionReport",
     "RetryPolicy",
     "Role",
     "SQLiteWALResetBugWarning",
     "SchemaOutOfDateError",
+    "SurveyResponse",
+    "Surveys",
+    "Thumb",
+    "TokenEntry",
+    "Tokens",
     "TransientError",
+    "UpsertReport",
+    "Usage",
+    "UsageTotals",
     "User",
     "UserScope",
     "Users",
     "ValidationError",
+    "Visitor",
+    "Visitors",
     "__version__",
 ]

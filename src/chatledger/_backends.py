@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
-from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import ColumnElement, Connection, Engine, event, func, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -105,6 +105,11 @@ class Backend:
         migration's transaction."""
         yield
 
+    def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
+        """The UTC calendar day of a :class:`~chatledger._types.UTCDateTime` column, as
+        ``'YYYY-MM-DD'`` text (for grouping by day)."""
+        raise NotImplementedError
+
 
 class SQLite(Backend):
     name = "sqlite"
@@ -163,6 +168,10 @@ class SQLite(Backend):
             event.listen(engine, "connect", on_connect)
             event.listen(engine, "begin", on_begin)
             event.listen(engine, "begin", _marker)
+
+    def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
+        # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC.
+        return func.substr(column, 1, 10)
 
     def error_code(self, exc: DBAPIError) -> str | None:
         code = getattr(exc.orig, "sqlite_errorcode", None)
@@ -233,6 +242,9 @@ class PostgreSQL(Backend):
         if url.get_driver_name() in ("psycopg", "psycopg_async"):
             return {"connect_args": {"application_name": "chatledger"}}
         return {}
+
+    def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
 
     def error_code(self, exc: DBAPIError) -> str | None:
         return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
@@ -306,6 +318,10 @@ class MariaDB(Backend):
                 "init_command": f"SET SESSION sql_mode='{sql_mode}', time_zone='+00:00'",
             },
         }
+
+    def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
+        # DATETIME(6) holding UTC (the session time zone is UTC too).
+        return func.date_format(column, "%Y-%m-%d")
 
     def error_code(self, exc: DBAPIError) -> str | None:
         args = getattr(exc.orig, "args", ())

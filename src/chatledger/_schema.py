@@ -14,7 +14,9 @@ from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +24,8 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
+    UniqueConstraint,
     Uuid,
     text,
 )
@@ -61,6 +65,31 @@ MODEL_MAX: Final = 200
 REQUEST_ID_MAX: Final = 200
 IDEMPOTENCY_KEY_MAX: Final = 200
 INT32_MAX: Final = 2**31 - 1
+PASSWORD_HASH_MAX: Final = 255
+FEEDBACK_COMMENT_MAX: Final = 10_000
+CATEGORY_MAX: Final = 100
+AGENT_NAME_MAX: Final = 100
+AGENT_TYPE_MAX: Final = 500
+FORM_TEXT_MAX: Final = 2_000
+URL_MAX: Final = 2_048
+SNIPPET_MAX: Final = 20_000
+VISITOR_NAME_MAX: Final = 100
+PURPOSE_MAX: Final = 500
+ANSWER_KEY_MAX: Final = 50
+ANSWER_VALUE_MAX: Final = 500
+SURVEY_NAME_MAX: Final = 100
+REASON_MAX: Final = 200
+GRANT_KEY_MAX: Final = 200
+EVENT_TYPE_MAX: Final = 100
+DESCRIPTION_MAX: Final = 10_000
+SOURCE_MAX: Final = 200
+API_KEY_NAME_MAX: Final = 100
+API_KEY_PREFIX_MAX: Final = 16
+SHA256_HEX: Final = 64
+
+THUMBS: Final = ("up", "down")
+AUDIT_CATEGORIES: Final = ("security", "compliance", "access", "system", "general")
+AUDIT_SEVERITIES: Final = ("debug", "info", "warning", "error", "critical")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -85,6 +114,8 @@ class UserRow(Base):
     username: Mapped[str | None] = mapped_column(String(USERNAME_MAX), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(DISPLAY_NAME_MAX))
     role: Mapped[str] = mapped_column(String(USER_ROLE_MAX))
+    #: argon2 hash (PHC string), or None for users who sign in elsewhere.
+    password_hash: Mapped[str | None] = mapped_column(String(PASSWORD_HASH_MAX))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -163,9 +194,282 @@ class MessageRow(Base):
     )
 
 
+class MessageFeedbackRow(Base):
+    """One rater's current rating of one message (rating again replaces it)."""
+
+    __tablename__ = "message_feedback"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    rater_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    thumb: Mapped[str | None] = mapped_column(String(4))
+    score: Mapped[float | None] = mapped_column(Float)
+    scale_min: Mapped[float | None] = mapped_column(Float)
+    scale_max: Mapped[float | None] = mapped_column(Float)
+    categories: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("message_id", "rater_id"),
+        Index("ix_message_feedback_conversation_id", "conversation_id"),
+        Index("ix_message_feedback_rater_id", "rater_id"),
+        CheckConstraint(_in("thumb", THUMBS), name="thumb"),
+        CheckConstraint("thumb IS NOT NULL OR score IS NOT NULL", name="rated"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class ProductFeedbackRow(Base):
+    """A standalone product-feedback form, as anonymous visitors or agents submit it."""
+
+    __tablename__ = "product_feedback"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    agent_name: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
+    agent_type: Mapped[str | None] = mapped_column(String(AGENT_TYPE_MAX))
+    issues: Mapped[str | None] = mapped_column(Text)
+    feature_requests: Mapped[str | None] = mapped_column(Text)
+    additional_comments: Mapped[str | None] = mapped_column(Text)
+    usability_rating: Mapped[int | None] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("usability_rating BETWEEN 1 AND 10", name="usability_rating"),
+        Index("ix_product_feedback_submitted_at", "submitted_at", "id"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class KnowledgeChunkRow(Base):
+    """A chunk of a knowledge source, for retrieval; unique by (source, external_id)."""
+
+    __tablename__ = "knowledge_chunks"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(SOURCE_MAX))
+    external_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_MAX))
+    title: Mapped[str | None] = mapped_column(String(TITLE_MAX))
+    content: Mapped[str] = mapped_column(LongText)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
+    content_hash: Mapped[str] = mapped_column(String(SHA256_HEX))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("source", "external_id"), MYSQL_TABLE_OPTIONS)
+
+
+class CitationRow(Base):
+    """A source an assistant message cites: a knowledge chunk or an external URL."""
+
+    __tablename__ = "citations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    chunk_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("knowledge_chunks.id", ondelete="SET NULL")
+    )
+    url: Mapped[str | None] = mapped_column(String(URL_MAX))
+    title: Mapped[str | None] = mapped_column(String(TITLE_MAX))
+    snippet: Mapped[str | None] = mapped_column(LongText)
+    start_char: Mapped[int | None] = mapped_column(Integer)
+    end_char: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_citations_message_id", "message_id"),
+        Index("ix_citations_chunk_id", "chunk_id"),
+        Index("ix_citations_conversation_id", "conversation_id"),
+        CheckConstraint("start_char >= 0 AND end_char >= start_char", name="span"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class VisitorRow(Base):
+    """A visitor (person or AI agent) of a site. ``identity`` is the SHA-256 of the caller's
+    visitor key, or of the normalised (name, agent_type): a repeat visit finds the same row."""
+
+    __tablename__ = "visitors"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    identity: Mapped[str] = mapped_column(String(SHA256_HEX), unique=True)
+    name: Mapped[str] = mapped_column(String(VISITOR_NAME_MAX))
+    agent_type: Mapped[str | None] = mapped_column(String(AGENT_TYPE_MAX))
+    purpose: Mapped[str | None] = mapped_column(String(PURPOSE_MAX))
+    visit_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    visit_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("visit_count >= 1", name="visit_count"),
+        Index("ix_visitors_visit_time", "visit_time", "id"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class VisitorAnswerRow(Base):
+    """One key/value answer of a visitor."""
+
+    __tablename__ = "visitor_answers"
+
+    visitor_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("visitors.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(ANSWER_KEY_MAX), primary_key=True)
+    value: Mapped[str] = mapped_column(String(ANSWER_VALUE_MAX))
+
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+
+class SurveyResponseRow(Base):
+    """A user's answers to a named survey."""
+
+    __tablename__ = "survey_responses"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    survey: Mapped[str] = mapped_column(String(SURVEY_NAME_MAX))
+    answers: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    tokens_granted: Mapped[int] = mapped_column(BigInteger)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_survey_responses_user_id", "user_id", "survey"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class TokenBalanceRow(Base):
+    """A user's token balance; always the sum of the user's ledger entries."""
+
+    __tablename__ = "token_balances"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    balance: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (CheckConstraint("balance >= 0", name="balance"), MYSQL_TABLE_OPTIONS)
+
+
+class TokenLedgerRow(Base):
+    """One change of a user's balance. ``grant_key`` makes a grant happen at most once."""
+
+    __tablename__ = "token_ledger"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    delta: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(REASON_MAX))
+    message_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    survey_response_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("survey_responses.id", ondelete="SET NULL")
+    )
+    grant_key: Mapped[str | None] = mapped_column(String(GRANT_KEY_MAX))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "grant_key"),
+        Index("ix_token_ledger_user_id", "user_id", "created_at"),
+        Index("ix_token_ledger_message_id", "message_id"),
+        Index("ix_token_ledger_survey_response_id", "survey_response_id"),
+        CheckConstraint("balance_after >= 0", name="balance_after"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class AuditEventRow(Base):
+    """An append-only audit event, chained: ``hash = SHA-256(prev_hash, seq, content_digest)``.
+    No foreign key on ``user_id``: events outlive users (erasure redacts them instead)."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    event_type: Mapped[str] = mapped_column(String(EVENT_TYPE_MAX))
+    category: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    content_digest: Mapped[str] = mapped_column(String(SHA256_HEX))
+    prev_hash: Mapped[str] = mapped_column(String(SHA256_HEX))
+    hash: Mapped[str] = mapped_column(String(SHA256_HEX))
+    redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_in("category", AUDIT_CATEGORIES), name="category"),
+        CheckConstraint(_in("severity", AUDIT_SEVERITIES), name="severity"),
+        Index("ix_audit_events_user_id", "user_id", "seq"),
+        Index("ix_audit_events_event_type", "event_type", "seq"),
+        Index("ix_audit_events_created_at", "created_at"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class AuditChainRow(Base):
+    """The head of the audit chain: one row, locked by every append to serialise them."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(SHA256_HEX))
+
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+
+class ApiKeyRow(Base):
+    """An API key: only a SHA-256 of the secret and a lookup prefix are stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(API_KEY_NAME_MAX))
+    prefix: Mapped[str] = mapped_column(String(API_KEY_PREFIX_MAX), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(SHA256_HEX))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_api_keys_user_id", "user_id"), MYSQL_TABLE_OPTIONS)
+
+
 users: Final[Table] = Base.metadata.tables["users"]
 conversations: Final[Table] = Base.metadata.tables["conversations"]
 messages: Final[Table] = Base.metadata.tables["messages"]
+message_feedback: Final[Table] = Base.metadata.tables["message_feedback"]
+product_feedback: Final[Table] = Base.metadata.tables["product_feedback"]
+knowledge_chunks: Final[Table] = Base.metadata.tables["knowledge_chunks"]
+citations: Final[Table] = Base.metadata.tables["citations"]
+visitors: Final[Table] = Base.metadata.tables["visitors"]
+visitor_answers: Final[Table] = Base.metadata.tables["visitor_answers"]
+survey_responses: Final[Table] = Base.metadata.tables["survey_responses"]
+token_balances: Final[Table] = Base.metadata.tables["token_balances"]
+token_ledger: Final[Table] = Base.metadata.tables["token_ledger"]
+audit_events: Final[Table] = Base.metadata.tables["audit_events"]
+audit_chain: Final[Table] = Base.metadata.tables["audit_chain"]
+api_keys: Final[Table] = Base.metadata.tables["api_keys"]
 
 #: Unique constraints and indexes -> the field whose value is taken.
 UNIQUE_FIELDS: Final[dict[str, str]] = {
@@ -175,4 +479,12 @@ UNIQUE_FIELDS: Final[dict[str, str]] = {
     "uq_messages_id": "id",
     "uq_messages_conversation_id_idempotency_key": "idempotency_key",
     "pk_messages": "seq",
+    "uq_message_feedback_message_id_rater_id": "rater_id",
+    "uq_knowledge_chunks_source_external_id": "external_id",
+    "uq_visitors_identity": "identity",
+    "pk_visitor_answers": "key",
+    "uq_token_ledger_user_id_grant_key": "grant_key",
+    "uq_api_keys_prefix": "prefix",
+    "uq_audit_events_id": "id",
+    "pk_audit_events": "seq",
 }

@@ -9,11 +9,13 @@ The tree is shallow on purpose::
     ChatledgerError
      ├── NotFoundError            the object does not exist, or is not the acting user's
      ├── ConflictError            a unique value is taken, or the object's state forbids the change
+     │    └── InsufficientBalanceError   a token debit larger than the balance
      ├── ValidationError          bad input; names the field and the limit (also a ValueError)
      ├── ConfigurationError       the configuration is incomplete or contradictory
      ├── SchemaOutOfDateError     run ``chatledger db upgrade`` (or open with auto_upgrade=True)
      ├── TransientError           retrying the whole transaction may succeed
      ├── MissingDependencyError   an optional extra is not installed (also an ImportError)
+     ├── AuthenticationError      a password or API key did not verify (one error for every cause)
      └── DatabaseError            any other database failure, translated
 
 Warnings derive from :class:`ChatledgerWarning`; :class:`SQLiteWALResetBugWarning` is issued when
@@ -27,11 +29,13 @@ itself (the whole transaction, with exponential backoff and jitter); when it giv
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ChatledgerError",
     "ChatledgerWarning",
     "ConfigurationError",
     "ConflictError",
     "DatabaseError",
+    "InsufficientBalanceError",
     "MissingDependencyError",
     "NotFoundError",
     "SQLiteWALResetBugWarning",
@@ -74,6 +78,26 @@ class ConflictError(ChatledgerError):
         super().__init__(message, code=code)
         #: The field whose unique value is taken, when that is the conflict.
         self.field = field
+
+
+class InsufficientBalanceError(ConflictError):
+    """A debit larger than the user's token balance; nothing was written."""
+
+    def __init__(self, *, balance: int, requested: int) -> None:
+        super().__init__(
+            f"insufficient token balance: {requested:,} requested, {balance:,} available",
+            field="amount",
+        )
+        self.balance = balance
+        self.requested = requested
+
+
+class AuthenticationError(ChatledgerError):
+    """A password or API key did not verify. Unknown, wrong, revoked and expired credentials
+    all raise this same error with the same message, so callers cannot tell them apart."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid credentials")
 
 
 class ValidationError(ChatledgerError, ValueError):

@@ -13,7 +13,35 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
-__all__ = ["Conversation", "ConversationStatus", "Message", "Order", "Page", "Role", "User"]
+__all__ = [
+    "ApiKey",
+    "AuditCategory",
+    "AuditEvent",
+    "AuditSeverity",
+    "AuditVerification",
+    "Citation",
+    "Conversation",
+    "ConversationStatus",
+    "CreatedApiKey",
+    "ErasureReport",
+    "Feedback",
+    "FeedbackSummary",
+    "KnowledgeChunk",
+    "Message",
+    "MessageDetail",
+    "Order",
+    "Page",
+    "ProductFeedback",
+    "RetentionReport",
+    "Role",
+    "SurveyResponse",
+    "Thumb",
+    "TokenEntry",
+    "UpsertReport",
+    "UsageTotals",
+    "User",
+    "Visitor",
+]
 
 #: Who wrote a message.
 Role: TypeAlias = Literal["user", "assistant", "system", "tool"]
@@ -21,6 +49,10 @@ Role: TypeAlias = Literal["user", "assistant", "system", "tool"]
 ConversationStatus: TypeAlias = Literal["active", "archived", "closed", "deleted"]
 #: Sort order of a listing: ``"asc"`` oldest first, ``"desc"`` newest first.
 Order: TypeAlias = Literal["asc", "desc"]
+#: A thumbs-up or thumbs-down rating.
+Thumb: TypeAlias = Literal["up", "down"]
+AuditCategory: TypeAlias = Literal["security", "compliance", "access", "system", "general"]
+AuditSeverity: TypeAlias = Literal["debug", "info", "warning", "error", "critical"]
 
 T = TypeVar("T")
 
@@ -99,3 +131,221 @@ class Page(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """One rater's current rating of one message: a thumb, a score on a declared scale, or both."""
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+    rater_id: uuid.UUID
+    thumb: Thumb | None
+    score: float | None
+    scale_min: float | None
+    scale_max: float | None
+    categories: list[str] | None
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackSummary:
+    """Ratings aggregated over one group (a conversation, a model or a UTC day)."""
+
+    key: str
+    ratings: int
+    thumbs_up: int
+    thumbs_down: int
+    average_score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFeedback:
+    """A standalone product-feedback form."""
+
+    id: uuid.UUID
+    agent_name: str
+    agent_type: str | None
+    issues: str | None
+    feature_requests: str | None
+    additional_comments: str | None
+    usability_rating: int | None
+    submitted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A source an assistant message cites: a knowledge chunk or an external URL."""
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+    chunk_id: uuid.UUID | None
+    url: str | None
+    title: str | None
+    snippet: str | None
+    start_char: int | None
+    end_char: int | None
+    score: float | None
+    rank: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDetail:
+    """A message with its ratings and citations."""
+
+    message: Message
+    feedback: list[Feedback]
+    citations: list[Citation]
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """A visitor (person or AI agent) of a site, with its key/value answers."""
+
+    id: uuid.UUID
+    name: str
+    agent_type: str | None
+    purpose: str | None
+    visit_time: datetime
+    visit_count: int
+    created_at: datetime
+    answers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyResponse:
+    """A user's answers to a named survey, and the tokens it granted (0 if none)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    survey: str
+    answers: dict[str, Any]
+    tokens_granted: int
+    submitted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEntry:
+    """One change of a user's token balance."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    delta: int
+    balance_after: int
+    reason: str
+    message_id: uuid.UUID | None
+    survey_response_id: uuid.UUID | None
+    grant_key: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Token and cost totals of one group (a conversation, user, model or UTC day)."""
+
+    key: str
+    messages: int
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """An append-only audit event; ``hash`` chains it to the one before."""
+
+    seq: int
+    id: uuid.UUID
+    user_id: uuid.UUID | None
+    event_type: str
+    category: AuditCategory
+    severity: AuditSeverity
+    description: str | None
+    metadata: dict[str, Any] | None
+    created_at: datetime
+    hash: str
+    redacted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditVerification:
+    """The result of checking the audit hash chain."""
+
+    ok: bool
+    checked: int
+    first_broken_seq: int | None
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeChunk:
+    """A chunk of a knowledge source."""
+
+    id: uuid.UUID
+    source: str
+    external_id: str
+    title: str | None
+    content: str
+    metadata: dict[str, Any] | None
+    content_hash: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertReport:
+    """What a bulk upsert did."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key's stored facts (never its secret)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str | None
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedApiKey:
+    """A new API key and its secret, which is shown this once and never stored."""
+
+    key: ApiKey
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"CreatedApiKey(key={self.key!r}, secret='***')"
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """What erasing a user removed: rows deleted per table, audit events redacted."""
+
+    user_id: uuid.UUID
+    deleted: dict[str, int]
+    redacted_audit_events: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """What a retention run did (or, in a dry run, would do)."""
+
+    dry_run: bool
+    action: Literal["archive", "delete"]
+    cutoff: datetime
+    conversations: int
+    messages: int

@@ -18,10 +18,15 @@ from .._retry import RetryPolicy
 from .._validate import Limits
 from ..config import Config
 from ..errors import ConfigurationError, TransientError
+from ._citations import AsyncCitations
 from ._compat import Awaitable, Lock, sleep
 from ._conversations import AsyncConversations
 from ._database import AsyncDatabase, AsyncTransaction
+from ._feedback import AsyncMessageFeedback
 from ._messages import AsyncMessages
+from ._surveys import AsyncSurveys
+from ._tokens import AsyncTokens
+from ._usage import AsyncUsage
 
 __all__ = ["_AsyncCore", "_AsyncStore"]
 
@@ -83,6 +88,11 @@ class _AsyncStore:
         self._owner = owner
         self.conversations = AsyncConversations(self)
         self.messages = AsyncMessages(self)
+        self.feedback = AsyncMessageFeedback(self)
+        self.citations = AsyncCitations(self)
+        self.usage = AsyncUsage(self)
+        self.surveys = AsyncSurveys(self)
+        self.tokens = AsyncTokens(self)
 
     @property
     def limits(self) -> Limits:

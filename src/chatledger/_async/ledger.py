@@ -16,10 +16,15 @@ from .. import _validate as check
 from .._retry import RetryPolicy
 from .._validate import Id, Limits
 from ..config import Config
+from ._api_keys import AsyncApiKeys
+from ._audit import AsyncAuditLog
 from ._compat import AnyEngine
+from ._feedback import AsyncProductFeedbackForms
+from ._knowledge import AsyncKnowledge
 from ._open import open_database
 from ._store import _AsyncCore, _AsyncStore
 from ._users import AsyncUsers
+from ._visitors import AsyncVisitors
 
 __all__ = ["AsyncLedger", "AsyncUserScope"]
 
@@ -66,6 +71,11 @@ class AsyncLedger(_AsyncStore):
         db = open_database(config, engine)
         super().__init__(_AsyncCore(db, config, retry or RetryPolicy(), limits or Limits()), None)
         self.users = AsyncUsers(self)
+        self.product_feedback = AsyncProductFeedbackForms(self)
+        self.visitors = AsyncVisitors(self)
+        self.audit = AsyncAuditLog(self)
+        self.knowledge = AsyncKnowledge(self)
+        self.api_keys = AsyncApiKeys(self)
 
     @property
     def config(self) -> Config:

@@ -20,10 +20,15 @@ from .._retry import RetryPolicy
 from .._validate import Limits
 from ..config import Config
 from ..errors import ConfigurationError, TransientError
+from ._citations import Citations
 from ._compat import Awaitable, Lock, sleep
 from ._conversations import Conversations
 from ._database import Database, Transaction
+from ._feedback import MessageFeedback
 from ._messages import Messages
+from ._surveys import Surveys
+from ._tokens import Tokens
+from ._usage import Usage
 
 __all__ = ["_Core", "_Store"]
 
@@ -83,6 +88,11 @@ class _Store:
         self._owner = owner
         self.conversations = Conversations(self)
         self.messages = Messages(self)
+        self.feedback = MessageFeedback(self)
+        self.citations = Citations(self)
+        self.usage = Usage(self)
+        self.surveys = Surveys(self)
+        self.tokens = Tokens(self)
 
     @property
     def limits(self) -> Limits:

@@ -18,10 +18,15 @@ from .. import _validate as check
 from .._retry import RetryPolicy
 from .._validate import Id, Limits
 from ..config import Config
+from ._api_keys import ApiKeys
+from ._audit import AuditLog
 from ._compat import AnyEngine
+from ._feedback import ProductFeedbackForms
+from ._knowledge import Knowledge
 from ._open import open_database
 from ._store import _Core, _Store
 from ._users import Users
+from ._visitors import Visitors
 
 __all__ = ["Ledger", "UserScope"]
 
@@ -68,6 +73,11 @@ class Ledger(_Store):
         db = open_database(config, engine)
         super().__init__(_Core(db, config, retry or RetryPolicy(), limits or Limits()), None)
         self.users = Users(self)
+        self.product_feedback = ProductFeedbackForms(self)
+        self.visitors = Visitors(self)
+        self.audit = AuditLog(self)
+        self.knowledge = Knowledge(self)
+        self.api_keys = ApiKeys(self)
 
     @property
     def config(self) -> Config:

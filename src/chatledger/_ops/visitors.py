@@ -1,0 +1,5 @@
+"""Operations of the visitors area: plain functions of a SQLAlchemy ``Connection``."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
