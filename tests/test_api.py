@@ -18,7 +18,9 @@ PUBLIC = {
     "ApiKeys",
     "AsyncApiKeys",
     "AsyncAuditLog",
+    "AsyncAuditLogger",
     "AsyncCitations",
+    "AsyncConversationMemory",
     "AsyncConversations",
     "AsyncKnowledge",
     "AsyncLedger",
@@ -34,6 +36,7 @@ PUBLIC = {
     "AuditCategory",
     "AuditEvent",
     "AuditLog",
+    "AuditLogger",
     "AuditSeverity",
     "AuditVerification",
     "AuthenticationError",
@@ -45,6 +48,7 @@ PUBLIC = {
     "ConfigurationError",
     "ConflictError",
     "Conversation",
+    "ConversationMemory",
     "ConversationStatus",
     "Conversations",
     "CreatedApiKey",
@@ -106,6 +110,8 @@ TWINS = [
     (chatledger.AuditLog, chatledger.AsyncAuditLog),
     (chatledger.Knowledge, chatledger.AsyncKnowledge),
     (chatledger.ApiKeys, chatledger.AsyncApiKeys),
+    (chatledger.AuditLogger, chatledger.AsyncAuditLogger),
+    (chatledger.ConversationMemory, chatledger.AsyncConversationMemory),
 ]
 
 

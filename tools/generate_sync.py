@@ -38,6 +38,7 @@ FILES = [
     "_audit.py",
     "_knowledge.py",
     "_api_keys.py",
+    "_memory.py",
     "ledger.py",
 ]
 REPLACEMENTS = {
@@ -56,6 +57,8 @@ REPLACEMENTS = {
     "AsyncAuditLog": "AuditLog",
     "AsyncKnowledge": "Knowledge",
     "AsyncApiKeys": "ApiKeys",
+    "AsyncAuditLogger": "AuditLogger",
+    "AsyncConversationMemory": "ConversationMemory",
     "AsyncDatabase": "Database",
     "AsyncTransaction": "Transaction",
     "_AsyncCore": "_Core",

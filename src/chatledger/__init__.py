@@ -15,11 +15,12 @@ MariaDB, with the same surface in sync (:class:`Ledger`) and async (:class:`Asyn
 from __future__ import annotations
 
 from ._async._api_keys import AsyncApiKeys
-from ._async._audit import AsyncAuditLog
+from ._async._audit import AsyncAuditLog, AsyncAuditLogger
 from ._async._citations import AsyncCitations
 from ._async._conversations import AsyncConversations
 from ._async._feedback import AsyncMessageFeedback, AsyncProductFeedbackForms
 from ._async._knowledge import AsyncKnowledge
+from ._async._memory import AsyncConversationMemory
 from ._async._messages import AsyncMessages
 from ._async._surveys import AsyncSurveys
 from ._async._tokens import AsyncTokens
@@ -30,11 +31,12 @@ from ._async.ledger import AsyncLedger, AsyncUserScope
 from ._ops._common import UNSET
 from ._retry import RetryPolicy
 from ._sync._api_keys import ApiKeys
-from ._sync._audit import AuditLog
+from ._sync._audit import AuditLog, AuditLogger
 from ._sync._citations import Citations
 from ._sync._conversations import Conversations
 from ._sync._feedback import MessageFeedback, ProductFeedbackForms
 from ._sync._knowledge import Knowledge
+from ._sync._memory import ConversationMemory
 from ._sync._messages import Messages
 from ._sync._surveys import Surveys
 from ._sync._tokens import Tokens
@@ -97,7 +99,9 @@ __all__ = [
     "ApiKeys",
     "AsyncApiKeys",
     "AsyncAuditLog",
+    "AsyncAuditLogger",
     "AsyncCitations",
+    "AsyncConversationMemory",
     "AsyncConversations",
     "AsyncKnowledge",
     "AsyncLedger",
@@ -113,6 +117,7 @@ __all__ = [
     "AuditCategory",
     "AuditEvent",
     "AuditLog",
+    "AuditLogger",
     "AuditSeverity",
     "AuditVerification",
     "AuthenticationError",
@@ -124,6 +129,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "Conversation",
+    "ConversationMemory",
     "ConversationStatus",
     "Conversations",
     "CreatedApiKey",

@@ -12,12 +12,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._store import _Store
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "AuditLogger"]
 
 
 class AuditLog:
     """An append-only audit log, tamper-evident: each event is chained to the one before by a
     SHA-256 hash, and :meth:`verify` finds the first break."""
+
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+
+
+class AuditLogger:
+    """An audit logger for application code: writes each event to the database and to a
+    JSON-lines file at once, and keeps working (file only, with a warning) while the database
+    is unreachable."""
 
     def __init__(self, store: _Store) -> None:
         self._store = store
