@@ -191,7 +191,7 @@ class Blocking:
             return lambda *args, **kwargs: self._portal.call(attr(*args, **kwargs))
         if name == "as_user":
             return lambda user_id: Blocking(attr(user_id), self._portal)
-        if name in ("users", "conversations", "messages"):
+        if hasattr(attr, "_store"):  # a resource of the store
             return Blocking(attr, self._portal)
         return attr
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Float,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -208,9 +208,9 @@ class MessageFeedbackRow(Base):
     )
     rater_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     thumb: Mapped[str | None] = mapped_column(String(4))
-    score: Mapped[float | None] = mapped_column(Float)
-    scale_min: Mapped[float | None] = mapped_column(Float)
-    scale_max: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Double)
+    scale_min: Mapped[float | None] = mapped_column(Double)
+    scale_max: Mapped[float | None] = mapped_column(Double)
     categories: Mapped[list[str] | None] = mapped_column(JSONDocument)
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -285,7 +285,7 @@ class CitationRow(Base):
     snippet: Mapped[str | None] = mapped_column(LongText)
     start_char: Mapped[int | None] = mapped_column(Integer)
     end_char: Mapped[int | None] = mapped_column(Integer)
-    score: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Double)
     rank: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -470,6 +470,16 @@ token_ledger: Final[Table] = Base.metadata.tables["token_ledger"]
 audit_events: Final[Table] = Base.metadata.tables["audit_events"]
 audit_chain: Final[Table] = Base.metadata.tables["audit_chain"]
 api_keys: Final[Table] = Base.metadata.tables["api_keys"]
+
+#: Table -> the kind of object a row is, as errors name it.
+KINDS: Final[dict[str, str]] = {
+    "users": "user",
+    "conversations": "conversation",
+    "messages": "message",
+    "knowledge_chunks": "knowledge chunk",
+    "survey_responses": "survey response",
+    "visitors": "visitor",
+}
 
 #: Unique constraints and indexes -> the field whose value is taken.
 UNIQUE_FIELDS: Final[dict[str, str]] = {

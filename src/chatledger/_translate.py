@@ -8,7 +8,7 @@ from typing import Final
 from sqlalchemy import exc as sa_exc
 
 from ._backends import Backend
-from ._schema import UNIQUE_FIELDS
+from ._schema import KINDS, UNIQUE_FIELDS, Base
 from .errors import (
     ChatledgerError,
     ConflictError,
@@ -22,13 +22,21 @@ __all__ = ["translate"]
 
 logger = logging.getLogger(__name__)
 
-#: Foreign keys -> the kind of object a violation says is missing.
-_REFERENCED: Final[dict[str, str]] = {
-    "fk_conversations_owner_id_users": "user",
-    "owner_id": "user",
-    "fk_messages_conversation_id_conversations": "conversation",
-    "conversation_id": "conversation",
-}
+def _referenced() -> dict[str, str]:
+    """Foreign key names and columns -> the kind of object a violation says is missing."""
+    found: dict[str, str] = {}
+    for table in Base.metadata.tables.values():
+        for fk in table.foreign_key_constraints:
+            kind = KINDS.get(fk.referred_table.name, fk.referred_table.name)
+            if isinstance(fk.name, str):
+                found[fk.name] = kind
+            for column in fk.column_keys:
+                found.setdefault(column, kind)
+    return found
+
+
+#: Foreign keys (by constraint name, and by column for backends that report only that).
+_REFERENCED: Final[dict[str, str]] = _referenced()
 
 
 def _summary(exc: BaseException, secret: str | None) -> str:

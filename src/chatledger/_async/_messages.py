@@ -11,11 +11,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
+from .._ops import feedback as _feedback
 from .._ops import messages as _messages
 from .._schema import ROLES
 from .._validate import Id
 from ..errors import ValidationError
-from ..records import Message, Order, Page, Role
+from ..records import Message, MessageDetail, Order, Page, Role
 
 if TYPE_CHECKING:
     from ._store import _AsyncStore
@@ -92,6 +93,12 @@ class AsyncMessages:
         """The message with this id."""
         key = check.identifier("message_id", message_id)
         return await self._store._call(_messages.get, self._store._owner, key)
+
+    async def get_detail(self, message_id: Id) -> MessageDetail:
+        """The message with every rater's current rating (oldest first) and its citations (by
+        rank), read in one operation."""
+        key = check.identifier("message_id", message_id)
+        return await self._store._call(_feedback.detail, self._store._owner, key)
 
     async def last(
         self, conversation_id: Id, n: int = 20, *, role: Role | None = None

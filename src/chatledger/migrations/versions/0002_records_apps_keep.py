@@ -241,7 +241,7 @@ def upgrade() -> None:
         ),
         sa.Column("start_char", sa.Integer(), nullable=True),
         sa.Column("end_char", sa.Integer(), nullable=True),
-        sa.Column("score", sa.Float(), nullable=True),
+        sa.Column("score", sa.Double(), nullable=True),
         sa.Column("rank", sa.Integer(), nullable=True),
         sa.Column("created_at", chatledger._types.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
@@ -282,9 +282,9 @@ def upgrade() -> None:
         sa.Column("message_id", sa.Uuid(), nullable=False),
         sa.Column("rater_id", sa.Uuid(), nullable=False),
         sa.Column("thumb", sa.String(length=4), nullable=True),
-        sa.Column("score", sa.Float(), nullable=True),
-        sa.Column("scale_min", sa.Float(), nullable=True),
-        sa.Column("scale_max", sa.Float(), nullable=True),
+        sa.Column("score", sa.Double(), nullable=True),
+        sa.Column("scale_min", sa.Double(), nullable=True),
+        sa.Column("scale_max", sa.Double(), nullable=True),
         sa.Column(
             "categories",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
