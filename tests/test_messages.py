@@ -231,3 +231,33 @@ def test_append_many_to_a_missing_or_closed_conversation(store, chat):
     with pytest.raises(ConflictError):
         store.messages.append_many(chat.id, [{"role": "user", "content": "x"}])
     assert store.messages.append_many(chat.id, []) == []
+
+
+def test_append_with_charge_debits_the_owner_in_the_same_transaction(store, user, chat):
+    from chatledger import InsufficientBalanceError
+
+    store.tokens.credit(10, user_id=user.id, reason="top-up")
+    answer = store.messages.append(
+        chat.id, "assistant", "paid", output_tokens=4, charge=4, idempotency_key="r1"
+    )
+    assert store.tokens.balance(user.id) == 6
+    (entry, _) = store.tokens.history(user_id=user.id, limit=2).items
+    assert (entry.delta, entry.message_id, entry.reason) == (-4, answer.id, "message")
+
+    again = store.messages.append(chat.id, "assistant", "paid", charge=4, idempotency_key="r1")
+    assert again == answer
+    assert store.tokens.balance(user.id) == 6
+
+    with pytest.raises(InsufficientBalanceError) as caught:
+        store.messages.append(chat.id, "assistant", "too dear", charge=7)
+    assert (caught.value.balance, caught.value.requested) == (6, 7)
+    assert store.messages.count(chat.id) == 1
+    assert store.tokens.balance(user.id) == 6
+    assert store.tokens.verify(user.id)
+
+    scoped = store.as_user(user.id)
+    scoped.messages.append(chat.id, "assistant", "scoped", charge=1, charge_reason="gpt-4o")
+    assert store.tokens.balance(user.id) == 5
+    with pytest.raises(ValidationError) as caught_charge:
+        store.messages.append(chat.id, "assistant", "x", charge=0)
+    assert caught_charge.value.field == "charge"

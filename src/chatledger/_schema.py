@@ -65,6 +65,8 @@ MODEL_MAX: Final = 200
 REQUEST_ID_MAX: Final = 200
 IDEMPOTENCY_KEY_MAX: Final = 200
 INT32_MAX: Final = 2**31 - 1
+#: Largest token amount one credit or debit may move (exact in a double, too).
+TOKEN_AMOUNT_MAX: Final = 2**53
 PASSWORD_HASH_MAX: Final = 255
 FEEDBACK_COMMENT_MAX: Final = 10_000
 CATEGORY_MAX: Final = 100

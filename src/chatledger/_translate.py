@@ -22,6 +22,7 @@ __all__ = ["translate"]
 
 logger = logging.getLogger(__name__)
 
+
 def _referenced() -> dict[str, str]:
     """Foreign key names and columns -> the kind of object a violation says is missing."""
     found: dict[str, str] = {}

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from ._schema import INT32_MAX
+from ._schema import INT32_MAX, TOKEN_AMOUNT_MAX
 from ._types import MONEY_SCALE, canonical_decimal
 from .errors import ValidationError
 
@@ -229,3 +229,16 @@ def order(value: object) -> Literal["asc", "desc"]:
     if value == "desc":
         return "desc"
     raise ValidationError("order", f"{value!r} is not one of: asc, desc")
+
+
+def token_amount(field: str, value: object, *, minimum: int = 1) -> int:
+    """An integer number of tokens from ``minimum`` to ``2**53``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
+    if value < minimum:
+        raise ValidationError(field, f"{value} is below {minimum}", limit=minimum)
+    if value > TOKEN_AMOUNT_MAX:
+        raise ValidationError(
+            field, f"{value} exceeds the limit of {TOKEN_AMOUNT_MAX:,}", limit=TOKEN_AMOUNT_MAX
+        )
+    return value

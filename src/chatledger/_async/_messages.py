@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _validate as check
 from .._ops import feedback as _feedback
 from .._ops import messages as _messages
-from .._schema import ROLES
+from .._schema import REASON_MAX, ROLES
 from .._validate import Id
 from ..errors import ValidationError
 from ..records import Message, MessageDetail, Order, Page, Role
@@ -45,12 +45,19 @@ class AsyncMessages:
         latency_ms: int | None = None,
         request_id: str | None = None,
         idempotency_key: str | None = None,
+        charge: int | None = None,
+        charge_reason: str = "message",
     ) -> Message:
         """Append a message; it gets the conversation's next ``seq``, and the conversation's
         ``message_count`` and ``last_message_at`` move in the same transaction.
 
         With an ``idempotency_key`` already used in this conversation, nothing is written and
-        the message first stored with it is returned: retries are safe.
+        the message first stored with it is returned: retries are safe (and charge nothing).
+
+        ``charge`` debits that many tokens from the conversation owner's balance in the same
+        transaction, with a ledger entry for this message (``charge_reason``): if the balance
+        does not cover it, :class:`~chatledger.InsufficientBalanceError` is raised and neither
+        the message nor the debit is written.
         """
         key = check.identifier("conversation_id", conversation_id)
         new = _messages.prepare(
@@ -67,7 +74,15 @@ class AsyncMessages:
             request_id=request_id,
             idempotency_key=idempotency_key,
         )
-        return await self._store._call(_messages.append, self._store._owner, key, new, write=True)
+        debit = None
+        if charge is not None:
+            debit = (
+                check.token_amount("charge", charge),
+                check.nonblank("charge_reason", charge_reason, REASON_MAX),
+            )
+        return await self._store._call(
+            _messages.append, self._store._owner, key, new, debit, write=True
+        )
 
     async def append_many(
         self, conversation_id: Id, messages: Iterable[Mapping[str, Any]]

@@ -18,7 +18,7 @@ from ..records import Order, Page, TokenEntry
 if TYPE_CHECKING:
     from ._store import _AsyncStore
 
-__all__ = ["AsyncTokens", "acting_user", "token_amount"]
+__all__ = ["AsyncTokens", "acting_user"]
 
 
 def acting_user(store: _AsyncStore, user_id: Id | None) -> uuid.UUID:
@@ -33,19 +33,6 @@ def acting_user(store: _AsyncStore, user_id: Id | None) -> uuid.UUID:
     if bound is not None and key != bound:
         raise NotFoundError("user", key)
     return key
-
-
-def token_amount(field: str, value: object, *, minimum: int = 1) -> int:
-    """An integer number of tokens from ``minimum`` to ``2**53``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
-    if value < minimum:
-        raise ValidationError(field, f"{value} is below {minimum}", limit=minimum)
-    if value > _tokens.AMOUNT_MAX:
-        raise ValidationError(
-            field, f"{value} exceeds the limit of {_tokens.AMOUNT_MAX:,}", limit=_tokens.AMOUNT_MAX
-        )
-    return value
 
 
 def _grant_key(value: object) -> str | None:
@@ -87,7 +74,7 @@ class AsyncTokens:
         ``survey_response_id`` must name the user's own message or survey response.
         """
         user = acting_user(self._store, user_id)
-        value = token_amount("amount", amount)
+        value = check.token_amount("amount", amount)
         why = check.nonblank("reason", reason, REASON_MAX)
         key = _grant_key(grant_key)
         message = None if message_id is None else check.identifier("message_id", message_id)
@@ -117,7 +104,7 @@ class AsyncTokens:
         message whose usage it pays for (``message_id``: the user's own message).
         """
         user = acting_user(self._store, user_id)
-        value = token_amount("amount", amount)
+        value = check.token_amount("amount", amount)
         why = check.nonblank("reason", reason, REASON_MAX)
         message = None if message_id is None else check.identifier("message_id", message_id)
         return await self._store._call(_tokens.debit, user, value, why, message, write=True)

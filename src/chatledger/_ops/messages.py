@@ -44,6 +44,7 @@ from .._schema import (
 from .._types import UTCDateTime
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Message, Order, Page
+from . import tokens
 from ._common import from_row, paginate, record_columns, record_values, utcnow
 
 __all__ = [
@@ -293,9 +294,12 @@ def append(
     owner: uuid.UUID | None,
     conversation_id: uuid.UUID,
     new: NewMessage,
+    charge: tuple[int, str] | None = None,
 ) -> Message:
     """Append ``new`` to the conversation; with an idempotency key already used there, return
-    the message it stored instead and write nothing."""
+    the message it stored instead and write nothing. With ``charge=(amount, reason)``, debit
+    the conversation's owner in the same transaction (nothing is written if the balance does
+    not cover it)."""
     key = new.idempotency_key
     if key is not None and (found := _existing(conn, owner, conversation_id, key)) is not None:
         return found
@@ -316,6 +320,14 @@ def append(
         return found
     message = _stored(new, conversation_id, seq, now)
     conn.execute(_INSERT, record_values(message))
+    if charge is not None:
+        payer = owner
+        if payer is None:
+            payer = conn.execute(
+                select(conversations.c.owner_id).where(conversations.c.id == conversation_id)
+            ).scalar_one()
+        amount, reason = charge
+        tokens.debit_in(conn, payer, amount, reason, message.id)
     return message
 
 

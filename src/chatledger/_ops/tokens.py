@@ -39,7 +39,15 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import _cursors, _ids
 from .._backends import backend_of
-from .._schema import conversations, messages, survey_responses, token_balances, token_ledger, users
+from .._schema import (
+    TOKEN_AMOUNT_MAX,
+    conversations,
+    messages,
+    survey_responses,
+    token_balances,
+    token_ledger,
+    users,
+)
 from .._types import UTCDateTime
 from ..errors import ConflictError, InsufficientBalanceError, NotFoundError, ValidationError
 from ..records import Order, Page, TokenEntry
@@ -63,7 +71,7 @@ __all__ = [
 ]
 
 #: The largest amount one credit or debit may move (integers up to here are exact in JSON).
-AMOUNT_MAX: Final = 2**53
+AMOUNT_MAX: Final = TOKEN_AMOUNT_MAX
 #: The largest balance a user may hold: the limit of the 64-bit column (SQLite would otherwise
 #: turn an overflowing sum into a float).
 BALANCE_MAX: Final = 2**63 - 1

@@ -17,7 +17,7 @@ from .._schema import SURVEY_NAME_MAX
 from .._validate import Id
 from ..errors import ValidationError
 from ..records import SurveyResponse
-from ._tokens import acting_user, token_amount
+from ._tokens import acting_user
 
 if TYPE_CHECKING:
     from ._store import _Store
@@ -52,7 +52,7 @@ class Surveys:
         stored = check.metadata("answers", answers, self._store.limits)
         if stored is None:
             raise ValidationError("answers", "is required (a mapping)")
-        tokens = token_amount("grant", grant, minimum=0)
+        tokens = check.token_amount("grant", grant, minimum=0)
         return self._store._call(_surveys.submit, user, name, stored, tokens, write=True)
 
     def get(self, response_id: Id) -> SurveyResponse:

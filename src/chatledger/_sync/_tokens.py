@@ -20,7 +20,7 @@ from ..records import Order, Page, TokenEntry
 if TYPE_CHECKING:
     from ._store import _Store
 
-__all__ = ["Tokens", "acting_user", "token_amount"]
+__all__ = ["Tokens", "acting_user"]
 
 
 def acting_user(store: _Store, user_id: Id | None) -> uuid.UUID:
@@ -35,19 +35,6 @@ def acting_user(store: _Store, user_id: Id | None) -> uuid.UUID:
     if bound is not None and key != bound:
         raise NotFoundError("user", key)
     return key
-
-
-def token_amount(field: str, value: object, *, minimum: int = 1) -> int:
-    """An integer number of tokens from ``minimum`` to ``2**53``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
-    if value < minimum:
-        raise ValidationError(field, f"{value} is below {minimum}", limit=minimum)
-    if value > _tokens.AMOUNT_MAX:
-        raise ValidationError(
-            field, f"{value} exceeds the limit of {_tokens.AMOUNT_MAX:,}", limit=_tokens.AMOUNT_MAX
-        )
-    return value
 
 
 def _grant_key(value: object) -> str | None:
@@ -89,7 +76,7 @@ class Tokens:
         ``survey_response_id`` must name the user's own message or survey response.
         """
         user = acting_user(self._store, user_id)
-        value = token_amount("amount", amount)
+        value = check.token_amount("amount", amount)
         why = check.nonblank("reason", reason, REASON_MAX)
         key = _grant_key(grant_key)
         message = None if message_id is None else check.identifier("message_id", message_id)
@@ -119,7 +106,7 @@ class Tokens:
         message whose usage it pays for (``message_id``: the user's own message).
         """
         user = acting_user(self._store, user_id)
-        value = token_amount("amount", amount)
+        value = check.token_amount("amount", amount)
         why = check.nonblank("reason", reason, REASON_MAX)
         message = None if message_id is None else check.identifier("message_id", message_id)
         return self._store._call(_tokens.debit, user, value, why, message, write=True)
