@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from chatledger import AsyncLedger, Ledger, migrate
-from chatledger._schema import Base
+from chatledger._schema import Base, audit_chain
 
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
 SURFACES = ["sync", "async"]
@@ -126,11 +126,13 @@ def migrated_databases() -> dict[str, URL]:
 
 
 def _reset(url: URL) -> None:
-    """Empty every chatledger table, children first."""
+    """Empty every chatledger table, children first, and restore the rows the migrations seed
+    (the audit chain's head)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
+        conn.execute(audit_chain.insert(), {"id": 1, "last_seq": 0, "last_hash": "0" * 64})
     engine.dispose()
 
 

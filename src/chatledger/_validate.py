@@ -50,7 +50,7 @@ class Limits:
     max_metadata_bytes: int = 1_048_576
     #: Largest page a listing may ask for.
     max_page_size: int = 1000
-    #: Most messages one ``append_many`` call may write.
+    #: Most items one batch call may write (``append_many``, ``bulk_upsert``, ``add_many``).
     max_batch_size: int = 10_000
 
 

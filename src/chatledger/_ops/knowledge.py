@@ -1,5 +1,385 @@
-"""Operations of the knowledge area: plain functions of a SQLAlchemy ``Connection``."""
+"""Knowledge chunks: pieces of knowledge sources, unique by ``(source, external_id)``.
+
+A chunk's ``content_hash`` is the SHA-256 of the canonical JSON of ``{title, content,
+metadata}`` (:func:`~chatledger._ops.audit.canonical_json`): a change of any of the three is a
+change. Upserts compare hashes, so a chunk whose title, content and metadata are unchanged is
+not written at all (its ``updated_at`` stays).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from sqlalchemy import Connection, Row, bindparam, delete, null, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import _cursors, _ids
+from .. import _validate as check
+from .._backends import backend_of
+from .._schema import EXTERNAL_ID_MAX, SOURCE_MAX, TITLE_MAX, knowledge_chunks
+from .._types import JSONDocument, LongText, UTCDateTime
+from ..errors import NotFoundError, TransientError, ValidationError
+from ..records import KnowledgeChunk, Page, UpsertReport
+from ._common import from_row, paginate, record_columns, utcnow
+from .audit import canonical_json
+
+__all__ = [
+    "BATCH_SIZE_MAX",
+    "NewChunk",
+    "batch_size",
+    "bulk_upsert",
+    "content_hash",
+    "decode_cursor",
+    "delete_one",
+    "delete_source",
+    "get",
+    "get_by_key",
+    "key",
+    "page",
+    "prepare",
+    "prepare_many",
+    "upsert",
+]
+
+_COLUMNS: Final = record_columns(knowledge_chunks, KnowledgeChunk)
+_KIND: Final = "knowledge"
+_k = knowledge_chunks.c
+#: The largest batch of a bulk upsert (rows per statement).
+BATCH_SIZE_MAX: Final = 10_000
+#: How often a bulk batch is re-run after losing a race to insert one of its keys.
+_BATCH_ATTEMPTS: Final = 3
+
+_UPDATE: Final = (
+    update(knowledge_chunks)
+    .where(_k.id == bindparam("b_id"))
+    .values(
+        title=bindparam("b_title", type_=_k.title.type),
+        content=bindparam("b_content", type_=LongText),
+        metadata=bindparam("b_metadata", type_=JSONDocument),
+        content_hash=bindparam("b_hash", type_=_k.content_hash.type),
+        updated_at=bindparam("b_now", type_=UTCDateTime()),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    """A validated chunk, with its content hash."""
+
+    source: str
+    external_id: str
+    title: str | None
+    content: str
+    metadata: dict[str, Any] | None
+    content_hash: str
+
+
+def content_hash(title: str | None, content: str, metadata: dict[str, Any] | None) -> str:
+    """The SHA-256 (hex) of the canonical JSON of ``{title, content, metadata}``."""
+    document = {"title": title, "content": content, "metadata": metadata}
+    return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+def batch_size(value: object) -> int:
+    """A bulk upsert's batch size: an integer from 1 to :data:`BATCH_SIZE_MAX`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("batch_size", f"must be an integer, not {type(value).__name__}")
+    if not 1 <= value <= BATCH_SIZE_MAX:
+        raise ValidationError(
+            "batch_size", f"{value} is outside 1..{BATCH_SIZE_MAX:,}", limit=BATCH_SIZE_MAX
+        )
+    return value
+
+
+def key(field: str, value: object, max_chars: int) -> str:
+    """A key part (source, external id): a string within ``max_chars``, not blank, kept as
+    given (surrounding white space is part of the key)."""
+    checked = check.text(field, value, max_chars)
+    if not checked.strip():
+        raise ValidationError(field, "must not be blank")
+    return checked
+
+
+def prepare(
+    limits: check.Limits,
+    *,
+    source: object,
+    external_id: object,
+    content: object,
+    title: object = None,
+    metadata: object = None,
+) -> NewChunk:
+    """Validate a chunk before anything is written."""
+    checked_source = key("source", source, SOURCE_MAX)
+    checked_id = key("external_id", external_id, EXTERNAL_ID_MAX)
+    checked_title = check.optional_text("title", title, TITLE_MAX)
+    checked_content = check.text("content", content, limits.max_content_chars)
+    checked_metadata = check.metadata("metadata", metadata, limits)
+    return NewChunk(
+        source=checked_source,
+        external_id=checked_id,
+        title=checked_title,
+        content=checked_content,
+        metadata=checked_metadata,
+        content_hash=content_hash(checked_title, checked_content, checked_metadata),
+    )
+
+
+_FIELDS: Final = frozenset(("source", "external_id", "title", "content", "metadata"))
+
+
+def prepare_many(limits: check.Limits, chunks: object) -> list[NewChunk]:
+    """Validate a bulk upsert; errors name the item (``chunks[12].content``). At most
+    ``limits.max_batch_size`` chunks; a key given twice is an error."""
+    if isinstance(chunks, str | bytes | Mapping) or not isinstance(chunks, Iterable):
+        raise ValidationError("chunks", "must be an iterable of mappings")
+    prepared: list[NewChunk] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, item in enumerate(chunks):
+        where = f"chunks[{index}]"
+        if len(prepared) >= limits.max_batch_size:
+            raise ValidationError(
+                "chunks",
+                f"more than {limits.max_batch_size:,} chunks in one call",
+                limit=limits.max_batch_size,
+            )
+        if not isinstance(item, Mapping):
+            raise ValidationError(where, f"must be a mapping, not {type(item).__name__}")
+        unknown = set(item) - _FIELDS
+        if unknown:
+            raise ValidationError(where, f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
+        missing = {"source", "external_id", "content"} - set(item)
+        if missing:
+            raise ValidationError(f"{where}.{sorted(missing)[0]}", "is required")
+        try:
+            new = prepare(limits, **item)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}.{exc.field}", exc.problem, limit=exc.limit) from None
+        first = seen.setdefault((new.source, new.external_id), index)
+        if first != index:
+            raise ValidationError(
+                f"{where}.external_id",
+                f"repeats chunks[{first}] (same source and external_id)",
+            )
+        prepared.append(new)
+    return prepared
+
+
+def _to_chunk(row: Row[Any]) -> KnowledgeChunk:
+    return from_row(KnowledgeChunk, row)
+
+
+def _by_key(
+    conn: Connection, source: str, external_id: str, *, lock: bool = False
+) -> KnowledgeChunk | None:
+    query = select(*_COLUMNS).where(_k.source == source, _k.external_id == external_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return None if row is None else _to_chunk(row)
+
+
+def _json(document: dict[str, Any] | None) -> Any:
+    """``document``, or SQL NULL (not JSON ``null``) for ``None``."""
+    return null() if document is None else document
+
+
+def _values(chunk: KnowledgeChunk) -> dict[str, Any]:
+    return {
+        "id": chunk.id,
+        "source": chunk.source,
+        "external_id": chunk.external_id,
+        "title": chunk.title,
+        "content": chunk.content,
+        "metadata": _json(chunk.metadata),
+        "content_hash": chunk.content_hash,
+        "created_at": chunk.created_at,
+        "updated_at": chunk.updated_at,
+    }
+
+
+def _fresh(new: NewChunk) -> KnowledgeChunk:
+    now = utcnow()
+    return KnowledgeChunk(
+        id=_ids.new_id(),
+        source=new.source,
+        external_id=new.external_id,
+        title=new.title,
+        content=new.content,
+        metadata=new.metadata,
+        content_hash=new.content_hash,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _is_unique(conn: Connection, exc: IntegrityError) -> bool:
+    return backend_of(conn).violation(exc).kind == "unique"
+
+
+def _changes(new: NewChunk, chunk_id: uuid.UUID, now: Any) -> dict[str, Any]:
+    return {
+        "b_id": chunk_id,
+        "b_title": new.title,
+        "b_content": new.content,
+        "b_metadata": _json(new.metadata),
+        "b_hash": new.content_hash,
+        "b_now": now,
+    }
+
+
+def upsert(conn: Connection, new: NewChunk) -> KnowledgeChunk:
+    """Insert the chunk, or update the stored one with its key when its hash differs. Safe
+    against a racing upsert of the same key: the insert runs in a savepoint, and losing the
+    race turns it into an update."""
+    existing = _by_key(conn, new.source, new.external_id, lock=True)
+    if existing is None:
+        chunk = _fresh(new)
+        try:
+            with conn.begin_nested():
+                conn.execute(knowledge_chunks.insert(), _values(chunk))
+            return chunk
+        except IntegrityError as exc:
+            if not _is_unique(conn, exc):
+                raise
+        # Lost the race. Read without a lock first: an unchanged chunk (racers storing the same
+        # document) needs none, and on InnoDB every loser still holds a shared lock on the row
+        # from its failed insert, so their exclusive locks would deadlock each other.
+        existing = _by_key(conn, new.source, new.external_id)
+        if existing is not None and existing.content_hash != new.content_hash:
+            existing = _by_key(conn, new.source, new.external_id, lock=True)
+        if existing is None:  # inserted and deleted again while we waited
+            raise TransientError("knowledge chunk changed concurrently") from None
+    if existing.content_hash == new.content_hash:
+        return existing
+    now = utcnow()
+    conn.execute(_UPDATE, _changes(new, existing.id, now))
+    return replace(
+        existing,
+        title=new.title,
+        content=new.content,
+        metadata=new.metadata,
+        content_hash=new.content_hash,
+        updated_at=now,
+    )
+
+
+def _upsert_batch(conn: Connection, batch: list[NewChunk]) -> tuple[int, int, int]:
+    """One batch: one SELECT of the stored keys and hashes, one executemany INSERT of the new
+    chunks, one executemany UPDATE of the changed ones. Returns (inserted, updated,
+    unchanged)."""
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for new in batch:
+        by_source[new.source].append(new.external_id)
+    condition = or_(
+        *((_k.source == source) & _k.external_id.in_(ids) for source, ids in by_source.items())
+    )
+    stored = {
+        (row.source, row.external_id): (row.id, row.content_hash)
+        for row in conn.execute(
+            select(_k.source, _k.external_id, _k.id, _k.content_hash).where(condition)
+        )
+    }
+    now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    unchanged = 0
+    for new in batch:
+        found = stored.get((new.source, new.external_id))
+        if found is None:
+            inserts.append(_values(replace(_fresh(new), created_at=now, updated_at=now)))
+        elif found[1] != new.content_hash:
+            updates.append(_changes(new, found[0], now))
+        else:
+            unchanged += 1
+    if inserts:
+        conn.execute(knowledge_chunks.insert(), inserts)
+    if updates:
+        conn.execute(_UPDATE, updates)
+    return len(inserts), len(updates), unchanged
+
+
+def bulk_upsert(conn: Connection, chunks: list[NewChunk], batch_size: int) -> UpsertReport:
+    """Upsert ``chunks`` in batches of ``batch_size``, all in the caller's one transaction. A
+    batch that loses a race to insert one of its keys is rolled back to its savepoint and run
+    again (it then sees the racer's row)."""
+    inserted = updated = unchanged = 0
+    for start in range(0, len(chunks), batch_size):
+        batch = chunks[start : start + batch_size]
+        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+            try:
+                with conn.begin_nested():
+                    counts = _upsert_batch(conn, batch)
+                break
+            except IntegrityError as exc:
+                if attempt == _BATCH_ATTEMPTS or not _is_unique(conn, exc):
+                    raise
+        inserted += counts[0]
+        updated += counts[1]
+        unchanged += counts[2]
+    return UpsertReport(inserted=inserted, updated=updated, unchanged=unchanged)
+
+
+def get(conn: Connection, chunk_id: uuid.UUID) -> KnowledgeChunk:
+    """One chunk by id."""
+    row = conn.execute(select(*_COLUMNS).where(_k.id == chunk_id)).first()
+    if row is None:
+        raise NotFoundError("knowledge chunk", chunk_id)
+    return _to_chunk(row)
+
+
+def get_by_key(conn: Connection, source: str, external_id: str) -> KnowledgeChunk:
+    """One chunk by ``(source, external_id)``."""
+    chunk = _by_key(conn, source, external_id)
+    if chunk is None:
+        raise NotFoundError("knowledge chunk", f"{source!r}/{external_id!r}")
+    return chunk
+
+
+def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
+    """The ``external_id`` inside a knowledge cursor."""
+    if cursor is None:
+        return None
+    (external_id,) = _cursors.decode(field, _KIND, cursor, 1)
+    if not isinstance(external_id, str):
+        raise ValidationError(field, "is not a valid cursor")
+    return [external_id]
+
+
+def page(
+    conn: Connection,
+    source: str,
+    *,
+    after: list[Any] | None,
+    before: list[Any] | None,
+    limit: int,
+) -> Page[KnowledgeChunk]:
+    """A keyset page of the source's chunks by ``external_id`` (the unique index's order)."""
+    return paginate(
+        conn,
+        select(*_COLUMNS).where(_k.source == source),
+        [_k.external_id],
+        kind=_KIND,
+        order="asc",
+        after=after,
+        before=before,
+        limit=limit,
+        convert=_to_chunk,
+        cursor_key=lambda chunk: (chunk.external_id,),
+    )
+
+
+def delete_one(conn: Connection, chunk_id: uuid.UUID) -> None:
+    """Delete one chunk; citations of it keep their row with ``chunk_id`` NULL."""
+    if conn.execute(delete(knowledge_chunks).where(_k.id == chunk_id)).rowcount != 1:
+        raise NotFoundError("knowledge chunk", chunk_id)
+
+
+def delete_source(conn: Connection, source: str) -> int:
+    """Delete every chunk of ``source``; returns how many."""
+    return int(conn.execute(delete(knowledge_chunks).where(_k.source == source)).rowcount)
