@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["AnyEngine", "Awaitable", "Lock", "sleep"]
+__all__ = ["AnyEngine", "Awaitable", "Lock", "sleep", "to_thread"]
 
 #: The engines a store can adopt.
 AnyEngine = Engine | AsyncEngine
 
+T = TypeVar("T")
+
 Lock = asyncio.Lock
 sleep = asyncio.sleep
+
+
+async def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run CPU-bound ``fn`` (password hashing) off the event loop."""
+    return await asyncio.to_thread(fn, *args, **kwargs)

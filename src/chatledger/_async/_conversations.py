@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import _validate as check
 from .._ops import conversations as _conversations
-from .._ops._common import UNSET, Unset, given
+from .._ops import privacy as _privacy
+from .._ops._common import UNSET, Unset, given, utcnow
 from .._validate import Id
 from ..errors import NotFoundError, ValidationError
-from ..records import Conversation, ConversationStatus, Order, Page
+from ..records import Conversation, ConversationStatus, Order, Page, RetentionReport
 
 if TYPE_CHECKING:
     from ._store import _AsyncStore
@@ -137,4 +139,42 @@ class AsyncConversations:
         """How many conversations the owner has (same status filter as :meth:`list`)."""
         return await self._store._call(
             _conversations.count, self._owner(owner_id), _conversations.statuses(status)
+        )
+
+    async def apply_retention(
+        self,
+        *,
+        inactive_days: int,
+        action: Literal["archive", "delete"] = "archive",
+        dry_run: bool = False,
+        batch_size: int = 500,
+    ) -> RetentionReport:
+        """Archive or delete the conversations inactive for ``inactive_days`` (1 to 36,500):
+        those whose last activity is older than now minus that many days. ``"archive"``
+        archives active and closed ones; ``"delete"`` hard-deletes them whatever their status,
+        with their messages, ratings and citations. Works in batches of ``batch_size``
+        conversations (1 to ``Limits.max_batch_size``), each in its own transaction, least
+        recently active first. With ``dry_run=True`` nothing changes and the report counts
+        what would be. In a user scope, only that user's conversations."""
+        days, kind, size = _privacy.retention_arguments(
+            self._store.limits, inactive_days, action, dry_run, batch_size
+        )
+        cutoff = utcnow() - timedelta(days=days)
+        owner = self._store._owner
+        if dry_run:
+            found, in_them = await self._store._call(
+                _privacy.retention_preview, owner, cutoff, kind
+            )
+        else:
+            found = in_them = 0
+            while True:
+                examined, done, their_messages = await self._store._call(
+                    _privacy.retention_batch, owner, cutoff, kind, size, write=True
+                )
+                found += done
+                in_them += their_messages
+                if examined < size:
+                    break
+        return RetentionReport(
+            dry_run=dry_run, action=kind, cutoff=cutoff, conversations=found, messages=in_them
         )

@@ -25,6 +25,7 @@ import json
 import math
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -491,24 +492,33 @@ def verify(conn: Connection, batch_size: int) -> AuditVerification:
 # -- redaction ------------------------------------------------------------------------------
 
 
-def _mentions(column: Any, user_id: uuid.UUID) -> Any:
-    """``column`` (as lower-case text) contains the id, in its str or hex form."""
+#: A name shorter than this is not searched for in audit text when a user is erased: a short
+#: username or external id ("ann", "42") would match unrelated events.
+MIN_REDACTED_NAME: Final = 6
+
+
+def _mentions(column: Any, user_id: uuid.UUID, names: Sequence[str] = ()) -> Any:
+    """``column`` (compared in lower case) contains the id, in its str or hex form, or one of
+    ``names`` (LIKE wildcards in them are matched literally)."""
     text = func.lower(column)
-    return or_(text.like(f"%{user_id}%"), text.like(f"%{user_id.hex}%"))
+    needles = [str(user_id), user_id.hex]
+    needles += [name.lower() for name in names if len(name) >= MIN_REDACTED_NAME or "@" in name]
+    return or_(*(text.contains(needle, autoescape=True) for needle in needles))
 
 
-def redact_user(conn: Connection, user_id: uuid.UUID) -> int:
-    """Redact every event of ``user_id`` or mentioning it (its str or hex form, any case, in the
-    event type, description or metadata): user_id and metadata become NULL, the description
-    ``[redacted]`` (the event type ``[redacted]`` too if it names the user), ``redacted_at``
-    now. Digests and hashes stay, so :func:`verify` still passes. Returns how many events were
-    redacted."""
-    in_type = _mentions(_e.event_type, user_id)
+def redact_user(conn: Connection, user_id: uuid.UUID, names: Sequence[str] = ()) -> int:
+    """Redact every event of ``user_id`` or mentioning it (its str or hex form, any case, or
+    one of ``names`` such as the user's email, username and external id, in the event type,
+    description or metadata; names shorter than :data:`MIN_REDACTED_NAME` other than emails
+    are not searched): user_id and metadata become NULL, the description ``[redacted]`` (the
+    event type ``[redacted]`` too if it names the user), ``redacted_at`` now. Digests and
+    hashes stay, so :func:`verify` still passes. Returns how many events were redacted."""
+    in_type = _mentions(_e.event_type, user_id, names)
     condition = or_(
         _e.user_id == user_id,
         in_type,
-        _mentions(_e.description, user_id),
-        _mentions(cast(_e["metadata"], Text), user_id),
+        _mentions(_e.description, user_id, names),
+        _mentions(cast(_e["metadata"], Text), user_id, names),
     )
     stmt = (
         update(audit_events)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from sqlalchemy import Engine
 
-__all__ = ["AnyEngine", "Awaitable", "Lock", "sleep"]
+__all__ = ["AnyEngine", "Awaitable", "Lock", "sleep", "to_thread"]
 
 #: The engines a store can adopt.
 AnyEngine = Engine
@@ -19,3 +20,8 @@ T = TypeVar("T")
 Awaitable = Annotated[T, "synchronous"]
 Lock = threading.Lock
 sleep = time.sleep
+
+
+def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """The synchronous twin of ``to_thread``: call ``fn`` here."""
+    return fn(*args, **kwargs)

@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
+from .._ops import credentials as _credentials
+from .._ops import privacy as _privacy
 from .._ops import users as _users
 from .._ops._common import UNSET, Unset, given
-from .._schema import EMAIL_MAX
+from .._schema import EMAIL_MAX, USER_ROLE_MAX
 from .._validate import Id
-from ..errors import ValidationError
-from ..records import Order, Page, User
+from ..errors import AuthenticationError, ValidationError
+from ..records import ErasureReport, Order, Page, User
+from ._compat import to_thread
 
 if TYPE_CHECKING:
     from ._store import _Store
@@ -152,3 +155,65 @@ class Users:
         """Delete the user and everything the user owns (conversations, messages, ...)."""
         key = check.identifier("user_id", user_id)
         self._store._call(_users.delete_one, key, write=True)
+
+    def set_password(self, user_id: Id, password: str) -> None:
+        """Set (or replace) the user's password: 8 to 1024 characters, no NUL. Only an argon2id
+        hash is stored; the password never appears in an error or a log."""
+        key = check.identifier("user_id", user_id)
+        hashed = to_thread(_credentials.hash_password, _credentials.password("password", password))
+        self._store._call(_credentials.set_hash, key, hashed, write=True)
+
+    def verify_password(self, login: str, password: str) -> User:
+        """The user whose email, username or external id (tried in that order) is ``login``,
+        if ``password`` is theirs. An unknown login, a user without a password and a wrong
+        password all raise the same AuthenticationError, in comparable time. A hash made with
+        older parameters is replaced by a fresh one on success."""
+        lookups = _credentials.login_lookups(login)
+        found = self._store._call(_credentials.find_login, lookups) if lookups else None
+        user, stored = found if found is not None else (None, None)
+        fresh = to_thread(_credentials.verify, stored, password)
+        if user is None:  # verify() raised already; this narrows the type
+            raise AuthenticationError()
+        if fresh is not None and stored is not None:
+            self._store._call(_credentials.replace_hash, user.id, stored, fresh, write=True)
+        return user
+
+    def with_role(
+        self,
+        role: str,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+        order: Order = "asc",
+    ) -> Page[User]:
+        """A page of the users with ``role`` ("user", "admin" or any custom role name), in
+        creation order; cursors are those of :meth:`list`."""
+        if after is not None and before is not None:
+            raise ValidationError("before", "give after or before, not both")
+        return self._store._call(
+            _credentials.with_role,
+            check.nonblank("role", role, USER_ROLE_MAX),
+            order=check.order(order),
+            after=_users.decode_cursor("after", after),
+            before=_users.decode_cursor("before", before),
+            limit=check.page_size("limit", limit, self._store.limits),
+        )
+
+    def export(self, user_id: Id) -> dict[str, Any]:
+        """Everything stored about the user, as one JSON-serialisable document: ``format``
+        (its layout version), ``exported_at``, ``user_id`` and ``tables``, which maps each
+        table holding their data to their rows (the user, conversations, messages, citations
+        and feedback of their messages, feedback they gave, survey responses, token balance
+        and ledger, API keys, audit events). Ids, times and decimals are strings; password
+        and key hashes are left out."""
+        key = check.identifier("user_id", user_id)
+        return self._store._call(_privacy.export, key)
+
+    def erase(self, user_id: Id) -> ErasureReport:
+        """Erase the user for good, in one transaction: delete their rows in every table
+        (conversations, messages, feedback they gave or got, citations, survey responses,
+        token balance and ledger, API keys, the user) and redact the audit events that mention
+        them, keeping the audit chain verifiable. Returns the rows deleted per table."""
+        key = check.identifier("user_id", user_id)
+        return self._store._call(_privacy.erase, key, write=True)
