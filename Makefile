@@ -6,6 +6,7 @@
 #   make lint                 ruff, ruff format --check, mypy, generated-code check
 #   make generate             regenerate the sync surface from the async source
 #   make revision m="..."     autogenerate a new Alembic revision
+#   make bench                the benchmark suite, quick mode (make bench FULL=1: full mode)
 #   make clean                remove caches and .venv
 
 PYTHON ?= python3
@@ -13,11 +14,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CORE_STAMP := $(VENV)/.installed-core
 DEV_STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-core demo test lint generate revision clean
+.PHONY: help venv venv-core demo test lint generate revision bench clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -39,6 +41,11 @@ $(CORE_STAMP): pyproject.toml | $(PY)
 $(DEV_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@ $(CORE_STAMP)
+
+# The package with the benchmark peers (LangChain, LangGraph), matplotlib and pyinstrument.
+$(BENCH_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	@touch $@
 
 venv-core: $(CORE_STAMP)
 
@@ -62,6 +69,9 @@ generate: venv
 revision: venv
 	@test -n "$(m)" || { echo 'usage: make revision m="describe the change"' >&2; exit 2; }
 	$(PY) tools/new_revision.py "$(m)"
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench $(if $(FULL),--full,) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage build dist

@@ -1,0 +1,1 @@
+"""chatledger's benchmark suite: ``python -m bench`` (see ``bench/__main__.py``)."""

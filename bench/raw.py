@@ -1,0 +1,492 @@
+"""The raw-driver references: stdlib sqlite3, psycopg 3 and PyMySQL with hand-written SQL,
+doing the same logical work as chatledger on the tables chatledger created.
+
+- append: in one transaction, ``UPDATE conversations`` (count + 1, activity times; RETURNING the
+  new count, or ``LAST_INSERT_ID(expr)`` on MariaDB), then ``INSERT`` the message with that
+  count as ``seq``: the same statements and columns as chatledger's append.
+- last(n): ``SELECT <columns> ... ORDER BY seq DESC LIMIT n`` on the primary key; autocommit.
+- sidebar: the same keyset query on ``(owner_id, last_activity_at, id)``; autocommit.
+- bulk: one transaction: lock the conversation row, ``executemany`` (or ``COPY`` on
+  PostgreSQL) the batch, set the counters.
+
+Values are passed in the form the column stores (SQLite: hex UUIDs, ISO text times, money as
+integer billionths), so no system pays for a conversion the other skips on the way in. Rows
+come back as the driver returns them: tuples, no records.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, Final
+
+from uuid_utils.compat import uuid7
+
+from .data import Msg, message
+from .databases import Scratch
+
+__all__ = ["Raw", "RawMariaDB", "RawPostgres", "RawSQLite", "raw_for"]
+
+MESSAGE_COLUMNS: Final = (
+    "conversation_id",
+    "seq",
+    "id",
+    "role",
+    "content",
+    "intent",
+    "metadata",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "latency_ms",
+    "request_id",
+    "idempotency_key",
+    "created_at",
+)
+CONVERSATION_COLUMNS: Final = (
+    "id",
+    "owner_id",
+    "title",
+    "intent",
+    "status",
+    "message_count",
+    "last_message_at",
+    "last_activity_at",
+    "archived_at",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+_BASE_TIME: Final = datetime(2026, 1, 1, tzinfo=UTC)
+_BILLION: Final = Decimal(10**9)
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+class Raw(ABC):
+    """One connection (two on servers: a writer and an autocommit reader) to a scratch DB."""
+
+    backend: ClassVar[str]
+    #: The new count of ``UPDATE conversations``: RETURNING, or LAST_INSERT_ID on MariaDB.
+    _COUNT: ClassVar[str] = "message_count + 1"
+    _RETURNING: ClassVar[str] = " RETURNING message_count"
+    _LOCK: ClassVar[str] = " FOR UPDATE"
+    #: One connection serves writes and reads (SQLite: outside BEGIN, reads autocommit).
+    _ONE_CONNECTION: ClassVar[bool] = False
+
+    def __init__(self, scratch: Scratch) -> None:
+        self.scratch = scratch
+        self.conn: Any = self.connect(autocommit=False)
+        self.reader: Any = self.conn if self._ONE_CONNECTION else self.connect(autocommit=True)
+        self.bump_sql = self._sql(
+            f"UPDATE conversations SET message_count = {self._COUNT}, "
+            "last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < %s "
+            "THEN %s ELSE last_message_at END, "
+            "last_activity_at = CASE WHEN last_activity_at < %s THEN %s ELSE last_activity_at END, "
+            "updated_at = %s "
+            f"WHERE id = %s AND status IN ('active', 'archived'){self._RETURNING}"
+        )
+        self.insert_sql = self._sql(
+            f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
+            f"VALUES ({_placeholders(len(MESSAGE_COLUMNS))})"
+        )
+        self.last_sql = self._sql(
+            f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE conversation_id = %s "
+            "ORDER BY seq DESC LIMIT %s"
+        )
+        self.sidebar_sql = self._sql(
+            f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM conversations "
+            "WHERE owner_id = %s AND status != 'deleted' "
+            "ORDER BY last_activity_at DESC, id DESC LIMIT %s"
+        )
+        self.lock_sql = self._sql(
+            "SELECT status, message_count, last_message_at, last_activity_at FROM conversations "
+            f"WHERE id = %s{self._LOCK}"
+        )
+        self.counters_sql = self._sql(
+            "UPDATE conversations SET message_count = %s, last_message_at = %s, "
+            "last_activity_at = %s, updated_at = %s WHERE id = %s"
+        )
+        self.conversation_sql = self._sql(
+            f"INSERT INTO conversations ({', '.join(CONVERSATION_COLUMNS)}) "
+            f"VALUES ({_placeholders(len(CONVERSATION_COLUMNS))})"
+        )
+
+    # -- the backend's dialect of values and statements ------------------------------------
+
+    @abstractmethod
+    def connect(self, *, autocommit: bool) -> Any:
+        """A configured DBAPI connection."""
+
+    def _sql(self, statement: str) -> str:
+        return statement
+
+    def uid(self, value: uuid.UUID) -> Any:
+        return value
+
+    def ts(self, value: datetime) -> Any:
+        return value
+
+    def money(self, value: Decimal | None) -> Any:
+        return value
+
+    def begin(self, cursor: Any) -> None:  # noqa: B027  (servers' drivers begin implicitly)
+        """Start a write transaction (the drivers of servers begin implicitly)."""
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def bumped(self, cursor: Any) -> int | None:
+        row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    def message_row(
+        self, conversation: Any, seq: int, msg: Msg, created_at: Any, ident: uuid.UUID | None = None
+    ) -> tuple[Any, ...]:
+        return (
+            conversation,
+            seq,
+            self.uid(ident or uuid7()),
+            msg.role,
+            msg.content,
+            None,
+            None,
+            msg.model,
+            msg.input_tokens,
+            msg.output_tokens,
+            self.money(msg.cost),
+            msg.latency_ms,
+            None,
+            None,
+            created_at,
+        )
+
+    # -- the timed operations ----------------------------------------------------------------
+
+    def append(self, conversation_id: uuid.UUID, msg: Msg) -> int:
+        """Bump the counter, insert the message with the new count as seq; one transaction."""
+        now = self.ts(datetime.now(UTC))
+        cid = self.uid(conversation_id)
+        cursor = self.conn.cursor()
+        try:
+            self.begin(cursor)
+            cursor.execute(self.bump_sql, (now, now, now, now, now, cid))
+            seq = self.bumped(cursor)
+            if seq is None:
+                raise LookupError(f"conversation {conversation_id} is missing or closed")
+            cursor.execute(self.insert_sql, self.message_row(cid, seq, msg, now))
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            cursor.close()
+        return seq
+
+    def last(self, conversation_id: uuid.UUID, n: int = 20) -> list[Any]:
+        """The last ``n`` messages, oldest first."""
+        cursor = self.reader.cursor()
+        try:
+            cursor.execute(self.last_sql, (self.uid(conversation_id), n))
+            rows = list(cursor.fetchall())
+        finally:
+            cursor.close()
+        rows.reverse()
+        return rows
+
+    def sidebar(self, owner_id: uuid.UUID, limit: int = 20) -> list[Any]:
+        """The first page of a user's conversations by last activity (one extra row tells
+        whether there is a next page, as chatledger does)."""
+        cursor = self.reader.cursor()
+        try:
+            cursor.execute(self.sidebar_sql, (self.uid(owner_id), limit + 1))
+            return list(cursor.fetchall())[:limit]
+        finally:
+            cursor.close()
+
+    def _bulk(self, conversation_id: uuid.UUID, batch: Sequence[Msg], *, copy: bool) -> None:
+        now_dt = datetime.now(UTC)
+        now = self.ts(now_dt)
+        cid = self.uid(conversation_id)
+        cursor = self.conn.cursor()
+        try:
+            self.begin(cursor)
+            cursor.execute(self.lock_sql, (cid,))
+            row = cursor.fetchone()
+            if row is None or row[0] not in ("active", "archived"):
+                raise LookupError(f"conversation {conversation_id} is missing or closed")
+            count = int(row[1])
+            rows = [self.message_row(cid, count + i + 1, msg, now) for i, msg in enumerate(batch)]
+            if copy:
+                self.copy_rows(cursor, rows)
+            else:
+                cursor.executemany(self.insert_sql, rows)
+            cursor.execute(self.counters_sql, (count + len(rows), now, now, now, cid))
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def bulk(self, conversation_id: uuid.UUID, batch: Sequence[Msg]) -> None:
+        """Append a batch in one transaction with ``executemany``."""
+        self._bulk(conversation_id, batch, copy=False)
+
+    def bulk_copy(self, conversation_id: uuid.UUID, batch: Sequence[Msg]) -> None:
+        """Append a batch in one transaction with ``COPY`` (PostgreSQL)."""
+        self._bulk(conversation_id, batch, copy=True)
+
+    def copy_rows(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        raise NotImplementedError(f"no COPY on {self.backend}")
+
+    # -- untimed setup and checks ------------------------------------------------------------
+
+    def create_conversations(
+        self, owner_id: uuid.UUID, count: int, *, messages_each: int = 0, spread: bool = False
+    ) -> list[uuid.UUID]:
+        """``count`` active conversations (with ``messages_each`` as their count, for stores
+        loaded afterwards). ``spread`` gives them distinct activity times (the sidebar)."""
+        ids = [uuid7() for _ in range(count)]
+        rows = []
+        for index, ident in enumerate(ids):
+            created = _BASE_TIME + timedelta(seconds=index)
+            active = created + timedelta(seconds=(index * 7919) % 100_003) if spread else created
+            rows.append(
+                (
+                    self.uid(ident),
+                    self.uid(owner_id),
+                    f"Conversation {index}",
+                    None,
+                    "active",
+                    messages_each,
+                    self.ts(active) if messages_each or spread else None,
+                    self.ts(active),
+                    None,
+                    None,
+                    self.ts(created),
+                    self.ts(active),
+                )
+            )
+        cursor = self.conn.cursor()
+        try:
+            self.begin(cursor)
+            for start in range(0, len(rows), 5000):
+                cursor.executemany(self.conversation_sql, rows[start : start + 5000])
+            self.commit()
+        finally:
+            cursor.close()
+        return ids
+
+    def _store_rows(
+        self, conversations: Sequence[uuid.UUID], messages_each: int
+    ) -> Iterator[tuple[Any, ...]]:
+        for number, conversation in enumerate(conversations):
+            cid = self.uid(conversation)
+            start = _BASE_TIME + timedelta(seconds=number)
+            for seq in range(1, messages_each + 1):
+                created = self.ts(start + timedelta(milliseconds=seq))
+                yield self.message_row(cid, seq, message(seq - 1), created)
+
+    def load_messages(self, conversations: Sequence[uuid.UUID], messages_each: int) -> None:
+        """Fill the conversations made by :meth:`create_conversations` (fastest path)."""
+        cursor = self.conn.cursor()
+        try:
+            self.begin(cursor)
+            batch: list[tuple[Any, ...]] = []
+            for row in self._store_rows(conversations, messages_each):
+                batch.append(row)
+                if len(batch) >= 20_000:
+                    cursor.executemany(self.insert_sql, batch)
+                    batch.clear()
+            if batch:
+                cursor.executemany(self.insert_sql, batch)
+            self.commit()
+        finally:
+            cursor.close()
+        self.analyze()
+
+    @abstractmethod
+    def analyze(self) -> None:
+        """Refresh the planner's statistics after a load."""
+
+    def verify(self, conversation_id: uuid.UUID) -> tuple[list[int], int]:
+        """The stored seqs of a conversation, and its message_count."""
+        cursor = self.reader.cursor()
+        try:
+            cid = self.uid(conversation_id)
+            cursor.execute(
+                self._sql("SELECT seq FROM messages WHERE conversation_id = %s ORDER BY seq"),
+                (cid,),
+            )
+            seqs = [int(row[0]) for row in cursor.fetchall()]
+            cursor.execute(
+                self._sql("SELECT message_count FROM conversations WHERE id = %s"), (cid,)
+            )
+            row = cursor.fetchone()
+            return seqs, int(row[0]) if row else -1
+        finally:
+            cursor.close()
+
+    def clone(self) -> Raw:
+        """Another reference on the same database (a connection per thread)."""
+        return type(self)(self.scratch)
+
+    def close(self) -> None:
+        self.conn.close()
+        if self.reader is not self.conn:
+            self.reader.close()
+
+
+class RawSQLite(Raw):
+    """stdlib sqlite3 in autocommit mode with explicit ``BEGIN IMMEDIATE`` for writes, as
+    chatledger does; WAL, synchronous=NORMAL, foreign keys on, 10 s busy timeout."""
+
+    backend = "sqlite"
+    _LOCK = ""  # BEGIN IMMEDIATE already holds the write lock
+    _ONE_CONNECTION = True
+
+    def connect(self, *, autocommit: bool) -> Any:
+        conn = sqlite3.connect(
+            str(self.scratch.path), isolation_level=None, check_same_thread=False, timeout=10
+        )
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=10000",
+        ):
+            conn.execute(pragma)
+        return conn
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("%s", "?")
+
+    def uid(self, value: uuid.UUID) -> Any:
+        return value.hex
+
+    def ts(self, value: datetime) -> Any:
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def money(self, value: Decimal | None) -> Any:
+        return None if value is None else int((value * _BILLION).to_integral_exact())
+
+    def begin(self, cursor: Any) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def analyze(self) -> None:
+        self.conn.execute("ANALYZE")
+        # A load leaves a WAL as big as the data: fold it in, so reads never consult it.
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+class RawPostgres(Raw):
+    """psycopg 3: a transaction per append (BEGIN is implicit), reads in autocommit."""
+
+    backend = "postgresql"
+
+    def connect(self, *, autocommit: bool) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.scratch.psycopg_conninfo(), autocommit=autocommit)
+
+    def copy_rows(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        with cursor.copy(f"COPY messages ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def load_messages(self, conversations: Sequence[uuid.UUID], messages_each: int) -> None:
+        cursor = self.conn.cursor()
+        try:
+            self.copy_rows(cursor, _Lazy(self._store_rows(conversations, messages_each)))
+            self.conn.commit()
+        finally:
+            cursor.close()
+        self.analyze()
+
+    def analyze(self) -> None:
+        self.reader.execute("VACUUM ANALYZE messages")
+        self.reader.execute("VACUUM ANALYZE conversations")
+
+
+class _Lazy(Sequence[tuple[Any, ...]]):
+    """An iterator passed where a sequence of rows is expected (COPY streams it)."""
+
+    def __init__(self, rows: Iterator[tuple[Any, ...]]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return self._rows
+
+    def __len__(self) -> int:
+        raise TypeError("a lazy row stream has no length")
+
+    def __getitem__(self, index: Any) -> Any:
+        raise TypeError("a lazy row stream cannot be indexed")
+
+
+class RawMariaDB(Raw):
+    """PyMySQL with chatledger's session settings (READ COMMITTED, strict sql_mode, UTC):
+    the counter comes back through ``LAST_INSERT_ID(expr)``; reads in autocommit."""
+
+    backend = "mariadb"
+    _COUNT = "LAST_INSERT_ID(message_count + 1)"
+    _RETURNING = ""
+
+    def connect(self, *, autocommit: bool) -> Any:
+        import pymysql
+
+        conn = pymysql.connect(autocommit=autocommit, **self.scratch.pymysql_kwargs())
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        return conn
+
+    def uid(self, value: uuid.UUID) -> Any:
+        return str(value)
+
+    def ts(self, value: datetime) -> Any:
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def bumped(self, cursor: Any) -> int | None:
+        return int(cursor.lastrowid) if cursor.rowcount == 1 else None
+
+    def load_messages(self, conversations: Sequence[uuid.UUID], messages_each: int) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.execute("SET SESSION unique_checks = 0, foreign_key_checks = 0")
+        try:
+            super().load_messages(conversations, messages_each)
+        finally:
+            with self.conn.cursor() as cursor:
+                cursor.execute("SET SESSION unique_checks = 1, foreign_key_checks = 1")
+
+    def analyze(self) -> None:
+        with self.reader.cursor() as cursor:
+            cursor.execute("ANALYZE TABLE messages, conversations")
+            cursor.fetchall()
+
+
+def raw_for(scratch: Scratch) -> Raw:
+    """The raw reference of a scratch database's backend."""
+    kinds: dict[str, type[Raw]] = {
+        "sqlite": RawSQLite,
+        "postgresql": RawPostgres,
+        "mariadb": RawMariaDB,
+    }
+    return kinds[scratch.backend](scratch)

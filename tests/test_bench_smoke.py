@@ -1,0 +1,102 @@
+"""The benchmark suite runs: ``python -m bench --smoke`` exits 0 and writes valid JSON.
+
+Benchmarks are not tests: nothing here looks at a timing. The smoke run uses tiny sizes
+(SQLite, plus the servers when reachable); peers that are not installed are reported as n/a.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_smoke_run_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    completed = subprocess.run(
+        # One peer (the only one on all three backends) keeps the run short; without
+        # langchain-community installed it is reported as n/a with the reason.
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--smoke",
+            "--peers",
+            "langchain-sql",
+            "--out",
+            str(out),
+            "--no-chart",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+
+    latest = json.loads((out / "latest.json").read_text(encoding="utf-8"))
+    stamped = [path for path in out.glob("*.json") if path.name != "latest.json"]
+    assert len(stamped) == 1
+    assert json.loads(stamped[0].read_text(encoding="utf-8")) == latest
+
+    assert set(latest) == {"meta", "results", "targets"}
+    meta = latest["meta"]
+    assert meta["mode"] == "smoke"
+    for key in ("machine", "durability", "settings", "mode_description", "elapsed_s"):
+        assert key in meta
+    assert {"cpu", "cores", "memory", "python", "sqlite", "packages"} <= set(meta["machine"])
+
+    results = latest["results"]
+    keys = {"backend", "workload", "case", "system", "surface", "status", "reason", "metrics"}
+    for record in results:
+        assert keys <= set(record)
+        assert record["status"] in ("ok", "n/a", "error")
+        if record["status"] != "ok":
+            assert record["reason"], record
+    # SQLite needs no server: every workload ran there for raw and both chatledger surfaces.
+    sqlite_ok = {
+        (r["workload"], r["case"], r["system"], r["surface"])
+        for r in results
+        if r["backend"] == "sqlite" and r["status"] == "ok"
+    }
+    for workload, case in (
+        ("append", ""),
+        ("read", "small"),
+        ("read", "big"),
+        ("sidebar", ""),
+        ("concurrency", "own"),
+        ("concurrency", "one"),
+        ("bulk", ""),
+    ):
+        for system, surface in (("raw", "sync"), ("chatledger", "sync"), ("chatledger", "async")):
+            assert (workload, case, system, surface) in sqlite_ok, (workload, case, system)
+    for record in results:
+        if record["status"] == "ok" and record["workload"] in ("read", "sidebar"):
+            assert record["metrics"]["p50_us"] > 0
+        elif record["status"] == "ok":
+            assert record["metrics"]["per_s"] > 0
+    # Concurrency records carry the correctness counts.
+    for record in results:
+        if record["workload"] == "concurrency" and record["status"] == "ok":
+            for key in ("errors", "lost", "successes", "order_violations"):
+                assert key in record["metrics"]
+
+    peer = [r for r in results if r["system"] == "langchain-sql"]
+    assert peer, "the peer is reported, measured or n/a"
+    assert all(r["status"] == "ok" or r["reason"] for r in peer)
+
+    for target in latest["targets"]:
+        assert {"backend", "name", "value", "threshold", "met"} <= set(target)
+    assert any(t["backend"] == "sqlite" for t in latest["targets"])
+    assert "targets" in completed.stdout
