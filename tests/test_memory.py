@@ -28,10 +28,10 @@ def memory_of(store, **options):
 
 
 class Statements:
-    """Counts the statements an engine executes."""
+    """Counts the statements a ledger's engines execute."""
 
-    def __init__(self, engine):
-        self.engine = engine
+    def __init__(self, engines):
+        self.engines = engines
         self.seen: list[str] = []
 
     def __call__(self, conn, cursor, statement, parameters, context, executemany):
@@ -40,11 +40,13 @@ class Statements:
     @contextlib.contextmanager
     def counting(self):
         self.seen.clear()
-        event.listen(self.engine, "before_cursor_execute", self)
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", self)
         try:
             yield self
         finally:
-            event.remove(self.engine, "before_cursor_execute", self)
+            for engine in self.engines:
+                event.remove(engine, "before_cursor_execute", self)
 
     @property
     def reads(self):
@@ -53,7 +55,7 @@ class Statements:
 
 @pytest.fixture
 def statements(ledger):
-    return Statements(ledger._core.db.engine)
+    return Statements(ledger._core.db.engines)
 
 
 def contents(messages):

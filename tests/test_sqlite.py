@@ -42,7 +42,7 @@ def test_synchronous_full_and_busy_timeout_are_configurable(tmp_path):
     assert (pragmas["synchronous"], pragmas["busy_timeout"]) == (2, 2500)
 
 
-def test_writes_begin_immediate_and_reads_begin_deferred(tmp_path):
+def test_writes_begin_immediate_and_single_reads_begin_nothing(tmp_path):
     with Ledger(f"sqlite:///{tmp_path / 'a.db'}") as ledger:
         seen: list[str] = []
         engine = ledger._core.db.engine
@@ -54,7 +54,7 @@ def test_writes_begin_immediate_and_reads_begin_deferred(tmp_path):
 
         user = ledger.users.create()
         ledger.users.get(user.id)
-    assert seen == ["BEGIN IMMEDIATE", "BEGIN"]
+    assert seen == ["BEGIN IMMEDIATE"]
 
 
 def test_default_database_is_a_file_in_a_data_directory_created_on_first_use(tmp_path):

@@ -152,3 +152,27 @@ def test_retries_are_bounded(database_url):
         finally:
             holder.execute("ROLLBACK")
             holder.close()
+
+
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+def test_mariadb_operations_pay_no_rollback_round_trip(database_url):
+    """The pool's rollback on check-in is skipped when the server reports no open
+    transaction: after a committed append, and after a read on the autocommit read pool."""
+    with Ledger(database_url) as ledger:
+        user = ledger.users.create()
+        chat = ledger.conversations.create(user.id)
+        ledger.messages.append(chat.id, "user", "warm")  # one pooled writer connection
+
+        def rollbacks(engine) -> int:
+            with engine.connect() as conn:
+                return int(conn.exec_driver_sql("SHOW SESSION STATUS LIKE 'Com_rollback'").one()[1])
+
+        db = ledger._core.db
+        writer_before, reader_before = rollbacks(db.engine), rollbacks(db._reader)
+        for i in range(5):
+            ledger.messages.append(chat.id, "user", f"m{i}")
+            ledger.messages.last(chat.id, 5)
+        # Each probe itself ends with one rollback (it reads in a transaction on the writer
+        # pool); nothing else may add any.
+        assert rollbacks(db.engine) - writer_before <= 1
+        assert rollbacks(db._reader) - reader_before <= 1

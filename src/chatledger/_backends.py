@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import logging
 import os
 import re
@@ -67,6 +68,9 @@ class Backend:
     threaded_async: ClassVar[bool] = False
     #: Single reads run in autocommit mode, saving the BEGIN and ROLLBACK round trips.
     autocommit_reads: ClassVar[bool] = False
+    #: Reads get a pool of their own whose connections are autocommit from the start
+    #: (switching a pooled connection's mode costs round trips with this driver).
+    read_pool: ClassVar[bool] = False
 
     def url_for(self, url: URL, *, asynchronous: bool) -> URL:
         """``url`` with a driver chatledger supports on this surface; the driver must be
@@ -161,8 +165,10 @@ class SQLite(Backend):
             dbapi_connection = conn.connection.dbapi_connection
             if getattr(dbapi_connection, "isolation_level", None) is not None:
                 on_connect(dbapi_connection, None)  # pooled before chatledger adopted the engine
-            write = conn.get_execution_options().get(WRITE, False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            # Writers take the write lock up front. Reads begin nothing: each statement is its
+            # own snapshot, as reads are on the server backends (autocommit there).
+            if conn.get_execution_options().get(WRITE, False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         if not event.contains(engine, "begin", _marker):
             event.listen(engine, "connect", on_connect)
@@ -279,6 +285,7 @@ class MariaDB(Backend):
     }
     async_drivers: ClassVar[dict[str, str]] = {"aiomysql": "aiomysql", "asyncmy": "asyncmy"}
     update_returning = False
+    read_pool = True
     _TRANSIENT: ClassVar[frozenset[int]] = frozenset(
         {
             1205,  # lock wait timeout (rolls back only the statement: we re-run the transaction)
@@ -323,6 +330,10 @@ class MariaDB(Backend):
         # DATETIME(6) holding UTC (the session time zone is UTC too).
         return func.date_format(column, "%Y-%m-%d")
 
+    def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+        if not event.contains(engine, "connect", _skip_idle_rollback):
+            event.listen(engine, "connect", _skip_idle_rollback)
+
     def error_code(self, exc: DBAPIError) -> str | None:
         args = getattr(exc.orig, "args", ())
         return str(args[0]) if args and isinstance(args[0], int) else None
@@ -352,6 +363,46 @@ class MariaDB(Backend):
             yield
         finally:
             conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _MIGRATION_LOCK_NAME})
+
+
+#: MySQL protocol status flag: a transaction is open (SERVER_STATUS_IN_TRANS).
+_IN_TRANSACTION: Final = 0x0001
+
+
+def _skip_idle_rollback(dbapi_connection: Any, _record: Any) -> None:
+    """Make ``rollback()`` free when the server reports no open transaction.
+
+    The connection pool rolls back every connection it takes back, even one whose transaction
+    was just committed: with PyMySQL that is a round trip per operation. The MySQL protocol
+    reports in every reply whether a transaction is open, so the rollback is skipped exactly
+    when there is nothing to roll back.
+    """
+    # The driver's own connection: PyMySQL's, or aiomysql's behind SQLAlchemy's adapter (whose
+    # rollback awaits the driver's).
+    raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    rollback = getattr(raw, "rollback", None)
+    if rollback is None or not hasattr(raw, "server_status"):
+        return
+    if getattr(rollback, "_chatledger", False):
+        return
+    if inspect.iscoroutinefunction(rollback):
+
+        async def rollback_if_open_async() -> Any:
+            if raw.server_status & _IN_TRANSACTION:
+                return await rollback()
+            return None
+
+        replacement: Any = rollback_if_open_async
+    else:
+
+        def rollback_if_open() -> Any:
+            if raw.server_status & _IN_TRANSACTION:
+                return rollback()
+            return None
+
+        replacement = rollback_if_open
+    replacement._chatledger = True
+    raw.rollback = replacement
 
 
 _BACKENDS: Final[dict[str, Backend]] = {

@@ -19,7 +19,7 @@ __all__ = ["adopt_engine", "async_engine", "sync_engine"]
 logger = logging.getLogger(__name__)
 
 
-def _options(config: Config, backend: Backend, url: URL) -> dict[str, Any]:
+def _options(config: Config, backend: Backend, url: URL, *, reader: bool = False) -> dict[str, Any]:
     options: dict[str, Any] = {"echo": config.echo, "hide_parameters": not config.echo}
     if not is_memory_sqlite(url):
         pool = {
@@ -34,6 +34,8 @@ def _options(config: Config, backend: Backend, url: URL) -> dict[str, Any]:
     extra = backend.engine_options(url, options)
     connect_args = extra.pop("connect_args", {})
     options.update(extra)
+    if reader:
+        options["isolation_level"] = "AUTOCOMMIT"
     if connect_args:
         options["connect_args"] = connect_args
     return options
@@ -48,14 +50,15 @@ def _prepare_sqlite_file(url: URL) -> None:
         directory.mkdir(parents=True, exist_ok=True)
 
 
-def sync_engine(config: Config) -> tuple[Engine, Backend]:
-    """A new synchronous engine for ``config``."""
+def sync_engine(config: Config, *, reader: bool = False) -> tuple[Engine, Backend]:
+    """A new synchronous engine for ``config`` (``reader``: autocommit connections, for the
+    read pool of backends that have one)."""
     backend = backend_for(config.url)
     url = backend.url_for(config.url, asynchronous=False)
     if backend.name == "sqlite":
         _prepare_sqlite_file(url)
     try:
-        engine = create_engine(url, **_options(config, backend, url))
+        engine = create_engine(url, **_options(config, backend, url, reader=reader))
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"cannot create an engine for {config.redacted_url()}: {exc}"
@@ -67,12 +70,12 @@ def sync_engine(config: Config) -> tuple[Engine, Backend]:
     return engine, backend
 
 
-def async_engine(config: Config) -> tuple[AsyncEngine, Backend]:
+def async_engine(config: Config, *, reader: bool = False) -> tuple[AsyncEngine, Backend]:
     """A new asyncio engine for ``config`` (not for SQLite, which runs on threads)."""
     backend = backend_for(config.url)
     url = backend.url_for(config.url, asynchronous=True)
     try:
-        engine = create_async_engine(url, **_options(config, backend, url))
+        engine = create_async_engine(url, **_options(config, backend, url, reader=reader))
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"cannot create an engine for {config.redacted_url()}: {exc}"

@@ -96,11 +96,14 @@ class _NativeTransaction:
 class NativeDatabase:
     """Operations on an ``AsyncEngine``."""
 
-    def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
+    def __init__(
+        self, engine: AsyncEngine, backend: Backend, *, reader: AsyncEngine | None = None
+    ) -> None:
         self.engine = engine
         self.backend = backend
         self._writer = engine.execution_options(**{WRITE: True})
-        self._reader = (
+        self._read_pool = reader
+        self._reader = reader or (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if backend.autocommit_reads
             else engine
@@ -143,6 +146,8 @@ class NativeDatabase:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._read_pool is not None:
+            await self._read_pool.dispose()
 
 
 class _ThreadedTransaction:

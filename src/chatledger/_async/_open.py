@@ -27,10 +27,14 @@ def open_database(config: Config, engine: Engine | AsyncEngine | None) -> AsyncD
         return NativeDatabase(engine, adopt_engine(engine.sync_engine, config))
     if engine is None and not backend_for(config.url).threaded_async:
         native, backend = async_engine(config)
-        return NativeDatabase(native, backend)
+        native_reader = async_engine(config, reader=True)[0] if backend.read_pool else None
+        return NativeDatabase(native, backend, reader=native_reader)
+    reader = None
     if engine is None:
         engine, backend = sync_engine(config)
+        if backend.read_pool:
+            reader, _ = sync_engine(config, reader=True)
     else:
         backend = adopt_engine(engine, config)
-    db = Database(engine, backend, busy_timeout=config.sqlite_busy_timeout)
+    db = Database(engine, backend, busy_timeout=config.sqlite_busy_timeout, reader=reader)
     return ThreadedDatabase(db, workers=_workers(config))

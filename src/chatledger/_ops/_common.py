@@ -61,9 +61,16 @@ def from_row(record: Callable[..., T], row: Row[Any]) -> T:
     return record(*row)
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def record_values(record: Any) -> dict[str, Any]:
     """Insert parameters for a record: its fields are named like its table's columns."""
-    return {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
+    kind = type(record)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(field.name for field in dataclasses.fields(record))
+    return {name: getattr(record, name) for name in names}
 
 
 def _beyond(

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    literal_column,
     select,
     update,
 )
@@ -174,7 +175,10 @@ def _bump(returning: bool, scoped: bool) -> Any:
     forward (never backward: ``created_at`` is the caller's clock, ``seq`` is the order)."""
     c = conversations.c
     now = bindparam("b_now", type_=UTCDateTime())
-    stmt = update(conversations).where(c.id == bindparam("b_cid"), c.status.in_(_APPENDABLE))
+    # The statuses are rendered into the SQL: an expanding IN parameter costs post-compile
+    # work on every append.
+    appendable = c.status.in_([literal_column(f"'{status}'") for status in _APPENDABLE])
+    stmt = update(conversations).where(c.id == bindparam("b_cid"), appendable)
     if scoped:
         stmt = stmt.where(c.owner_id == bindparam("b_owner"))
     count_value: Any = c.message_count + 1
@@ -227,10 +231,19 @@ def _owned(scoped: bool) -> Any:
     return exists().where(condition)
 
 
+#: The columns of a message but its conversation id, which the caller knows already.
+_IN_CONVERSATION: Final = [column for column in _COLUMNS if column.name != "conversation_id"]
+
+
+def _in_conversation(conversation_id: uuid.UUID, row: Row[Any]) -> Message:
+    """A message from a row selected with :data:`_IN_CONVERSATION`."""
+    return Message(row[0], conversation_id, *row[1:])  # type: ignore[call-arg]
+
+
 @cache
 def _select(scoped: bool, role: bool, by_key: bool = False) -> Select[Any]:
     m = messages.c
-    stmt = select(*_COLUMNS).where(m.conversation_id == bindparam("b_cid"))
+    stmt = select(*_IN_CONVERSATION).where(m.conversation_id == bindparam("b_cid"))
     if scoped:
         stmt = stmt.where(_owned(True))
     if role:
@@ -265,7 +278,7 @@ def _existing(
     params = _params(owner, conversation_id)
     params["b_key"] = key
     row = conn.execute(_select(owner is not None, False, True), params).first()
-    return None if row is None else from_row(Message, row)
+    return None if row is None else _in_conversation(conversation_id, row)
 
 
 def require_conversation(
@@ -437,9 +450,7 @@ def last(
     if not rows:
         require_conversation(conn, owner, conversation_id)
         return []
-    result = [from_row(Message, row) for row in rows]
-    result.reverse()
-    return result
+    return [_in_conversation(conversation_id, row) for row in reversed(rows)]
 
 
 def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
@@ -465,7 +476,7 @@ def page(
 ) -> Page[Message]:
     """A keyset page of the conversation's messages by ``seq``."""
     require_conversation(conn, owner, conversation_id)
-    query = select(*_COLUMNS).where(messages.c.conversation_id == conversation_id)
+    query = select(*_IN_CONVERSATION).where(messages.c.conversation_id == conversation_id)
     if role is not None:
         query = query.where(messages.c.role == role)
     return paginate(
@@ -477,7 +488,7 @@ def page(
         after=after,
         before=before,
         limit=limit,
-        convert=_to_message,
+        convert=partial(_in_conversation, conversation_id),
         cursor_key=lambda message: (message.seq,),
     )
 

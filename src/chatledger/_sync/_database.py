@@ -50,11 +50,19 @@ class Transaction:
 class Database:
     """An engine, the backend it talks to, and how to run one operation on it."""
 
-    def __init__(self, engine: Engine, backend: Backend, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        backend: Backend,
+        *,
+        busy_timeout: float = 10.0,
+        reader: Engine | None = None,
+    ) -> None:
         self.engine = engine
         self.backend = backend
         self._writer = engine.execution_options(**{WRITE: True})
-        self._reader = (
+        self._read_pool = reader
+        self._reader = reader or (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if backend.autocommit_reads
             else engine
@@ -64,6 +72,11 @@ class Database:
         self._write_lock: threading.Lock | None = None
         if backend.serialize_writes and not is_memory_sqlite(engine.url):
             self._write_lock = write_lock(engine.url)
+
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine this database uses: the main one, and the read pool's if it has one."""
+        return (self.engine,) if self._read_pool is None else (self.engine, self._read_pool)
 
     def translate(self, exc: SQLAlchemyError) -> Exception:
         """The chatledger error for a SQLAlchemy/driver error."""
@@ -119,3 +132,5 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._read_pool is not None:
+            self._read_pool.dispose()

@@ -13,8 +13,11 @@ __all__ = ["open_database"]
 
 def open_database(config: Config, engine: Engine | None) -> Database:
     """A :class:`Database` on ``engine``, or on a new engine for ``config``."""
+    reader = None
     if engine is None:
         engine, backend = sync_engine(config)
+        if backend.read_pool:
+            reader, _ = sync_engine(config, reader=True)
     else:
         backend = adopt_engine(engine, config)
-    return Database(engine, backend, busy_timeout=config.sqlite_busy_timeout)
+    return Database(engine, backend, busy_timeout=config.sqlite_busy_timeout, reader=reader)
