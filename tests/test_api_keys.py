@@ -13,22 +13,12 @@ import sqlalchemy as sa
 from chatledger import AuthenticationError, NotFoundError, ValidationError
 from chatledger._schema import api_keys
 
-from .conftest import Blocking
-
 KEY_FORMAT = re.compile(r"clk_([A-Za-z0-9]{12})_[A-Za-z0-9_-]{43}")
-
-
-def keys_of(store):
-    """``store.api_keys``, blocking on the async surface too."""
-    resource = store.api_keys
-    if isinstance(store, Blocking) and not isinstance(resource, Blocking):
-        return Blocking(resource, store._portal)
-    return resource
 
 
 @pytest.fixture
 def keys(store):
-    return keys_of(store)
+    return store.api_keys
 
 
 @pytest.fixture

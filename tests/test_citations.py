@@ -16,20 +16,11 @@ import sqlalchemy as sa
 from chatledger import ConflictError, NotFoundError, ValidationError
 from chatledger._schema import citations as citations_table
 from chatledger._schema import knowledge_chunks
-from tests.conftest import Blocking
-
-
-def resource(store: Any, name: str) -> Any:
-    """``store.<name>``, blocking on the async surface too."""
-    attr = getattr(store, name)
-    if isinstance(store, Blocking) and not isinstance(attr, Blocking):
-        return Blocking(attr, store._portal)
-    return attr
 
 
 @pytest.fixture
 def cites(store):
-    return resource(store, "citations")
+    return store.citations
 
 
 @pytest.fixture
@@ -275,9 +266,9 @@ def test_add_many_batch_size_limit(open_store, database_url, chat, answer):
 
     small = open_store(database_url, limits=Limits(max_batch_size=3))
     batch = [{"url": f"https://example.com/{i}"} for i in range(3)]
-    assert len(resource(small, "citations").add_many(answer.id, batch)) == 3
+    assert len(small.citations.add_many(answer.id, batch)) == 3
     with pytest.raises(ValidationError) as caught:
-        resource(small, "citations").add_many(answer.id, [*batch, {"url": "https://x.example"}])
+        small.citations.add_many(answer.id, [*batch, {"url": "https://x.example"}])
     assert (caught.value.field, caught.value.limit) == ("citations", 3)
 
 
@@ -334,9 +325,9 @@ def test_get_detail_includes_the_citations(store, cites, answer):
 
 def test_citations_roll_back_with_the_callers_transaction(store, answer):
     with pytest.raises(RuntimeError), store.transaction() as tx:
-        resource(tx, "citations").add(answer.id, url="https://example.com")
+        tx.citations.add(answer.id, url="https://example.com")
         raise RuntimeError("boom")
-    assert resource(store, "citations").for_message(answer.id) == []
+    assert store.citations.for_message(answer.id) == []
 
 
 # --- scoping ----------------------------------------------------------------------------------
@@ -363,7 +354,7 @@ def test_another_users_messages_are_not_found(store, cites, alice_and_bob, opera
     _, bob, _, message = alice_and_bob
     cited = cites.add(message.id, url="https://example.com")
     with pytest.raises(NotFoundError):
-        EVERY_OPERATION[operation](resource(store.as_user(bob.id), "citations"), message)
+        EVERY_OPERATION[operation](store.as_user(bob.id).citations, message)
     assert cites.for_message(message.id) == [cited]
 
 
@@ -375,8 +366,8 @@ def test_a_scope_sees_only_its_own_citing_messages(store, cites, alice_and_bob, 
     cites.add(message.id, chunk_id=chunk)
     cites.add(bobs_message.id, chunk_id=chunk)
 
-    mine = resource(store.as_user(alice.id), "citations")
+    mine = store.as_user(alice.id).citations
     assert mine.citing_chunk(chunk) == [message]
-    assert resource(store.as_user(bob.id), "citations").citing_chunk(chunk) == [bobs_message]
+    assert store.as_user(bob.id).citations.citing_chunk(chunk) == [bobs_message]
     own = mine.add(message.id, url="https://mine.example")
     assert own in mine.for_message(message.id)

@@ -13,25 +13,16 @@ import sqlalchemy as sa
 
 from chatledger import NotFoundError, ValidationError
 from chatledger._schema import message_feedback
-from tests.conftest import Blocking
-
-
-def resource(store: Any, name: str) -> Any:
-    """``store.<name>``, blocking on the async surface too."""
-    attr = getattr(store, name)
-    if isinstance(store, Blocking) and not isinstance(attr, Blocking):
-        return Blocking(attr, store._portal)
-    return attr
 
 
 @pytest.fixture
 def feedback(store):
-    return resource(store, "feedback")
+    return store.feedback
 
 
 @pytest.fixture
 def forms(store):
-    return resource(store, "product_feedback")
+    return store.product_feedback
 
 
 @pytest.fixture
@@ -239,7 +230,7 @@ def alice_and_bob(store):
 
 def test_in_a_user_scope_the_rater_is_the_acting_user(store, alice_and_bob):
     alice, bob, _, message = alice_and_bob
-    mine = resource(store.as_user(alice.id), "feedback")
+    mine = store.as_user(alice.id).feedback
     rated = mine.rate(message.id, thumb="up")
     assert rated.rater_id == alice.id
     assert mine.get(message.id) == rated
@@ -256,7 +247,7 @@ def test_in_a_user_scope_the_rater_is_the_acting_user(store, alice_and_bob):
 def test_a_scope_sees_others_ratings_of_its_own_messages(store, feedback, alice_and_bob):
     alice, bob, _, message = alice_and_bob
     by_bob = feedback.rate(message.id, rater_id=bob.id, score=3)
-    mine = resource(store.as_user(alice.id), "feedback")
+    mine = store.as_user(alice.id).feedback
     assert mine.for_message(message.id) == [by_bob]
     assert mine.get(message.id, bob.id) == by_bob
 
@@ -274,7 +265,7 @@ EVERY_OPERATION = {
 def test_another_users_messages_are_not_found(store, feedback, alice_and_bob, operation):
     alice, bob, chat, message = alice_and_bob
     feedback.rate(message.id, rater_id=alice.id, thumb="up")
-    theirs = resource(store.as_user(bob.id), "feedback")
+    theirs = store.as_user(bob.id).feedback
     with pytest.raises(NotFoundError):
         EVERY_OPERATION[operation](theirs, chat, message)
     assert [f.thumb for f in feedback.for_message(message.id)] == ["up"]
@@ -287,7 +278,7 @@ def test_a_scopes_summary_covers_only_its_conversations(store, feedback, alice_a
     feedback.rate(message.id, rater_id=alice.id, thumb="up")
     feedback.rate(bobs_message.id, rater_id=alice.id, thumb="down")
 
-    summaries = resource(store.as_user(bob.id), "feedback").summary("conversation")
+    summaries = store.as_user(bob.id).feedback.summary("conversation")
     assert [(s.key, s.thumbs_up, s.thumbs_down) for s in summaries] == [(str(bobs_chat.id), 0, 1)]
     assert len(feedback.summary("conversation")) == 2
 
@@ -383,18 +374,18 @@ def test_deleting_the_conversation_deletes_its_ratings(
 
 def test_a_rating_rolls_back_with_the_callers_transaction(store, user, answer):
     with pytest.raises(RuntimeError), store.transaction() as tx:
-        resource(tx, "feedback").rate(answer.id, rater_id=user.id, thumb="up")
+        tx.feedback.rate(answer.id, rater_id=user.id, thumb="up")
         raise RuntimeError("boom")
-    assert resource(store, "feedback").for_message(answer.id) == []
+    assert store.feedback.for_message(answer.id) == []
 
 
 def test_rating_twice_inside_one_transaction_replaces(store, user, answer):
     with store.transaction() as tx:
-        inside = resource(tx, "feedback")
+        inside = tx.feedback
         first = inside.rate(answer.id, rater_id=user.id, thumb="up")
         second = inside.rate(answer.id, rater_id=user.id, thumb="down")
     assert second.id == first.id
-    assert resource(store, "feedback").for_message(answer.id) == [second]
+    assert store.feedback.for_message(answer.id) == [second]
 
 
 def test_concurrent_first_ratings_by_one_rater_leave_one_row(ledger, database_url):

@@ -17,8 +17,6 @@ from chatledger import NotFoundError, ValidationError
 from chatledger._ops import privacy
 from chatledger._schema import Base, conversations, messages
 
-from .conftest import Blocking
-
 #: Every table holding a user's data, and why: kept by hand, so a new table with a user column
 #: (or a foreign key into such a table) fails test_every_table_is_classified until it is added
 #: here and to chatledger._ops.privacy.
@@ -35,14 +33,6 @@ USER_TABLES = {
     "audit_events": "user_id (no foreign key: redacted, not deleted)",
 }
 USER_COLUMN_NAMES = {"user_id", "owner_id", "rater_id"}
-
-
-def resource(store, name):
-    """``store.<name>``, blocking on the async surface too."""
-    found = getattr(store, name)
-    if isinstance(store, Blocking) and not isinstance(found, Blocking):
-        return Blocking(found, store._portal)
-    return found
 
 
 @pytest.fixture
@@ -123,15 +113,15 @@ def populate(store, name):
         cost=Decimal("0.000000123"),
         metadata={"k": [1, 2]},
     )
-    feedback = resource(store, "feedback")
+    feedback = store.feedback
     feedback.rate(answer.id, rater_id=user.id, thumb="up", comment="mine")
-    resource(store, "citations").add(answer.id, url="https://example.com/doc", title="doc")
-    resource(store, "surveys").submit("onboarding", {"q": "a"}, user_id=user.id, grant=10)
-    tokens = resource(store, "tokens")
+    store.citations.add(answer.id, url="https://example.com/doc", title="doc")
+    store.surveys.submit("onboarding", {"q": "a"}, user_id=user.id, grant=10)
+    tokens = store.tokens
     tokens.credit(5, user_id=user.id, reason="bonus")
     tokens.debit(2, user_id=user.id, reason="usage", message_id=answer.id)
-    key = resource(store, "api_keys").create(user.id, name=f"{name} key")
-    audit = resource(store, "audit")
+    key = store.api_keys.create(user.id, name=f"{name} key")
+    audit = store.audit
     audit.record("user.login", user_id=user.id, category="access")
     audit.record("note", description=f"support ticket about {user.id}")
     audit.record("note", metadata={"subject": str(user.id)})
@@ -141,10 +131,10 @@ def populate(store, name):
 @pytest.fixture
 def alice_and_bob(store):
     alice, bob = populate(store, "alice"), populate(store, "bob")
-    feedback = resource(store, "feedback")
+    feedback = store.feedback
     feedback.rate(bob["answer"].id, rater_id=alice["user"].id, thumb="down")  # alice rates bob
     feedback.rate(alice["answer"].id, rater_id=bob["user"].id, score=4)  # bob rates alice
-    resource(store, "audit").record("system.start", category="system")
+    store.audit.record("system.start", category="system")
     return alice, bob
 
 
@@ -225,7 +215,7 @@ def test_export_of_an_unknown_user(store):
 
 def test_erase_leaves_nothing_of_the_user_in_any_table(store, engine, alice_and_bob):
     alice, bob = alice_and_bob
-    audit = resource(store, "audit")
+    audit = store.audit
     assert mentions(engine, alice["user"])  # the scan does find her before
     bob_before = store.users.export(bob["user"].id)["tables"]
 
@@ -257,7 +247,7 @@ def test_erase_leaves_nothing_of_the_user_in_any_table(store, engine, alice_and_
     for table in set(USER_TABLES) - {"message_feedback"}:
         assert bob_after[table] == bob_before[table], table
     assert store.users.verify_password(bob["user"].username, "bob password").id == bob["user"].id
-    assert resource(store, "api_keys").verify(bob["key"].secret).id == bob["key"].key.id
+    assert store.api_keys.verify(bob["key"].secret).id == bob["key"].key.id
 
     # The erasure is on record, without naming her.
     newest = audit.list(limit=1, order="desc").items[0]
@@ -288,7 +278,7 @@ def test_erase_is_one_transaction(store, alice_and_bob):
         raise RuntimeError("changed my mind")
     assert store.users.get(alice["user"].id) == before
     assert store.messages.count(alice["chat"].id) == 2
-    assert resource(store, "audit").verify().ok
+    assert store.audit.verify().ok
 
 
 def test_erase_a_user_with_no_data(store):

@@ -12,21 +12,12 @@ import pytest
 
 from chatledger import Limits, NotFoundError, ValidationError
 from chatledger._ops.tokens import AMOUNT_MAX
-from tests.conftest import Blocking
 
 THREADS = 8
 
 
-def resource(store: Any, name: str) -> Any:
-    """``store.<name>``, made blocking on the async surface."""
-    found = getattr(store, name)
-    if isinstance(store, Blocking) and not isinstance(found, Blocking):
-        return Blocking(found, store._portal)
-    return found
-
-
 def test_submit_stores_the_answers(store, user):
-    surveys = resource(store, "surveys")
+    surveys = store.surveys
     answers = {"score": 9, "comment": "Ünïcødé 🙂", "tags": ["a", "b"], "nested": {"x": None}}
     response = surveys.submit("  nps  ", answers, user_id=user.id)
 
@@ -35,11 +26,11 @@ def test_submit_stores_the_answers(store, user):
     assert surveys.get(response.id) == response
     assert surveys.get(str(response.id)) == response
     assert surveys.list(user_id=user.id) == [response]
-    assert resource(store, "tokens").history(user_id=user.id).items == []
+    assert store.tokens.history(user_id=user.id).items == []
 
 
 def test_a_grant_is_credited_with_the_first_submission_only(store, user):
-    surveys, tokens = resource(store, "surveys"), resource(store, "tokens")
+    surveys, tokens = store.surveys, store.tokens
     first = surveys.submit("onboarding", {"role": "dev"}, user_id=user.id, grant=100)
     second = surveys.submit("onboarding", {"role": "ops"}, user_id=user.id, grant=100)
 
@@ -55,7 +46,7 @@ def test_a_grant_is_credited_with_the_first_submission_only(store, user):
 
 
 def test_grants_are_per_survey_and_per_user(store, user):
-    surveys, tokens = resource(store, "surveys"), resource(store, "tokens")
+    surveys, tokens = store.surveys, store.tokens
     other = store.users.create(username="other")
     surveys.submit("a", {}, user_id=user.id, grant=10)
     surveys.submit("b", {}, user_id=user.id, grant=20)
@@ -66,7 +57,7 @@ def test_grants_are_per_survey_and_per_user(store, user):
 
 
 def test_a_submission_without_grant_does_not_use_up_the_grant(store, user):
-    surveys, tokens = resource(store, "surveys"), resource(store, "tokens")
+    surveys, tokens = store.surveys, store.tokens
     surveys.submit("nps", {"score": 1}, user_id=user.id)
     later = surveys.submit("nps", {"score": 2}, user_id=user.id, grant=5)
     assert later.tokens_granted == 5
@@ -74,7 +65,7 @@ def test_a_submission_without_grant_does_not_use_up_the_grant(store, user):
 
 
 def test_a_grant_goes_on_top_of_an_existing_balance(store, user):
-    surveys, tokens = resource(store, "surveys"), resource(store, "tokens")
+    surveys, tokens = store.surveys, store.tokens
     tokens.credit(7, user_id=user.id, reason="purchase")
     surveys.submit("nps", {"score": 1}, user_id=user.id, grant=AMOUNT_MAX)
     assert tokens.balance(user.id) == 7 + AMOUNT_MAX
@@ -83,28 +74,28 @@ def test_a_grant_goes_on_top_of_an_existing_balance(store, user):
 
 def test_the_grant_rolls_back_with_the_answers(store, user):
     with pytest.raises(RuntimeError), store.transaction() as tx:
-        resource(tx, "surveys").submit("nps", {"score": 3}, user_id=user.id, grant=10)
+        tx.surveys.submit("nps", {"score": 3}, user_id=user.id, grant=10)
         raise RuntimeError("abandon")
-    assert resource(store, "surveys").list(user_id=user.id) == []
-    assert resource(store, "tokens").balance(user.id) == 0
+    assert store.surveys.list(user_id=user.id) == []
+    assert store.tokens.balance(user.id) == 0
     # ...so the grant is still available.
-    again = resource(store, "surveys").submit("nps", {"score": 3}, user_id=user.id, grant=10)
+    again = store.surveys.submit("nps", {"score": 3}, user_id=user.id, grant=10)
     assert again.tokens_granted == 10
 
 
 def test_survey_name_limits(store, user):
-    surveys = resource(store, "surveys")
+    surveys = store.surveys
     assert surveys.submit("s" * 100, {}, user_id=user.id).survey == "s" * 100
     for bad, limit in (("s" * 101, 100), ("   ", None), ("a\x00", None), (7, None)):
         with pytest.raises(ValidationError) as caught:
             surveys.submit(bad, {}, user_id=user.id, grant=1)
         assert (caught.value.field, caught.value.limit) == ("survey", limit)
     assert len(surveys.list(user_id=user.id)) == 1
-    assert resource(store, "tokens").balance(user.id) == 0
+    assert store.tokens.balance(user.id) == 0
 
 
 def test_answers_must_be_a_json_object(store, user):
-    surveys = resource(store, "surveys")
+    surveys = store.surveys
     for bad in (None, [1, 2], "text", {"x": float("nan")}, {"x": object()}, {"x": "a\x00"}):
         with pytest.raises(ValidationError) as caught:
             surveys.submit("nps", bad, user_id=user.id, grant=1)
@@ -115,7 +106,7 @@ def test_answers_must_be_a_json_object(store, user):
 def test_answers_size_limit(database_url, open_store):
     store = open_store(database_url, limits=Limits(max_metadata_bytes=20))
     user = store.users.create(username="u")
-    surveys = resource(store, "surveys")
+    surveys = store.surveys
     at_limit = {"k": "x" * 12}  # {"k":"xxxxxxxxxxxx"} is 20 bytes
     assert surveys.submit("nps", at_limit, user_id=user.id).answers == at_limit
     with pytest.raises(ValidationError) as caught:
@@ -125,7 +116,7 @@ def test_answers_size_limit(database_url, open_store):
 
 
 def test_grant_limits(store, user):
-    surveys = resource(store, "surveys")
+    surveys = store.surveys
     assert surveys.submit("max", {}, user_id=user.id, grant=AMOUNT_MAX).tokens_granted == AMOUNT_MAX
     assert surveys.submit("zero", {}, user_id=user.id, grant=0).tokens_granted == 0
     for bad, limit in ((AMOUNT_MAX + 1, AMOUNT_MAX), (-1, 0), (True, None), (1.5, None)):
@@ -133,11 +124,11 @@ def test_grant_limits(store, user):
             surveys.submit("other", {}, user_id=user.id, grant=bad)
         assert (caught.value.field, caught.value.limit) == ("grant", limit)
     assert len(surveys.list(user_id=user.id)) == 2
-    assert resource(store, "tokens").balance(user.id) == AMOUNT_MAX
+    assert store.tokens.balance(user.id) == AMOUNT_MAX
 
 
 def test_list_filters_and_orders_newest_first(store, user):
-    surveys = resource(store, "surveys")
+    surveys = store.surveys
     other = store.users.create(username="other")
     made = [
         surveys.submit(name, {"i": i}, user_id=who.id)
@@ -157,7 +148,7 @@ def test_list_filters_and_orders_newest_first(store, user):
 
 
 def test_unknown_users_and_responses_are_not_found(store, user):
-    surveys = resource(store, "surveys")
+    surveys = store.surveys
     ghost = uuid.uuid4()
     for grant in (0, 5):
         with pytest.raises(NotFoundError) as caught:
@@ -178,9 +169,9 @@ def test_unknown_users_and_responses_are_not_found(store, user):
 def test_a_user_scope_sees_only_its_own_responses(store):
     alice = store.users.create(username="alice")
     bob = store.users.create(username="bob")
-    bobs = resource(store, "surveys").submit("nps", {"score": 1}, user_id=bob.id, grant=3)
+    bobs = store.surveys.submit("nps", {"score": 1}, user_id=bob.id, grant=3)
     scope = store.as_user(alice.id)
-    mine = resource(scope, "surveys")
+    mine = scope.surveys
 
     own = mine.submit("nps", {"score": 10}, grant=3)
     assert own.user_id == alice.id
@@ -188,7 +179,7 @@ def test_a_user_scope_sees_only_its_own_responses(store):
     assert mine.get(own.id) == own
     assert mine.list() == [own]
     assert mine.list(user_id=alice.id) == [own]
-    assert resource(scope, "tokens").balance() == 3
+    assert scope.tokens.balance() == 3
 
     calls = {
         "get": lambda: mine.get(bobs.id),
@@ -199,8 +190,8 @@ def test_a_user_scope_sees_only_its_own_responses(store):
         with pytest.raises(NotFoundError) as caught:
             call()
         assert caught.value.kind in ("user", "survey_response"), name
-    assert len(resource(store, "surveys").list(user_id=bob.id)) == 1
-    assert resource(store, "tokens").balance(bob.id) == 3
+    assert len(store.surveys.list(user_id=bob.id)) == 1
+    assert store.tokens.balance(bob.id) == 3
 
 
 def test_racing_submissions_grant_exactly_once(ledger):

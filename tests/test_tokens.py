@@ -24,18 +24,9 @@ from chatledger import (
 )
 from chatledger._ops.tokens import AMOUNT_MAX, BALANCE_MAX
 from chatledger._schema import token_balances, token_ledger
-from tests.conftest import Blocking
 
 THREADS = 8
 JOIN_TIMEOUT = 240.0
-
-
-def tokens_of(store: Any) -> Any:
-    """``store.tokens``, made blocking on the async surface."""
-    resource = store.tokens
-    if isinstance(store, Blocking) and not isinstance(resource, Blocking):
-        return Blocking(resource, store._portal)
-    return resource
 
 
 def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
@@ -81,7 +72,7 @@ def assert_chained(entries: list[Any]) -> None:
 
 
 def test_a_new_user_has_a_zero_balance_and_no_history(store, user):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     assert tokens.balance(user.id) == 0
     assert tokens.verify(user.id)
     page = tokens.history(user_id=user.id)
@@ -89,7 +80,7 @@ def test_a_new_user_has_a_zero_balance_and_no_history(store, user):
 
 
 def test_credit_and_debit_move_the_balance_and_write_entries(store, user):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     credited = tokens.credit(100, user_id=user.id, reason="  purchase  ")
     debited = tokens.debit(30, user_id=user.id, reason="chat")
 
@@ -102,7 +93,7 @@ def test_credit_and_debit_move_the_balance_and_write_entries(store, user):
 
 
 def test_a_debit_of_the_whole_balance_leaves_zero(store, user):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     tokens.credit(7, user_id=user.id, reason="r")
     assert tokens.debit(7, user_id=user.id, reason="all").balance_after == 0
     assert tokens.balance(user.id) == 0
@@ -111,7 +102,7 @@ def test_a_debit_of_the_whole_balance_leaves_zero(store, user):
 
 
 def test_an_insufficient_debit_raises_and_writes_nothing(store, user):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     tokens.credit(10, user_id=user.id, reason="r")
 
     with pytest.raises(InsufficientBalanceError) as caught:
@@ -125,7 +116,7 @@ def test_an_insufficient_debit_raises_and_writes_nothing(store, user):
 
 
 def test_a_debit_before_any_credit_reports_a_zero_balance(store, user):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     with pytest.raises(InsufficientBalanceError) as caught:
         tokens.debit(1, user_id=user.id, reason="r")
     assert (caught.value.balance, caught.value.requested) == (0, 1)
@@ -134,7 +125,7 @@ def test_a_debit_before_any_credit_reports_a_zero_balance(store, user):
 
 @pytest.mark.parametrize("operation", ["credit", "debit"])
 def test_amount_limits(store, user, operation):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     tokens.credit(AMOUNT_MAX, user_id=user.id, reason="at the limit")
     if operation == "debit":
         assert tokens.debit(AMOUNT_MAX, user_id=user.id, reason="at the limit").delta == -AMOUNT_MAX
@@ -154,7 +145,7 @@ def test_amount_limits(store, user, operation):
 
 
 def test_reason_limits(store, user):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     assert tokens.credit(1, user_id=user.id, reason="r" * 200).reason == "r" * 200
     for bad, limit in (("r" * 201, 200), ("   ", None), ("a\x00b", None)):
         with pytest.raises(ValidationError) as caught:
@@ -166,7 +157,7 @@ def test_reason_limits(store, user):
 
 
 def test_a_grant_happens_once_per_user_and_key(store, user):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     other = store.users.create(username="other")
     first = tokens.credit(50, user_id=user.id, reason="welcome", grant_key="welcome")
     again = tokens.credit(80, user_id=user.id, reason="welcome again", grant_key="welcome")
@@ -184,7 +175,7 @@ def test_a_grant_happens_once_per_user_and_key(store, user):
 
 
 def test_grant_key_limits(store, user):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     assert tokens.credit(1, user_id=user.id, reason="r", grant_key="k" * 200).grant_key
     for bad, limit in (("k" * 201, 200), ("  ", None), ("", None)):
         with pytest.raises(ValidationError) as caught:
@@ -194,7 +185,7 @@ def test_grant_key_limits(store, user):
 
 
 def test_the_balance_cannot_exceed_the_column(store, user, database_url):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     tokens.credit(1, user_id=user.id, reason="make the row")
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:  # arrange a huge balance (and a matching ledger)
@@ -213,7 +204,7 @@ def test_the_balance_cannot_exceed_the_column(store, user, database_url):
 
 
 def test_entries_link_the_users_own_message(store, user, chat):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     message = store.messages.append(chat.id, "assistant", "answer")
     tokens.credit(10, user_id=user.id, reason="r", message_id=message.id)
     entry = tokens.debit(4, user_id=user.id, reason="usage", message_id=str(message.id))
@@ -240,18 +231,18 @@ def test_entries_link_the_users_own_message(store, user, chat):
 
 
 def test_a_debit_commits_with_the_message_it_pays_for(store, user, chat):
-    tokens_of(store).credit(10, user_id=user.id, reason="r")
+    store.tokens.credit(10, user_id=user.id, reason="r")
     with store.transaction() as tx:
         message = tx.messages.append(chat.id, "assistant", "paid answer")
-        tokens_of(tx).debit(3, user_id=user.id, reason="usage", message_id=message.id)
+        tx.tokens.debit(3, user_id=user.id, reason="usage", message_id=message.id)
 
-    tokens = tokens_of(store)
+    tokens = store.tokens
     assert tokens.balance(user.id) == 7
     assert tokens.history(user_id=user.id).items[0].message_id == message.id
 
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.messages.append(chat.id, "assistant", "rolled back")
-        tokens_of(tx).debit(3, user_id=user.id, reason="usage")
+        tx.tokens.debit(3, user_id=user.id, reason="usage")
         raise RuntimeError("model call failed")
     assert tokens.balance(user.id) == 7
     assert store.messages.count(chat.id) == 1
@@ -259,20 +250,20 @@ def test_a_debit_commits_with_the_message_it_pays_for(store, user, chat):
 
 
 def test_an_insufficient_debit_leaves_the_callers_transaction_usable(store, user, chat):
-    tokens_of(store).credit(2, user_id=user.id, reason="r")
+    store.tokens.credit(2, user_id=user.id, reason="r")
     with store.transaction() as tx:
         tx.messages.append(chat.id, "assistant", "answer")
         with pytest.raises(InsufficientBalanceError):
-            tokens_of(tx).debit(5, user_id=user.id, reason="usage")
-        tokens_of(tx).debit(2, user_id=user.id, reason="what is left")
+            tx.tokens.debit(5, user_id=user.id, reason="usage")
+        tx.tokens.debit(2, user_id=user.id, reason="what is left")
 
     assert store.messages.count(chat.id) == 1
-    assert tokens_of(store).balance(user.id) == 0
-    assert tokens_of(store).verify(user.id)
+    assert store.tokens.balance(user.id) == 0
+    assert store.tokens.verify(user.id)
 
 
 def test_history_pages_follow_cursors_both_ways(store, user):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     made = [tokens.credit(i + 1, user_id=user.id, reason=f"c{i}") for i in range(7)]
 
     first = tokens.history(user_id=user.id, limit=3)
@@ -305,12 +296,12 @@ def test_a_cursor_of_another_listing_is_rejected(store, user, chat):
     store.messages.append(chat.id, "user", "hi")
     cursor = store.conversations.list(user.id).last_cursor
     with pytest.raises(ValidationError) as caught:
-        tokens_of(store).history(user_id=user.id, after=cursor)
+        store.tokens.history(user_id=user.id, after=cursor)
     assert caught.value.field == "after"
 
 
 def test_unknown_users_are_not_found_and_get_nothing_written(store):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     ghost = uuid.uuid4()
     calls = {
         "balance": lambda: tokens.balance(ghost),
@@ -327,7 +318,7 @@ def test_unknown_users_are_not_found_and_get_nothing_written(store):
 
 
 def test_a_ledger_needs_a_user_id(store):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     with pytest.raises(ValidationError) as caught:
         tokens.balance()
     assert caught.value.field == "user_id"
@@ -341,8 +332,8 @@ def test_a_ledger_needs_a_user_id(store):
 def test_a_user_scope_sees_only_its_own_balance(store):
     alice = store.users.create(username="alice")
     bob = store.users.create(username="bob")
-    tokens_of(store).credit(40, user_id=bob.id, reason="bob's")
-    mine = tokens_of(store.as_user(alice.id))
+    store.tokens.credit(40, user_id=bob.id, reason="bob's")
+    mine = store.as_user(alice.id).tokens
 
     assert mine.credit(10, reason="mine").user_id == alice.id
     assert mine.debit(3, reason="mine").balance_after == 7
@@ -362,7 +353,7 @@ def test_a_user_scope_sees_only_its_own_balance(store):
         with pytest.raises(NotFoundError) as caught:
             call()
         assert caught.value.kind == "user", name
-    assert tokens_of(store).balance(bob.id) == 40
+    assert store.tokens.balance(bob.id) == 40
 
 
 def test_a_scope_cannot_link_another_users_message(store):
@@ -370,7 +361,7 @@ def test_a_scope_cannot_link_another_users_message(store):
     bob = store.users.create(username="bob")
     bobs_chat = store.conversations.create(bob.id)
     bobs_message = store.messages.append(bobs_chat.id, "assistant", "x")
-    mine = tokens_of(store.as_user(alice.id))
+    mine = store.as_user(alice.id).tokens
     mine.credit(5, reason="r")
     with pytest.raises(NotFoundError) as caught:
         mine.debit(1, reason="r", message_id=bobs_message.id)
@@ -379,7 +370,7 @@ def test_a_scope_cannot_link_another_users_message(store):
 
 
 def test_deleting_a_user_deletes_the_balance_and_ledger(store, user, database_url):
-    tokens = tokens_of(store)
+    tokens = store.tokens
     tokens.credit(9, user_id=user.id, reason="r")
     tokens.debit(2, user_id=user.id, reason="r")
     store.users.delete(user.id)

@@ -6,28 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from chatledger import NotFoundError, UsageTotals, ValidationError
-from tests.conftest import Blocking
 
 DAY1 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 DAY2 = datetime(2024, 3, 2, 12, 0, tzinfo=UTC)
 
 
-def resource(store: Any, name: str) -> Any:
-    """``store.<name>``, blocking on the async surface too."""
-    attr = getattr(store, name)
-    if isinstance(store, Blocking) and not isinstance(attr, Blocking):
-        return Blocking(attr, store._portal)
-    return attr
-
-
 @pytest.fixture
 def usage(store):
-    return resource(store, "usage")
+    return store.usage
 
 
 def _totals(key: str, messages: int, tokens_in: int, tokens_out: int, cost: str) -> UsageTotals:
@@ -234,7 +224,7 @@ def test_bad_arguments_are_rejected(usage, call, field):
 
 def test_a_user_scope_counts_only_its_conversations(store, world):
     ann, ben = world["ann"], world["ben"]
-    scoped = resource(store.as_user(ann.id), "usage")
+    scoped = store.as_user(ann.id).usage
     assert scoped.overall() == _totals("", 4, 157, 25, "0.300000001")
     assert scoped.overall(user_id=ann.id) == scoped.overall()
     assert [t.key for t in scoped.totals("user")] == [str(ann.id)]

@@ -13,17 +13,8 @@ import sqlalchemy as sa
 
 from chatledger import NotFoundError, ValidationError
 from chatledger._schema import visitor_answers
-from tests.conftest import Blocking
 
 THREADS = 8
-
-
-def visitors_of(store: Any) -> Any:
-    """``store.visitors``, made blocking on the async surface."""
-    found = store.visitors
-    if isinstance(store, Blocking) and not isinstance(found, Blocking):
-        return Blocking(found, store._portal)
-    return found
 
 
 def answer_rows(database_url: Any) -> int:
@@ -35,7 +26,7 @@ def answer_rows(database_url: Any) -> int:
 
 
 def test_a_first_visit_makes_a_visitor(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     visitor = visitors.record_visit(
         "  Claude  ",
         agent_type="AI assistant",
@@ -55,7 +46,7 @@ def test_a_first_visit_makes_a_visitor(store):
 
 
 def test_a_repeat_visit_counts_and_merges(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     first = visitors.record_visit("bot", purpose="crawl", answers={"a": "1", "b": "2"})
     second = visitors.record_visit("bot", answers={"b": "two", "c": "3"})
     third = visitors.record_visit("bot", purpose="index")
@@ -72,7 +63,7 @@ def test_a_repeat_visit_counts_and_merges(store):
 
 
 def test_identity_ignores_case_and_surrounding_space(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     a = visitors.record_visit("GPTBot", agent_type="Crawler")
     b = visitors.record_visit("  gptbot ", agent_type=" CRAWLER")
     assert a.id == b.id
@@ -87,7 +78,7 @@ def test_identity_ignores_case_and_surrounding_space(store):
 
 
 def test_a_visitor_key_identifies_the_visitor(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     a = visitors.record_visit("Alice", visitor_key="cookie-123")
     b = visitors.record_visit("Alice Smith", agent_type="browser", visitor_key="cookie-123")
     by_name = visitors.record_visit("Alice")
@@ -100,7 +91,7 @@ def test_a_visitor_key_identifies_the_visitor(store):
 
 
 def test_list_is_newest_visit_first_with_a_limit(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     made = [visitors.record_visit(f"v{i}") for i in range(5)]
     assert [v.id for v in visitors.list()] == [v.id for v in made[::-1]]
     assert [v.id for v in visitors.list(limit=2)] == [made[4].id, made[3].id]
@@ -116,7 +107,7 @@ def test_list_is_newest_visit_first_with_a_limit(store):
 
 
 def test_pages_follow_cursors(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     made = [visitors.record_visit(f"v{i}", answers={"i": str(i)}) for i in range(5)]
     first = visitors.page(limit=2)
     second = visitors.page(limit=2, after=first.last_cursor)
@@ -134,7 +125,7 @@ def test_pages_follow_cursors(store):
 
 
 def test_delete_removes_the_visitor_and_its_answers(store, database_url):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     gone = visitors.record_visit("gone", answers={"a": "1", "b": "2"})
     kept = visitors.record_visit("kept", answers={"a": "1"})
     assert answer_rows(database_url) == 3
@@ -153,7 +144,7 @@ def test_delete_removes_the_visitor_and_its_answers(store, database_url):
 
 
 def test_set_answers_merges_or_replaces(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     visitor = visitors.record_visit("v", answers={"a": "1", "b": "2"})
     merged = visitors.set_answers(visitor.id, {"b": "B", "c": "3"})
     assert merged.answers == {"a": "1", "b": "B", "c": "3"}
@@ -168,7 +159,7 @@ def test_set_answers_merges_or_replaces(store):
 
 
 def test_unknown_visitors_are_not_found(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     for call in (visitors.get, visitors.delete):
         with pytest.raises(NotFoundError):
             call(uuid.uuid4())
@@ -187,7 +178,7 @@ FIELD_LIMITS = [
 
 @pytest.mark.parametrize(("field", "limit"), FIELD_LIMITS)
 def test_text_field_limits(store, field, limit):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     at_limit = "x" * limit
     kwargs = {"name": "n", field: at_limit}
     assert getattr(visitors.record_visit(**kwargs), field) == at_limit
@@ -202,7 +193,7 @@ def test_text_field_limits(store, field, limit):
 
 
 def test_name_must_not_be_blank(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     for bad in ("", "   ", None, 5):
         with pytest.raises(ValidationError) as caught:
             visitors.record_visit(bad)
@@ -211,7 +202,7 @@ def test_name_must_not_be_blank(store):
 
 
 def test_answer_key_and_value_limits(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     visitor = visitors.record_visit("v", answers={"k" * 50: "v" * 500})
     assert visitor.answers == {"k" * 50: "v" * 500}
 
@@ -229,7 +220,7 @@ def test_answer_key_and_value_limits(store):
 
 
 def test_at_most_100_answers(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     hundred = {f"q{i}": str(i) for i in range(100)}
     visitor = visitors.record_visit("v", answers=hundred)
     assert len(visitor.answers) == 100
@@ -253,7 +244,7 @@ def test_at_most_100_answers(store):
 
 
 def test_visitor_key_limits(store):
-    visitors = visitors_of(store)
+    visitors = store.visitors
     assert visitors.record_visit("v", visitor_key="k" * 255).visit_count == 1
     for bad, limit in (("k" * 256, 255), ("  ", None), ("", None), ("a\x00", None)):
         with pytest.raises(ValidationError) as caught:
