@@ -30,6 +30,7 @@ USER_TABLES = {
     "token_balances": "user_id",
     "token_ledger": "user_id",
     "api_keys": "user_id",
+    "idempotent_requests": "api_key_id -> their API keys",
     "audit_events": "user_id (no foreign key: redacted, not deleted)",
 }
 USER_COLUMN_NAMES = {"user_id", "owner_id", "rater_id"}
@@ -226,6 +227,7 @@ def test_erase_leaves_nothing_of_the_user_in_any_table(store, engine, alice_and_
         "message_feedback": 3,
         "citations": 1,
         "token_ledger": 3,
+        "idempotent_requests": 0,
         "api_keys": 1,
         "survey_responses": 1,
         "messages": 2,

@@ -92,6 +92,7 @@ SHA256_HEX: Final = 64
 THUMBS: Final = ("up", "down")
 AUDIT_CATEGORIES: Final = ("security", "compliance", "access", "system", "general")
 AUDIT_SEVERITIES: Final = ("debug", "info", "warning", "error", "critical")
+IDEMPOTENT_REQUEST_STATES: Final = ("running", "done")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -457,6 +458,31 @@ class ApiKeyRow(Base):
     __table_args__ = (Index("ix_api_keys_user_id", "user_id"), MYSQL_TABLE_OPTIONS)
 
 
+class IdempotentRequestRow(Base):
+    """An HTTP request sent with an ``Idempotency-Key``, per API key: claimed (``running``)
+    before its work starts, then ``done`` with the response to replay. The request hash tells a
+    retry (same body) from a misuse of the key (another body)."""
+
+    __tablename__ = "idempotent_requests"
+
+    api_key_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(SHA256_HEX))
+    state: Mapped[str] = mapped_column(String(16))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_in("state", IDEMPOTENT_REQUEST_STATES), name="state"),
+        Index("ix_idempotent_requests_created_at", "created_at"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
 users: Final[Table] = Base.metadata.tables["users"]
 conversations: Final[Table] = Base.metadata.tables["conversations"]
 messages: Final[Table] = Base.metadata.tables["messages"]
@@ -472,6 +498,7 @@ token_ledger: Final[Table] = Base.metadata.tables["token_ledger"]
 audit_events: Final[Table] = Base.metadata.tables["audit_events"]
 audit_chain: Final[Table] = Base.metadata.tables["audit_chain"]
 api_keys: Final[Table] = Base.metadata.tables["api_keys"]
+idempotent_requests: Final[Table] = Base.metadata.tables["idempotent_requests"]
 
 #: Table -> the kind of object a row is, as errors name it.
 KINDS: Final[dict[str, str]] = {
@@ -499,4 +526,5 @@ UNIQUE_FIELDS: Final[dict[str, str]] = {
     "uq_api_keys_prefix": "prefix",
     "uq_audit_events_id": "id",
     "pk_audit_events": "seq",
+    "pk_idempotent_requests": "key",
 }

@@ -36,6 +36,7 @@ from .._schema import (
     audit_events,
     citations,
     conversations,
+    idempotent_requests,
     message_feedback,
     messages,
     survey_responses,
@@ -88,6 +89,10 @@ USER_ROWS: Final[dict[str, Callable[[uuid.UUID], ColumnElement[bool]]]] = {
     "token_ledger": lambda u: token_ledger.c.user_id == u,
     "api_keys": lambda u: api_keys.c.user_id == u,
     "audit_events": lambda u: audit_events.c.user_id == u,
+    # Replayable HTTP responses of their API keys (they can hold their messages).
+    "idempotent_requests": lambda u: idempotent_requests.c.api_key_id.in_(
+        select(api_keys.c.id).where(api_keys.c.user_id == u)
+    ),
 }
 
 #: Tables that hold nobody's personal data, and why.
@@ -111,6 +116,7 @@ ERASE_ORDER: Final = (
     "message_feedback",
     "citations",
     "token_ledger",
+    "idempotent_requests",
     "api_keys",
     "survey_responses",
     "messages",
