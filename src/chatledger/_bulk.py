@@ -1,0 +1,128 @@
+"""Moving many rows at once: the fastest insert each backend offers, and the key order that is
+the same on every backend (for keyset walks that copy, resume and compare tables).
+
+- :func:`bulk_insert` writes a batch of rows in the caller's transaction: ``COPY ... FROM
+  STDIN`` on PostgreSQL with psycopg 3 (``cursor.copy``), one ``executemany`` elsewhere (PyMySQL
+  rewrites it into multi-row ``INSERT`` statements; SQLite runs the prepared statement per row).
+  Values go through the columns' SQLAlchemy types (:mod:`chatledger._types`), so a row is
+  stored exactly as ``conn.execute(table.insert(), row)`` would store it.
+- :func:`key_columns` and :func:`after_key` walk a table in primary-key order. Text keys are
+  compared byte-wise on every backend (PostgreSQL is told ``COLLATE "C"``; SQLite's ``BINARY``
+  and MariaDB's ``utf8mb4_nopad_bin`` already are), so "the rows after this key" means the
+  same rows on the source and on the target of a copy.
+- :func:`snapshot` gives a connection that reads one consistent snapshot across statements.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+from sqlalchemy import Column, ColumnElement, Connection, String, Table, and_, or_
+
+__all__ = ["after_key", "bulk_insert", "key_columns", "snapshot"]
+
+logger = logging.getLogger(__name__)
+
+#: Rows per ``executemany`` call on the generic path (bounds the size of one statement).
+_CHUNK: Final = 1000
+
+
+def _processors(conn: Connection, table: Table, names: Sequence[str]) -> list[Any]:
+    dialect = conn.dialect
+    return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+
+
+def _copy(
+    conn: Connection, table: Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> bool:
+    """``COPY`` the rows in; False when the driver cannot (not psycopg 3)."""
+    driver = conn.connection.driver_connection
+    cursor_factory = getattr(driver, "cursor", None)
+    if cursor_factory is None:
+        return False
+    processors = _processors(conn, table, names)
+    quote = conn.dialect.identifier_preparer
+    statement = "COPY {} ({}) FROM STDIN".format(
+        quote.format_table(table), ", ".join(quote.quote(name) for name in names)
+    )
+    with cursor_factory() as cursor:
+        if not hasattr(cursor, "copy"):
+            return False
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        value if process is None else process(value)
+                        for value, process in zip((row[n] for n in names), processors, strict=True)
+                    ]
+                )
+    return True
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert ``rows`` into ``table`` in the caller's transaction with the backend's fastest
+    path, and return how many were inserted.
+
+    Every row must have the same keys (column keys of ``table``); columns not named get their
+    defaults. Values are Python values of the columns' types (``uuid.UUID``, aware
+    ``datetime``, ``Decimal``, dicts for JSON), converted as ``table.insert()`` converts them.
+    Constraint violations raise as from ``conn.execute`` (the whole batch is refused on
+    PostgreSQL, where ``COPY`` is one statement). Nothing is committed here.
+    """
+    if not rows:
+        return 0
+    names = list(rows[0].keys())
+    wanted = set(names)
+    for index, row in enumerate(rows):
+        if set(row.keys()) != wanted:
+            raise ValueError(f"row {index} of the batch has other keys than row 0")
+    unknown = wanted - set(table.c.keys())
+    if unknown:
+        raise ValueError(f"{table.name} has no column(s) {', '.join(sorted(unknown))}")
+    if conn.dialect.name == "postgresql" and _copy(conn, table, names, rows):
+        logger.debug("copied %d rows into %s", len(rows), table.name)
+        return len(rows)
+    insert = table.insert()
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(insert, list(rows[start : start + _CHUNK]))
+    logger.debug("inserted %d rows into %s", len(rows), table.name)
+    return len(rows)
+
+
+def _ordered(conn: Connection, column: Column[Any]) -> ColumnElement[Any]:
+    if conn.dialect.name == "postgresql" and isinstance(column.type, String):
+        return column.collate("C")
+    return column
+
+
+def key_columns(conn: Connection, table: Table) -> list[ColumnElement[Any]]:
+    """``table``'s primary-key columns, to ``ORDER BY`` in the same order on every backend."""
+    return [_ordered(conn, column) for column in table.primary_key.columns]
+
+
+def after_key(conn: Connection, table: Table, key: Sequence[Any]) -> ColumnElement[bool]:
+    """The rows of ``table`` whose primary key comes after ``key`` in :func:`key_columns`
+    order. Written ``a >= x AND (a > x OR (b >= y AND (b > y OR ...)))`` so that every backend
+    turns it into an index range on the primary key."""
+    columns = key_columns(conn, table)
+    if len(columns) != len(key):
+        raise ValueError(f"{table.name} has a {len(columns)}-column key, got {len(key)} values")
+    condition: ColumnElement[bool] = columns[-1] > key[-1]
+    for column, value in zip(reversed(columns[:-1]), reversed(key[:-1]), strict=True):
+        condition = and_(column >= value, or_(column > value, condition))
+    return condition
+
+
+@contextmanager
+def snapshot(conn: Connection) -> Iterator[Connection]:
+    """A transaction on ``conn`` in which every read sees the same snapshot of the database
+    (``REPEATABLE READ`` on PostgreSQL and MariaDB; SQLite's read transactions already are)."""
+    if conn.in_transaction():
+        conn.rollback()
+    if conn.dialect.name != "sqlite":
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    with conn.begin():
+        yield conn

@@ -1,0 +1,825 @@
+"""Moving data in, out and between databases.
+
+- :func:`copy_database` copies a whole chatledger database to another one, on any backend
+  (typically an SQLite file into PostgreSQL or MariaDB): it backs an SQLite source up first,
+  creates or upgrades the target's schema, copies each table in primary-key order in batches
+  with the target's fast path (``COPY`` on PostgreSQL), resumes where an interrupted run
+  stopped, and ends by comparing row counts and checksums of every table.
+- :func:`export_data` writes everything, one user or one conversation as chatledger's own
+  lossless JSON (or JSON lines), or a Markdown transcript, streaming batch by batch.
+- :func:`import_data` reads chatledger's own export, a ChatGPT ``conversations.json``, or the
+  visitors and feedback files of the visitor-registry apps. Importing the same file twice
+  writes nothing the second time.
+
+The command line (``chatledger copy | export | import``) is a thin layer over these.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal, TextIO
+
+from sqlalchemy import Connection, Table, select
+from sqlalchemy.engine import URL
+
+from . import migrate
+from ._backends import is_memory_sqlite
+from ._engine import sync_engine
+from ._ops import importers
+from ._ops import transfer as _ops
+from ._ops._common import utcnow
+from ._ops.privacy import EXPORT_FORMAT
+from ._schema import Base, audit_chain, conversations, messages
+from ._sync._database import Database
+from ._sync.ledger import Ledger
+from .config import Config
+from .errors import ConfigurationError, ConflictError, NotFoundError, ValidationError
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "EXPORT_FORMATS",
+    "IMPORT_FORMATS",
+    "CopyReport",
+    "ExportReport",
+    "ImportReport",
+    "Progress",
+    "TableCheck",
+    "backup_sqlite",
+    "compare_databases",
+    "copy_database",
+    "detect_format",
+    "export_data",
+    "import_data",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Rows per batch (one transaction on the target each) unless told otherwise.
+DEFAULT_BATCH_SIZE: Final = 5000
+ExportFormat = Literal["json", "jsonl", "markdown"]
+ImportFormat = Literal["chatledger", "chatledger-jsonl", "chatgpt", "visitors", "feedback"]
+EXPORT_FORMATS: Final[tuple[ExportFormat, ...]] = ("json", "jsonl", "markdown")
+IMPORT_FORMATS: Final[tuple[ImportFormat, ...]] = (
+    "chatledger",
+    "chatledger-jsonl",
+    "chatgpt",
+    "visitors",
+    "feedback",
+)
+
+#: ``progress(task, done, total)``: called as work advances; ``done`` counts rows (or
+#: records) of ``task`` so far, ``total`` is the expected count when known.
+Progress = Callable[[str, int, int | None], None]
+
+Target = str | URL | Config
+
+
+def _quiet(task: str, done: int, total: int | None) -> None:
+    """The default progress callback: nothing."""
+
+
+def _config(target: Target) -> Config:
+    return target if isinstance(target, Config) else Config.load(target)
+
+
+def _database(config: Config) -> Database:
+    engine, backend = sync_engine(config)
+    return Database(engine, backend, busy_timeout=config.sqlite_busy_timeout)
+
+
+def _batch_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+        raise ValidationError("batch_size", f"must be a whole number 1..100000, not {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# copy
+
+
+@dataclass(frozen=True, slots=True)
+class TableCheck:
+    """One table compared on the source and the target of a copy."""
+
+    table: str
+    source_rows: int
+    target_rows: int
+    source_checksum: str
+    target_checksum: str
+    #: Rows this run wrote to the target.
+    copied: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether both sides hold the same rows."""
+        return (self.source_rows, self.source_checksum) == (self.target_rows, self.target_checksum)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyReport:
+    """What :func:`copy_database` did, and the verification of every table."""
+
+    source: str
+    target: str
+    backup: Path | None
+    tables: list[TableCheck]
+    #: Rows written by this run, per table.
+    copied: dict[str, int]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether every table matched."""
+        return all(check.ok for check in self.tables)
+
+    @property
+    def rows_copied(self) -> int:
+        """Rows written by this run, in all tables."""
+        return sum(self.copied.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        """The copy's rate over the whole run (verification included)."""
+        return self.rows_copied / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def messages_per_second(self) -> float:
+        """Messages written per second over the whole run."""
+        return self.copied.get("messages", 0) / self.seconds if self.seconds > 0 else 0.0
+
+
+def backup_sqlite(url: URL, *, now: datetime | None = None) -> Path:
+    """Back the SQLite database at ``url`` up to ``<file>.backup.<UTC timestamp>`` with
+    SQLite's online backup API (a consistent copy, WAL content included); return the path."""
+    if url.database is None or is_memory_sqlite(url) or url.database.startswith("file:"):
+        raise ConfigurationError(f"cannot back up {url.render_as_string()}: not an SQLite file")
+    path = Path(url.database).expanduser()
+    if not path.is_file():
+        raise ConfigurationError(f"the source database {path} does not exist")
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    backup = path.with_name(f"{path.name}.backup.{stamp}")
+    serial = 1
+    while backup.exists():
+        serial += 1
+        backup = path.with_name(f"{path.name}.backup.{stamp}-{serial}")
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(backup)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    except sqlite3.Error as exc:
+        backup.unlink(missing_ok=True)
+        raise ConfigurationError(f"cannot back up {path}: {exc}") from exc
+    finally:
+        source.close()
+    logger.info("backed up %s to %s", path, backup)
+    return backup
+
+
+def _check_source(conn: Connection, name: str) -> None:
+    revision = migrate.current(conn)
+    if conn.in_transaction():
+        conn.rollback()
+    if revision != migrate.head():
+        from .errors import SchemaOutOfDateError
+
+        raise SchemaOutOfDateError(
+            f"the source {name} is at revision {revision or 'none (not a chatledger database)'}"
+            f", this chatledger copies revision {migrate.head()}: upgrade the source first "
+            "(`chatledger db upgrade --url SOURCE`)",
+            current=revision,
+            head=migrate.head(),
+        )
+
+
+def _copy_table(
+    source: Connection,
+    target: Database,
+    table: Table,
+    batch: int,
+    progress: Progress,
+) -> int:
+    """Copy the rows the target lacks, in key order, batch after batch; rows written."""
+    total = _ops.count_rows(source, table)
+    if table is audit_chain:
+        head = source.execute(select(*audit_chain.columns)).mappings().first()
+        moved = head is not None and target.run(_ops.advance_audit_chain, dict(head))
+        progress(table.name, total, total)
+        return int(moved)
+    after = target.read(_ops.last_key, table)
+    if after is not None:
+        held = target.read(_ops.count_rows, table)
+        if held != _ops.count_rows(source, table, upto=after):
+            raise ConflictError(
+                f"the target's {table.name} table holds rows that are not a prefix of the "
+                "source's: it is not a partial copy of this source (copy into an empty database)"
+            )
+        done = held
+    else:
+        done = 0
+    progress(table.name, done, total)
+    copied = 0
+    while True:
+        rows = _ops.read_batch(source, table, ("all", None), after, batch)
+        if rows:
+            target.run(_ops.insert_missing, table, rows)
+            copied += len(rows)
+            done += len(rows)
+            after = _ops.key_of(table, rows[-1])
+            progress(table.name, done, total)
+        if len(rows) < batch:
+            return copied
+
+
+def _compare(
+    source: Connection, target: Database, batch: int, copied: Mapping[str, int], progress: Progress
+) -> list[TableCheck]:
+    checks = []
+    tables = Base.metadata.sorted_tables
+    for index, table in enumerate(tables):
+        rows, digest = _ops.table_digest(source, table, batch)
+        target_rows, target_digest = target.read(_ops.table_digest, table, batch)
+        checks.append(
+            TableCheck(
+                table.name, rows, target_rows, digest, target_digest, copied.get(table.name, 0)
+            )
+        )
+        progress("verify", index + 1, len(tables))
+    return checks
+
+
+def copy_database(
+    source: Target,
+    target: Target,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    backup: bool = True,
+    progress: Progress | None = None,
+) -> CopyReport:
+    """Copy every chatledger table of ``source`` into ``target`` and verify the result.
+
+    ``source`` and ``target`` are URLs (or :class:`Config`), of any backend. An SQLite source is
+    first backed up next to itself (:func:`backup_sqlite`; ``backup=False`` skips it). The
+    source must be at this chatledger's schema revision; the target is initialised or upgraded
+    to it, and refused if a newer chatledger migrated it. Tables are copied parents first, each
+    in primary-key order from one snapshot of the source, ``batch_size`` rows per target
+    transaction, with the backend's bulk path. The target always holds a prefix of each table,
+    so running the copy again after an interruption continues after the last row copied, and a
+    run over a finished copy writes nothing. A target table holding rows that are not such a
+    prefix raises :class:`ConflictError`. Afterwards every table is compared (row count and a
+    SHA-256 of its canonical rows in key order); :attr:`CopyReport.ok` says whether all match.
+    """
+    batch = _batch_size(batch_size)
+    report_progress = progress or _quiet
+    source_config, target_config = _config(source), _config(target)
+    if source_config.url == target_config.url:
+        raise ConfigurationError("the source and the target are the same database")
+    started = time.perf_counter()
+    saved = None
+    url = source_config.url
+    if source_config.backend == "sqlite" and not is_memory_sqlite(url):
+        if backup:
+            saved = backup_sqlite(url)
+        elif url.database and not Path(url.database).expanduser().is_file():
+            raise ConfigurationError(f"the source database {url.database} does not exist")
+    source_db, target_db = _database(source_config), _database(target_config)
+    try:
+        target_db.run_raw(migrate.ensure_schema, auto_upgrade=True)
+
+        def run(conn: Connection) -> tuple[dict[str, int], list[TableCheck]]:
+            from . import _bulk
+
+            _check_source(conn, source_config.redacted_url())
+            with _bulk.snapshot(conn) as snap:
+                copied = {
+                    table.name: _copy_table(snap, target_db, table, batch, report_progress)
+                    for table in Base.metadata.sorted_tables
+                }
+                logger.info("copied %s", copied)
+                return copied, _compare(snap, target_db, batch, copied, report_progress)
+
+        copied, checks = source_db.read(run)
+    finally:
+        source_db.dispose()
+        target_db.dispose()
+    return CopyReport(
+        source=source_config.redacted_url(),
+        target=target_config.redacted_url(),
+        backup=saved,
+        tables=checks,
+        copied=copied,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def compare_databases(
+    source: Target, target: Target, *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> list[TableCheck]:
+    """Compare every chatledger table of two databases (row counts and checksums)."""
+    batch = _batch_size(batch_size)
+    source_db, target_db = _database(_config(source)), _database(_config(target))
+    try:
+
+        def run(conn: Connection) -> list[TableCheck]:
+            from . import _bulk
+
+            with _bulk.snapshot(conn) as snap:
+                return _compare(snap, target_db, batch, {}, _quiet)
+
+        return source_db.read(run)
+    finally:
+        source_db.dispose()
+        target_db.dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# export
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    """What :func:`export_data` wrote: rows per table (conversations and messages for
+    Markdown)."""
+
+    format: str
+    scope: str
+    rows: dict[str, int]
+
+
+def _scope(
+    ledger: Ledger, user: str | uuid.UUID | None, conversation: str | uuid.UUID | None
+) -> _ops.Scope:
+    if user is not None and conversation is not None:
+        raise ValidationError("conversation", "give a user or a conversation, not both")
+    if conversation is not None:
+        return ("conversation", ledger.conversations.get(conversation).id)
+    if user is not None:
+        return ("user", resolve_user(ledger, user))
+    return ("all", None)
+
+
+def resolve_user(ledger: Ledger, user: str | uuid.UUID) -> uuid.UUID:
+    """A user's id from their id or their external id; :class:`NotFoundError` if neither."""
+    if isinstance(user, uuid.UUID):
+        return ledger.users.get(user).id
+    try:
+        ident = uuid.UUID(user)
+    except ValueError:
+        return ledger.users.get_by_external_id(user).id
+    try:
+        return ledger.users.get(ident).id
+    except NotFoundError:
+        return ledger.users.get_by_external_id(user).id
+
+
+def _rows(ledger: Ledger, table: Table, scope: _ops.Scope, batch: int) -> Iterator[dict[str, Any]]:
+    after: tuple[Any, ...] | None = None
+    while True:
+        rows = ledger._call(_ops.read_batch, table, scope, after, batch)
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = _ops.key_of(table, rows[-1])
+
+
+def _scope_name(scope: _ops.Scope) -> str:
+    return scope[0] if scope[1] is None else f"{scope[0]} {scope[1]}"
+
+
+def _header(scope: _ops.Scope) -> dict[str, Any]:
+    return {
+        "kind": _ops.KIND,
+        "format": EXPORT_FORMAT,
+        "schema_revision": migrate.head(),
+        "exported_at": utcnow().isoformat(),
+        "scope": {"kind": scope[0], "id": None if scope[1] is None else str(scope[1])},
+    }
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def export_data(
+    ledger: Ledger,
+    out: TextIO,
+    *,
+    format: ExportFormat = "json",
+    user: str | uuid.UUID | None = None,
+    conversation: str | uuid.UUID | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+) -> ExportReport:
+    """Write everything, one ``user`` (id or external id) or one ``conversation`` to ``out``.
+
+    ``json`` is one document ``{"kind": "chatledger-export", "format", "schema_revision",
+    "exported_at", "scope", "tables": {table: [row, ...]}}`` holding every column (ids, times
+    and decimals as strings), written row by row; ``jsonl`` is the same as one header line and
+    then one ``{"table": ..., "row": ...}`` line per row; both are lossless and
+    :func:`import_data` reads them back. ``markdown`` is a readable transcript of the
+    conversations. A user's export leaves out the audit log (it belongs to the whole database)
+    and ratings by other users; a conversation's holds its owner, its messages, their citations
+    with the cited knowledge chunks, and the owner's ratings. Rows are read ``batch_size`` at a
+    time, so memory stays flat whatever the size of the database.
+    """
+    if format not in EXPORT_FORMATS:
+        raise ValidationError(
+            "format", f"must be one of {', '.join(EXPORT_FORMATS)}, not {format!r}"
+        )
+    batch = _batch_size(batch_size)
+    report = progress or _quiet
+    scope = _scope(ledger, user, conversation)
+    counts: dict[str, int] = {}
+    if format == "markdown":
+        counts = _markdown(ledger, out, scope, batch, report)
+        return ExportReport(format, _scope_name(scope), counts)
+    header = _header(scope)
+    tables = _ops.scope_tables(scope)
+    if format == "jsonl":
+        out.write(_dumps(header) + "\n")
+    else:
+        out.write(_dumps(header)[:-1] + ', "tables": {')
+    for position, table in enumerate(tables):
+        total = ledger._call(_ops.count_rows, table, scope)
+        report(table.name, 0, total)
+        if format == "json":
+            out.write(("" if position == 0 else ", ") + _dumps(table.name) + ": [")
+        written = 0
+        for row in _rows(ledger, table, scope, batch):
+            encoded = {name: _ops.encode(value) for name, value in row.items()}
+            if format == "jsonl":
+                out.write(_dumps({"table": table.name, "row": encoded}) + "\n")
+            else:
+                out.write(("\n" if written == 0 else ",\n") + _dumps(encoded))
+            written += 1
+            if written % batch == 0:
+                report(table.name, written, total)
+        if format == "json":
+            out.write("]")
+        counts[table.name] = written
+        report(table.name, written, total)
+    if format == "json":
+        out.write("}}\n")
+    return ExportReport(format, _scope_name(scope), counts)
+
+
+def _markdown(
+    ledger: Ledger, out: TextIO, scope: _ops.Scope, batch: int, report: Progress
+) -> dict[str, int]:
+    total = ledger._call(_ops.count_rows, conversations, scope)
+    report("conversations", 0, total)
+    done = written = 0
+    for chat in _rows(ledger, conversations, scope, batch):
+        title = chat["title"] or "Untitled conversation"
+        out.write(f"# {title}\n\n")
+        out.write(
+            f"- conversation: `{chat['id']}`\n- owner: `{chat['owner_id']}`\n"
+            f"- created: {chat['created_at'].isoformat()}\n- status: {chat['status']}\n"
+            f"- messages: {chat['message_count']}\n\n"
+        )
+        only: _ops.Scope = ("conversation", chat["id"])
+        for message in _rows(ledger, messages, only, batch):
+            details = [message["created_at"].isoformat()]
+            if message["model"]:
+                details.append(message["model"])
+            if message["input_tokens"] is not None or message["output_tokens"] is not None:
+                tokens = (message["input_tokens"] or 0, message["output_tokens"] or 0)
+                details.append("{} in / {} out tokens".format(*tokens))
+            if message["cost"] is not None:
+                details.append(f"cost {message['cost']}")
+            out.write(f"## {message['seq']}. {message['role']} ({', '.join(details)})\n\n")
+            out.write(message["content"].rstrip("\n") + "\n\n")
+            written += 1
+        done += 1
+        report("conversations", done, total)
+    return {"conversations": done, "messages": written}
+
+
+# --------------------------------------------------------------------------------------------
+# import
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What :func:`import_data` did: rows inserted and skipped (already there), per table."""
+
+    format: str
+    inserted: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def add(self, table: str, inserted: int, skipped: int) -> None:
+        """Count rows of ``table``."""
+        self.inserted[table] = self.inserted.get(table, 0) + inserted
+        self.skipped[table] = self.skipped.get(table, 0) + skipped
+
+    @property
+    def total_inserted(self) -> int:
+        """Rows inserted, in all tables."""
+        return sum(self.inserted.values())
+
+    @property
+    def total_skipped(self) -> int:
+        """Rows found already there, in all tables."""
+        return sum(self.skipped.values())
+
+
+def detect_format(path: str | os.PathLike[str]) -> ImportFormat:
+    """Which import format a file holds, from its first record; :class:`ValidationError` if
+    none fits."""
+    name = os.fspath(path)
+    with open(name, encoding="utf-8") as stream:
+        first = stream.readline()
+    try:
+        head = json.loads(first)
+    except json.JSONDecodeError:
+        head = None
+    if isinstance(head, Mapping) and head.get("kind") == _ops.KIND and "tables" not in head:
+        return "chatledger-jsonl"
+    document = _load(name)
+    return _detect(name, document)
+
+
+def _detect(name: str, document: Any) -> ImportFormat:
+    if isinstance(document, Mapping):
+        if document.get("kind") == _ops.KIND or ("format" in document and "tables" in document):
+            return "chatledger"
+        for key, kind in (
+            ("visitors", "visitors"),
+            ("feedback", "feedback"),
+            ("conversations", "chatgpt"),
+        ):
+            if isinstance(document.get(key), list):
+                return _detect(name, document[key]) if document[key] else kind  # type: ignore[return-value]
+        raise ValidationError(name, "is a JSON object of no known format: use --format")
+    if not isinstance(document, list):
+        raise ValidationError(name, "holds neither a JSON object nor a list: no known format")
+    if not document:
+        raise ValidationError(name, "is an empty list: its format cannot be detected, use --format")
+    first = document[0]
+    if isinstance(first, Mapping):
+        if "mapping" in first:
+            return "chatgpt"
+        if "agent_name" in first:
+            return "feedback"
+        if "name" in first:
+            return "visitors"
+    raise ValidationError(
+        f"{name}: record 0", "matches no known format (chatgpt, visitors, feedback)"
+    )
+
+
+def _load(name: str) -> Any:
+    try:
+        with open(name, encoding="utf-8") as stream:
+            return json.load(stream)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(name, f"is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValidationError(name, f"is not UTF-8 text: {exc}") from None
+
+
+def _records(name: str, document: Any, key: str) -> list[Any]:
+    if isinstance(document, Mapping) and isinstance(document.get(key), list):
+        return list(document[key])
+    if isinstance(document, list):
+        return document
+    raise ValidationError(name, f"must hold a list of {key} records")
+
+
+def import_data(
+    ledger: Ledger,
+    path: str | os.PathLike[str],
+    *,
+    format: ImportFormat | None = None,
+    user: str | uuid.UUID | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import the file at ``path`` (its format detected, or given) and count what was written.
+
+    - ``chatledger`` / ``chatledger-jsonl``: :func:`export_data`'s output, row for row (ids,
+      sequence numbers, times, costs, metadata and all); rows whose primary key exists are
+      skipped. The audit chain's head moves forward only. One transaction per table batch.
+    - ``chatgpt``: a ChatGPT export's ``conversations.json``, imported for ``user`` (an id or
+      an external id; a new external id creates the user). One transaction per conversation.
+    - ``visitors``, ``feedback``: files of the visitor-registry apps. One transaction per file.
+
+    Ids are deterministic, so a second import of the same file inserts nothing. Invalid input
+    raises :class:`ValidationError` naming the file, the record and the field; what was
+    committed before stays (a rerun after fixing the file completes it).
+    """
+    name = os.fspath(path)
+    if not Path(name).is_file():
+        raise ValidationError("path", f"{name} is not a file")
+    batch = _batch_size(batch_size)
+    kind = format or detect_format(name)
+    if kind not in IMPORT_FORMATS:
+        raise ValidationError("format", f"must be one of {', '.join(IMPORT_FORMATS)}, not {kind!r}")
+    if kind != "chatgpt" and user is not None:
+        raise ValidationError("user", f"applies to ChatGPT imports only, not to {kind}")
+    report = ImportReport(kind)
+    tick = progress or _quiet
+    if kind == "chatledger-jsonl":
+        with open(name, encoding="utf-8") as stream:
+            _import_lines(ledger, name, stream, report, batch, tick)
+        return report
+    document = _load(name)
+    if kind == "chatledger":
+        _import_document(ledger, name, document, report, batch, tick)
+    elif kind == "chatgpt":
+        if user is None:
+            raise ValidationError(
+                "user", "a ChatGPT import needs the user the conversations belong to"
+            )
+        _import_chatgpt(ledger, name, _records(name, document, "conversations"), user, report, tick)
+    elif kind == "visitors":
+        now = utcnow()
+        records = _records(name, document, "visitors")
+        parsed = _named(name, lambda: importers.visitor_records(records, now))
+        inserted, skipped = ledger._call(importers.insert_visitors, parsed, write=True)
+        report.add("visitors", inserted, skipped)
+        tick("visitors", len(records), len(records))
+    else:
+        now = utcnow()
+        records = _records(name, document, "feedback")
+        rows = _named(
+            name, lambda: [importers.feedback_row(doc, i, now) for i, doc in enumerate(records)]
+        )
+        inserted, skipped = ledger._call(importers.insert_feedback, rows, write=True)
+        report.add("product_feedback", inserted, skipped)
+        tick("product_feedback", len(records), len(records))
+    logger.info("imported %s: %s inserted, %s skipped", name, report.inserted, report.skipped)
+    return report
+
+
+def _named(name: str, parse: Callable[[], Any]) -> Any:
+    """Run ``parse``; a validation error gets the file's name in front of its field."""
+    try:
+        return parse()
+    except ValidationError as exc:
+        raise ValidationError(f"{name}: {exc.field}", exc.problem, limit=exc.limit) from None
+
+
+def _decode_row(name: str, table: Table, index: int, row: object) -> dict[str, Any]:
+    where = f"{name}: {table.name}[{index}]"
+    if not isinstance(row, Mapping):
+        raise ValidationError(where, f"must be an object, not {type(row).__name__}")
+    missing = [c.name for c in table.columns if c.name not in row]
+    if missing:
+        raise ValidationError(f"{where}.{missing[0]}", "is missing")
+    decoded: dict[str, Any] = {}
+    for column, value in row.items():
+        try:
+            decoded[column] = _ops.decode(table, column, value)
+        except ValueError as exc:
+            raise ValidationError(f"{where}.{column}", str(exc)) from None
+    return decoded
+
+
+class _Batches:
+    """Rows gathered per table and written ``size`` at a time, one transaction each."""
+
+    def __init__(self, ledger: Ledger, report: ImportReport, size: int, progress: Progress) -> None:
+        self.ledger, self.report, self.size, self.progress = ledger, report, size, progress
+        self.pending: list[dict[str, Any]] = []
+        self.table: Table | None = None
+        self.done: dict[str, int] = {}
+
+    def add(self, table: Table, row: dict[str, Any]) -> None:
+        if self.table is not None and table is not self.table:
+            self.flush()
+        self.table = table
+        self.pending.append(row)
+        if len(self.pending) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.table is None or not self.pending:
+            return
+        table, rows = self.table, self.pending
+        self.pending = []
+        inserted, skipped = self.ledger._call(_ops.insert_missing, table, rows, write=True)
+        self.report.add(table.name, inserted, skipped)
+        self.done[table.name] = self.done.get(table.name, 0) + len(rows)
+        self.progress(table.name, self.done[table.name], None)
+
+
+def _check_header(name: str, header: Mapping[str, Any]) -> None:
+    fmt = header.get("format")
+    if fmt != EXPORT_FORMAT:
+        raise ValidationError(
+            f"{name}: format", f"is {fmt!r}; this chatledger reads format {EXPORT_FORMAT}"
+        )
+    revision = header.get("schema_revision")
+    if revision is not None and revision not in {r.revision for r in migrate.history()}:
+        raise ValidationError(
+            f"{name}: schema_revision",
+            f"{revision!r} is unknown: the file was exported by a newer chatledger",
+        )
+
+
+def _order(name: str, tables: Sequence[str]) -> list[Table]:
+    known = Base.metadata.tables
+    for table in tables:
+        if table not in known:
+            raise ValidationError(f"{name}: tables", f"{table!r} is not a chatledger table")
+    return [t for t in Base.metadata.sorted_tables if t.name in tables]
+
+
+def _import_document(
+    ledger: Ledger, name: str, document: Any, report: ImportReport, batch: int, progress: Progress
+) -> None:
+    if not isinstance(document, Mapping) or not isinstance(document.get("tables"), Mapping):
+        raise ValidationError(name, "is not a chatledger export (no tables object)")
+    _check_header(name, document)
+    tables = document["tables"]
+    writer = _Batches(ledger, report, batch, progress)
+    for table in _order(name, list(tables)):
+        rows = tables[table.name]
+        if not isinstance(rows, list):
+            raise ValidationError(f"{name}: tables.{table.name}", "must be a list of rows")
+        for index, row in enumerate(rows):
+            writer.add(table, _decode_row(name, table, index, row))
+        writer.flush()
+        report.add(table.name, 0, 0)
+
+
+def _import_lines(
+    ledger: Ledger, name: str, stream: TextIO, report: ImportReport, batch: int, progress: Progress
+) -> None:
+    header = json.loads(stream.readline())
+    _check_header(name, header)
+    writer = _Batches(ledger, report, batch, progress)
+    rank = {table.name: i for i, table in enumerate(Base.metadata.sorted_tables)}
+    last = -1
+    index: dict[str, int] = {}
+    for number, line in enumerate(stream, start=2):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"{name}: line {number}", f"is not valid JSON: {exc}") from None
+        table_name = record.get("table") if isinstance(record, Mapping) else None
+        if table_name not in rank:
+            raise ValidationError(
+                f"{name}: line {number}.table", f"{table_name!r} is not a chatledger table"
+            )
+        if rank[table_name] < last:
+            raise ValidationError(
+                f"{name}: line {number}.table",
+                f"{table_name} rows come after those of their children",
+            )
+        last = rank[table_name]
+        table = Base.metadata.tables[table_name]
+        position = index.get(table_name, 0)
+        index[table_name] = position + 1
+        writer.add(table, _decode_row(name, table, position, record.get("row")))
+    writer.flush()
+
+
+def _import_chatgpt(
+    ledger: Ledger,
+    name: str,
+    records: list[Any],
+    user: str | uuid.UUID,
+    report: ImportReport,
+    progress: Progress,
+) -> None:
+    try:
+        owner = resolve_user(ledger, user)
+    except NotFoundError:
+        if isinstance(user, uuid.UUID):
+            raise
+        owner = ledger.users.get_or_create(user).id
+    progress("conversations", 0, len(records))
+    for index, doc in enumerate(records):
+        parsed = _named(
+            name,
+            functools.partial(importers.chatgpt_conversation, doc, index, owner, ledger.limits),
+        )
+        inserted = ledger._call(importers.insert_conversation, parsed, write=True)
+        count = len(parsed.messages)
+        report.add("conversations", int(inserted), int(not inserted))
+        report.add("messages", count if inserted else 0, 0 if inserted else count)
+        progress("conversations", index + 1, len(records))
+
+
+def checksum(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The SHA-256 of rows as :func:`copy_database` verifies them (for tests and tools)."""
+    digest = hashlib.sha256()
+    _ops.digest_rows(rows, digest)
+    return digest.hexdigest()
