@@ -32,6 +32,11 @@ USER_TABLES = {
     "api_keys": "user_id",
     "idempotent_requests": "api_key_id -> their API keys",
     "audit_events": "user_id (no foreign key: redacted, not deleted)",
+    "checkpoint_threads": "conversation_id -> their conversations",
+    "checkpoints": "thread_key -> their checkpoint threads",
+    "checkpoint_blobs": "thread_key -> their checkpoint threads",
+    "checkpoint_writes": "thread_key -> their checkpoint threads",
+    "hidden_messages": "conversation_id -> their conversations",
 }
 USER_COLUMN_NAMES = {"user_id", "owner_id", "rater_id"}
 
@@ -230,6 +235,12 @@ def test_erase_leaves_nothing_of_the_user_in_any_table(store, engine, alice_and_
         "idempotent_requests": 0,
         "api_keys": 1,
         "survey_responses": 1,
+        # Checkpoints and hidden ranges: tests/test_integrations_langgraph.py erases those.
+        "checkpoint_writes": 0,
+        "checkpoint_blobs": 0,
+        "checkpoints": 0,
+        "checkpoint_threads": 0,
+        "hidden_messages": 0,
         "messages": 2,
         "conversations": 1,
         "token_balances": 1,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -29,7 +30,9 @@ from sqlalchemy import (
     Uuid,
     text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 from ._types import JSONDocument, LongText, Money, UTCDateTime
 
@@ -483,6 +486,124 @@ class IdempotentRequestRow(Base):
     )
 
 
+# -- LangGraph checkpoints and framework views (chatledger.integrations) ------------------------
+
+#: Serialised checkpoint data: ``BYTEA`` on PostgreSQL, ``BLOB`` on SQLite, ``LONGBLOB`` on
+#: MariaDB (its ``BLOB`` stops at 64 KB).
+LongBlob: TypeEngine[bytes] = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+THREAD_ID_MAX: Final = 200
+CHECKPOINT_NS_MAX: Final = 200
+CHECKPOINT_ID_MAX: Final = 64
+CHANNEL_MAX: Final = 200
+CHANNEL_VERSION_MAX: Final = 64
+TASK_ID_MAX: Final = 200
+SERDE_TYPE_MAX: Final = 64
+
+
+class CheckpointThreadRow(Base):
+    """A LangGraph thread bound to the conversation its messages are logged in (one each)."""
+
+    __tablename__ = "checkpoint_threads"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(THREAD_ID_MAX), unique=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("conversations.id", ondelete="CASCADE"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+
+class CheckpointRow(Base):
+    """One LangGraph checkpoint, without its channel values (those are blobs by version)."""
+
+    __tablename__ = "checkpoints"
+
+    thread_key: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("checkpoint_threads.id", ondelete="CASCADE")
+    )
+    checkpoint_ns: Mapped[str] = mapped_column(String(CHECKPOINT_NS_MAX))
+    checkpoint_id: Mapped[str] = mapped_column(String(CHECKPOINT_ID_MAX))
+    parent_checkpoint_id: Mapped[str | None] = mapped_column(String(CHECKPOINT_ID_MAX))
+    type: Mapped[str] = mapped_column(String(SERDE_TYPE_MAX))
+    checkpoint: Mapped[bytes] = mapped_column(LongBlob)
+    metadata_type: Mapped[str] = mapped_column(String(SERDE_TYPE_MAX))
+    metadata_: Mapped[bytes] = mapped_column("metadata", LongBlob)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("thread_key", "checkpoint_ns", "checkpoint_id"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class CheckpointBlobRow(Base):
+    """The value of one channel at one version (shared by the checkpoints that did not
+    change it)."""
+
+    __tablename__ = "checkpoint_blobs"
+
+    thread_key: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("checkpoint_threads.id", ondelete="CASCADE")
+    )
+    checkpoint_ns: Mapped[str] = mapped_column(String(CHECKPOINT_NS_MAX))
+    channel: Mapped[str] = mapped_column(String(CHANNEL_MAX))
+    version: Mapped[str] = mapped_column(String(CHANNEL_VERSION_MAX))
+    type: Mapped[str] = mapped_column(String(SERDE_TYPE_MAX))
+    blob: Mapped[bytes | None] = mapped_column(LongBlob)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("thread_key", "checkpoint_ns", "channel", "version"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class CheckpointWriteRow(Base):
+    """A pending write of a task, stored against the checkpoint it follows."""
+
+    __tablename__ = "checkpoint_writes"
+
+    thread_key: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("checkpoint_threads.id", ondelete="CASCADE")
+    )
+    checkpoint_ns: Mapped[str] = mapped_column(String(CHECKPOINT_NS_MAX))
+    checkpoint_id: Mapped[str] = mapped_column(String(CHECKPOINT_ID_MAX))
+    task_id: Mapped[str] = mapped_column(String(TASK_ID_MAX))
+    idx: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(CHANNEL_MAX))
+    type: Mapped[str] = mapped_column(String(SERDE_TYPE_MAX))
+    blob: Mapped[bytes | None] = mapped_column(LongBlob)
+    task_path: Mapped[str] = mapped_column(LongText)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("thread_key", "checkpoint_ns", "checkpoint_id", "task_id", "idx"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class HiddenMessagesRow(Base):
+    """Messages ``first_seq..last_seq`` of a conversation, hidden from the framework views
+    (LangChain's ``clear()``, LlamaIndex's deletes). Messages stay append-only: they are
+    still in the ledger, its counts and usage totals."""
+
+    __tablename__ = "hidden_messages"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    first_seq: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("first_seq >= 1 AND last_seq >= first_seq", name="range"),
+        Index("ix_hidden_messages_conversation_id", "conversation_id", "last_seq"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
 users: Final[Table] = Base.metadata.tables["users"]
 conversations: Final[Table] = Base.metadata.tables["conversations"]
 messages: Final[Table] = Base.metadata.tables["messages"]
@@ -499,6 +620,11 @@ audit_events: Final[Table] = Base.metadata.tables["audit_events"]
 audit_chain: Final[Table] = Base.metadata.tables["audit_chain"]
 api_keys: Final[Table] = Base.metadata.tables["api_keys"]
 idempotent_requests: Final[Table] = Base.metadata.tables["idempotent_requests"]
+checkpoint_threads: Final[Table] = Base.metadata.tables["checkpoint_threads"]
+checkpoints: Final[Table] = Base.metadata.tables["checkpoints"]
+checkpoint_blobs: Final[Table] = Base.metadata.tables["checkpoint_blobs"]
+checkpoint_writes: Final[Table] = Base.metadata.tables["checkpoint_writes"]
+hidden_messages: Final[Table] = Base.metadata.tables["hidden_messages"]
 
 #: Table -> the kind of object a row is, as errors name it.
 KINDS: Final[dict[str, str]] = {
@@ -508,6 +634,7 @@ KINDS: Final[dict[str, str]] = {
     "knowledge_chunks": "knowledge chunk",
     "survey_responses": "survey response",
     "visitors": "visitor",
+    "checkpoint_threads": "checkpoint thread",
 }
 
 #: Unique constraints and indexes -> the field whose value is taken.
@@ -527,4 +654,6 @@ UNIQUE_FIELDS: Final[dict[str, str]] = {
     "uq_audit_events_id": "id",
     "pk_audit_events": "seq",
     "pk_idempotent_requests": "key",
+    "uq_checkpoint_threads_thread_id": "thread_id",
+    "uq_checkpoint_threads_conversation_id": "conversation_id",
 }

@@ -9,6 +9,7 @@ classification against the foreign keys too).
 
 from __future__ import annotations
 
+import base64
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,8 +35,13 @@ from .._schema import (
     Base,
     api_keys,
     audit_events,
+    checkpoint_blobs,
+    checkpoint_threads,
+    checkpoint_writes,
+    checkpoints,
     citations,
     conversations,
+    hidden_messages,
     idempotent_requests,
     message_feedback,
     messages,
@@ -73,6 +79,12 @@ def _conversations_of(user_id: uuid.UUID) -> Select[Any]:
     return select(conversations.c.id).where(conversations.c.owner_id == user_id)
 
 
+def _threads_of(user_id: uuid.UUID) -> Select[Any]:
+    return select(checkpoint_threads.c.id).where(
+        checkpoint_threads.c.conversation_id.in_(_conversations_of(user_id))
+    )
+
+
 #: Per table holding a user's data: the condition that selects that user's rows.
 USER_ROWS: Final[dict[str, Callable[[uuid.UUID], ColumnElement[bool]]]] = {
     "users": lambda u: users.c.id == u,
@@ -93,6 +105,12 @@ USER_ROWS: Final[dict[str, Callable[[uuid.UUID], ColumnElement[bool]]]] = {
     "idempotent_requests": lambda u: idempotent_requests.c.api_key_id.in_(
         select(api_keys.c.id).where(api_keys.c.user_id == u)
     ),
+    # LangGraph threads bound to their conversations, and everything checkpointed in them.
+    "checkpoint_threads": lambda u: checkpoint_threads.c.conversation_id.in_(_conversations_of(u)),
+    "checkpoints": lambda u: checkpoints.c.thread_key.in_(_threads_of(u)),
+    "checkpoint_blobs": lambda u: checkpoint_blobs.c.thread_key.in_(_threads_of(u)),
+    "checkpoint_writes": lambda u: checkpoint_writes.c.thread_key.in_(_threads_of(u)),
+    "hidden_messages": lambda u: hidden_messages.c.conversation_id.in_(_conversations_of(u)),
 }
 
 #: Tables that hold nobody's personal data, and why.
@@ -119,6 +137,11 @@ ERASE_ORDER: Final = (
     "idempotent_requests",
     "api_keys",
     "survey_responses",
+    "checkpoint_writes",
+    "checkpoint_blobs",
+    "checkpoints",
+    "checkpoint_threads",
+    "hidden_messages",
     "messages",
     "conversations",
     "token_balances",
@@ -144,6 +167,8 @@ def _json(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     return value
 
 
