@@ -40,6 +40,7 @@ FILES = [
     "_api_keys.py",
     "_memory.py",
     "ledger.py",
+    "_idempotency.py",
 ]
 REPLACEMENTS = {
     "AsyncLedger": "Ledger",
@@ -59,6 +60,7 @@ REPLACEMENTS = {
     "AsyncApiKeys": "ApiKeys",
     "AsyncAuditLogger": "AuditLogger",
     "AsyncConversationMemory": "ConversationMemory",
+    "AsyncIdempotentRequests": "IdempotentRequests",
     "AsyncDatabase": "Database",
     "AsyncTransaction": "Transaction",
     "_AsyncCore": "_Core",

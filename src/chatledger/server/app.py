@@ -1,0 +1,120 @@
+"""The FastAPI application: :func:`create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.engine import URL
+
+from .. import __version__
+from .._async._idempotency import AsyncIdempotentRequests
+from .._async.ledger import AsyncLedger
+from ..config import Config
+from ..errors import ChatledgerError
+from .errors import ERROR_RESPONSES, BodyLimit, RequestId, install_error_handlers
+from .routes import ROUTERS, health
+from .settings import ServerSettings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("chatledger.server")
+
+DESCRIPTION = """\
+chatledger's store over HTTP: users, conversations, messages with their usage and cost,
+feedback, citations, token balances, surveys, visitors, knowledge chunks, API keys and the
+audit log.
+
+Authenticate with an API key: `Authorization: Bearer clk_...`. A key acts as its user and sees
+only that user's data (another user's object is a 404, exactly like a missing one); a key of a
+user whose role is `admin` acts across users and may call the admin routes (403 otherwise).
+Every error is `{"error": {"type", "message", "field", "limit", "request_id"}}`.
+"""
+
+
+async def _purge_forever(ledger: AsyncLedger, settings: ServerSettings) -> None:
+    claims = AsyncIdempotentRequests(ledger)
+    while True:
+        await asyncio.sleep(settings.purge_interval)
+        try:
+            removed = await claims.purge(
+                running_timeout=settings.idempotency_running_timeout,
+                ttl=settings.idempotency_ttl,
+            )
+        except ChatledgerError as exc:
+            logger.warning("could not purge expired idempotency keys: %s", exc)
+        else:
+            if removed:
+                logger.info("purged %d expired idempotency keys", removed)
+
+
+def create_app(
+    target: AsyncLedger | Config | str | URL | None = None,
+    *,
+    settings: ServerSettings | None = None,
+) -> FastAPI:
+    """The HTTP API over a store.
+
+    ``target`` is an :class:`~chatledger.AsyncLedger` (opened at start-up, left open at
+    shutdown: the caller owns it), a :class:`~chatledger.Config` or a database URL (a ledger is
+    made, opened at start-up and closed at shutdown), or ``None``: ``Config.load()``, the
+    embedded SQLite database by default. The app does no I/O until it starts.
+    """
+    settings = settings or ServerSettings()
+    owned = not isinstance(target, AsyncLedger)
+    if isinstance(target, AsyncLedger):
+        ledger = target
+    elif isinstance(target, Config):
+        ledger = AsyncLedger(config=target)
+    else:
+        ledger = AsyncLedger(config=Config.load(target))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        await ledger.open()
+        purger = None
+        if settings.purge_interval > 0:
+            purger = asyncio.create_task(_purge_forever(ledger, settings))
+        try:
+            yield {}
+        finally:
+            if purger is not None:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
+            if owned:
+                await ledger.close()
+
+    app = FastAPI(
+        title="chatledger",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={
+            status: ERROR_RESPONSES[status] for status in (400, 401, 404, 405, 413, 422, 500, 503)
+        },
+    )
+    app.state.ledger = ledger
+    app.state.settings = settings
+    install_error_handlers(app, settings.retry_after)
+    app.include_router(health.router)
+    for router in ROUTERS:
+        app.include_router(router, prefix="/v1")
+    # Added innermost first: CORS (when configured) outermost, then the request id, then the
+    # body limit, so that a 413 carries the id and the CORS headers.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestId)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["X-Request-ID", "Idempotent-Replayed", "Retry-After"],
+        )
+    return app

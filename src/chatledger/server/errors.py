@@ -1,0 +1,359 @@
+"""One error envelope for every error the HTTP API returns.
+
+``{"error": {"type": ..., "message": ..., "field": ..., "limit": ..., "request_id": ...}}``:
+chatledger's exceptions, FastAPI's request validation, unknown routes and methods, oversized
+bodies and unexpected failures all answer in this shape. A response never carries a stack trace
+or a driver message: an unexpected exception is logged with its traceback under the request id,
+and the client gets a 500 naming only that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import (
+    AuthenticationError,
+    ChatledgerError,
+    ConfigurationError,
+    ConflictError,
+    InsufficientBalanceError,
+    NotFoundError,
+    SchemaOutOfDateError,
+    TransientError,
+    ValidationError,
+)
+
+__all__ = [
+    "ERROR_RESPONSES",
+    "ApiError",
+    "BodyLimit",
+    "ErrorBody",
+    "ErrorEnvelope",
+    "RequestId",
+    "install_error_handlers",
+]
+
+logger = logging.getLogger("chatledger.server")
+
+
+class ErrorBody(BaseModel):
+    """What went wrong."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: A stable, machine-readable kind (``not_found``, ``invalid_request``, ...).
+    type: str
+    #: A human-readable sentence; never a driver message or a traceback.
+    message: str
+    #: The request field at fault, when there is one.
+    field: str | None = None
+    #: The limit that was exceeded, when there is one.
+    limit: int | float | str | list[str] | None = None
+    #: The id of the request (also in the ``X-Request-ID`` header); quote it when reporting.
+    request_id: str | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error response of the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    """An error the API answers with ``status`` and the envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        *,
+        field: str | None = None,
+        limit: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type_
+        self.message = message
+        self.field = field
+        self.limit = limit
+        self.headers = headers or {}
+
+
+def _described(description: str) -> dict[str, Any]:
+    return {"model": ErrorEnvelope, "description": description}
+
+
+#: The error responses every route may give, for the OpenAPI document.
+ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    400: _described("Malformed request (for example a body that is not JSON)."),
+    401: _described("Missing, unknown, revoked or expired API key (one answer for all)."),
+    403: _described("An admin route called with a key whose user is not an admin."),
+    404: _described("No such object, or not the caller's (the same answer for both)."),
+    405: _described("Method not allowed on this path."),
+    409: _described(
+        "Conflict: a taken value, a state that forbids the change, a balance too "
+        "small, or an Idempotency-Key whose first request is still running."
+    ),
+    413: _described("The request body exceeds the server's limit."),
+    422: _described("Invalid input: the field and the limit are named; nothing was written."),
+    500: _described("Unexpected failure; the request id is in the body and the server log."),
+    503: _described("The database is unavailable or busy; retry after Retry-After seconds."),
+}
+
+
+def _limit(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return list(value)
+    return str(value)
+
+
+def from_library(exc: ChatledgerError, retry_after: int) -> ApiError:
+    """The API error for one of chatledger's exceptions."""
+    if isinstance(exc, NotFoundError):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, ValidationError):
+        return ApiError(422, "invalid_request", str(exc), field=exc.field, limit=_limit(exc.limit))
+    if isinstance(exc, InsufficientBalanceError):
+        return ApiError(409, "insufficient_balance", str(exc), field=exc.field)
+    if isinstance(exc, ConflictError):
+        return ApiError(409, "conflict", str(exc), field=exc.field)
+    if isinstance(exc, AuthenticationError):
+        return ApiError(401, "unauthorized", "invalid API key", headers=_BEARER)
+    if isinstance(exc, TransientError):
+        return ApiError(
+            503,
+            "unavailable",
+            "the database is busy or unreachable; retry",
+            headers={"Retry-After": str(retry_after)},
+        )
+    if isinstance(exc, SchemaOutOfDateError | ConfigurationError):
+        return ApiError(503, "unavailable", "the service is not ready")
+    # DatabaseError and anything else: the message may hold a driver's words.
+    return ApiError(500, "internal_error", "internal error")
+
+
+_BEARER: Final = {"WWW-Authenticate": 'Bearer realm="chatledger"'}
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id :class:`RequestId` gave the request."""
+    value = request.scope.get("chatledger.request_id")
+    return value if isinstance(value, str) else None
+
+
+def render(request: Request | None, error: ApiError) -> JSONResponse:
+    """The envelope response for ``error``."""
+    body = ErrorBody(
+        type=error.type,
+        message=error.message,
+        field=error.field,
+        limit=error.limit,
+        request_id=None if request is None else request_id_of(request),
+    )
+    return JSONResponse(
+        {"error": body.model_dump()}, status_code=error.status, headers=error.headers
+    )
+
+
+_HTTP_TYPES: Final = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts) or None
+
+
+def _validation_error(exc: RequestValidationError) -> ApiError:
+    errors = exc.errors()
+    if not errors:
+        return ApiError(422, "invalid_request", "invalid request")
+    first = errors[0]
+    field = _field(first.get("loc", ()))
+    ctx = first.get("ctx") or {}
+    limit = None
+    for name in ("max_length", "le", "lt", "ge", "gt", "min_length", "pattern", "expected"):
+        if name in ctx:
+            limit = _limit(ctx[name])
+            break
+    message = str(first.get("msg", "invalid value"))
+    if first.get("type") == "json_invalid":
+        return ApiError(422, "invalid_request", "the body is not valid JSON", field="body")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    text = f"{field}: {message}{more}" if field else f"{message}{more}"
+    return ApiError(422, "invalid_request", text, field=field, limit=limit)
+
+
+def install_error_handlers(app: FastAPI, retry_after: int) -> None:
+    """Route every kind of error to the envelope."""
+
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return render(request, exc)
+
+    async def on_library_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ChatledgerError)
+        error = from_library(exc, retry_after)
+        if error.status >= 500 and error.status != 503:
+            logger.error(
+                "request %s failed: %s", request_id_of(request), type(exc).__name__, exc_info=exc
+            )
+        elif error.status == 503:
+            logger.warning("request %s: %s", request_id_of(request), exc)
+        return render(request, error)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return render(request, _validation_error(exc))
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        if isinstance(exc, _TooLarge):
+            return render(request, exc.error)
+        if status == 404:
+            message = f"no route {request.method} {request.url.path}"
+        elif status == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        headers = dict(exc.headers or {})
+        kind = _HTTP_TYPES.get(status, "internal_error" if status >= 500 else "bad_request")
+        return render(request, ApiError(status, kind, message, headers=headers))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("request %s failed", request_id_of(request), exc_info=exc)
+        return render(request, ApiError(500, "internal_error", "internal error"))
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(ChatledgerError, on_library_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+class RequestId:
+    """Gives each request an id (``X-Request-ID`` in the response and in error bodies)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = secrets.token_hex(8)
+        scope["chatledger.request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class _TooLarge(StarletteHTTPException):
+    """Raised from ``receive`` when the body passes the limit. An HTTPException, so that FastAPI
+    re-raises it as it is while reading the body and the handler renders the envelope."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds the limit of {limit:,} bytes")
+        self.error = _too_large(limit)
+
+
+class BodyLimit:
+    """Rejects a request body larger than ``max_bytes`` with a 413: at once when its
+    ``Content-Length`` says so, else while it streams in (chunked bodies included), before
+    the route does anything with it.
+
+    Starlette's own limiter answers in plain text on some paths; this one always answers in
+    the envelope (its 413 is rendered by the HTTPException handler, or here when it escapes).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await self._reject(scope, receive, send)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if started:
+                raise
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = render(Request(scope, receive), _too_large(self.max_bytes))
+        await response(scope, receive, send)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"the request body exceeds the limit of {limit:,} bytes",
+        field="body",
+        limit=limit,
+        headers={"Connection": "close"},
+    )

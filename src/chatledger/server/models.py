@@ -1,0 +1,330 @@
+"""Request and response models of the HTTP API, with the library's limits.
+
+String limits are the schema's column sizes (``_schema``) and the default :class:`Limits`, so
+the OpenAPI document states what the store accepts: no NUL character, at most so many
+characters, not blank where the library strips and requires a value. Responses are the
+library's records (frozen dataclasses), which Pydantic serialises as they are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar, Union
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from typing_extensions import TypeAliasType
+
+from .. import _schema as s
+from .._validate import Limits
+from ..records import ApiKey, AuditCategory, AuditSeverity, Page, Role, Thumb
+
+__all__ = [
+    "ApiKeyCreate",
+    "AuditRecord",
+    "CitationCreate",
+    "ConversationCreate",
+    "ConversationUpdate",
+    "JsonObject",
+    "KnowledgeBulk",
+    "KnowledgeUpsert",
+    "MessageCreate",
+    "PageOut",
+    "ProductFeedbackCreate",
+    "RatingIn",
+    "SurveySubmit",
+    "TokenChange",
+    "UserCreate",
+    "UserUpdate",
+    "VisitIn",
+    "VisitorAnswers",
+    "page_out",
+]
+
+_DEFAULTS = Limits()
+
+#: No NUL anywhere (no backend stores it).
+NO_NUL = r"^[^\x00]*$"
+#: No NUL, and at least one character that is not white space.
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+_Key = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.EXTERNAL_ID_MAX, pattern=NOT_BLANK)
+]
+Username = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.USERNAME_MAX, pattern=NOT_BLANK)
+]
+DisplayName = Annotated[str, StringConstraints(max_length=s.DISPLAY_NAME_MAX, pattern=NO_NUL)]
+UserRole = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.USER_ROLE_MAX, pattern=NOT_BLANK)
+]
+Title = Annotated[str, StringConstraints(max_length=s.TITLE_MAX, pattern=NO_NUL)]
+Intent = Annotated[str, StringConstraints(max_length=s.INTENT_MAX, pattern=NO_NUL)]
+Content = Annotated[str, StringConstraints(max_length=_DEFAULTS.max_content_chars, pattern=NO_NUL)]
+ModelName = Annotated[str, StringConstraints(max_length=s.MODEL_MAX, pattern=NO_NUL)]
+RequestIdText = Annotated[str, StringConstraints(max_length=s.REQUEST_ID_MAX, pattern=NO_NUL)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=s.REASON_MAX, pattern=NOT_BLANK)]
+Category = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.CATEGORY_MAX, pattern=NOT_BLANK)
+]
+Comment = Annotated[str, StringConstraints(max_length=s.FEEDBACK_COMMENT_MAX, pattern=NO_NUL)]
+Snippet = Annotated[str, StringConstraints(max_length=s.SNIPPET_MAX, pattern=NO_NUL)]
+AgentType = Annotated[str, StringConstraints(max_length=s.AGENT_TYPE_MAX, pattern=NO_NUL)]
+Purpose = Annotated[str, StringConstraints(max_length=s.PURPOSE_MAX, pattern=NO_NUL)]
+AnswerKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.ANSWER_KEY_MAX, pattern=NOT_BLANK)
+]
+AnswerValue = Annotated[str, StringConstraints(max_length=s.ANSWER_VALUE_MAX, pattern=NO_NUL)]
+VisitorName = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.VISITOR_NAME_MAX, pattern=NOT_BLANK)
+]
+VisitorKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NOT_BLANK)]
+AgentName = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.AGENT_NAME_MAX, pattern=NOT_BLANK)
+]
+FormText = Annotated[str, StringConstraints(max_length=s.FORM_TEXT_MAX, pattern=NO_NUL)]
+Source = Annotated[str, StringConstraints(min_length=1, max_length=s.SOURCE_MAX, pattern=NOT_BLANK)]
+ApiKeyName = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.API_KEY_NAME_MAX, pattern=NOT_BLANK)
+]
+GrantKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.GRANT_KEY_MAX, pattern=NOT_BLANK)
+]
+EventType = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.EVENT_TYPE_MAX, pattern=NOT_BLANK)
+]
+Description = Annotated[str, StringConstraints(max_length=s.DESCRIPTION_MAX, pattern=NO_NUL)]
+Email = Annotated[EmailStr, StringConstraints(max_length=s.EMAIL_MAX)]
+Url = Annotated[str, StringConstraints(max_length=s.URL_MAX, pattern=r"^https?://[^\x00\s]+$")]
+Answers = Annotated[dict[AnswerKey, AnswerValue], Field(max_length=100)]
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+JsonValue = TypeAliasType(
+    "JsonValue",
+    Union[
+        Annotated[str, StringConstraints(pattern=NO_NUL)],
+        Annotated[int, Field(ge=-(2**53), le=2**53)],
+        _Finite,
+        bool,
+        "list[JsonValue]",
+        "dict[_Key, JsonValue]",
+        None,
+    ],
+)
+#: A JSON object (metadata, answers), up to ``Limits.max_metadata_bytes`` serialised.
+JsonObject: TypeAlias = dict[_Key, JsonValue]
+
+_Count = Annotated[int, Field(ge=0, le=s.INT32_MAX)]
+_Tokens = Annotated[int, Field(ge=1, le=s.TOKEN_AMOUNT_MAX)]
+_Money = Annotated[Decimal, Field(ge=0, lt=Decimal(10) ** 9, decimal_places=9, allow_inf_nan=False)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(_In):
+    """A new user."""
+
+    external_id: ExternalId | None = None
+    email: Email | None = None
+    username: Username | None = None
+    display_name: DisplayName | None = None
+    role: UserRole = "user"
+    metadata: JsonObject | None = None
+
+
+class UserUpdate(_In):
+    """Fields to change; a field left out is kept, ``null`` clears it."""
+
+    external_id: ExternalId | None = None
+    email: Email | None = None
+    username: Username | None = None
+    display_name: DisplayName | None = None
+    role: UserRole = "user"  # never cleared; left out, it is kept
+    metadata: JsonObject | None = None
+
+
+class ConversationCreate(_In):
+    """A new conversation, of ``user_id`` (admin keys only) or of the caller."""
+
+    user_id: uuid.UUID | None = None
+    title: Title | None = None
+    intent: Intent | None = None
+    metadata: JsonObject | None = None
+
+
+class ConversationUpdate(_In):
+    """Fields to change; a field left out is kept, ``null`` clears it."""
+
+    title: Title | None = None
+    intent: Intent | None = None
+    metadata: JsonObject | None = None
+
+
+class MessageCreate(_In):
+    """A message to append. ``charge`` debits the conversation owner's tokens in the same
+    transaction (409 ``insufficient_balance`` and nothing written when they do not cover it)."""
+
+    role: Role
+    content: Content
+    intent: Intent | None = None
+    metadata: JsonObject | None = None
+    model: ModelName | None = None
+    input_tokens: _Count | None = None
+    output_tokens: _Count | None = None
+    cost: _Money | None = None
+    latency_ms: _Count | None = None
+    request_id: RequestIdText | None = None
+    charge: _Tokens | None = None
+    charge_reason: Reason = "message"
+
+
+class RatingIn(_In):
+    """The caller's rating of a message: a thumb, a score on ``[scale_min, scale_max]``, or
+    both."""
+
+    thumb: Thumb | None = None
+    score: _Finite | None = None
+    scale_min: _Finite = 1
+    scale_max: _Finite = 5
+    categories: Annotated[list[Category], Field(max_length=20)] | None = None
+    comment: Comment | None = None
+
+
+class CitationCreate(_In):
+    """A source the assistant message cites: a knowledge chunk, an http(s) URL, or both."""
+
+    chunk_id: uuid.UUID | None = None
+    url: Url | None = None
+    title: Title | None = None
+    snippet: Snippet | None = None
+    start_char: _Count | None = None
+    end_char: _Count | None = None
+    score: _Finite | None = None
+    rank: _Count | None = None
+
+
+class SurveySubmit(_In):
+    """Answers to a survey; ``grant`` (admin keys only) credits tokens once per user."""
+
+    answers: JsonObject
+    user_id: uuid.UUID | None = None
+    grant: Annotated[int, Field(ge=0, le=s.TOKEN_AMOUNT_MAX)] = 0
+
+
+class VisitIn(_In):
+    """A visit of a person or agent."""
+
+    name: VisitorName
+    agent_type: AgentType | None = None
+    purpose: Purpose | None = None
+    answers: Answers | None = None
+    visitor_key: VisitorKey | None = None
+
+
+class VisitorAnswers(_In):
+    """Answers to set on a visitor; ``replace`` drops the others."""
+
+    answers: Answers
+    replace: bool = False
+
+
+class ProductFeedbackCreate(_In):
+    """A product-feedback form."""
+
+    agent_name: AgentName
+    agent_type: AgentType | None = None
+    issues: FormText | None = None
+    feature_requests: FormText | None = None
+    additional_comments: FormText | None = None
+    usability_rating: Annotated[int, Field(ge=1, le=10)] | None = None
+
+
+class KnowledgeUpsert(_In):
+    """A knowledge chunk, keyed by ``(source, external_id)``."""
+
+    source: Source
+    external_id: ExternalId
+    content: Content
+    title: Title | None = None
+    metadata: JsonObject | None = None
+
+
+class KnowledgeBulk(_In):
+    """Chunks to upsert in one transaction (all or none)."""
+
+    chunks: Annotated[list[KnowledgeUpsert], Field(max_length=1000)]
+
+
+class ApiKeyCreate(_In):
+    """A new API key, of ``user_id`` (admin keys only) or of the caller."""
+
+    user_id: uuid.UUID | None = None
+    name: ApiKeyName | None = None
+    expires_at: datetime | None = None
+
+
+class TokenChange(_In):
+    """A credit or debit of a user's tokens (admin keys only)."""
+
+    user_id: uuid.UUID
+    amount: _Tokens
+    reason: Reason
+    grant_key: GrantKey | None = None
+
+
+class AuditRecord(_In):
+    """An application event for the audit log (admin keys only)."""
+
+    event_type: EventType
+    user_id: uuid.UUID | None = None
+    category: AuditCategory = "general"
+    severity: AuditSeverity = "info"
+    description: Description | None = None
+    metadata: JsonObject | None = None
+
+
+T = TypeVar("T")
+
+
+class PageOut(BaseModel, Generic[T]):
+    """One page of a listing. Pass ``last_cursor`` as ``after`` for the next page in the same
+    order, ``first_cursor`` as ``before`` for the previous one. ``has_more`` says whether more
+    items lie beyond this page in the direction it was read."""
+
+    data: list[T]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+    first_cursor: str | None
+    last_cursor: str | None
+
+
+def _id_of(item: Any) -> str:
+    value = getattr(item, "id", None)
+    return str(value if value is not None else getattr(item, "seq", ""))
+
+
+def page_out(page: Page[Any]) -> dict[str, Any]:
+    """A library page as the API's page document."""
+    items = page.items
+    return {
+        "data": items,
+        "has_more": page.has_more,
+        "first_id": _id_of(items[0]) if items else None,
+        "last_id": _id_of(items[-1]) if items else None,
+        "first_cursor": page.first_cursor,
+        "last_cursor": page.last_cursor,
+    }
+
+
+class KeyList(BaseModel):
+    """API keys (never their secrets)."""
+
+    data: list[ApiKey]
+
+
+Order: TypeAlias = Literal["asc", "desc"]

@@ -1,0 +1,28 @@
+"""Query parameters shared by the listing routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Query
+
+from ..settings import MAX_PAGE
+
+__all__ = ["After", "Before", "Limit", "Order", "Since", "Until"]
+
+#: Page size: 1 to 100 (a larger ``limit`` is a 422 naming the limit).
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, 1 to {MAX_PAGE}.")]
+After = Annotated[
+    str | None,
+    Query(max_length=512, description="A page's `last_cursor`: read the items after it."),
+]
+Before = Annotated[
+    str | None,
+    Query(max_length=512, description="A page's `first_cursor`: read the items before it."),
+]
+Order = Annotated[
+    Literal["asc", "desc"], Query(description="`asc`: oldest first; `desc`: newest first.")
+]
+Since = Annotated[datetime | None, Query(description="From this time (inclusive, with offset).")]
+Until = Annotated[datetime | None, Query(description="Until this time (exclusive, with offset).")]

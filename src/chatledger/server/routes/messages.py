@@ -1,0 +1,66 @@
+"""A message, its ratings and its citations."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from ...records import Citation, Feedback, Message, MessageDetail
+from ..auth import Caller
+from ..models import CitationCreate, RatingIn
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["messages"])
+
+
+@router.get("/messages/{message_id}")
+async def get_message(message_id: uuid.UUID, caller: Caller) -> Message:
+    """One message."""
+    return await caller.store.messages.get(message_id)
+
+
+@router.get("/messages/{message_id}/detail")
+async def get_message_detail(message_id: uuid.UUID, caller: Caller) -> MessageDetail:
+    """The message with every rater's current rating and its citations, read at once."""
+    return await caller.store.messages.get_detail(message_id)
+
+
+@router.get("/messages/{message_id}/feedback")
+async def list_feedback(message_id: uuid.UUID, caller: Caller) -> list[Feedback]:
+    """Every rater's current rating of the message, oldest first."""
+    return await caller.store.feedback.for_message(message_id)
+
+
+@router.put("/messages/{message_id}/feedback")
+async def rate_message(message_id: uuid.UUID, body: RatingIn, caller: Caller) -> Feedback:
+    """Rate the message as the caller; rating again replaces the caller's rating."""
+    return await caller.store.feedback.rate(
+        message_id,
+        rater_id=caller.user.id,
+        thumb=body.thumb,
+        score=body.score,
+        scale=(body.scale_min, body.scale_max),
+        categories=body.categories,
+        comment=body.comment,
+    )
+
+
+@router.delete("/messages/{message_id}/feedback", status_code=204)
+async def remove_rating(message_id: uuid.UUID, caller: Caller) -> Response:
+    """Delete the caller's rating of the message (404 if there is none)."""
+    await caller.store.feedback.remove(message_id, caller.user.id)
+    return Response(status_code=204)
+
+
+@router.get("/messages/{message_id}/citations")
+async def list_citations(message_id: uuid.UUID, caller: Caller) -> list[Citation]:
+    """The message's citations by rank."""
+    return await caller.store.citations.for_message(message_id)
+
+
+@router.post("/messages/{message_id}/citations", status_code=201)
+async def add_citation(message_id: uuid.UUID, body: CitationCreate, caller: Caller) -> Citation:
+    """Attach a citation to an assistant message (409 on another role)."""
+    return await caller.store.citations.add(message_id, **body.model_dump())
