@@ -61,6 +61,8 @@ __all__ = [
     "detect_format",
     "export_data",
     "import_data",
+    "resolve_user",
+    "table_counts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -369,6 +371,16 @@ def _scope(
     if user is not None:
         return ("user", resolve_user(ledger, user))
     return ("all", None)
+
+
+def table_counts(ledger: Ledger, *, user: str | uuid.UUID | None = None) -> dict[str, int]:
+    """Rows per chatledger table, parents first (with ``user``: that user's rows, as in their
+    export)."""
+    scope = _scope(ledger, user, None)
+    return {
+        table.name: ledger._call(_ops.count_rows, table, scope)
+        for table in _ops.scope_tables(scope)
+    }
 
 
 def resolve_user(ledger: Ledger, user: str | uuid.UUID) -> uuid.UUID:

@@ -219,3 +219,10 @@ class AsyncUsers:
         them, keeping the audit chain verifiable. Returns the rows deleted per table."""
         key = check.identifier("user_id", user_id)
         return await self._store._call(_privacy.erase, key, write=True)
+
+    async def preview_erase(self, user_id: Id) -> ErasureReport:
+        """What :meth:`erase` would do now, changing nothing: the rows it would delete per
+        table and the number of audit events it would redact (the user's own events; erasure
+        also redacts events whose text names them)."""
+        key = check.identifier("user_id", user_id)
+        return await self._store._call(_users.erase_preview, key)

@@ -19,11 +19,14 @@ from .._schema import (
     EXTERNAL_ID_MAX,
     USER_ROLE_MAX,
     USERNAME_MAX,
+    Base,
+    audit_events,
     users,
 )
 from .._translate import translate
 from ..errors import ConflictError, NotFoundError, ValidationError
-from ..records import Order, Page, User
+from ..records import ErasureReport, Order, Page, User
+from . import privacy
 from ._common import from_row, paginate, record_columns, record_values, utcnow
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "count",
     "create",
     "delete_one",
+    "erase_preview",
     "get_by",
     "get_or_create",
     "page",
@@ -159,3 +163,29 @@ def page(
 def count(conn: Connection) -> int:
     """How many users there are."""
     return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+def erase_preview(conn: Connection, user_id: uuid.UUID) -> ErasureReport:
+    """What :func:`chatledger._ops.privacy.erase` would do now, without doing it: the rows it
+    would delete per table and the audit events it would redact (events naming the user)."""
+    if conn.execute(select(users.c.id).where(users.c.id == user_id)).first() is None:
+        raise NotFoundError("user", user_id)
+    tables = Base.metadata.tables
+    deleted = {
+        name: int(
+            conn.execute(
+                select(func.count())
+                .select_from(tables[name])
+                .where(privacy.USER_ROWS[name](user_id))
+            ).scalar_one()
+        )
+        for name in privacy.ERASE_ORDER
+    }
+    redacted = int(
+        conn.execute(
+            select(func.count())
+            .select_from(audit_events)
+            .where(privacy.USER_ROWS["audit_events"](user_id))
+        ).scalar_one()
+    )
+    return ErasureReport(user_id=user_id, deleted=deleted, redacted_audit_events=redacted)

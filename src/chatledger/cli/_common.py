@@ -1,18 +1,56 @@
-"""What every command shares: the consoles, the database options, and the debug switch."""
+"""What every command shares: the consoles, the common options, opening the ledger, progress
+bars, confirmations and JSON output."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
+from .._sync.ledger import Ledger
 from ..config import Config
+from ..errors import ChatledgerError
 
-__all__ = ["ConfigFile", "Url", "err", "load_config", "out", "state"]
+__all__ = [
+    "AsJson",
+    "ConfigFile",
+    "Quiet",
+    "Url",
+    "Yes",
+    "confirm",
+    "emit_json",
+    "err",
+    "load_config",
+    "open_ledger",
+    "out",
+    "progress_bar",
+    "state",
+]
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+if not out.is_terminal and "COLUMNS" not in os.environ:
+    # Piped or captured: don't cut ids to fit 80 columns.
+    out.width = 200
 
 Url = Annotated[
     str | None,
@@ -25,6 +63,9 @@ Url = Annotated[
 ConfigFile = Annotated[
     str | None, typer.Option("--config", help="YAML configuration file.", show_default=False)
 ]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 #: Set by the top-level ``--debug`` option.
 state = {"debug": False}
@@ -33,3 +74,68 @@ state = {"debug": False}
 def load_config(url: str | None, config_file: str | None) -> Config:
     """The configuration a command acts on: ``--url``/``--config``, else the environment."""
     return Config.load(url, config_file=config_file)
+
+
+@contextmanager
+def open_ledger(url: str | None, config_file: str | None) -> Iterator[Ledger]:
+    """An opened ledger on the configured database (an empty one is initialised)."""
+    with Ledger(config=load_config(url, config_file)) as ledger:
+        yield ledger
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, UUID | Decimal | Path):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {key: _plain(item) for key, item in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout: records as objects; ids, times, decimals as strings."""
+    typer.echo(json.dumps(_plain(value), ensure_ascii=False, indent=2))
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before destructive work; without a terminal, ``--yes`` is required."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ChatledgerError(f"{question} Refusing without --yes: stdin is not a terminal")
+    if not typer.confirm(question, default=False, err=True):
+        err.print("aborted: nothing changed")
+        raise typer.Exit(1)
+
+
+def _silent(task: str, done: int, total: int | None) -> None:
+    """A progress callback that shows nothing."""
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int | None], None]]:
+    """A progress callback for :mod:`chatledger.transfer`, drawing one Rich bar per task on
+    stderr; silent unless ``enabled`` and stdout is a terminal."""
+    if not enabled or not out.is_terminal:
+        yield _silent
+        return
+    columns = (
+        TextColumn("{task.description:<20}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(task: str, done: int, total: int | None) -> None:
+            if task not in tasks:
+                tasks[task] = bar.add_task(task, total=total)
+            bar.update(tasks[task], completed=done, total=total)
+
+        yield update

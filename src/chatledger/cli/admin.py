@@ -1,0 +1,83 @@
+"""``chatledger init`` and ``chatledger doctor``: set up the database, and check it."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from .. import migrate
+from .._diagnose import diagnose
+from ._common import AsJson, ConfigFile, Quiet, Url, emit_json, load_config, out
+
+__all__ = ["doctor", "init"]
+
+
+def init(url: Url = None, config_file: ConfigFile = None, quiet: Quiet = False) -> None:
+    """Create or upgrade the configured database to the newest schema, and say where it is."""
+    config = load_config(url, config_file)
+    before = migrate.current(config.url)
+    migrate.upgrade(config.url)
+    after = migrate.current(config.url)
+    if quiet:
+        return
+    if before == after:
+        out.print(f"{config.redacted_url()} is up to date (revision {after})", highlight=False)
+    else:
+        state = "created" if before is None else f"upgraded from {before}"
+        out.print(f"{config.redacted_url()}: {state}, now at revision {after}", highlight=False)
+
+
+def doctor(url: Url = None, config_file: ConfigFile = None, as_json: AsJson = False) -> None:
+    """Show the configuration in effect (and where each value came from), whether the database
+    is reachable, its version, schema revision and pending migrations, and a verdict. Exits 1
+    when the database is not usable as it stands."""
+    found = diagnose(load_config(url, config_file))
+    if as_json:
+        emit_json(
+            {
+                "ok": found.ok,
+                "url": found.url,
+                "backend": found.backend,
+                "settings": {
+                    name: {"value": value, "source": source}
+                    for name, (value, source) in found.settings.items()
+                },
+                "reachable": found.reachable,
+                "server_version": found.server_version,
+                "revision": found.revision,
+                "head": found.head,
+                "pending": found.pending,
+                "sqlite_version": found.sqlite_version,
+                "journal_mode": found.journal_mode,
+                "problems": found.problems,
+                "warnings": found.warnings,
+            }
+        )
+    else:
+        settings = Table("setting", "value", "from", title="configuration")
+        for name, (value, source) in found.settings.items():
+            settings.add_row(name, str(value), source)
+        out.print(settings)
+        facts = Table("check", "result", title="database", show_header=False)
+        facts.add_row("backend", found.backend)
+        facts.add_row("reachable", "yes" if found.reachable else "no")
+        if found.server_version:
+            facts.add_row("server version", found.server_version)
+        if found.sqlite_version:
+            facts.add_row("SQLite library", found.sqlite_version)
+        if found.journal_mode:
+            facts.add_row("journal mode", found.journal_mode)
+        facts.add_row("schema revision", found.revision or "-")
+        facts.add_row("newest revision", found.head)
+        facts.add_row("pending differences", str(len(found.pending)))
+        out.print(facts)
+        for diff in found.pending:
+            out.print(f"pending: {diff}", markup=False, highlight=False)
+        for warning in found.warnings:
+            out.print(f"warning: {warning}", markup=False, highlight=False)
+        for problem in found.problems:
+            out.print(f"problem: {problem}", markup=False, highlight=False)
+        verdict = "OK: ready to use" if found.ok else f"NOT OK: {len(found.problems)} problem(s)"
+        out.print(f"verdict: {verdict}", markup=False, highlight=False)
+    if not found.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,226 @@
+"""``chatledger import | export | copy``: moving data in, out and between databases."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.table import Table
+
+from .. import transfer
+from ._common import (
+    AsJson,
+    ConfigFile,
+    Quiet,
+    Url,
+    emit_json,
+    err,
+    load_config,
+    open_ledger,
+    out,
+    progress_bar,
+)
+
+__all__ = ["copy", "export", "import_"]
+
+BatchSize = Annotated[
+    int,
+    typer.Option("--batch-size", min=1, max=100_000, help="Rows per batch (one transaction each)."),
+]
+
+
+def import_(
+    path: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="The JSON file to import."),
+    ],
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"Force the format: {', '.join(transfer.IMPORT_FORMATS)} (default: detected).",
+            show_default=False,
+        ),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="ChatGPT imports: the owner's id or external id (a new external id is created).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: BatchSize = transfer.DEFAULT_BATCH_SIZE,
+    url: Url = None,
+    config_file: ConfigFile = None,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Import chatledger's own export (JSON or JSON lines), a ChatGPT conversations.json, or a
+    visitors or feedback JSON file. Importing the same file twice adds nothing."""
+    if format is not None and format not in transfer.IMPORT_FORMATS:
+        raise typer.BadParameter(
+            f"{format!r} is not one of {', '.join(transfer.IMPORT_FORMATS)}", param_hint="--format"
+        )
+    with open_ledger(url, config_file) as ledger, progress_bar(not (quiet or as_json)) as tick:
+        report = transfer.import_data(
+            ledger,
+            path,
+            format=format,
+            user=user,
+            batch_size=batch_size,
+            progress=tick,
+        )
+    if as_json:
+        emit_json({"format": report.format, "inserted": report.inserted, "skipped": report.skipped})
+        return
+    if quiet:
+        return
+    table = Table("table", "inserted", "skipped", title=f"imported {path} ({report.format})")
+    for name in report.inserted:
+        table.add_row(name, str(report.inserted[name]), str(report.skipped[name]))
+    out.print(table)
+    out.print(
+        f"{report.total_inserted} rows inserted, {report.total_skipped} already there",
+        highlight=False,
+    )
+
+
+def export(
+    output: Annotated[
+        str,
+        typer.Option("--output", "-o", help="File to write ('-': standard output)."),
+    ] = "-",
+    format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="json (lossless), jsonl (lossless) or markdown."),
+    ] = "json",
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Only this user (id or external id).", show_default=False),
+    ] = None,
+    conversation: Annotated[
+        str | None,
+        typer.Option("--conversation", help="Only this conversation (id).", show_default=False),
+    ] = None,
+    batch_size: BatchSize = transfer.DEFAULT_BATCH_SIZE,
+    url: Url = None,
+    config_file: ConfigFile = None,
+    quiet: Quiet = False,
+) -> None:
+    """Export everything, one user or one conversation as JSON, JSON lines or Markdown."""
+    if format not in transfer.EXPORT_FORMATS:
+        raise typer.BadParameter(
+            f"{format!r} is not one of {', '.join(transfer.EXPORT_FORMATS)}", param_hint="--format"
+        )
+    to_stdout = output == "-"
+    with open_ledger(url, config_file) as ledger:
+        # Resolve the scope before creating the file: a wrong id leaves no empty file behind.
+        if user is not None:
+            transfer.resolve_user(ledger, user)
+        if conversation is not None:
+            ledger.conversations.get(conversation)
+        target = Path(output)
+        partial = target.with_name(f".{target.name}.partial")
+        stream: TextIO = (
+            sys.stdout if to_stdout else open(partial, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
+        )
+        try:
+            with progress_bar(not quiet and not to_stdout) as tick:
+                report = transfer.export_data(
+                    ledger,
+                    stream,
+                    format=format,
+                    user=user,
+                    conversation=conversation,
+                    batch_size=batch_size,
+                    progress=tick,
+                )
+        except BaseException:
+            if not to_stdout:
+                stream.close()
+                partial.unlink(missing_ok=True)
+            raise
+        if not to_stdout:
+            stream.close()
+            partial.replace(target)
+    if not quiet and not to_stdout:
+        rows = sum(report.rows.values())
+        err.print(f"exported {report.scope} to {output}: {rows} rows ({format})", highlight=False)
+
+
+def copy(
+    source: Annotated[str, typer.Argument(help="URL of the database to copy.")],
+    target: Annotated[str, typer.Argument(help="URL of the database to copy into.")],
+    batch_size: BatchSize = transfer.DEFAULT_BATCH_SIZE,
+    backup: Annotated[
+        bool, typer.Option("--backup/--no-backup", help="Back an SQLite source up first.")
+    ] = True,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Copy a whole database into another one, on any backend (e.g. an SQLite file into
+    PostgreSQL or MariaDB), then verify every table. Safe to rerun: it resumes, and never
+    copies a row twice. Exits 1 when a table differs."""
+    if not (quiet or as_json):
+        err.print(
+            f"copying {load_config(source, None).redacted_url()} -> "
+            f"{load_config(target, None).redacted_url()}",
+            highlight=False,
+        )
+    with progress_bar(not (quiet or as_json)) as tick:
+        report = transfer.copy_database(
+            source, target, batch_size=batch_size, backup=backup, progress=tick
+        )
+    if as_json:
+        emit_json(
+            {
+                "ok": report.ok,
+                "source": report.source,
+                "target": report.target,
+                "backup": report.backup,
+                "seconds": round(report.seconds, 3),
+                "rows_copied": report.rows_copied,
+                "rows_per_second": round(report.rows_per_second, 1),
+                "messages_per_second": round(report.messages_per_second, 1),
+                "tables": [
+                    {
+                        "table": check.table,
+                        "ok": check.ok,
+                        "copied": check.copied,
+                        "source_rows": check.source_rows,
+                        "target_rows": check.target_rows,
+                        "source_checksum": check.source_checksum,
+                        "target_checksum": check.target_checksum,
+                    }
+                    for check in report.tables
+                ],
+            }
+        )
+    elif not quiet:
+        if report.backup is not None:
+            out.print(f"backup of the source: {report.backup}", highlight=False)
+        table = Table("table", "copied", "source rows", "target rows", "checksum", "match")
+        for check in report.tables:
+            table.add_row(
+                check.table,
+                str(check.copied),
+                str(check.source_rows),
+                str(check.target_rows),
+                check.source_checksum[:12],
+                "yes" if check.ok else "NO",
+            )
+        out.print(table)
+        out.print(
+            f"{report.rows_copied} rows copied in {report.seconds:.1f} s "
+            f"({report.rows_per_second:,.0f} rows/s, {report.messages_per_second:,.0f} messages/s)",
+            highlight=False,
+        )
+        out.print("verified: every table matches" if report.ok else "MISMATCH", highlight=False)
+    if not report.ok:
+        if not as_json:
+            bad = ", ".join(check.table for check in report.tables if not check.ok)
+            err.print(f"error: the copy differs from the source in: {bad}", highlight=False)
+        raise typer.Exit(1)
