@@ -503,7 +503,7 @@ SERDE_TYPE_MAX: Final = 64
 class CheckpointThreadRow(Base):
     """A LangGraph thread bound to the conversation its messages are logged in (one each)."""
 
-    __tablename__ = "checkpoint_threads"
+    __tablename__ = "graph_threads"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     thread_id: Mapped[str] = mapped_column(String(THREAD_ID_MAX), unique=True)
@@ -518,10 +518,10 @@ class CheckpointThreadRow(Base):
 class CheckpointRow(Base):
     """One LangGraph checkpoint, without its channel values (those are blobs by version)."""
 
-    __tablename__ = "checkpoints"
+    __tablename__ = "graph_checkpoints"
 
     thread_key: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("checkpoint_threads.id", ondelete="CASCADE")
+        Uuid, ForeignKey("graph_threads.id", ondelete="CASCADE")
     )
     checkpoint_ns: Mapped[str] = mapped_column(String(CHECKPOINT_NS_MAX))
     checkpoint_id: Mapped[str] = mapped_column(String(CHECKPOINT_ID_MAX))
@@ -542,10 +542,10 @@ class CheckpointBlobRow(Base):
     """The value of one channel at one version (shared by the checkpoints that did not
     change it)."""
 
-    __tablename__ = "checkpoint_blobs"
+    __tablename__ = "graph_blobs"
 
     thread_key: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("checkpoint_threads.id", ondelete="CASCADE")
+        Uuid, ForeignKey("graph_threads.id", ondelete="CASCADE")
     )
     checkpoint_ns: Mapped[str] = mapped_column(String(CHECKPOINT_NS_MAX))
     channel: Mapped[str] = mapped_column(String(CHANNEL_MAX))
@@ -562,10 +562,10 @@ class CheckpointBlobRow(Base):
 class CheckpointWriteRow(Base):
     """A pending write of a task, stored against the checkpoint it follows."""
 
-    __tablename__ = "checkpoint_writes"
+    __tablename__ = "graph_writes"
 
     thread_key: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("checkpoint_threads.id", ondelete="CASCADE")
+        Uuid, ForeignKey("graph_threads.id", ondelete="CASCADE")
     )
     checkpoint_ns: Mapped[str] = mapped_column(String(CHECKPOINT_NS_MAX))
     checkpoint_id: Mapped[str] = mapped_column(String(CHECKPOINT_ID_MAX))
@@ -620,10 +620,10 @@ audit_events: Final[Table] = Base.metadata.tables["audit_events"]
 audit_chain: Final[Table] = Base.metadata.tables["audit_chain"]
 api_keys: Final[Table] = Base.metadata.tables["api_keys"]
 idempotent_requests: Final[Table] = Base.metadata.tables["idempotent_requests"]
-checkpoint_threads: Final[Table] = Base.metadata.tables["checkpoint_threads"]
-checkpoints: Final[Table] = Base.metadata.tables["checkpoints"]
-checkpoint_blobs: Final[Table] = Base.metadata.tables["checkpoint_blobs"]
-checkpoint_writes: Final[Table] = Base.metadata.tables["checkpoint_writes"]
+graph_threads: Final[Table] = Base.metadata.tables["graph_threads"]
+graph_checkpoints: Final[Table] = Base.metadata.tables["graph_checkpoints"]
+graph_blobs: Final[Table] = Base.metadata.tables["graph_blobs"]
+graph_writes: Final[Table] = Base.metadata.tables["graph_writes"]
 hidden_messages: Final[Table] = Base.metadata.tables["hidden_messages"]
 
 #: Table -> the kind of object a row is, as errors name it.
@@ -634,7 +634,7 @@ KINDS: Final[dict[str, str]] = {
     "knowledge_chunks": "knowledge chunk",
     "survey_responses": "survey response",
     "visitors": "visitor",
-    "checkpoint_threads": "checkpoint thread",
+    "graph_threads": "checkpoint thread",
 }
 
 #: Unique constraints and indexes -> the field whose value is taken.
@@ -654,6 +654,6 @@ UNIQUE_FIELDS: Final[dict[str, str]] = {
     "uq_audit_events_id": "id",
     "pk_audit_events": "seq",
     "pk_idempotent_requests": "key",
-    "uq_checkpoint_threads_thread_id": "thread_id",
-    "uq_checkpoint_threads_conversation_id": "conversation_id",
+    "uq_graph_threads_thread_id": "thread_id",
+    "uq_graph_threads_conversation_id": "conversation_id",
 }

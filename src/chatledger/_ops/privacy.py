@@ -35,12 +35,12 @@ from .._schema import (
     Base,
     api_keys,
     audit_events,
-    checkpoint_blobs,
-    checkpoint_threads,
-    checkpoint_writes,
-    checkpoints,
     citations,
     conversations,
+    graph_blobs,
+    graph_checkpoints,
+    graph_threads,
+    graph_writes,
     hidden_messages,
     idempotent_requests,
     message_feedback,
@@ -80,8 +80,8 @@ def _conversations_of(user_id: uuid.UUID) -> Select[Any]:
 
 
 def _threads_of(user_id: uuid.UUID) -> Select[Any]:
-    return select(checkpoint_threads.c.id).where(
-        checkpoint_threads.c.conversation_id.in_(_conversations_of(user_id))
+    return select(graph_threads.c.id).where(
+        graph_threads.c.conversation_id.in_(_conversations_of(user_id))
     )
 
 
@@ -106,10 +106,10 @@ USER_ROWS: Final[dict[str, Callable[[uuid.UUID], ColumnElement[bool]]]] = {
         select(api_keys.c.id).where(api_keys.c.user_id == u)
     ),
     # LangGraph threads bound to their conversations, and everything checkpointed in them.
-    "checkpoint_threads": lambda u: checkpoint_threads.c.conversation_id.in_(_conversations_of(u)),
-    "checkpoints": lambda u: checkpoints.c.thread_key.in_(_threads_of(u)),
-    "checkpoint_blobs": lambda u: checkpoint_blobs.c.thread_key.in_(_threads_of(u)),
-    "checkpoint_writes": lambda u: checkpoint_writes.c.thread_key.in_(_threads_of(u)),
+    "graph_threads": lambda u: graph_threads.c.conversation_id.in_(_conversations_of(u)),
+    "graph_checkpoints": lambda u: graph_checkpoints.c.thread_key.in_(_threads_of(u)),
+    "graph_blobs": lambda u: graph_blobs.c.thread_key.in_(_threads_of(u)),
+    "graph_writes": lambda u: graph_writes.c.thread_key.in_(_threads_of(u)),
     "hidden_messages": lambda u: hidden_messages.c.conversation_id.in_(_conversations_of(u)),
 }
 
@@ -137,10 +137,10 @@ ERASE_ORDER: Final = (
     "idempotent_requests",
     "api_keys",
     "survey_responses",
-    "checkpoint_writes",
-    "checkpoint_blobs",
-    "checkpoints",
-    "checkpoint_threads",
+    "graph_writes",
+    "graph_blobs",
+    "graph_checkpoints",
+    "graph_threads",
     "hidden_messages",
     "messages",
     "conversations",

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-22 18:44:04.716331
+Create Date: 2026-11-22 18:48:30.440444
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
-        "checkpoint_threads",
+        "graph_threads",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("thread_id", sa.String(length=200), nullable=False),
         sa.Column("conversation_id", sa.Uuid(), nullable=False),
@@ -31,12 +31,12 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
-            name=op.f("fk_checkpoint_threads_conversation_id_conversations"),
+            name=op.f("fk_graph_threads_conversation_id_conversations"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_checkpoint_threads")),
-        sa.UniqueConstraint("conversation_id", name=op.f("uq_checkpoint_threads_conversation_id")),
-        sa.UniqueConstraint("thread_id", name=op.f("uq_checkpoint_threads_thread_id")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_graph_threads")),
+        sa.UniqueConstraint("conversation_id", name=op.f("uq_graph_threads_conversation_id")),
+        sa.UniqueConstraint("thread_id", name=op.f("uq_graph_threads_thread_id")),
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
@@ -68,7 +68,7 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "checkpoint_blobs",
+        "graph_blobs",
         sa.Column("thread_key", sa.Uuid(), nullable=False),
         sa.Column("checkpoint_ns", sa.String(length=200), nullable=False),
         sa.Column("channel", sa.String(length=200), nullable=False),
@@ -83,60 +83,19 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["thread_key"],
-            ["checkpoint_threads.id"],
-            name=op.f("fk_checkpoint_blobs_thread_key_checkpoint_threads"),
+            ["graph_threads.id"],
+            name=op.f("fk_graph_blobs_thread_key_graph_threads"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint(
-            "thread_key", "checkpoint_ns", "channel", "version", name=op.f("pk_checkpoint_blobs")
+            "thread_key", "checkpoint_ns", "channel", "version", name=op.f("pk_graph_blobs")
         ),
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     op.create_table(
-        "checkpoint_writes",
-        sa.Column("thread_key", sa.Uuid(), nullable=False),
-        sa.Column("checkpoint_ns", sa.String(length=200), nullable=False),
-        sa.Column("checkpoint_id", sa.String(length=64), nullable=False),
-        sa.Column("task_id", sa.String(length=200), nullable=False),
-        sa.Column("idx", sa.Integer(), nullable=False),
-        sa.Column("channel", sa.String(length=200), nullable=False),
-        sa.Column("type", sa.String(length=64), nullable=False),
-        sa.Column(
-            "blob",
-            sa.LargeBinary()
-            .with_variant(mysql.LONGBLOB(), "mariadb")
-            .with_variant(mysql.LONGBLOB(), "mysql"),
-            nullable=True,
-        ),
-        sa.Column(
-            "task_path",
-            sa.Text()
-            .with_variant(mysql.LONGTEXT(), "mariadb")
-            .with_variant(mysql.LONGTEXT(), "mysql"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["thread_key"],
-            ["checkpoint_threads.id"],
-            name=op.f("fk_checkpoint_writes_thread_key_checkpoint_threads"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint(
-            "thread_key",
-            "checkpoint_ns",
-            "checkpoint_id",
-            "task_id",
-            "idx",
-            name=op.f("pk_checkpoint_writes"),
-        ),
-        mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_nopad_bin",
-        mysql_engine="InnoDB",
-    )
-    op.create_table(
-        "checkpoints",
+        "graph_checkpoints",
         sa.Column("thread_key", sa.Uuid(), nullable=False),
         sa.Column("checkpoint_ns", sa.String(length=200), nullable=False),
         sa.Column("checkpoint_id", sa.String(length=64), nullable=False),
@@ -160,12 +119,53 @@ def upgrade() -> None:
         sa.Column("created_at", chatledger._types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["thread_key"],
-            ["checkpoint_threads.id"],
-            name=op.f("fk_checkpoints_thread_key_checkpoint_threads"),
+            ["graph_threads.id"],
+            name=op.f("fk_graph_checkpoints_thread_key_graph_threads"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint(
-            "thread_key", "checkpoint_ns", "checkpoint_id", name=op.f("pk_checkpoints")
+            "thread_key", "checkpoint_ns", "checkpoint_id", name=op.f("pk_graph_checkpoints")
+        ),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_nopad_bin",
+        mysql_engine="InnoDB",
+    )
+    op.create_table(
+        "graph_writes",
+        sa.Column("thread_key", sa.Uuid(), nullable=False),
+        sa.Column("checkpoint_ns", sa.String(length=200), nullable=False),
+        sa.Column("checkpoint_id", sa.String(length=64), nullable=False),
+        sa.Column("task_id", sa.String(length=200), nullable=False),
+        sa.Column("idx", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=200), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column(
+            "blob",
+            sa.LargeBinary()
+            .with_variant(mysql.LONGBLOB(), "mariadb")
+            .with_variant(mysql.LONGBLOB(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "task_path",
+            sa.Text()
+            .with_variant(mysql.LONGTEXT(), "mariadb")
+            .with_variant(mysql.LONGTEXT(), "mysql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["thread_key"],
+            ["graph_threads.id"],
+            name=op.f("fk_graph_writes_thread_key_graph_threads"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "thread_key",
+            "checkpoint_ns",
+            "checkpoint_id",
+            "task_id",
+            "idx",
+            name=op.f("pk_graph_writes"),
         ),
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_nopad_bin",
@@ -174,9 +174,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("checkpoints")
-    op.drop_table("checkpoint_writes")
-    op.drop_table("checkpoint_blobs")
+    op.drop_table("graph_writes")
+    op.drop_table("graph_checkpoints")
+    op.drop_table("graph_blobs")
     # Its index goes with the table (MariaDB refuses to drop an index a foreign key needs).
     op.drop_table("hidden_messages")
-    op.drop_table("checkpoint_threads")
+    op.drop_table("graph_threads")

@@ -1,0 +1,587 @@
+"""LangGraph checkpoints stored in chatledger (``chatledger.integrations.langgraph``).
+
+A LangGraph thread is bound to one conversation (``graph_threads``); its checkpoints,
+channel values (one blob per channel version, shared by the checkpoints that did not change
+the channel) and pending writes hang off that binding. A ``put`` stores the checkpoint *and*
+appends the new messages of its ``messages`` channel to the conversation in one transaction,
+under the conversation's row lock: the same lock appends take, so the checkpoint history and the
+message log cannot drift, and two invocations of one thread are serialised here.
+
+Nothing in this module imports LangGraph: serialisation is the saver's, and the few places
+that need a decoded checkpoint take a callable.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import _ids
+from .._schema import (
+    CHANNEL_MAX,
+    CHANNEL_VERSION_MAX,
+    CHECKPOINT_ID_MAX,
+    CHECKPOINT_NS_MAX,
+    SERDE_TYPE_MAX,
+    TASK_ID_MAX,
+    THREAD_ID_MAX,
+    conversations,
+    graph_blobs,
+    graph_checkpoints,
+    graph_threads,
+    graph_writes,
+    messages,
+)
+from ..errors import ConflictError, NotFoundError, ValidationError
+from . import conversations as _conversations
+from . import messages as _messages
+from ._common import utcnow
+
+__all__ = [
+    "CheckpointConflictError",
+    "NewCheckpoint",
+    "StoredCheckpoint",
+    "Thread",
+    "delete_thread",
+    "get",
+    "page",
+    "put",
+    "put_writes",
+    "require_text",
+    "thread",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Keys looked up per ``IN (...)`` list.
+_CHUNK: Final = 500
+
+
+class CheckpointConflictError(ConflictError):
+    """A checkpoint ``put`` whose parent is not the newest checkpoint of its thread: another
+    invocation of the same thread wrote first. Nothing of this ``put`` was written (neither the
+    checkpoint nor its messages). Re-run the invocation: it starts from the new head, so no
+    turn is lost. ``retriable`` is true in that sense (re-running the *invocation*, not the
+    same ``put``, succeeds)."""
+
+    retriable = True
+
+    def __init__(self, thread_id: str, checkpoint_ns: str, parent: str | None, head: str) -> None:
+        where = f"thread {thread_id!r}" + (f" namespace {checkpoint_ns!r}" if checkpoint_ns else "")
+        super().__init__(
+            f"checkpoint conflict on {where}: this run started from checkpoint {parent}, but "
+            f"{head} was written meanwhile by another run; re-run the invocation",
+            field="checkpoint_id",
+        )
+        self.thread_id = thread_id
+        self.checkpoint_ns = checkpoint_ns
+        self.parent_checkpoint_id = parent
+        self.head_checkpoint_id = head
+
+
+def require_text(field_name: str, value: object, limit: int) -> str:
+    """A string key of at most ``limit`` characters (thread ids, namespaces, channels...)."""
+    if not isinstance(value, str):
+        raise ValidationError(field_name, f"must be a string, not {type(value).__name__}")
+    if len(value) > limit:
+        raise ValidationError(field_name, f"is longer than {limit} characters", limit=limit)
+    if "\x00" in value:
+        raise ValidationError(field_name, "contains a NUL character")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """A LangGraph thread and the conversation it is bound to."""
+
+    key: uuid.UUID
+    thread_id: str
+    conversation_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class NewCheckpoint:
+    """A serialised checkpoint, ready to store."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    type: str
+    checkpoint: bytes
+    metadata_type: str
+    metadata: bytes
+    #: (channel, version, serde type, blob) of the channels that changed.
+    blobs: Sequence[tuple[str, str, str, bytes | None]]
+    #: The messages channel's messages, validated (only new ones are appended).
+    messages: Sequence[_messages.NewMessage] = ()
+    #: Accept a parent that is not the head (time travel; ``linear=False`` savers).
+    allow_fork: bool = False
+    #: Who a new conversation is created for when the thread is not bound yet.
+    user_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A stored checkpoint with what ``get_tuple`` needs, still serialised but the
+    checkpoint itself (decoded once, by the caller's ``decode``)."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    checkpoint: dict[str, Any]
+    metadata_type: str
+    metadata: bytes
+    #: (channel, serde type, blob) of the checkpoint's channel values.
+    values: list[tuple[str, str, bytes | None]] = field(default_factory=list)
+    #: (task_id, channel, serde type, blob) of its pending writes, in replay order.
+    writes: list[tuple[str, str, str, bytes | None]] = field(default_factory=list)
+
+
+def check_keys(thread_id: object, checkpoint_ns: object) -> tuple[str, str]:
+    """Validate a thread id and namespace."""
+    return (
+        require_text("thread_id", thread_id, THREAD_ID_MAX),
+        require_text("checkpoint_ns", checkpoint_ns, CHECKPOINT_NS_MAX),
+    )
+
+
+def check_blob_keys(checkpoint_id: object, channels: Mapping[str, object]) -> None:
+    """Validate a checkpoint id and the (channel, version) keys of its blobs."""
+    require_text("checkpoint_id", checkpoint_id, CHECKPOINT_ID_MAX)
+    for channel, version in channels.items():
+        require_text("channel", channel, CHANNEL_MAX)
+        require_text("channel version", str(version), CHANNEL_VERSION_MAX)
+
+
+def check_task(task_id: object, types: Sequence[str]) -> None:
+    """Validate a task id and the serde types of its writes."""
+    require_text("task_id", task_id, TASK_ID_MAX)
+    for kind in types:
+        require_text("serde type", kind, SERDE_TYPE_MAX)
+
+
+# -- threads ----------------------------------------------------------------------------------
+
+
+def _thread_query(owner: uuid.UUID | None) -> Any:
+    t, c = graph_threads.c, conversations.c
+    query = select(t.id, t.thread_id, t.conversation_id)
+    if owner is not None:
+        query = query.join(conversations, c.id == t.conversation_id).where(c.owner_id == owner)
+    return query
+
+
+def thread(conn: Connection, owner: uuid.UUID | None, thread_id: str) -> Thread | None:
+    """The binding of ``thread_id`` (``None`` if the thread has none, or is another user's)."""
+    row = conn.execute(_thread_query(owner).where(graph_threads.c.thread_id == thread_id)).first()
+    return None if row is None else Thread(row[0], row[1], row[2])
+
+
+def _conversation_for(
+    conn: Connection, owner: uuid.UUID | None, thread_id: str, user_id: uuid.UUID | None
+) -> uuid.UUID:
+    """The conversation a new thread is bound to: the one whose id the thread id is, or a new
+    one of the acting user (the scope's, else ``user_id``)."""
+    try:
+        named = uuid.UUID(thread_id)
+    except ValueError:
+        named = None
+    if named is not None:
+        query = select(conversations.c.id).where(conversations.c.id == named)
+        if owner is not None:
+            query = query.where(conversations.c.owner_id == owner)
+        if conn.execute(query).first() is not None:
+            return named
+    creator = owner or user_id
+    if creator is None:
+        raise ValidationError(
+            "thread_id",
+            f"{thread_id!r} is not the id of a conversation, and there is no user to create one "
+            "for: give the saver a user_id, or configurable['chatledger_user_id']",
+        )
+    fields = {"title": None, "intent": None, "metadata": {"langgraph_thread_id": thread_id}}
+    return _conversations.create(conn, creator, fields).id
+
+
+def bind(
+    conn: Connection, owner: uuid.UUID | None, thread_id: str, user_id: uuid.UUID | None
+) -> Thread:
+    """The binding of ``thread_id``, made on first use (see :func:`_conversation_for`)."""
+    found = thread(conn, owner, thread_id)
+    if found is not None:
+        return found
+    if (
+        owner is not None
+        and conn.execute(
+            select(graph_threads.c.id).where(graph_threads.c.thread_id == thread_id)
+        ).first()
+    ):
+        # Bound to another user's conversation: not theirs to see.
+        raise NotFoundError("checkpoint thread", thread_id)
+    try:
+        with conn.begin_nested():
+            conversation_id = _conversation_for(conn, owner, thread_id, user_id)
+            key = _ids.new_id()
+            conn.execute(
+                graph_threads.insert().values(
+                    id=key,
+                    thread_id=thread_id,
+                    conversation_id=conversation_id,
+                    created_at=utcnow(),
+                )
+            )
+            return Thread(key, thread_id, conversation_id)
+    except IntegrityError:
+        # Another transaction bound it first (or the conversation has a thread already).
+        found = thread(conn, owner, thread_id)
+        if found is None:
+            raise
+        return found
+
+
+# -- put ----------------------------------------------------------------------------------------
+
+
+def _lock_conversation(conn: Connection, conversation_id: uuid.UUID) -> None:
+    """Take the conversation's row lock, as appends do (so the order of locks is the same)."""
+    c = conversations.c
+    conn.execute(select(c.id).where(c.id == conversation_id).with_for_update()).first()
+
+
+def _head(conn: Connection, key: uuid.UUID, checkpoint_ns: str) -> str | None:
+    k = graph_checkpoints.c
+    return conn.execute(
+        select(func.max(k.checkpoint_id)).where(
+            k.thread_key == key, k.checkpoint_ns == checkpoint_ns
+        )
+    ).scalar()
+
+
+def _store_blobs(conn: Connection, key: uuid.UUID, new: NewCheckpoint) -> None:
+    """Insert the blobs of the changed channels that are not stored yet (a channel version
+    is immutable: the same version always holds the same value)."""
+    if not new.blobs:
+        return
+    b = graph_blobs.c
+    wanted = {(channel, version) for channel, version, _, _ in new.blobs}
+    stored = set(
+        conn.execute(
+            select(b.channel, b.version).where(
+                b.thread_key == key,
+                b.checkpoint_ns == new.checkpoint_ns,
+                b.channel.in_({channel for channel, _ in wanted}),
+                b.version.in_({version for _, version in wanted}),
+            )
+        ).tuples()
+    )
+    rows = [
+        {
+            "thread_key": key,
+            "checkpoint_ns": new.checkpoint_ns,
+            "channel": channel,
+            "version": version,
+            "type": kind,
+            "blob": blob,
+        }
+        for channel, version, kind, blob in new.blobs
+        if (channel, version) not in stored
+    ]
+    if rows:
+        conn.execute(graph_blobs.insert(), rows)
+
+
+def _log_messages(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    conversation_id: uuid.UUID,
+    batch: Sequence[_messages.NewMessage],
+    max_batch: int,
+) -> int:
+    """Append the messages whose id (idempotency key) the conversation does not hold yet, in
+    their order. Returns how many were appended."""
+    keyed = [new for new in batch if new.idempotency_key is not None]
+    if not keyed:
+        return 0
+    m = messages.c
+    seen: set[str] = set()
+    keys = [new.idempotency_key for new in keyed]
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        seen.update(
+            conn.execute(
+                select(m.idempotency_key).where(
+                    m.conversation_id == conversation_id, m.idempotency_key.in_(chunk)
+                )
+            ).scalars()
+        )
+    fresh: list[_messages.NewMessage] = []
+    for new in keyed:
+        if new.idempotency_key not in seen:
+            seen.add(new.idempotency_key or "")
+            fresh.append(new)
+    for start in range(0, len(fresh), max_batch):
+        _messages.append_many(conn, owner, conversation_id, fresh[start : start + max_batch])
+    return len(fresh)
+
+
+def put(conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, max_batch: int) -> Thread:
+    """Store a checkpoint, its changed channel values, and append its new messages to the
+    thread's conversation, in the caller's transaction.
+
+    Unless ``new.allow_fork``, the checkpoint must extend its namespace's head: its parent is
+    the newest checkpoint, or it has no parent and the namespace has no checkpoint yet; else
+    :class:`CheckpointConflictError`. Storing a checkpoint id again replaces it."""
+    bound = bind(conn, owner, new.thread_id, new.user_id)
+    _lock_conversation(conn, bound.conversation_id)
+    k = graph_checkpoints.c
+    where = and_(
+        k.thread_key == bound.key,
+        k.checkpoint_ns == new.checkpoint_ns,
+        k.checkpoint_id == new.checkpoint_id,
+    )
+    again = conn.execute(select(k.checkpoint_id).where(where)).first() is not None
+    if not again and not new.allow_fork:
+        head = _head(conn, bound.key, new.checkpoint_ns)
+        if head is not None and new.parent_checkpoint_id != head:
+            raise CheckpointConflictError(
+                new.thread_id, new.checkpoint_ns, new.parent_checkpoint_id, head
+            )
+    _store_blobs(conn, bound.key, new)
+    values = {
+        "parent_checkpoint_id": new.parent_checkpoint_id,
+        "type": new.type,
+        "checkpoint": new.checkpoint,
+        "metadata_type": new.metadata_type,
+        "metadata": new.metadata,
+    }
+    if again:
+        conn.execute(update(graph_checkpoints).where(where).values(**values))
+    else:
+        conn.execute(
+            graph_checkpoints.insert().values(
+                thread_key=bound.key,
+                checkpoint_ns=new.checkpoint_ns,
+                checkpoint_id=new.checkpoint_id,
+                created_at=utcnow(),
+                **values,
+            )
+        )
+    if new.messages:
+        logged = _log_messages(conn, owner, bound.conversation_id, new.messages, max_batch)
+        if logged:
+            logger.debug("checkpoint %s logged %d messages", new.checkpoint_id, logged)
+    return bound
+
+
+def put_writes(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    thread_id: str,
+    checkpoint_ns: str,
+    checkpoint_id: str,
+    task_id: str,
+    task_path: str,
+    writes: Sequence[tuple[int, str, str, bytes | None]],
+    *,
+    replace: bool,
+    user_id: uuid.UUID | None,
+) -> None:
+    """Store a task's pending writes ((idx, channel, serde type, blob)) against a checkpoint.
+    With ``replace`` (special writes: errors, interrupts...), stored ones are overwritten;
+    otherwise a write already stored is kept (a retried task writes the same)."""
+    if not writes:
+        return
+    bound = bind(conn, owner, thread_id, user_id)
+    w = graph_writes.c
+    where = and_(
+        w.thread_key == bound.key,
+        w.checkpoint_ns == checkpoint_ns,
+        w.checkpoint_id == checkpoint_id,
+        w.task_id == task_id,
+    )
+    stored = set(
+        conn.execute(select(w.idx).where(where, w.idx.in_([i for i, *_ in writes]))).scalars()
+    )
+    rows = []
+    for idx, channel, kind, blob in writes:
+        if idx not in stored:
+            rows.append(
+                {
+                    "thread_key": bound.key,
+                    "checkpoint_ns": checkpoint_ns,
+                    "checkpoint_id": checkpoint_id,
+                    "task_id": task_id,
+                    "idx": idx,
+                    "channel": channel,
+                    "type": kind,
+                    "blob": blob,
+                    "task_path": task_path,
+                }
+            )
+        elif replace:
+            conn.execute(
+                update(graph_writes)
+                .where(where, w.idx == idx)
+                .values(channel=channel, type=kind, blob=blob, task_path=task_path)
+            )
+    if rows:
+        conn.execute(graph_writes.insert(), rows)
+
+
+# -- reads --------------------------------------------------------------------------------------
+
+#: Decodes a stored checkpoint (serde type, bytes) into the checkpoint dict.
+Decode = Callable[[str, bytes], dict[str, Any]]
+#: Whether a checkpoint's metadata (serde type, bytes) passes the caller's filter.
+Accept = Callable[[str, bytes], bool]
+
+
+def _complete(
+    conn: Connection,
+    key: uuid.UUID,
+    thread_id: str,
+    row: Any,
+    decode: Decode,
+) -> StoredCheckpoint:
+    """A checkpoint row with its channel values and pending writes."""
+    checkpoint_ns, checkpoint_id = row.checkpoint_ns, row.checkpoint_id
+    decoded = decode(row.type, row.checkpoint)
+    versions = {str(ch): str(v) for ch, v in (decoded.get("channel_versions") or {}).items()}
+    values: list[tuple[str, str, bytes | None]] = []
+    if versions:
+        b = graph_blobs.c
+        found = conn.execute(
+            select(b.channel, b.version, b.type, b.blob).where(
+                b.thread_key == key,
+                b.checkpoint_ns == checkpoint_ns,
+                b.channel.in_(list(versions)),
+                b.version.in_(set(versions.values())),
+            )
+        )
+        values = [
+            (channel, kind, blob)
+            for channel, version, kind, blob in found
+            if versions.get(channel) == version
+        ]
+    w = graph_writes.c
+    writes = [
+        (task_id, channel, kind, blob)
+        for task_id, channel, kind, blob in conn.execute(
+            select(w.task_id, w.channel, w.type, w.blob)
+            .where(
+                w.thread_key == key,
+                w.checkpoint_ns == checkpoint_ns,
+                w.checkpoint_id == checkpoint_id,
+            )
+            .order_by(w.task_path, w.task_id, w.idx)
+        )
+    ]
+    return StoredCheckpoint(
+        thread_id=thread_id,
+        checkpoint_ns=checkpoint_ns,
+        checkpoint_id=checkpoint_id,
+        parent_checkpoint_id=row.parent_checkpoint_id,
+        checkpoint=decoded,
+        metadata_type=row.metadata_type,
+        metadata=row.metadata,
+        values=values,
+        writes=writes,
+    )
+
+
+_ROW: Final = (
+    graph_checkpoints.c.thread_key,
+    graph_checkpoints.c.checkpoint_ns,
+    graph_checkpoints.c.checkpoint_id,
+    graph_checkpoints.c.parent_checkpoint_id,
+    graph_checkpoints.c.type,
+    graph_checkpoints.c.checkpoint,
+    graph_checkpoints.c.metadata_type,
+    graph_checkpoints.c.metadata,
+)
+
+
+def get(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    thread_id: str,
+    checkpoint_ns: str,
+    checkpoint_id: str | None,
+    decode: Decode,
+) -> StoredCheckpoint | None:
+    """The checkpoint ``checkpoint_id`` of the thread's namespace, or its newest one."""
+    bound = thread(conn, owner, thread_id)
+    if bound is None:
+        return None
+    k = graph_checkpoints.c
+    query = select(*_ROW).where(k.thread_key == bound.key, k.checkpoint_ns == checkpoint_ns)
+    if checkpoint_id is not None:
+        query = query.where(k.checkpoint_id == checkpoint_id)
+    else:
+        query = query.order_by(k.checkpoint_id.desc()).limit(1)
+    row = conn.execute(query).first()
+    return None if row is None else _complete(conn, bound.key, thread_id, row, decode)
+
+
+def page(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    *,
+    thread_id: str | None,
+    checkpoint_ns: str | None,
+    checkpoint_id: str | None,
+    before: str | None,
+    limit: int,
+    decode: Decode,
+    accept: Accept | None,
+) -> tuple[list[StoredCheckpoint], str | None]:
+    """Up to ``limit`` checkpoints, newest first, that pass ``accept`` (the metadata filter),
+    of one thread (or every thread the scope sees) and namespace (or all), before the
+    checkpoint id ``before``. Returns them and the cursor for the next page (``None``: none
+    left)."""
+    t, k = graph_threads.c, graph_checkpoints.c
+    query = select(*_ROW, t.thread_id.label("thread_name")).join(
+        graph_threads, t.id == k.thread_key
+    )
+    if owner is not None:
+        query = query.join(conversations, conversations.c.id == t.conversation_id).where(
+            conversations.c.owner_id == owner
+        )
+    if thread_id is not None:
+        query = query.where(t.thread_id == thread_id)
+    if checkpoint_ns is not None:
+        query = query.where(k.checkpoint_ns == checkpoint_ns)
+    if checkpoint_id is not None:
+        query = query.where(k.checkpoint_id == checkpoint_id)
+    if before is not None:
+        query = query.where(k.checkpoint_id < before)
+    query = query.order_by(k.checkpoint_id.desc(), k.checkpoint_ns.desc()).limit(limit)
+    rows = conn.execute(query).all()
+    found = [
+        _complete(conn, row.thread_key, row.thread_name, row, decode)
+        for row in rows
+        if accept is None or accept(row.metadata_type, row.metadata)
+    ]
+    cursor = rows[-1].checkpoint_id if len(rows) == limit else None
+    return found, cursor
+
+
+def delete_thread(conn: Connection, owner: uuid.UUID | None, thread_id: str) -> bool:
+    """Delete the thread's checkpoints, values, writes and binding (its conversation and
+    messages stay: they are the app's record). Whether there was anything to delete."""
+    bound = thread(conn, owner, thread_id)
+    if bound is None:
+        return False
+    _lock_conversation(conn, bound.conversation_id)
+    for table in (graph_writes, graph_blobs, graph_checkpoints):
+        conn.execute(delete(table).where(table.c.thread_key == bound.key))
+    conn.execute(delete(graph_threads).where(graph_threads.c.id == bound.key))
+    return True
