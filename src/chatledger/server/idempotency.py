@@ -24,7 +24,7 @@ from .auth import Principal
 from .errors import ApiError
 from .settings import ServerSettings
 
-__all__ = ["REPLAYED", "idempotent"]
+__all__ = ["REPLAYED", "canonical_hash", "idempotent"]
 
 logger = logging.getLogger("chatledger.server")
 
@@ -32,17 +32,16 @@ logger = logging.getLogger("chatledger.server")
 REPLAYED: Final = "Idempotent-Replayed"
 
 
-async def request_hash(request: Request) -> str:
+def canonical_hash(method: str, path: str, body: bytes) -> str:
     """SHA-256 of the method, the path and the body's canonical JSON: the same request sent
-    twice, however its JSON is spaced or ordered, hashes the same."""
-    raw = await request.body()
+    twice, however its JSON is spaced or its keys ordered, hashes the same."""
     try:
         canonical = json.dumps(
-            json.loads(raw or b"null"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            json.loads(body or b"null"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
     except ValueError:
-        canonical = raw.decode("utf-8", "replace")
-    text = f"{request.method} {request.url.path}\n{canonical}"
+        canonical = body.decode("utf-8", "replace")
+    text = f"{method} {path}\n{canonical}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -64,7 +63,7 @@ async def idempotent(
         return _json(status, await work(None))
     settings: ServerSettings = request.app.state.settings
     claims = AsyncIdempotentRequests(caller.ledger)
-    digest = await request_hash(request)
+    digest = canonical_hash(request.method, request.url.path, await request.body())
     claim = await claims.claim(
         caller.key.id,
         key,
