@@ -320,22 +320,22 @@ def insert_missing(
     """Insert the rows whose primary key ``table`` does not hold yet; (inserted, skipped).
 
     ``audit_chain`` is never inserted into (migrations seed its one row): it is moved forward
-    by :func:`advance_audit_chain`. An audit event whose sequence number is taken by another
+    by :func:`advance_audit_chain` (counted as inserted when it moved). An audit event whose sequence number is taken by another
     event is a :class:`ConflictError` (the two chains differ)."""
     if table is audit_chain:
-        for row in rows:
-            advance_audit_chain(conn, row)
-        return 0, len(rows)
+        moved = sum(advance_audit_chain(conn, row) for row in rows)
+        return moved, len(rows) - moved
     keys = [key_of(table, row) for row in rows]
     existing = _existing(conn, table, keys)
     if table is audit_events and existing:
-        stored = dict(
-            conn.execute(
+        stored = {
+            seq: digest
+            for seq, digest in conn.execute(
                 select(audit_events.c.seq, audit_events.c.hash).where(
                     audit_events.c.seq.in_([key[0] for key in existing])
                 )
-            ).tuples()
-        )
+            )
+        }
         for row in rows:
             if row["seq"] in stored and stored[row["seq"]] != row["hash"]:
                 raise ConflictError(

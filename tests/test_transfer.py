@@ -1,0 +1,472 @@
+"""chatledger.transfer: export and import (lossless round trips, foreign formats, idempotency,
+bad input) and copy between databases (backup, verify, resume, refusals), on every backend."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import string
+import tempfile
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import URL
+
+from chatledger import (
+    ConfigurationError,
+    ConflictError,
+    Ledger,
+    NotFoundError,
+    SchemaOutOfDateError,
+    ValidationError,
+    migrate,
+    transfer,
+)
+from chatledger._bulk import bulk_insert
+from chatledger._ops import transfer as transfer_ops
+from chatledger._schema import messages
+
+from ._transfer_data import POPULATED, jsonl_without_time, populate, without_time
+
+DATA = Path(__file__).parent / "data"
+
+
+def _export(ledger: Ledger, **options: Any) -> str:
+    buffer = io.StringIO()
+    transfer.export_data(ledger, buffer, **options)
+    return buffer.getvalue()
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def empty_url(backend: str, make_database: Callable[[str, str], URL], tmp_path: Path) -> URL:
+    """A second, empty (not migrated) database of the same backend."""
+    if backend == "sqlite":
+        return sa.make_url(f"sqlite:///{tmp_path / 'second.db'}")
+    return make_database(backend, "transfer_second")
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_export_import_export_is_identical(
+    database_url: URL, empty_url: URL, tmp_path: Path, fmt: str
+) -> None:
+    with Ledger(database_url) as source:
+        ids = populate(source)
+        first = _export(source, format=fmt, batch_size=2)
+    path = _write(tmp_path, f"all.{fmt}", first)
+    with Ledger(empty_url) as target:
+        report = transfer.import_data(target, path, batch_size=3)
+        assert report.format == ("chatledger" if fmt == "json" else "chatledger-jsonl")
+        assert report.total_skipped == 0
+        assert all(report.inserted[name] > 0 for name in POPULATED)
+        second = _export(target, format=fmt)
+        # Secrets and the audit chain survive: the copy is usable as it is.
+        assert target.api_keys.verify(ids["secret"]).user_id == ids["ada"]
+        assert (
+            target.users.verify_password("ada-a", "correct horse battery staple").id == ids["ada"]
+        )
+        assert target.audit.verify().ok
+        again = transfer.import_data(target, path)
+        assert again.total_inserted == 0
+        assert again.total_skipped == report.total_inserted + report.total_skipped
+    if fmt == "json":
+        assert without_time(first) == without_time(second)
+    else:
+        assert jsonl_without_time(first) == jsonl_without_time(second)
+
+
+def test_export_values_are_exact_strings(ledger: Ledger) -> None:
+    ids = populate(ledger)
+    document = json.loads(_export(ledger))
+    assert document["kind"] == "chatledger-export"
+    assert document["schema_revision"] == migrate.head()
+    rows = {row["id"]: row for row in document["tables"]["messages"]}
+    answer = rows[str(ids["answer"])]
+    assert answer["cost"] == "0.000199"
+    assert answer["metadata"] == {"temperature": 0.2, "tools": ["search"], "nested": {"a": None}}
+    assert answer["created_at"].endswith("+00:00")
+    assert [
+        row["seq"]
+        for row in document["tables"]["messages"]
+        if row["conversation_id"] == str(ids["chat"])
+    ] == [1, 2, 3]
+
+
+def test_user_and_conversation_exports_hold_only_their_rows(
+    ledger: Ledger, empty_url: URL, tmp_path: Path
+) -> None:
+    ids = populate(ledger)
+    mine = json.loads(_export(ledger, user="ada-a"))
+    tables = mine["tables"]
+    assert mine["scope"] == {"kind": "user", "id": str(ids["ada"])}
+    assert [row["id"] for row in tables["users"]] == [str(ids["ada"])]
+    assert {row["owner_id"] for row in tables["conversations"]} == {str(ids["ada"])}
+    assert "audit_events" not in tables
+    assert {row["rater_id"] for row in tables["message_feedback"]} == {str(ids["ada"])}
+    assert len(tables["knowledge_chunks"]) == 1  # the chunk their citation needs
+
+    single = _export(ledger, conversation=str(ids["chat"]))
+    chat = json.loads(single)["tables"]
+    assert [row["id"] for row in chat["conversations"]] == [str(ids["chat"])]
+    assert len(chat["messages"]) == 3
+    path = _write(tmp_path, "chat.json", single)
+    with Ledger(empty_url) as target:
+        report = transfer.import_data(target, path)
+        assert report.inserted["messages"] == 3
+        assert target.conversations.get(ids["chat"]).message_count == 3
+        assert without_time(_export(target, conversation=ids["chat"])) == without_time(single)
+
+    with pytest.raises(NotFoundError):
+        _export(ledger, user="nobody")
+    with pytest.raises(ValidationError, match="not both"):
+        _export(ledger, user="ada-a", conversation=ids["chat"])
+
+
+def test_markdown_transcript(ledger: Ledger) -> None:
+    ids = populate(ledger)
+    text = _export(ledger, format="markdown", conversation=ids["chat"])
+    assert text.startswith("# Trip to Lisbon\n")
+    assert "## 1. user (" in text
+    assert "Plan three days in Lisbon. ✈️" in text
+    assert "gpt-4o-mini, 412 in / 230 out tokens, cost 0.000199" in text
+    everything = _export(ledger, format="markdown")
+    assert everything.count("\n# ") + everything.startswith("# ") == 2
+
+
+def test_import_chatgpt_walks_the_visible_thread(ledger: Ledger) -> None:
+    path = DATA / "chatgpt_conversations.json"
+    assert transfer.detect_format(path) == "chatgpt"
+    with pytest.raises(ValidationError, match="user"):
+        transfer.import_data(ledger, path)
+    report = transfer.import_data(ledger, path, user="chatgpt-owner")
+    assert report.inserted == {"conversations": 2, "messages": 4}
+    owner = ledger.users.get_by_external_id("chatgpt-owner")
+    chats = ledger.conversations.list(owner.id, limit=10).items
+    lisbon = next(c for c in chats if c.title == "Lisbon trip")
+    assert lisbon.message_count == 4
+    thread = ledger.messages.last(lisbon.id, 10)
+    assert [(m.seq, m.role) for m in thread] == [
+        (1, "user"),
+        (2, "assistant"),
+        (3, "user"),
+        (4, "assistant"),
+    ]
+    assert thread[1].content.startswith("Day 1: Alfama")  # the current branch, not n2
+    assert thread[2].content == "Make it four days, with \na day in Cascais."
+    assert thread[1].model == "gpt-4o"
+    assert thread[0].model is None
+    assert thread[1].metadata == {"chatgpt_id": "n3"}
+    assert thread[1].created_at.timestamp() == pytest.approx(1718000030.25)
+    assert lisbon.metadata == {
+        "source": "chatgpt",
+        "chatgpt_id": "6a5d1f0e-0c1b-4d5e-9f7a-0b1c2d3e4f50",
+    }
+
+    again = transfer.import_data(ledger, path, user=str(owner.id))
+    assert again.inserted == {"conversations": 0, "messages": 0}
+    assert again.skipped == {"conversations": 2, "messages": 4}
+
+
+def test_import_visitors_and_feedback_twice_counts_once(ledger: Ledger) -> None:
+    visitors = DATA / "visitors.json"
+    feedback = DATA / "feedback.json"
+    assert transfer.detect_format(visitors) == "visitors"
+    assert transfer.detect_format(feedback) == "feedback"
+    first = transfer.import_data(ledger, visitors)
+    assert first.inserted == {"visitors": 2}
+    assert first.skipped == {"visitors": 0}
+    assert transfer.import_data(ledger, visitors).inserted == {"visitors": 0}
+    listed = {v.name: v for v in ledger.visitors.list(limit=10)}
+    claude = listed["Claude"]
+    assert str(claude.id) == "0b6f4a7e-2d1c-4b7a-9e1f-3c5d7e9f1a2b"
+    assert claude.visit_count == 3  # two records of one identity, merged
+    assert claude.answers == {"favourite_page": "/docs", "would_return": "definitely"}
+    assert claude.purpose == "Second visit"
+    assert listed["Ada"].visit_time.isoformat() == "2025-03-02T07:30:00+00:00"
+    # The app's next visit finds the imported visitor.
+    assert ledger.visitors.record_visit("CLAUDE", agent_type="Anthropic Assistant").visit_count == 4
+
+    assert transfer.import_data(ledger, feedback).inserted == {"product_feedback": 2}
+    assert transfer.import_data(ledger, feedback).skipped == {"product_feedback": 2}
+    forms = {f.agent_name: f for f in ledger.product_feedback.list(limit=10)}
+    assert forms["Claude"].usability_rating == 8
+    assert forms["Claude"].submitted_at.isoformat() == "2025-03-01T12:05:00+00:00"
+
+
+def test_bad_chatgpt_record_names_file_record_and_field(ledger: Ledger, tmp_path: Path) -> None:
+    docs = json.loads((DATA / "chatgpt_conversations.json").read_text())
+    docs[1]["mapping"]["r"]["children"] = ["bad"]
+    docs[1]["current_node"] = "bad"
+    docs[1]["mapping"]["bad"] = {
+        "id": "bad",
+        "parent": "r",
+        "children": [],
+        "message": {"id": "bad", "author": {"role": "critic"}, "content": {"parts": ["x"]}},
+    }
+    path = _write(tmp_path, "conversations.json", json.dumps(docs))
+    with pytest.raises(ValidationError) as caught:
+        transfer.import_data(ledger, path, user="u1")
+    assert str(path) in caught.value.field
+    assert "conversation 1 (second-conversation), message 'bad'.author.role" in caught.value.field
+    owner = ledger.users.get_by_external_id("u1")
+    # The valid conversation before it was imported whole; the bad one not at all.
+    assert [c.title for c in ledger.conversations.list(owner.id).items] == ["Lisbon trip"]
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "problem"),
+    [
+        ("messages", "cost", "abc", "not a decimal"),
+        ("messages", "created_at", "2024-01-01T00:00:00", "UTC offset"),
+        ("users", "email", "x" * 400, "exceeds the limit of 320"),
+        ("conversations", "id", None, "must not be null"),
+    ],
+)
+def test_bad_export_value_is_rejected_before_writing(
+    ledger: Ledger, tmp_path: Path, table: str, column: str, value: Any, problem: str
+) -> None:
+    populate(ledger)
+    document = json.loads(_export(ledger))
+    document["tables"][table][0][column] = value
+    with Ledger(f"sqlite:///{tmp_path / 'target.db'}") as target:
+        path = _write(tmp_path, "bad.json", json.dumps(document))
+        with pytest.raises(ValidationError, match=problem) as caught:
+            transfer.import_data(target, path)
+        assert caught.value.field == f"{path}: {table}[0].{column}"
+
+
+def test_format_detection_errors(ledger: Ledger, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="empty list"):
+        transfer.import_data(ledger, _write(tmp_path, "empty.json", "[]"))
+    with pytest.raises(ValidationError, match="no known format"):
+        transfer.import_data(ledger, _write(tmp_path, "obj.json", '{"a": 1}'))
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        transfer.import_data(ledger, _write(tmp_path, "broken.json", "[{"))
+    with pytest.raises(ValidationError, match="format"):
+        transfer.import_data(ledger, DATA / "visitors.json", format="nonsense")  # type: ignore[arg-type]
+    newer = {"kind": "chatledger-export", "format": 99, "tables": {}}
+    with pytest.raises(ValidationError, match="format 1"):
+        transfer.import_data(ledger, _write(tmp_path, "newer.json", json.dumps(newer)))
+
+
+def _sqlite_source(tmp_path: Path) -> tuple[URL, dict[str, Any]]:
+    url = sa.make_url(f"sqlite:///{tmp_path / 'source.db'}")
+    with Ledger(url) as ledger:
+        ids = populate(ledger)
+    return url, ids
+
+
+def test_copy_from_sqlite_verifies_and_is_idempotent(database_url: URL, tmp_path: Path) -> None:
+    source, ids = _sqlite_source(tmp_path)
+    seen: list[tuple[str, int, int | None]] = []
+    report = transfer.copy_database(
+        source, database_url, batch_size=2, progress=lambda *args: seen.append(args)
+    )
+    assert report.ok, report.tables
+    assert report.copied["messages"] == 4
+    assert report.copied["audit_chain"] == 1
+    assert {check.table for check in report.tables} >= set(POPULATED)
+    assert ("messages", 4, 4) in seen
+    assert ("verify", len(report.tables), len(report.tables)) in seen
+    # The backup is a consistent SQLite database with the same rows.
+    assert report.backup is not None
+    assert report.backup.name.startswith("source.db.backup.")
+    with sqlite3.connect(report.backup) as saved:
+        assert saved.execute("SELECT count(*) FROM messages").fetchone() == (4,)
+    with Ledger(database_url) as target:
+        assert target.api_keys.verify(ids["secret"]).user_id == ids["ada"]
+        assert target.audit.verify().ok
+        assert target.conversations.get(ids["chat"]).message_count == 3
+        # Appends continue the copied numbering.
+        assert target.messages.append(ids["chat"], "user", "more").seq == 4
+
+
+def test_copy_rerun_copies_nothing(database_url: URL, tmp_path: Path) -> None:
+    source, _ = _sqlite_source(tmp_path)
+    assert transfer.copy_database(source, database_url, backup=False).ok
+    again = transfer.copy_database(source, database_url, backup=False)
+    assert again.ok
+    assert again.rows_copied == 0
+    assert again.backup is None
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_copy_resumes_without_duplicates(database_url: URL, tmp_path: Path) -> None:
+    source, _ = _sqlite_source(tmp_path)
+    calls = 0
+
+    def fail_midway(task: str, done: int, total: int | None) -> None:
+        nonlocal calls
+        if task == "messages" and done > 0:
+            calls += 1
+            if calls == 2:
+                raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        transfer.copy_database(source, database_url, batch_size=1, progress=fail_midway)
+    partial = transfer.compare_databases(source, database_url)
+    by_table = {check.table: check for check in partial}
+    assert by_table["messages"].target_rows == 2  # two batches committed, then the failure
+    assert by_table["users"].ok
+    assert not by_table["citations"].ok
+
+    report = transfer.copy_database(source, database_url, batch_size=1, backup=False)
+    assert report.ok
+    assert report.copied["messages"] == 2
+    assert report.copied["users"] == 0
+
+
+def test_copy_refuses_a_target_that_is_not_a_partial_copy(
+    database_url: URL, tmp_path: Path
+) -> None:
+    source, _ = _sqlite_source(tmp_path)
+    with Ledger(database_url) as target:
+        target.users.create(external_id="someone-else")
+    with pytest.raises(ConflictError, match="not a prefix"):
+        transfer.copy_database(source, database_url, backup=False)
+
+
+def test_copy_refuses_a_newer_target_and_bad_sources(
+    database_url: URL, tmp_path: Path, backend: str
+) -> None:
+    source, _ = _sqlite_source(tmp_path)
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE chatledger_alembic_version SET version_num = '9999'"))
+    try:
+        with pytest.raises(SchemaOutOfDateError, match="newer"):
+            transfer.copy_database(source, database_url, backup=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE chatledger_alembic_version SET version_num = :v"),
+                {"v": migrate.head()},
+            )
+        engine.dispose()
+    missing = tmp_path / "missing.db"
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        transfer.copy_database(f"sqlite:///{missing}", database_url)
+    assert not missing.exists()
+    with pytest.raises(ConfigurationError, match="same database"):
+        transfer.copy_database(source, source)
+    with pytest.raises(ValidationError, match="batch_size"):
+        transfer.copy_database(source, database_url, batch_size=0)
+
+
+def test_copy_refuses_an_outdated_source(database_url: URL, tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(source, "0001")
+    with pytest.raises(SchemaOutOfDateError, match="upgrade the source"):
+        transfer.copy_database(source, database_url, backup=False)
+
+
+def test_bulk_insert_stores_what_insert_stores(ledger: Ledger) -> None:
+    user = ledger.users.create(external_id="bulk")
+    one = ledger.conversations.create(user.id)
+    two = ledger.conversations.create(user.id)
+    base = ledger.messages.append(one.id, "user", "seed")
+
+    def rows(conversation: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "conversation_id": conversation,
+                "seq": seq,
+                "id": uuid.uuid4(),
+                "role": "assistant",
+                "content": f"tab\there, quote ' \" backslash \\ newline\n {seq} ✓",
+                "intent": None,
+                "metadata": {"n": seq, "f": 0.1, "s": "\\N"} if seq % 2 else None,
+                "model": "m",
+                "input_tokens": seq,
+                "output_tokens": None,
+                "cost": Decimal("0.000000001") * seq,
+                "latency_ms": 5,
+                "request_id": None,
+                "idempotency_key": f"k{seq}",
+                "created_at": base.created_at,
+            }
+            for seq in range(2, 7)
+        ]
+
+    bulk_rows = rows(one.id)
+    plain_rows = [dict(row, conversation_id=two.id) for row in rows(two.id)]
+    engine = sa.create_engine(ledger.config.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            assert bulk_insert(conn, messages, bulk_rows) == 5
+            conn.execute(messages.insert(), plain_rows)
+        with engine.connect() as conn:
+
+            def read(conversation: Any) -> list[list[Any]]:
+                query = (
+                    sa.select(messages)
+                    .where(messages.c.conversation_id == conversation, messages.c.seq > 1)
+                    .order_by(messages.c.seq)
+                )
+                return [
+                    [
+                        transfer_ops.canonical(v)
+                        for k, v in row._mapping.items()
+                        if k not in ("conversation_id", "id")
+                    ]
+                    for row in conn.execute(query)
+                ]
+
+            assert read(one.id) == read(two.id)
+            assert len(read(one.id)) == 5
+        with engine.begin() as conn, pytest.raises(ValueError, match="other keys"):
+            bulk_insert(conn, messages, [bulk_rows[0], {"seq": 1}])
+    finally:
+        engine.dispose()
+
+
+_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
+_MESSAGE = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from(["user", "assistant", "system", "tool"]),
+        "content": _TEXT,
+        "cost": st.none() | st.decimals(min_value=0, max_value=10**6, places=9),
+        "metadata": st.none()
+        | st.dictionaries(
+            st.text(alphabet=string.ascii_letters, min_size=1, max_size=5),
+            st.none() | st.booleans() | st.integers(-(2**40), 2**40) | _TEXT,
+            max_size=3,
+        ),
+        "input_tokens": st.none() | st.integers(0, 2**31 - 1),
+    }
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=st.none() | _TEXT, batch=st.lists(_MESSAGE, max_size=8))
+def test_round_trip_of_random_conversations(title: str | None, batch: list[dict[str, Any]]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        with Ledger(f"sqlite:///{folder / 'a.db'}") as source:
+            user = source.users.create(external_id="h")
+            chat = source.conversations.create(user.id, title=title)
+            if batch:
+                source.messages.append_many(chat.id, batch)
+            first = _export(source, batch_size=3)
+        path = _write(folder, "a.json", first)
+        with Ledger(f"sqlite:///{folder / 'b.db'}") as target:
+            transfer.import_data(target, path)
+            assert without_time(_export(target)) == without_time(first)
