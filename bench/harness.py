@@ -62,6 +62,9 @@ class Settings:
     bulk_reps: int
     #: rounds: every system runs once per round, in rotated order, so drift hits all alike.
     rounds: int
+    #: Within a round, raw and chatledger take turns in blocks of this many operations (in
+    #: rotated order), so a burst of load from other processes hits every system alike.
+    block: int = 10
 
 
 def settings_for(mode: str) -> Settings:
@@ -88,6 +91,7 @@ def settings_for(mode: str) -> Settings:
             bulk_size=300,
             bulk_reps=1,
             rounds=1,
+            block=5,
         )
     if mode == "quick":
         return Settings(

@@ -279,14 +279,29 @@ class Runner:
         for subject in subjects:
             self._step(subject, subject.timed, _appender(subject), warm)
         for round_ in range(s.append_rounds):
-            batch = ops(s.append_ops)
-            for subject in _rotated(subjects, round_):
-                chunk = self._step(subject, subject.timed, _appender(subject), batch)
-                if chunk is not None:
-                    chunks[subject].append(chunk)
+            self._interleaved(subjects, ops(s.append_ops), _appender, chunks, round_)
         for subject in subjects:
             self._finish(backend, "append", "", subject, chunks[subject])
         self._close(subjects)
+
+    def _interleaved(
+        self,
+        subjects: Sequence[Subject],
+        args: Sequence[Any],
+        action: Callable[[Subject], Callable[[Any], Any]],
+        chunks: dict[Subject, list[Chunk]],
+        shift: int,
+    ) -> None:
+        """Every subject runs ``action(subject)`` over ``args``, taking turns in blocks of
+        ``settings.block`` operations (the order rotates from block to block); one chunk per
+        block, so throughput ratios can be taken between neighbours in time."""
+        block = max(1, self.settings.block)
+        for number, start in enumerate(range(0, len(args), block)):
+            part = args[start : start + block]
+            for subject in _rotated(subjects, shift + number):
+                chunk = self._step(subject, subject.timed, action(subject), part)
+                if chunk is not None:
+                    chunks[subject].append(chunk)
 
     def _step(self, subject: Subject, action: Callable[..., T], *args: Any) -> T | None:
         """Run ``action(*args)`` for a subject; a failure marks the subject failed and skips
@@ -391,9 +406,11 @@ class Runner:
         peers = [subject for subject in subjects if subject.is_peer]
         for round_ in range(s.rounds):
             picks = [rng.randrange(count) for _ in range(s.read_ops)]
-            # raw and chatledger alternate; the peers' whole-session reads (seconds of I/O on
-            # big stores) run after them, so they do not disturb the core comparison.
-            for subject in [*_rotated(core, round_), *_rotated(peers, round_)]:
+            # raw and chatledger take turns in small blocks; the peers' whole-session reads
+            # (seconds of I/O on big stores) run after them, so they do not disturb the core
+            # comparison.
+            self._interleaved(core, picks, _reader, chunks, round_)
+            for subject in _rotated(peers, round_):
                 mine = picks[: quota[subject]]
                 chunk = self._step(subject, subject.timed, _reader(subject), mine)
                 if chunk is not None:
@@ -437,11 +454,7 @@ class Runner:
         for subject in subjects:
             self._step(subject, subject.timed, _sidebar(subject), warm)
         for round_ in range(s.rounds):
-            picks = list(range(s.sidebar_ops))
-            for subject in _rotated(subjects, round_):
-                chunk = self._step(subject, subject.timed, _sidebar(subject), picks)
-                if chunk is not None:
-                    chunks[subject].append(chunk)
+            self._interleaved(subjects, list(range(s.sidebar_ops)), _sidebar, chunks, round_)
         for subject in subjects:
             self._finish(
                 backend,

@@ -18,6 +18,8 @@ __all__ = [
     "Unset",
     "from_row",
     "given",
+    "keyset_query",
+    "page_of",
     "paginate",
     "record_columns",
     "record_values",
@@ -104,10 +106,38 @@ def paginate(
     forward = before is None
     descending = (order == "desc") == forward
     key = after if forward else before
+    query = keyset_query(query, sort, key, descending=descending, limit=limit + 1)
+    rows = conn.execute(query).all()
+    return page_of(rows, limit, forward=forward, kind=kind, convert=convert, cursor_key=cursor_key)
+
+
+def keyset_query(
+    query: Select[Any],
+    sort: Sequence[ColumnElement[Any]],
+    key: Sequence[Any] | None,
+    *,
+    descending: bool,
+    limit: int | ColumnElement[Any],
+) -> Select[Any]:
+    """``query`` ordered by ``sort`` (descending or ascending), after ``key`` when given
+    (values, or bind parameters for statements built once), limited to ``limit`` rows."""
     if key is not None:
         query = query.where(_beyond(sort, key, descending=descending))
     query = query.order_by(*(c.desc() if descending else c.asc() for c in sort))
-    rows = conn.execute(query.limit(limit + 1)).all()
+    return query.limit(limit)
+
+
+def page_of(
+    rows: Sequence[Any],
+    limit: int,
+    *,
+    forward: bool,
+    kind: str,
+    convert: Callable[[Any], T],
+    cursor_key: Callable[[T], Sequence[Any]],
+) -> Page[T]:
+    """The page from up to ``limit + 1`` rows read in keyset order (the extra one says there
+    is more); read backwards (``forward=False``), the page is put back in order."""
     has_more = len(rows) > limit
     items = [convert(row) for row in rows[:limit]]
     if not forward:

@@ -6,18 +6,21 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import Connection, Integer, Row, Uuid, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import _cursors, _ids
 from .. import _validate as check
 from .._backends import backend_of
+from .._prepared import Prepared, RecordLoader
 from .._schema import CONVERSATION_STATUSES, INTENT_MAX, TITLE_MAX, conversations
+from .._types import UTCDateTime
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Conversation, ConversationStatus, Order, Page
-from ._common import from_row, paginate, record_columns, record_values, utcnow
+from ._common import from_row, keyset_query, page_of, record_columns, record_values, utcnow
 
 __all__ = [
     "TRANSITIONS",
@@ -196,6 +199,38 @@ def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
         raise ValidationError(field, "is not a valid cursor") from None
 
 
+@cache
+def _page_statement(status: tuple[str, ...] | None, descending: bool, keyed: bool) -> Prepared:
+    """The sidebar query for one (status filter, direction, keyed or first page), built once:
+    the owner, the key and the limit are bind parameters."""
+    c = conversations.c
+    condition = c.owner_id == bindparam("b_owner")
+    if status is None:
+        condition &= c.status != _HIDDEN
+    else:
+        # One bind parameter per status (not an expanding IN): the statement stays fixed.
+        condition &= c.status.in_([bindparam(f"b_status{i}", s) for i, s in enumerate(status)])
+    key = None
+    if keyed:
+        key = [bindparam("b_at", type_=UTCDateTime()), bindparam("b_id", type_=Uuid())]
+    return Prepared(
+        keyset_query(
+            select(*_COLUMNS).where(condition),
+            [c.last_activity_at, c.id],
+            key,
+            descending=descending,
+            limit=bindparam("b_limit", type_=Integer()),
+        )
+    )
+
+
+_LOAD: Final = RecordLoader(Conversation, _COLUMNS)
+
+
+def _cursor_key(conversation: Conversation) -> tuple[str, str]:
+    return (conversation.last_activity_at.isoformat(), conversation.id.hex)
+
+
 def page(
     conn: Connection,
     owner_id: uuid.UUID,
@@ -207,19 +242,19 @@ def page(
     limit: int,
 ) -> Page[Conversation]:
     """A keyset page of ``owner_id``'s conversations by last activity."""
-    c = conversations.c
-    query = select(*_COLUMNS).where(_filtered(owner_id, status))
-    return paginate(
-        conn,
-        query,
-        [c.last_activity_at, c.id],
+    forward = before is None
+    key = after if forward else before
+    statement = _page_statement(status, (order == "desc") == forward, key is not None)
+    params: dict[str, Any] = {"b_owner": owner_id, "b_limit": limit + 1}
+    if key is not None:
+        params["b_at"], params["b_id"] = key
+    return page_of(
+        statement.rows(conn, params),
+        limit,
+        forward=forward,
         kind=_KIND,
-        order=order,
-        after=after,
-        before=before,
-        limit=limit,
-        convert=_to_conversation,
-        cursor_key=lambda conv: (conv.last_activity_at.isoformat(), conv.id.hex),
+        convert=_LOAD(conn.dialect),
+        cursor_key=_cursor_key,
     )
 
 

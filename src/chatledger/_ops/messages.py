@@ -33,6 +33,7 @@ from sqlalchemy import (
 from .. import _cursors, _ids
 from .. import _validate as check
 from .._backends import backend_of
+from .._prepared import Prepared, RecordLoader
 from .._schema import (
     IDEMPOTENCY_KEY_MAX,
     INTENT_MAX,
@@ -262,6 +263,15 @@ def _last(scoped: bool, role: bool) -> Select[Any]:
     )
 
 
+_LAST: Final = {
+    (scoped, role): Prepared(_last(scoped, role))
+    for scoped in (True, False)
+    for role in (True, False)
+}
+#: Messages from rows selected with :data:`_IN_CONVERSATION`: ``load(row, conversation_id)``.
+_LOAD_IN_CONVERSATION: Final = RecordLoader(Message, _IN_CONVERSATION, given=("conversation_id",))
+
+
 def _to_message(row: Row[Any]) -> Message:
     return from_row(Message, row)
 
@@ -446,11 +456,12 @@ def last(
     params["b_n"] = n
     if role is not None:
         params["b_role"] = role
-    rows = conn.execute(_last(owner is not None, role is not None), params).all()
+    rows = _LAST[owner is not None, role is not None].rows(conn, params)
     if not rows:
         require_conversation(conn, owner, conversation_id)
         return []
-    return [_in_conversation(conversation_id, row) for row in reversed(rows)]
+    load = _LOAD_IN_CONVERSATION(conn.dialect)
+    return [load(row, conversation_id) for row in reversed(rows)]
 
 
 def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:

@@ -1,0 +1,223 @@
+"""Hot statements, compiled once per dialect and run on the driver's cursor.
+
+SQLAlchemy's ``Connection.execute`` pays, per statement, for an execution context, parameter
+processing through the compiled cache, and a ``Result`` whose rows go through each column's
+result processor. For the few statements a chat app runs on every request (read the last
+messages, append one, list the sidebar) that work is most of chatledger's time on SQLite and a
+large share on the servers. A :class:`Prepared` statement is still built with SQLAlchemy
+constructs; it is compiled once per dialect, its bind values are converted by the same bind
+processors SQLAlchemy would use, and it runs on the DBAPI cursor of the connection the
+operation was given: in the caller's transaction, with driver errors raised exactly as
+``Connection.execute`` raises them (wrapped, and the connection invalidated on a disconnect).
+
+Rows come back as the driver's tuples; :func:`record_loader` turns them into records with
+:func:`chatledger._types.result_loader`, the fast equivalent of the columns' result processing.
+
+When the engine echoes SQL, or someone listens to its cursor-execute events (tracing,
+instrumentation), statements go through ``Connection.exec_driver_sql`` instead, so logging and
+events see them as usual.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Column, Connection, Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from ._types import result_loader
+
+__all__ = ["Prepared", "RecordLoader", "record_loader"]
+
+R = TypeVar("R")
+
+
+class _Compiled:
+    """One statement as one dialect runs it."""
+
+    __slots__ = ("defaults", "order", "processors", "sql")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if not isinstance(compiled, SQLCompiler):  # pragma: no cover  (DDL is never prepared)
+            raise TypeError(f"cannot prepare {type(statement).__name__}")
+        sql = compiled.string
+        if "POSTCOMPILE" in sql:  # an expanding IN or a literal-execute parameter
+            raise ValueError("a prepared statement cannot have post-compile parameters")
+        self.sql = sql
+        #: Parameter names in placeholder order (positional paramstyles), else None.
+        self.order: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if compiled.positional else None
+        )
+        #: The values of parameters the caller does not pass (a LIMIT's OFFSET 0, literals).
+        self.defaults: dict[str, Any] = {
+            compiled.bind_names[bind]: bind.effective_value
+            for bind in compiled.binds.values()
+            if not bind.required
+        }
+        names = set(self.order) if self.order is not None else set(compiled.bind_names.values())
+        self.processors: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
+            (name, process)
+            for name, bind in compiled.binds.items()
+            if name in names
+            and (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        )
+
+    def parameters(self, given: Mapping[str, Any]) -> Any:
+        """The driver's parameters for the caller's values (by bind name)."""
+        values = {**self.defaults, **given}
+        for name, process in self.processors:
+            values[name] = process(values[name])
+        order = self.order
+        if order is None:
+            return values
+        return tuple([values[name] for name in order])
+
+
+class Prepared:
+    """A Core statement with named bind parameters, compiled once per dialect."""
+
+    __slots__ = ("_by_dialect", "statement")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._by_dialect: weakref.WeakKeyDictionary[Dialect, _Compiled] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        """The statement for ``dialect`` (compiled on first use)."""
+        found = self._by_dialect.get(dialect)
+        if found is None:
+            found = self._by_dialect[dialect] = _Compiled(self.statement, dialect)
+        return found
+
+    def _run(self, conn: Connection, given: Mapping[str, Any], fetch: bool) -> Any:
+        compiled = self.compiled(conn.dialect)
+        sql = compiled.sql
+        params = compiled.parameters(given)
+        if _observed(conn):
+            result = conn.exec_driver_sql(sql, params)
+            if fetch:
+                return [tuple(row) for row in result]
+            return result.rowcount, result.lastrowid
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, params)
+            if fetch:
+                return cursor.fetchall()
+            return cursor.rowcount, cursor.lastrowid
+        except Exception as exc:
+            # Wraps the driver's error as Connection.execute would (DBAPIError subclasses),
+            # invalidates the connection on a disconnect, and fires handle_error events.
+            conn._handle_dbapi_exception(exc, sql, params, cursor, None)
+            raise  # not reached: the handler always raises
+        finally:
+            cursor.close()
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        """Run the statement on ``conn`` and return every row, as the driver returns them."""
+        found: Sequence[Sequence[Any]] = self._run(conn, params, True)
+        return found
+
+    def first_value(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        """The first column of the first row, or ``None`` when there is no row."""
+        found = self._run(conn, params, True)
+        return found[0][0] if found else None
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[int, Any]:
+        """Run a statement that returns no rows; its ``(rowcount, lastrowid)``."""
+        done: tuple[int, Any] = self._run(conn, params, False)
+        return done
+
+
+def _observed(conn: Connection) -> bool:
+    """Whether SQL on ``conn`` is logged or listened to (then it takes SQLAlchemy's path).
+    The engine's events are checked: a connection's joined dispatcher is built per access."""
+    dispatch = conn.engine.dispatch
+    return bool(conn._echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
+class RecordLoader(Generic[R]):
+    """:func:`record_loader` for ``record`` and ``columns``, built once per dialect."""
+
+    __slots__ = ("_by_dialect", "_columns", "_given", "_record")
+
+    def __init__(
+        self, record: type[R], columns: Sequence[Column[Any]], *, given: Sequence[str] = ()
+    ) -> None:
+        self._record = record
+        self._columns = list(columns)
+        self._given = tuple(given)
+        self._by_dialect: weakref.WeakKeyDictionary[Dialect, Callable[..., R]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self, dialect: Dialect) -> Callable[..., R]:
+        """The loader for ``dialect``."""
+        found = self._by_dialect.get(dialect)
+        if found is None:
+            found = self._by_dialect[dialect] = record_loader(
+                self._record, self._columns, dialect, given=self._given
+            )
+        return found
+
+
+def record_loader(
+    record: type[R],
+    columns: Sequence[Column[Any]],
+    dialect: Dialect,
+    *,
+    given: Sequence[str] = (),
+) -> Callable[..., R]:
+    """A function ``load(row, *given_values)`` that builds ``record`` from a row selected with
+    ``columns`` (the record's fields, in order, but those named in ``given``, whose values come
+    as arguments), converting each value as SQLAlchemy's result processing would.
+
+    ``record`` must be a slotted dataclass with no ``__post_init__`` whose fields are all
+    ``__init__`` arguments: the loader fills its slots directly (a frozen dataclass's
+    ``__init__`` costs twice as much), which gives the same object ``record(*values)`` gives.
+    """
+    fields = dataclasses.fields(record)  # type: ignore[arg-type]
+    direct = (
+        "__slots__" in record.__dict__
+        and not hasattr(record, "__post_init__")
+        and all(field.init for field in fields)
+    )
+    namespace: dict[str, Any] = {"_new": object.__new__, "_record": record}
+    arguments = [f"_g{index}" for index in range(len(given))]
+    values: list[str] = []
+    column_index = 0
+    for field in fields:
+        if field.name in given:
+            values.append(arguments[given.index(field.name)])
+            continue
+        column = columns[column_index]
+        if column.name != field.name:
+            raise ValueError(f"column {column.name} does not match field {field.name}")
+        loader = result_loader(column.type, dialect)
+        if loader is None:
+            values.append(f"row[{column_index}]")
+        else:
+            namespace[f"_l{column_index}"] = loader
+            values.append(f"_l{column_index}(row[{column_index}])")
+        column_index += 1
+    if column_index != len(columns):
+        raise ValueError("more columns than record fields")
+    header = f"def load(row{''.join(', ' + argument for argument in arguments)}):"
+    if direct:
+        lines = [header, "    obj = _new(_record)"]
+        for index, (field, value) in enumerate(zip(fields, values, strict=True)):
+            namespace[f"_s{index}"] = record.__dict__[field.name].__set__
+            lines.append(f"    _s{index}(obj, {value})")
+        lines.append("    return obj")
+    else:
+        lines = [header, f"    return _record({', '.join(values)})"]
+    # The source names only generated identifiers and row indexes, never data.
+    exec("\n".join(lines), namespace)
+    load: Callable[..., R] = namespace["load"]
+    return load
