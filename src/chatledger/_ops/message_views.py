@@ -16,13 +16,27 @@ from typing import Any, Final
 from sqlalchemy import Connection, Integer, Select, bindparam, exists, func, select
 
 from .. import _ids
-from .._schema import conversations, hidden_messages, messages
+from .._schema import conversations, graph_threads, hidden_messages, messages
 from ..errors import NotFoundError
 from ..records import Message
+from . import checkpoints as _checkpoints
 from . import messages as _messages
 from ._common import from_row, record_columns, utcnow
 
-__all__ = ["hide", "hide_all", "hide_at", "replace", "visible", "visible_count"]
+__all__ = [
+    "for_key",
+    "hide",
+    "hide_all",
+    "hide_at",
+    "key_append",
+    "key_clear",
+    "key_hide_at",
+    "key_messages",
+    "keys",
+    "replace",
+    "visible",
+    "visible_count",
+]
 
 _COLUMNS: Final = record_columns(messages, Message)
 
@@ -139,3 +153,89 @@ def replace(
     if not batch:
         return []
     return _messages.append_many(conn, owner, conversation_id, list(batch))
+
+
+# -- conversations by key (LlamaIndex chat store keys) ------------------------------------------
+
+
+def for_key(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    key: str,
+    user_id: uuid.UUID | None,
+    *,
+    create: bool,
+) -> uuid.UUID | None:
+    """The conversation of a chat-store key: the one bound to it (LangGraph thread ids and
+    chat-store keys share the bindings), else the conversation whose id it is; else, with
+    ``create``, a new conversation of the acting user bound to the key (else ``None``)."""
+    bound = _checkpoints.thread(conn, owner, key)
+    if bound is not None:
+        return bound.conversation_id
+    try:
+        named: uuid.UUID | None = uuid.UUID(key)
+    except ValueError:
+        named = None
+    if named is not None:
+        c = conversations.c
+        query = select(c.id).where(c.id == named)
+        if owner is not None:
+            query = query.where(c.owner_id == owner)
+        if conn.execute(query).first() is not None:
+            return named
+    if not create:
+        return None
+    return _checkpoints.bind(conn, owner, key, user_id).conversation_id
+
+
+def key_messages(conn: Connection, owner: uuid.UUID | None, key: str) -> list[Message]:
+    """The visible messages of the key's conversation (none for an unknown key)."""
+    found = for_key(conn, owner, key, None, create=False)
+    return [] if found is None else visible(conn, owner, found, None)
+
+
+def key_append(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    key: str,
+    user_id: uuid.UUID | None,
+    batch: Sequence[_messages.NewMessage],
+    replacing: bool,
+) -> None:
+    """Append to the key's conversation (made on first use); with ``replacing``, hide its
+    messages first, so the visible ones become exactly ``batch``."""
+    conversation_id = for_key(conn, owner, key, user_id, create=True)
+    if conversation_id is None:  # pragma: no cover - create=True always finds or makes one
+        raise NotFoundError("conversation", key)
+    if replacing:
+        replace(conn, owner, conversation_id, batch)
+    elif batch:
+        _messages.append_many(conn, owner, conversation_id, list(batch))
+
+
+def key_clear(conn: Connection, owner: uuid.UUID | None, key: str) -> list[Message] | None:
+    """Hide every message of the key's conversation; the messages hidden (``None``: unknown
+    key)."""
+    found = for_key(conn, owner, key, None, create=False)
+    if found is None:
+        return None
+    shown = visible(conn, owner, found, None)
+    hide_all(conn, owner, found)
+    return shown
+
+
+def key_hide_at(conn: Connection, owner: uuid.UUID | None, key: str, index: int) -> Message | None:
+    """Hide the visible message at ``index`` of the key's conversation (see :func:`hide_at`)."""
+    found = for_key(conn, owner, key, None, create=False)
+    return None if found is None else hide_at(conn, owner, found, index)
+
+
+def keys(conn: Connection, owner: uuid.UUID | None) -> list[str]:
+    """The bound keys (and LangGraph thread ids) the store sees, oldest first."""
+    t = graph_threads.c
+    query = select(t.thread_id)
+    if owner is not None:
+        query = query.join(conversations, conversations.c.id == t.conversation_id).where(
+            conversations.c.owner_id == owner
+        )
+    return list(conn.execute(query.order_by(t.created_at, t.thread_id)).scalars())

@@ -89,9 +89,10 @@ class Runner:
         if isinstance(store, _AsyncStore):
             self._loop = asyncio.get_running_loop()
             return await store._call(op, *args, write=write, **kwargs)
+        # On a worker thread, in a copy of this context (the store's current transaction).
+        work: Callable[[], T] = functools.partial(store._call, op, *args, write=write, **kwargs)
         context = contextvars.copy_context()
-        work = functools.partial(context.run, store._call, op, *args, write=write, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(None, work)
+        return await asyncio.get_running_loop().run_in_executor(None, context.run, work)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

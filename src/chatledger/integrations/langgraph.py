@@ -134,12 +134,8 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
     def get_next_version(self, current: str | None, channel: None) -> str:
         """The version after ``current``: a zero-padded counter and a random fraction, as the
         official PostgreSQL saver makes them (they sort as strings)."""
-        if current is None:
-            number = 0
-        elif isinstance(current, int):
-            number = current
-        else:
-            number = int(str(current).split(".")[0])
+        # Versions made by another saver may be integers.
+        number = 0 if current is None else int(str(current).split(".")[0])
         return f"{number + 1:032}.{random.random():016}"
 
     def _decode(self, kind: str, data: bytes) -> dict[str, Any]:
@@ -158,7 +154,7 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             conf.get("thread_id"), conf.get("checkpoint_ns", "")
         )
         _ckpt.check_blob_keys(checkpoint["id"], new_versions)
-        stored = dict(checkpoint)
+        stored: dict[str, Any] = dict(checkpoint)
         values: dict[str, Any] = stored.pop("channel_values", None) or {}
         blobs: list[tuple[str, str, str, bytes | None]] = []
         for channel, version in new_versions.items():
@@ -172,9 +168,9 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             get_serializable_checkpoint_metadata(config, metadata)
         )
         logged: Sequence[Any] = ()
-        channel = self.messages_channel
-        if checkpoint_ns == "" and channel is not None and channel in new_versions:
-            value = values.get(channel)
+        chat = self.messages_channel
+        if checkpoint_ns == "" and chat is not None and chat in new_versions:
+            value = values.get(chat)
             if isinstance(value, list):
                 logged = prepare_messages(
                     self._runner.store.limits, [m for m in value if isinstance(m, BaseMessage)]
@@ -235,7 +231,7 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
                 None if parent is None else _config(stored.thread_id, stored.checkpoint_ns, parent)
             ),
             pending_writes=[
-                (task_id, channel, loads((kind, blob)))
+                (task_id, channel, loads((kind, blob or b"")))
                 for task_id, channel, kind, blob in stored.writes
             ],
         )
