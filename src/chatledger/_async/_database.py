@@ -1,12 +1,15 @@
 """Runs operations for the asynchronous surface. Operations are synchronous functions of a
 SQLAlchemy ``Connection`` (shared with the synchronous surface); there are two ways to run them:
 
-- :class:`NativeDatabase`: an ``AsyncEngine`` on an asyncio driver (psycopg, aiomysql). The whole
-  operation runs in one ``AsyncConnection.run_sync`` call, so its statements pay for one
-  greenlet switch instead of one each.
-- :class:`ThreadedDatabase`: the synchronous :class:`~chatledger._sync._database.Database` on
-  worker threads, one hop per operation. Used for SQLite, whose asyncio driver pays a thread hop
-  per statement.
+- :class:`NativeDatabase`: an ``AsyncEngine`` on an asyncio driver (psycopg, aiomysql). A whole
+  operation (check-out, statements, commit, check-in) runs as the synchronous
+  :class:`~chatledger._sync._database.Database` on the engine's ``sync_engine`` inside one
+  greenlet (``greenlet_spawn``, what ``run_sync`` uses): one switch per operation, where
+  ``async with engine.connect()`` + ``run_sync`` + close cost three.
+- :class:`ThreadedDatabase`: the synchronous ``Database`` on worker threads, one hop per
+  operation. Used for SQLite, whose asyncio driver pays a thread hop per statement. The
+  workers take jobs from one queue and hand results back with ``call_soon_threadsafe``: a hop
+  costs about a third of ``run_in_executor``'s (measured: 32 µs against 75-95 µs here).
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import queue
+import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from .._backends import WRITE, Backend
 from .._sync._database import Database, Transaction
@@ -110,31 +115,26 @@ class NativeDatabase:
         )
         password = engine.url.password
         self._secret = password if isinstance(password, str) else None
+        #: The same engines driven synchronously, for one greenlet per operation.
+        self._sync = Database(
+            engine.sync_engine, backend, reader=None if reader is None else reader.sync_engine
+        )
 
     def translate(self, exc: SQLAlchemyError) -> Exception:
         """The chatledger error for a SQLAlchemy/driver error."""
         return translate(exc, self.backend, secret=self._secret)
 
     async def run(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            async with self._writer.begin() as conn:
-                return await conn.run_sync(op, *args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise self.translate(exc) from exc
+        result: T = await greenlet_spawn(functools.partial(self._sync.run, op, *args, **kwargs))
+        return result
 
     async def read(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            async with self._reader.connect() as conn:
-                return await conn.run_sync(op, *args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise self.translate(exc) from exc
+        result: T = await greenlet_spawn(functools.partial(self._sync.read, op, *args, **kwargs))
+        return result
 
     async def run_raw(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            async with self._writer.connect() as conn:
-                return await conn.run_sync(op, *args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise self.translate(exc) from exc
+        result: T = await greenlet_spawn(functools.partial(self._sync.run_raw, op, *args, **kwargs))
+        return result
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncTransaction]:
@@ -166,18 +166,86 @@ class _ThreadedTransaction:
             yield
 
 
+class _Workers:
+    """Worker threads fed by one queue; results go back with ``call_soon_threadsafe``.
+
+    Threads start on demand, up to ``count``, when no worker is idle (as in
+    ``ThreadPoolExecutor``). They are daemon threads: a ledger that is never closed does not
+    keep the process alive (an interrupted SQLite transaction rolls back on the next open).
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._guard = threading.Lock()
+        self._count = max(1, count)
+        self._name = name
+
+    def submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Run ``fn`` on a worker; the future resolves on the running loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._idle.acquire(blocking=False):
+            self._spawn()
+        self._jobs.put((loop, future, fn))
+        return future
+
+    def _spawn(self) -> None:
+        with self._guard:
+            if len(self._threads) < self._count:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            loop, future, fn = job
+            try:
+                outcome: tuple[Callable[..., None], Any] = (_resolve, fn())
+            except BaseException as exc:  # handed to the awaiting task, as an executor does
+                outcome = (_fail, exc)
+            del job, fn
+            # A closed loop raises RuntimeError: nobody awaits this result any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(outcome[0], future, outcome[1])
+            del outcome, future
+            self._idle.release()
+
+    def shutdown(self) -> None:
+        """Let every worker finish its current job and stop."""
+        with self._guard:
+            for _ in self._threads:
+                self._jobs.put(None)
+            self._threads.clear()
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
 class ThreadedDatabase:
     """Operations of a synchronous :class:`Database`, each run on a worker thread."""
 
     def __init__(self, db: Database, *, workers: int) -> None:
         self.db = db
         self.backend = db.backend
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="chatledger")
+        self._workers = _Workers(workers, "chatledger")
 
     async def hop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on a worker thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await self._workers.submit(functools.partial(fn, *args, **kwargs))
 
     @contextlib.asynccontextmanager
     async def entered(self, manager: contextlib.AbstractContextManager[T]) -> AsyncIterator[T]:
@@ -207,4 +275,4 @@ class ThreadedDatabase:
 
     async def dispose(self) -> None:
         await self.hop(self.db.dispose)
-        self._executor.shutdown(wait=False)
+        self._workers.shutdown()
