@@ -272,16 +272,17 @@ def _store_blobs(conn: Connection, key: uuid.UUID, new: NewCheckpoint) -> None:
         return
     b = graph_blobs.c
     wanted = {(channel, version) for channel, version, _, _ in new.blobs}
-    stored = set(
-        conn.execute(
+    stored = {
+        (channel, version)
+        for channel, version in conn.execute(
             select(b.channel, b.version).where(
                 b.thread_key == key,
                 b.checkpoint_ns == new.checkpoint_ns,
                 b.channel.in_({channel for channel, _ in wanted}),
                 b.version.in_({version for _, version in wanted}),
             )
-        ).tuples()
-    )
+        )
+    }
     rows = [
         {
             "thread_key": key,
