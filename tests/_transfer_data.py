@@ -96,3 +96,107 @@ def jsonl_without_time(document: str) -> list[Any]:
 def new_id() -> uuid.UUID:
     """A random id (for ids that must not exist)."""
     return uuid.uuid4()
+
+
+def generate_database(url: str, *, messages: int = 100_000, per_conversation: int = 50) -> None:
+    """Fill a new database at ``url`` with ``messages`` messages (``per_conversation`` each, in
+    conversations of 100 users) through the bulk path: seconds for 100,000 on SQLite."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    import sqlalchemy as sa
+
+    from chatledger import migrate
+    from chatledger._bulk import bulk_insert
+    from chatledger._schema import conversations, users
+    from chatledger._schema import messages as messages_table
+
+    migrate.upgrade(url)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    chats = max(1, messages // per_conversation)
+    people = [
+        {
+            "id": uuid.UUID(int=i + 1),
+            "external_id": f"user-{i}",
+            "email": None,
+            "username": None,
+            "display_name": f"User {i}",
+            "role": "user",
+            "password_hash": None,
+            "metadata": {"i": i},
+            "created_at": start,
+            "updated_at": start,
+        }
+        for i in range(100)
+    ]
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "a",
+        "lazy",
+        "dog",
+        "while",
+        "Lisbon",
+        "trams",
+        "climb",
+        "seven",
+        "hills",
+    ]
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        bulk_insert(conn, users, people)
+        rows: list[dict[str, Any]] = []
+        threads: list[dict[str, Any]] = []
+        written = 0
+        for c in range(chats):
+            chat_id = uuid.uuid5(uuid.NAMESPACE_OID, f"chat-{c}")
+            count = min(per_conversation, messages - written)
+            if count <= 0:
+                break
+            base = start + timedelta(minutes=c)
+            for seq in range(1, count + 1):
+                assistant = seq % 2 == 0
+                rows.append(
+                    {
+                        "conversation_id": chat_id,
+                        "seq": seq,
+                        "id": uuid.uuid5(chat_id, str(seq)),
+                        "role": "assistant" if assistant else "user",
+                        "content": " ".join(words[(seq + c + k) % len(words)] for k in range(40)),
+                        "intent": None,
+                        "metadata": {"turn": seq, "tags": ["a", "b"]} if seq % 10 == 0 else None,
+                        "model": "gpt-4o-mini" if assistant else None,
+                        "input_tokens": 100 + seq if assistant else None,
+                        "output_tokens": 50 + c % 300 if assistant else None,
+                        "cost": Decimal(seq * 7 + c) / Decimal(10**7) if assistant else None,
+                        "latency_ms": 900 + seq if assistant else None,
+                        "request_id": f"req-{c}-{seq}" if assistant else None,
+                        "idempotency_key": None,
+                        "created_at": base + timedelta(microseconds=seq * 1001),
+                    }
+                )
+            written += count
+            last = base + timedelta(microseconds=count * 1001)
+            threads.append(
+                {
+                    "id": chat_id,
+                    "owner_id": people[c % len(people)]["id"],
+                    "title": f"Conversation {c}",
+                    "intent": None,
+                    "status": "active",
+                    "message_count": count,
+                    "last_message_at": last,
+                    "last_activity_at": last,
+                    "archived_at": None,
+                    "metadata": None,
+                    "created_at": base,
+                    "updated_at": last,
+                }
+            )
+        bulk_insert(conn, conversations, threads)
+        bulk_insert(conn, messages_table, rows)
+    engine.dispose()

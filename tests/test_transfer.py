@@ -437,7 +437,7 @@ def test_bulk_insert_stores_what_insert_stores(ledger: Ledger) -> None:
 
 
 _TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40
 )
 _MESSAGE = st.fixed_dictionaries(
     {

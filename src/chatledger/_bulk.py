@@ -6,10 +6,8 @@ the same on every backend (for keyset walks that copy, resume and compare tables
   rewrites it into multi-row ``INSERT`` statements; SQLite runs the prepared statement per row).
   Values go through the columns' SQLAlchemy types (:mod:`chatledger._types`), so a row is
   stored exactly as ``conn.execute(table.insert(), row)`` would store it.
-- :func:`key_columns` and :func:`after_key` walk a table in primary-key order. Text keys are
-  compared byte-wise on every backend (PostgreSQL is told ``COLLATE "C"``; SQLite's ``BINARY``
-  and MariaDB's ``utf8mb4_nopad_bin`` already are), so "the rows after this key" means the
-  same rows on the source and on the target of a copy.
+- :func:`key_columns` and :func:`after_key` walk a table in primary-key order, batch after
+  batch, along the primary-key index (keyset pagination).
 - :func:`snapshot` gives a connection that reads one consistent snapshot across statements.
 """
 
@@ -20,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from sqlalchemy import Column, ColumnElement, Connection, String, Table, and_, or_
+from sqlalchemy import ColumnElement, Connection, Table, and_, or_
 
 __all__ = ["after_key", "bulk_insert", "key_columns", "snapshot"]
 
@@ -92,15 +90,12 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     return len(rows)
 
 
-def _ordered(conn: Connection, column: Column[Any]) -> ColumnElement[Any]:
-    if conn.dialect.name == "postgresql" and isinstance(column.type, String):
-        return column.collate("C")
-    return column
-
-
 def key_columns(conn: Connection, table: Table) -> list[ColumnElement[Any]]:
-    """``table``'s primary-key columns, to ``ORDER BY`` in the same order on every backend."""
-    return [_ordered(conn, column) for column in table.primary_key.columns]
+    """``table``'s primary-key columns, to ``ORDER BY`` along the primary-key index.
+
+    The order is each backend's own (MariaDB's native ``UUID`` type, for one, does not sort
+    like the text of the UUID), so it is only ever compared within one database."""
+    return list(table.primary_key.columns)
 
 
 def after_key(conn: Connection, table: Table, key: Sequence[Any]) -> ColumnElement[bool]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
     false,
     func,
     select,
@@ -52,19 +53,22 @@ from . import privacy
 
 __all__ = [
     "KIND",
+    "Digest",
     "Scope",
     "advance_audit_chain",
     "canonical",
     "count_rows",
     "decode",
-    "digest_rows",
     "encode",
+    "has_key",
     "insert_missing",
+    "key_at",
     "key_of",
-    "last_key",
     "read_batch",
+    "row_digest",
     "scope_condition",
     "scope_tables",
+    "table_digest",
 ]
 
 #: The ``kind`` member that marks chatledger's own export documents.
@@ -152,21 +156,39 @@ def decode(table: Table, name: str, value: Any) -> Any:
     return value
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+#: Exact type -> its canonical form (a dict lookup: this runs for every value of a copy).
+_CANONICAL: Final[dict[type, Callable[[Any], Any]]] = {
+    str: lambda v: v,
+    int: lambda v: v,
+    bool: lambda v: v,
+    type(None): lambda v: v,
+    uuid.UUID: str,
+    datetime: lambda v: v.astimezone(UTC).isoformat(timespec="microseconds"),
+    Decimal: lambda v: str(canonical_decimal(v)),
+    float: repr,
+    dict: _json_text,
+    list: _json_text,
+}
+
+
 def canonical(value: Any) -> Any:
     """A value in the one form every backend's copy of it compares equal in: UUIDs as
     strings, datetimes as UTC ISO with microseconds, decimals as exact strings without trailing
     zeros, JSON as compact sorted dumps, floats by ``repr``."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
+    convert = _CANONICAL.get(type(value))
+    if convert is not None:
+        return convert(value)
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
+        return _CANONICAL[datetime](value)
     if isinstance(value, Decimal):
-        return str(canonical_decimal(value))
-    if isinstance(value, float):
-        return repr(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return _CANONICAL[Decimal](value)
+    return _json_text(value)
 
 
 def _conversations_of(owner: uuid.UUID) -> Any:
@@ -254,48 +276,79 @@ def read_batch(
     ]
 
 
-def count_rows(
-    conn: Connection, table: Table, scope: Scope = ("all", None), upto: Sequence[Any] | None = None
-) -> int:
-    """How many rows ``table`` holds in ``scope`` (with ``upto``: up to and including that key)."""
+def count_rows(conn: Connection, table: Table, scope: Scope = ("all", None)) -> int:
+    """How many rows ``table`` holds in ``scope``."""
     query = select(func.count()).select_from(table)
     condition = scope_condition(table, scope)
     if condition is not None:
         query = query.where(condition)
-    if upto is not None:
-        query = query.where(~_bulk.after_key(conn, table, upto))
     return int(conn.execute(query).scalar_one())
 
 
-def last_key(conn: Connection, table: Table) -> tuple[Any, ...] | None:
-    """The greatest primary key of ``table`` in the portable key order, or ``None`` if empty."""
-    columns = _bulk.key_columns(conn, table)
-    query = select(*table.primary_key.columns).order_by(*(c.desc() for c in columns)).limit(1)
+def key_at(conn: Connection, table: Table, position: int) -> tuple[Any, ...] | None:
+    """The primary key of the row at ``position`` (from 0) in primary-key order, or ``None``
+    when the table has fewer rows."""
+    query = (
+        select(*table.primary_key.columns)
+        .order_by(*_bulk.key_columns(conn, table))
+        .offset(position)
+        .limit(1)
+    )
     row = conn.execute(query).first()
     return None if row is None else tuple(row)
 
 
-def digest_rows(rows: Iterable[Mapping[str, Any]], digest: Any) -> int:
-    """Feed rows, canonicalised, into a ``hashlib`` object; return how many there were."""
-    count = 0
-    for row in rows:
-        line = json.dumps([canonical(v) for v in row.values()], ensure_ascii=False)
-        digest.update(line.encode("utf-8"))
-        digest.update(b"\n")
-        count += 1
-    return count
+def has_key(conn: Connection, table: Table, key: Sequence[Any]) -> bool:
+    """Whether ``table`` holds a row with this primary key."""
+    columns = list(table.primary_key.columns)
+    condition = and_(*(column == value for column, value in zip(columns, key, strict=True)))
+    return conn.execute(select(columns[0]).where(condition)).first() is not None
 
 
-def table_digest(conn: Connection, table: Table, batch: int) -> tuple[int, str]:
-    """(row count, SHA-256 of the canonical rows in key order) of the whole table."""
-    digest = hashlib.sha256()
-    count = 0
+def row_digest(row: Mapping[str, Any]) -> int:
+    """The SHA-256 of one row's canonical values (in column order), as an integer."""
+    line = repr([canonical(v) for v in row.values()])
+    return int.from_bytes(hashlib.sha256(line.encode("utf-8", "surrogatepass")).digest(), "big")
+
+
+#: Checksums are sums of SHA-256 digests modulo this.
+_DIGEST_MODULUS: Final = 2**256
+
+
+class Digest:
+    """A table's row count and checksum: the sum, modulo 2**256, of every row's
+    :func:`row_digest`. It does not depend on the order rows come in (which differs between
+    backends), and any changed, missing or extra row changes it."""
+
+    __slots__ = ("count", "total")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+
+    def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Count rows in."""
+        total = self.total
+        for row in rows:
+            total += row_digest(row)
+            self.count += 1
+        self.total = total % _DIGEST_MODULUS
+
+    @property
+    def hexdigest(self) -> str:
+        """The checksum as 64 hex digits."""
+        return f"{self.total:064x}"
+
+
+def table_digest(conn: Connection, table: Table, batch: int) -> Digest:
+    """The :class:`Digest` of the whole table, read ``batch`` rows at a time in key order."""
+    digest = Digest()
     after: tuple[Any, ...] | None = None
     while True:
         rows = read_batch(conn, table, ("all", None), after, batch)
-        count += digest_rows(rows, digest)
+        digest.add(rows)
         if len(rows) < batch:
-            return count, digest.hexdigest()
+            return digest
         after = key_of(table, rows[-1])
 
 
@@ -320,22 +373,18 @@ def insert_missing(
     """Insert the rows whose primary key ``table`` does not hold yet; (inserted, skipped).
 
     ``audit_chain`` is never inserted into (migrations seed its one row): it is moved forward
-    by :func:`advance_audit_chain` (counted as inserted when it moved). An audit event whose sequence number is taken by another
-    event is a :class:`ConflictError` (the two chains differ)."""
+    by :func:`advance_audit_chain` (counted as inserted when it moved). An audit event whose
+    sequence number is taken by another event is a :class:`ConflictError` (the chains differ)."""
     if table is audit_chain:
         moved = sum(advance_audit_chain(conn, row) for row in rows)
         return moved, len(rows) - moved
     keys = [key_of(table, row) for row in rows]
     existing = _existing(conn, table, keys)
     if table is audit_events and existing:
-        stored = {
-            seq: digest
-            for seq, digest in conn.execute(
-                select(audit_events.c.seq, audit_events.c.hash).where(
-                    audit_events.c.seq.in_([key[0] for key in existing])
-                )
-            )
-        }
+        query = select(audit_events.c.seq, audit_events.c.hash).where(
+            audit_events.c.seq.in_([key[0] for key in existing])
+        )
+        stored = {row.seq: row.hash for row in conn.execute(query)}
         for row in rows:
             if row["seq"] in stored and stored[row["seq"]] != row["hash"]:
                 raise ConflictError(
