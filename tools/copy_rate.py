@@ -36,7 +36,9 @@ def main() -> None:
         for target in args.targets:
             marks: dict[str, float] = {}
 
-            def progress(task: str, done: int, total: int | None) -> None:
+            def progress(
+                task: str, done: int, total: int | None, marks: dict[str, float] = marks
+            ) -> None:
                 marks.setdefault(task, time.perf_counter())
                 marks["last"] = time.perf_counter()
 
