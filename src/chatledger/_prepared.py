@@ -96,20 +96,26 @@ class Prepared:
             found = self._by_dialect[dialect] = _Compiled(self.statement, dialect)
         return found
 
-    def _run(self, conn: Connection, given: Mapping[str, Any], fetch: bool) -> Any:
+    def _run(self, conn: Connection, given: Mapping[str, Any], want: str) -> Any:
+        """Run on ``conn``; return the rows (``want="rows"``), the row count (``"count"``) or
+        the row count and the driver's ``lastrowid`` (``"lastrowid"``)."""
         compiled = self.compiled(conn.dialect)
         sql = compiled.sql
         params = compiled.parameters(given)
         if _observed(conn):
             result = conn.exec_driver_sql(sql, params)
-            if fetch:
+            if want == "rows":
                 return [tuple(row) for row in result]
+            if want == "count":
+                return result.rowcount
             return result.rowcount, result.lastrowid
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(sql, params)
-            if fetch:
+            if want == "rows":
                 return cursor.fetchall()
+            if want == "count":
+                return cursor.rowcount
             return cursor.rowcount, cursor.lastrowid
         except Exception as exc:
             # Wraps the driver's error as Connection.execute would (DBAPIError subclasses),
@@ -121,17 +127,23 @@ class Prepared:
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         """Run the statement on ``conn`` and return every row, as the driver returns them."""
-        found: Sequence[Sequence[Any]] = self._run(conn, params, True)
+        found: Sequence[Sequence[Any]] = self._run(conn, params, "rows")
         return found
 
     def first_value(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         """The first column of the first row, or ``None`` when there is no row."""
-        found = self._run(conn, params, True)
+        found = self._run(conn, params, "rows")
         return found[0][0] if found else None
 
-    def execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[int, Any]:
-        """Run a statement that returns no rows; its ``(rowcount, lastrowid)``."""
-        done: tuple[int, Any] = self._run(conn, params, False)
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run a statement that returns no rows; the number of rows it matched."""
+        count: int = self._run(conn, params, "count")
+        return count
+
+    def execute_lastrowid(self, conn: Connection, params: Mapping[str, Any]) -> tuple[int, Any]:
+        """Run a statement that returns no rows; its row count and the driver's
+        ``lastrowid`` (MariaDB: the value of ``LAST_INSERT_ID(expr)`` set by the statement)."""
+        done: tuple[int, Any] = self._run(conn, params, "lastrowid")
         return done
 
 

@@ -199,7 +199,7 @@ def _bump(returning: bool, scoped: bool) -> Any:
     return stmt.returning(c.message_count) if returning else stmt
 
 
-_BUMP: Final = {(r, s): _bump(r, s) for r in (True, False) for s in (True, False)}
+_BUMP: Final = {(r, s): Prepared(_bump(r, s)) for r in (True, False) for s in (True, False)}
 
 # After a lost race on an idempotency key: undo the bump. Runs under the row lock.
 _UNBUMP: Final = (
@@ -221,6 +221,8 @@ _UNBUMP: Final = (
     )
 )
 _INSERT: Final = messages.insert()
+#: Every column, bound by name: the append's insert, run on the driver's cursor.
+_INSERT_ONE: Final = Prepared(_INSERT)
 
 
 def _owned(scoped: bool) -> Any:
@@ -282,13 +284,16 @@ def _params(owner: uuid.UUID | None, conversation_id: uuid.UUID) -> dict[str, An
     return {"b_cid": conversation_id, "b_owner": owner}
 
 
+_BY_KEY: Final = {scoped: Prepared(_select(scoped, False, True)) for scoped in (True, False)}
+
+
 def _existing(
     conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID, key: str
 ) -> Message | None:
     params = _params(owner, conversation_id)
     params["b_key"] = key
-    row = conn.execute(_select(owner is not None, False, True), params).first()
-    return None if row is None else _in_conversation(conversation_id, row)
+    rows = _BY_KEY[owner is not None].rows(conn, params)
+    return _LOAD_IN_CONVERSATION(conn.dialect)(rows[0], conversation_id) if rows else None
 
 
 def require_conversation(
@@ -330,11 +335,12 @@ def append(
     now = utcnow()
     params = _params(owner, conversation_id)
     params["b_now"] = now
-    result = conn.execute(_BUMP[backend.update_returning, owner is not None], params)
+    bump = _BUMP[backend.update_returning, owner is not None]
     if backend.update_returning:
-        seq = result.scalar()
+        seq = bump.first_value(conn, params)
     else:
-        seq = result.lastrowid if result.rowcount == 1 else None
+        rowcount, lastrowid = bump.execute_lastrowid(conn, params)
+        seq = lastrowid if rowcount == 1 else None
     if seq is None:
         raise _refusal(conn, owner, conversation_id)
     if key is not None and (found := _existing(conn, owner, conversation_id, key)) is not None:
@@ -342,7 +348,7 @@ def append(
         conn.execute(_UNBUMP, {"b_cid": conversation_id})
         return found
     message = _stored(new, conversation_id, seq, now)
-    conn.execute(_INSERT, record_values(message))
+    _INSERT_ONE.execute(conn, record_values(message))
     if charge is not None:
         payer = owner
         if payer is None:

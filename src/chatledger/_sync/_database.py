@@ -10,7 +10,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .._backends import WRITE, Backend, is_memory_sqlite, write_lock
+from .._backends import Backend, is_memory_sqlite, write_lock
 from .._translate import translate
 from ..errors import TransientError
 
@@ -60,7 +60,7 @@ class Database:
     ) -> None:
         self.engine = engine
         self.backend = backend
-        self._writer = engine.execution_options(**{WRITE: True})
+        self._writer = backend.writer(engine)
         self._read_pool = reader
         self._reader = reader or (
             engine.execution_options(isolation_level="AUTOCOMMIT")
