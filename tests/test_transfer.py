@@ -248,6 +248,17 @@ def test_bad_export_value_is_rejected_before_writing(
         assert caught.value.field == f"{path}: {table}[0].{column}"
 
 
+def test_import_conflict_names_the_file_and_table(ledger: Ledger, tmp_path: Path) -> None:
+    populate(ledger)
+    path = _write(tmp_path, "all.json", _export(ledger))
+    with Ledger(f"sqlite:///{tmp_path / 'other.db'}") as target:
+        target.users.create(external_id="ada-a")  # another user with Ada's external id
+        with pytest.raises(ConflictError, match="external_id is already taken") as caught:
+            transfer.import_data(target, path)
+        assert str(caught.value).startswith(f"{path}: users rows 0..1: ")
+        assert target.users.count() == 1  # that batch was not written
+
+
 def test_format_detection_errors(ledger: Ledger, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="empty list"):
         transfer.import_data(ledger, _write(tmp_path, "empty.json", "[]"))
@@ -470,3 +481,36 @@ def test_round_trip_of_random_conversations(title: str | None, batch: list[dict[
         with Ledger(f"sqlite:///{folder / 'b.db'}") as target:
             transfer.import_data(target, path)
             assert without_time(_export(target)) == without_time(first)
+
+
+def test_preview_erase_counts_what_erase_deletes(store: Any) -> None:
+    ada = store.users.create(external_id="erase-me")
+    other = store.users.create(external_id="stays")
+    chat = store.conversations.create(ada.id)
+    answer = store.messages.append(chat.id, "assistant", "hi")
+    store.feedback.rate(answer.id, rater_id=other.id, thumb="up")
+    store.audit.record("user.signed_in", user_id=ada.id)
+    preview = store.users.preview_erase(ada.id)
+    assert preview.deleted["messages"] == 1
+    assert preview.deleted["message_feedback"] == 1
+    assert preview.redacted_audit_events == 1
+    assert store.users.get(ada.id).id == ada.id  # nothing changed
+    report = store.users.erase(ada.id)
+    assert report.deleted == preview.deleted
+    with pytest.raises(NotFoundError):
+        store.users.preview_erase(ada.id)
+
+
+def test_copy_from_a_server_into_sqlite(database_url: URL, tmp_path: Path) -> None:
+    with Ledger(database_url) as ledger:
+        ids = populate(ledger)
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    report = transfer.copy_database(database_url, target, batch_size=3)
+    assert report.ok
+    assert report.backup is None or database_url.get_backend_name() == "sqlite"
+    # Compared the other way round, every table matches too.
+    assert all(check.ok for check in transfer.compare_databases(target, database_url))
+    with Ledger(target) as copy:
+        assert copy.api_keys.verify(ids["secret"]).user_id == ids["ada"]
+        assert copy.messages.get(ids["answer"]).cost == Decimal("0.000199")
+        assert copy.audit.verify().ok

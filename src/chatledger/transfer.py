@@ -738,8 +738,11 @@ def _decode_row(name: str, table: Table, index: int, row: object) -> dict[str, A
 class _Batches:
     """Rows gathered per table and written ``size`` at a time, one transaction each."""
 
-    def __init__(self, ledger: Ledger, report: ImportReport, size: int, progress: Progress) -> None:
-        self.ledger, self.report, self.size, self.progress = ledger, report, size, progress
+    def __init__(
+        self, ledger: Ledger, name: str, report: ImportReport, size: int, progress: Progress
+    ) -> None:
+        self.ledger, self.name, self.report = ledger, name, report
+        self.size, self.progress = size, progress
         self.pending: list[dict[str, Any]] = []
         self.table: Table | None = None
         self.done: dict[str, int] = {}
@@ -757,7 +760,17 @@ class _Batches:
             return
         table, rows = self.table, self.pending
         self.pending = []
-        inserted, skipped = self.ledger._call(_ops.insert_missing, table, rows, write=True)
+        first = self.done.get(table.name, 0)
+        try:
+            inserted, skipped = self.ledger._call(_ops.insert_missing, table, rows, write=True)
+        except ConflictError as exc:
+            where = f"{self.name}: {table.name} rows {first}..{first + len(rows) - 1}"
+            raise ConflictError(f"{where}: {exc}", field=exc.field, code=exc.code) from exc
+        except NotFoundError as exc:
+            where = f"{self.name}: {table.name} rows {first}..{first + len(rows) - 1}"
+            raise ValidationError(
+                where, f"refer to a {exc.kind} that is neither in the file nor in the database"
+            ) from exc
         self.report.add(table.name, inserted, skipped)
         self.done[table.name] = self.done.get(table.name, 0) + len(rows)
         self.progress(table.name, self.done[table.name], None)
@@ -792,7 +805,7 @@ def _import_document(
         raise ValidationError(name, "is not a chatledger export (no tables object)")
     _check_header(name, document)
     tables = document["tables"]
-    writer = _Batches(ledger, report, batch, progress)
+    writer = _Batches(ledger, name, report, batch, progress)
     for table in _order(name, list(tables)):
         rows = tables[table.name]
         if not isinstance(rows, list):
@@ -808,7 +821,7 @@ def _import_lines(
 ) -> None:
     header = json.loads(stream.readline())
     _check_header(name, header)
-    writer = _Batches(ledger, report, batch, progress)
+    writer = _Batches(ledger, name, report, batch, progress)
     rank = {table.name: i for i, table in enumerate(Base.metadata.sorted_tables)}
     last = -1
     index: dict[str, int] = {}
