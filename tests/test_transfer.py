@@ -180,6 +180,48 @@ def test_import_chatgpt_walks_the_visible_thread(ledger: Ledger) -> None:
     assert again.skipped == {"conversations": 2, "messages": 4}
 
 
+def test_reimporting_a_grown_chatgpt_conversation_adds_the_new_messages(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    docs = json.loads((DATA / "chatgpt_conversations.json").read_text())
+    transfer.import_data(ledger, _write(tmp_path, "v1.json", json.dumps(docs)), user="grower")
+    lisbon = docs[0]
+    lisbon["mapping"]["n5"]["children"] = ["n6"]
+    lisbon["mapping"]["n6"] = {
+        "id": "n6",
+        "parent": "n5",
+        "children": [],
+        "message": {
+            "id": "n6",
+            "author": {"role": "user"},
+            "create_time": 1718000400.0,
+            "content": {"content_type": "text", "parts": ["Thanks!"]},
+        },
+    }
+    lisbon["current_node"] = "n6"
+    grown = transfer.import_data(
+        ledger, _write(tmp_path, "v2.json", json.dumps(docs)), user="grower"
+    )
+    assert grown.inserted == {"conversations": 0, "messages": 1}
+    assert grown.skipped == {"conversations": 2, "messages": 4}
+    owner = ledger.users.get_by_external_id("grower")
+    chat = next(c for c in ledger.conversations.list(owner.id).items if c.title == "Lisbon trip")
+    assert chat.message_count == 5
+    assert chat.last_message_at is not None
+    assert chat.last_message_at.timestamp() == pytest.approx(1718000400.0)
+    assert [m.content for m in ledger.messages.last(chat.id, 2)] == [
+        "Day 4: Cascais by train.",
+        "Thanks!",
+    ]
+    # Another branch chosen since: the stored thread is left as it is.
+    lisbon["current_node"] = "n2"
+    branched = transfer.import_data(
+        ledger, _write(tmp_path, "v3.json", json.dumps(docs)), user="grower"
+    )
+    assert branched.inserted == {"conversations": 0, "messages": 0}
+    assert ledger.conversations.get(chat.id).message_count == 5
+
+
 def test_import_visitors_and_feedback_twice_counts_once(ledger: Ledger) -> None:
     visitors = DATA / "visitors.json"
     feedback = DATA / "feedback.json"

@@ -661,6 +661,7 @@ def import_data(
       skipped. The audit chain's head moves forward only. One transaction per table batch.
     - ``chatgpt``: a ChatGPT export's ``conversations.json``, imported for ``user`` (an id or
       an external id; a new external id creates the user). One transaction per conversation.
+      A conversation imported before gets the messages it has grown by since.
     - ``visitors``, ``feedback``: files of the visitor-registry apps. One transaction per file.
 
     Ids are deterministic, so a second import of the same file inserts nothing. Invalid input
@@ -870,8 +871,7 @@ def _import_chatgpt(
             name,
             functools.partial(importers.chatgpt_conversation, doc, index, owner, ledger.limits),
         )
-        inserted = ledger._call(importers.insert_conversation, parsed, write=True)
-        count = len(parsed.messages)
-        report.add("conversations", int(inserted), int(not inserted))
-        report.add("messages", count if inserted else 0, 0 if inserted else count)
+        created, added, known = ledger._call(importers.insert_conversation, parsed, write=True)
+        report.add("conversations", int(created), int(not created))
+        report.add("messages", added, known)
         progress("conversations", index + 1, len(records))

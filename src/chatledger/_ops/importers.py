@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from .. import _bulk
 from .._schema import (
@@ -262,12 +262,43 @@ def chatgpt_conversation(
     return ParsedConversation(conversation, rows)
 
 
-def insert_conversation(conn: Connection, parsed: ParsedConversation) -> bool:
-    """Insert the conversation and its messages unless it exists; whether it was inserted."""
+def insert_conversation(conn: Connection, parsed: ParsedConversation) -> tuple[bool, int, int]:
+    """Write a parsed conversation: (conversation inserted, messages inserted, messages
+    skipped).
+
+    A new conversation is inserted with its messages. One imported before gets the messages
+    its thread has grown by since (a later export of the same chat), under the conversation's
+    row lock, with its counters moved; if its stored messages are not the start of the thread
+    (another branch was chosen in ChatGPT since), it is left as it is."""
     inserted, _ = transfer.insert_missing(conn, conversations, [parsed.conversation])
     if inserted:
         _bulk.bulk_insert(conn, messages, parsed.messages)
-    return bool(inserted)
+        return True, len(parsed.messages), 0
+    c = conversations.c
+    key = parsed.conversation["id"]
+    conn.execute(select(c.id).where(c.id == key).with_for_update()).one()
+    stored = list(
+        conn.execute(
+            select(messages.c.id).where(messages.c.conversation_id == key).order_by(messages.c.seq)
+        ).scalars()
+    )
+    thread = [row["id"] for row in parsed.messages]
+    if len(thread) <= len(stored) or thread[: len(stored)] != stored:
+        return False, 0, len(parsed.messages)
+    tail = parsed.messages[len(stored) :]
+    _bulk.bulk_insert(conn, messages, tail)
+    last = tail[-1]["created_at"]
+    conn.execute(
+        update(conversations)
+        .where(c.id == key)
+        .values(
+            message_count=len(thread),
+            last_message_at=last,
+            last_activity_at=last,
+            updated_at=parsed.conversation["updated_at"],
+        )
+    )
+    return False, len(tail), len(stored)
 
 
 @dataclass(slots=True)
