@@ -59,7 +59,7 @@ def test_unexpected_errors_are_a_500_with_the_request_id_and_nothing_else(
 
 def test_framework_errors_use_the_envelope(api: Api) -> None:
     error(api.call(api.alice, "GET", "/v1/nowhere"), 404, "not_found")
-    not_allowed = api.call(api.alice, "PUT", "/v1/users/me")
+    not_allowed = api.call(api.alice, "PUT", "/v1/me")
     error(not_allowed, 405, "method_not_allowed")
     assert "GET" in not_allowed.headers["allow"]
     not_json = api.call(

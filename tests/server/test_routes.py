@@ -47,16 +47,14 @@ def test_every_authenticated_route_needs_a_valid_key(api: Api) -> None:
         f"Basic {api.alice.secret}",
     ):
         headers = {} if value is None else {"Authorization": value}
-        response = api.call(None, "GET", "/v1/users/me", headers=headers)
+        response = api.call(None, "GET", "/v1/me", headers=headers)
         body = error(response, 401, "unauthorized")
         assert response.headers["www-authenticate"].startswith("Bearer")
         bodies.append((body["message"], body["field"]))
     # Unknown, malformed and revoked keys get one answer; no key at all says a key is needed.
     assert len(set(bodies[1:4])) == 1
     assert ok(
-        api.call(
-            None, "GET", "/v1/users/me", headers={"Authorization": f"Bearer {expiring.secret}"}
-        )
+        api.call(None, "GET", "/v1/me", headers={"Authorization": f"Bearer {expiring.secret}"})
     )
     # Every /v1 route of the OpenAPI document asks for the key.
     for path, operations in api.app.openapi()["paths"].items():
@@ -67,7 +65,7 @@ def test_every_authenticated_route_needs_a_valid_key(api: Api) -> None:
 def test_failed_authentication_is_audited_without_the_secret(api: Api) -> None:
     secret = "clk_abcdefghijkl_" + "s" * 43
     error(
-        api.call(None, "GET", "/v1/users/me", headers={"Authorization": f"Bearer {secret}"}),
+        api.call(None, "GET", "/v1/me", headers={"Authorization": f"Bearer {secret}"}),
         401,
         "unauthorized",
     )
@@ -81,7 +79,7 @@ def test_failed_authentication_is_audited_without_the_secret(api: Api) -> None:
 
 
 def test_users(api: Api) -> None:
-    me = ok(api.call(api.alice, "GET", "/v1/users/me"))
+    me = ok(api.call(api.alice, "GET", "/v1/me"))
     assert me["id"] == api.alice.user_id
     assert me["role"] == "user"
     created = ok(
@@ -191,7 +189,8 @@ def test_conversations(api: Api) -> None:
     )
     error(closed, 409, "conflict")
     error(api.call(api.alice, "POST", f"/v1/conversations/{chat}/unarchive"), 409, "conflict")
-    ok(api.call(api.alice, "DELETE", f"/v1/conversations/{chat}"), 204)
+    soft = ok(api.call(api.alice, "POST", f"/v1/conversations/{chat}/soft-delete"))
+    assert soft["status"] == "deleted"
     assert ok(api.call(api.alice, "GET", f"/v1/conversations/{chat}"))["status"] == "deleted"
     listed = ok(
         api.call(api.alice, "GET", "/v1/conversations", params={"status": ["deleted", "closed"]})
@@ -200,8 +199,9 @@ def test_conversations(api: Api) -> None:
     assert (
         ok(api.call(api.alice, "POST", f"/v1/conversations/{chat}/restore"))["status"] == "active"
     )
-    ok(api.call(api.alice, "DELETE", f"/v1/conversations/{chat}", params={"hard": "true"}), 204)
+    ok(api.call(api.alice, "DELETE", f"/v1/conversations/{chat}"), 204)
     error(api.call(api.alice, "GET", f"/v1/conversations/{chat}"), 404, "not_found")
+    error(api.call(api.alice, "GET", f"/v1/conversations/{chat}/messages"), 404, "not_found")
     # An admin key lists and creates for any user.
     theirs = ok(
         api.call(api.admin, "GET", "/v1/conversations", params={"user_id": api.alice.user_id})
@@ -288,33 +288,44 @@ def test_feedback_and_citations(api: Api) -> None:
         api.call(
             api.alice,
             "PUT",
-            f"/v1/messages/{answer['id']}/feedback",
+            f"/v1/messages/{answer['id']}/feedback/mine",
             json={"thumb": "up", "score": 4, "categories": ["helpful"]},
         )
     )
     assert (rating["rater_id"], rating["thumb"], rating["score"]) == (api.alice.user_id, "up", 4)
     again = ok(
-        api.call(api.alice, "PUT", f"/v1/messages/{answer['id']}/feedback", json={"thumb": "down"})
+        api.call(
+            api.alice, "PUT", f"/v1/messages/{answer['id']}/feedback/mine", json={"thumb": "down"}
+        )
     )
     assert again["id"] == rating["id"]
     admin_rating = ok(
         api.call(
             api.admin,
             "PUT",
-            f"/v1/messages/{answer['id']}/feedback",
+            f"/v1/messages/{answer['id']}/feedback/mine",
             json={"score": 2, "scale_min": 0, "scale_max": 10},
         )
     )
     assert admin_rating["rater_id"] == api.admin.user_id
     assert len(ok(api.call(api.alice, "GET", f"/v1/messages/{answer['id']}/feedback"))) == 2
     bad = error(
-        api.call(api.alice, "PUT", f"/v1/messages/{answer['id']}/feedback", json={"score": 9}),
+        api.call(api.alice, "PUT", f"/v1/messages/{answer['id']}/feedback/mine", json={"score": 9}),
         422,
         "invalid_request",
     )
     assert bad["field"] == "score"
-    ok(api.call(api.alice, "DELETE", f"/v1/messages/{answer['id']}/feedback"), 204)
-    error(api.call(api.alice, "DELETE", f"/v1/messages/{answer['id']}/feedback"), 404, "not_found")
+    mine = ok(api.call(api.alice, "GET", f"/v1/messages/{answer['id']}/feedback/mine"))
+    assert mine["thumb"] == "down"
+    ok(api.call(api.alice, "DELETE", f"/v1/messages/{answer['id']}/feedback/mine"), 204)
+    error(
+        api.call(api.alice, "GET", f"/v1/messages/{answer['id']}/feedback/mine"), 404, "not_found"
+    )
+    error(
+        api.call(api.alice, "DELETE", f"/v1/messages/{answer['id']}/feedback/mine"),
+        404,
+        "not_found",
+    )
 
     with Ledger(api.url) as ledger:
         chunk = ledger.knowledge.upsert("docs", "intro", "Some text.")
@@ -344,7 +355,7 @@ def test_feedback_and_citations(api: Api) -> None:
     )
     assert error(wrong_role, 409, "conflict")["field"] == "role"
     listed = ok(api.call(api.alice, "GET", f"/v1/messages/{answer['id']}/citations"))
-    assert [c["id"] for c in listed][0] == cited["id"]
+    assert listed[0]["id"] == cited["id"]
     detail = ok(api.call(api.alice, "GET", f"/v1/messages/{answer['id']}/detail"))
     assert (detail["message"]["id"], len(detail["feedback"]), len(detail["citations"])) == (
         answer["id"],
@@ -421,13 +432,13 @@ def test_tokens_usage_and_surveys(api: Api) -> None:
         201,
     )
     assert granted["tokens_granted"] == 5
-    mine = ok(api.call(api.alice, "GET", "/v1/surveys/responses"))
+    mine = ok(api.call(api.alice, "GET", "/v1/survey-responses"))
     assert [r["id"] for r in mine] == [response["id"]]
-    assert ok(api.call(api.alice, "GET", f"/v1/surveys/responses/{response['id']}"))["answers"] == {
+    assert ok(api.call(api.alice, "GET", f"/v1/survey-responses/{response['id']}"))["answers"] == {
         "role": "dev"
     }
     assert (
-        len(ok(api.call(api.admin, "GET", "/v1/surveys/responses", params={"survey": "beta"}))) == 2
+        len(ok(api.call(api.admin, "GET", "/v1/survey-responses", params={"survey": "beta"}))) == 2
     )
 
 
@@ -494,7 +505,7 @@ def test_knowledge(api: Api) -> None:
         api.call(
             api.admin,
             "POST",
-            "/v1/knowledge/chunks/bulk",
+            "/v1/knowledge/bulk",
             json={"chunks": [chunk, {**chunk, "external_id": "b"}]},
         )
     )
@@ -525,16 +536,16 @@ def test_api_keys(api: Api) -> None:
     assert created["secret"].startswith("clk_")
     assert created["key"]["user_id"] == api.alice.user_id
     new = {"Authorization": f"Bearer {created['secret']}"}
-    assert ok(api.call(None, "GET", "/v1/users/me", headers=new))["id"] == api.alice.user_id
+    assert ok(api.call(None, "GET", "/v1/me", headers=new))["id"] == api.alice.user_id
     listed = ok(api.call(api.alice, "GET", "/v1/api-keys"))["data"]
     assert {k["id"] for k in listed} == {api.alice.key_id, created["key"]["id"]}
     assert all("secret" not in k and "secret_hash" not in k for k in listed)
     assert (
         ok(api.call(api.alice, "GET", f"/v1/api-keys/{created['key']['id']}"))["name"] == "laptop"
     )
-    revoked = ok(api.call(api.alice, "DELETE", f"/v1/api-keys/{created['key']['id']}"))
+    revoked = ok(api.call(api.alice, "POST", f"/v1/api-keys/{created['key']['id']}/revoke"))
     assert revoked["revoked_at"] is not None
-    error(api.call(None, "GET", "/v1/users/me", headers=new), 401, "unauthorized")
+    error(api.call(None, "GET", "/v1/me", headers=new), 401, "unauthorized")
     assert (
         len(
             ok(api.call(api.alice, "GET", "/v1/api-keys", params={"include_revoked": "true"}))[
@@ -592,10 +603,84 @@ def test_audit_export_and_erase(api: Api) -> None:
     assert len(exported["tables"]["messages"]) == 1
     report = ok(api.call(api.admin, "POST", f"/v1/users/{api.bob.user_id}/erase"))
     assert report["deleted"]["messages"] == 1
-    error(api.call(api.bob, "GET", "/v1/users/me"), 401, "unauthorized")  # bob's key went too
+    error(api.call(api.bob, "GET", "/v1/me"), 401, "unauthorized")  # bob's key went too
     assert ok(api.call(api.admin, "GET", "/v1/audit/verify"))["ok"] is True
     kinds = [
         e["event_type"]
         for e in ok(api.call(api.admin, "GET", "/v1/audit/events", params={"limit": 100}))["data"]
     ]
     assert {"admin.user_exported", "admin.user_erased"} <= set(kinds)
+
+
+def test_every_v1_operation_answers_401_without_a_key(api: Api) -> None:
+    """A sweep of the OpenAPI document: each operation, called without a key (or with a
+    revoked one), is a 401 before anything else is looked at."""
+    with Ledger(api.url) as ledger:
+        ledger.api_keys.revoke(api.bob.key_id)
+    swept = 0
+    for path, operations in api.app.openapi()["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        concrete = path.replace("{survey}", "s").replace("{seq}", "1")
+        while "{" in concrete:
+            start, end = concrete.index("{"), concrete.index("}")
+            concrete = concrete[:start] + str(uuid.uuid4()) + concrete[end + 1 :]
+        for method in operations:
+            for who in (None, api.bob):
+                response = api.call(who, method.upper(), concrete, json={})
+                error(response, 401, "unauthorized")
+            swept += 1
+    assert swept >= 45
+
+
+def test_deleted_objects_stay_gone(api: Api) -> None:
+    """After a successful DELETE, every read of the object is a 404."""
+    chat = ok(api.call(api.alice, "POST", "/v1/conversations", json={}), 201)["id"]
+    message = ok(
+        api.call(
+            api.alice,
+            "POST",
+            f"/v1/conversations/{chat}/messages",
+            json={"role": "user", "content": "x"},
+        ),
+        201,
+    )["id"]
+    ok(api.call(api.alice, "PUT", f"/v1/messages/{message}/feedback/mine", json={"thumb": "up"}))
+    ok(api.call(api.alice, "DELETE", f"/v1/messages/{message}/feedback/mine"), 204)
+    error(api.call(api.alice, "GET", f"/v1/messages/{message}/feedback/mine"), 404, "not_found")
+    ok(api.call(api.alice, "DELETE", f"/v1/conversations/{chat}"), 204)
+    for path in (
+        f"/v1/conversations/{chat}",
+        f"/v1/conversations/{chat}/messages",
+        f"/v1/messages/{message}",
+        f"/v1/messages/{message}/detail",
+        f"/v1/messages/{message}/feedback",
+        f"/v1/messages/{message}/citations",
+    ):
+        error(api.call(api.alice, "GET", path), 404, "not_found")
+    error(api.call(api.alice, "DELETE", f"/v1/conversations/{chat}"), 404, "not_found")
+    chunk = ok(
+        api.call(
+            api.admin,
+            "PUT",
+            "/v1/knowledge/chunks",
+            json={"source": "s", "external_id": "e", "content": "c"},
+        )
+    )["id"]
+    ok(api.call(api.admin, "DELETE", f"/v1/knowledge/chunks/{chunk}"), 204)
+    error(api.call(api.admin, "GET", f"/v1/knowledge/chunks/{chunk}"), 404, "not_found")
+    visitor = ok(api.call(api.alice, "POST", "/v1/visitors", json={"name": "v"}))["id"]
+    ok(api.call(api.admin, "DELETE", f"/v1/visitors/{visitor}"), 204)
+    error(api.call(api.admin, "GET", f"/v1/visitors/{visitor}"), 404, "not_found")
+    carol = ok(api.call(api.admin, "POST", "/v1/users", json={"external_id": "carol"}), 201)["id"]
+    ok(api.call(api.admin, "DELETE", f"/v1/users/{carol}"), 204)
+    error(api.call(api.admin, "GET", f"/v1/users/{carol}"), 404, "not_found")
+    error(api.call(api.admin, "GET", f"/v1/users/{carol}/export"), 404, "not_found")
+    # An admin cannot delete, erase or demote its own user.
+    for method, path, body in (
+        ("DELETE", f"/v1/users/{api.admin.user_id}", None),
+        ("POST", f"/v1/users/{api.admin.user_id}/erase", None),
+        ("PATCH", f"/v1/users/{api.admin.user_id}", {"role": "user"}),
+    ):
+        error(api.call(api.admin, method, path, json=body), 409, "conflict")
+    assert ok(api.call(api.admin, "GET", "/v1/me"))["role"] == "admin"

@@ -63,20 +63,21 @@ def create_app(
     ``target`` is an :class:`~chatledger.AsyncLedger` (opened at start-up, left open at
     shutdown: the caller owns it), a :class:`~chatledger.Config` or a database URL (a ledger is
     made, opened at start-up and closed at shutdown), or ``None``: ``Config.load()``, the
-    embedded SQLite database by default. The app does no I/O until it starts.
+    embedded SQLite database by default. The app does no I/O until it starts; run it with
+    its lifespan (uvicorn, ``TestClient`` as a context manager), which opens the store.
     """
     settings = settings or ServerSettings()
-    owned = not isinstance(target, AsyncLedger)
-    if isinstance(target, AsyncLedger):
-        ledger = target
-    elif isinstance(target, Config):
-        ledger = AsyncLedger(config=target)
-    else:
-        ledger = AsyncLedger(config=Config.load(target))
+    given = target if isinstance(target, AsyncLedger) else None
+    config = None
+    if given is None:
+        config = target if isinstance(target, Config) else Config.load(target)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        # A ledger of its own per start (a closed ledger cannot reopen), or the caller's.
+        ledger = given if given is not None else AsyncLedger(config=config)
         await ledger.open()
+        app.state.ledger = ledger
         purger = None
         if settings.purge_interval > 0:
             purger = asyncio.create_task(_purge_forever(ledger, settings))
@@ -87,7 +88,7 @@ def create_app(
                 purger.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await purger
-            if owned:
+            if given is None:
                 await ledger.close()
 
     app = FastAPI(
@@ -99,7 +100,6 @@ def create_app(
             status: ERROR_RESPONSES[status] for status in (400, 401, 404, 405, 413, 422, 500, 503)
         },
     )
-    app.state.ledger = ledger
     app.state.settings = settings
     install_error_handlers(app, settings.retry_after)
     app.include_router(health.router)

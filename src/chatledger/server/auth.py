@@ -30,6 +30,7 @@ __all__ = [
     "audit",
     "authenticate",
     "ledger_of",
+    "not_self",
     "require_admin",
 ]
 
@@ -78,6 +79,15 @@ class Principal:
         if not self.is_admin:
             raise NotFoundError("user", given)
         return given
+
+
+def not_self(caller: Principal, user_id: uuid.UUID, action: str) -> None:
+    """An admin may not delete, erase or demote their own user (the store would be left
+    without the admin who acted): 409."""
+    if user_id == caller.user.id:
+        raise ApiError(
+            409, "conflict", f"an admin key cannot {action} its own user", field="user_id"
+        )
 
 
 def _client(request: Request) -> str | None:

@@ -8,12 +8,20 @@ library's records (frozen dataclasses), which Pydantic serialises as they are.
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 from typing_extensions import TypeAliasType
 
 from .. import _schema as s
@@ -34,7 +42,8 @@ __all__ = [
     "ProductFeedbackCreate",
     "RatingIn",
     "SurveySubmit",
-    "TokenChange",
+    "TokenCredit",
+    "TokenDebit",
     "UserCreate",
     "UserUpdate",
     "VisitIn",
@@ -115,6 +124,18 @@ JsonValue = TypeAliasType(
 )
 #: A JSON object (metadata, answers), up to ``Limits.max_metadata_bytes`` serialised.
 JsonObject: TypeAlias = dict[_Key, JsonValue]
+
+_ISO_INSTANT = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)")
+
+
+def _iso_instant(value: object) -> object:
+    if isinstance(value, str) and not _ISO_INSTANT.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+#: An RFC 3339 date-time with its offset (a bare number is not a time here).
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_instant)]
 
 _Count = Annotated[int, Field(ge=0, le=s.INT32_MAX)]
 _Tokens = Annotated[int, Field(ge=1, le=s.TOKEN_AMOUNT_MAX)]
@@ -264,15 +285,21 @@ class ApiKeyCreate(_In):
 
     user_id: uuid.UUID | None = None
     name: ApiKeyName | None = None
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
 
 
-class TokenChange(_In):
-    """A credit or debit of a user's tokens (admin keys only)."""
+class TokenDebit(_In):
+    """A debit of a user's tokens (admin keys only)."""
 
     user_id: uuid.UUID
     amount: _Tokens
     reason: Reason
+
+
+class TokenCredit(TokenDebit):
+    """A credit of a user's tokens (admin keys only); with ``grant_key``, at most once per
+    user and key."""
+
     grant_key: GrantKey | None = None
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Query
 
+from ..models import Instant
 from ..settings import MAX_PAGE
 
 __all__ = ["After", "Before", "Limit", "Order", "Since", "Until"]
@@ -24,5 +24,5 @@ Before = Annotated[
 Order = Annotated[
     Literal["asc", "desc"], Query(description="`asc`: oldest first; `desc`: newest first.")
 ]
-Since = Annotated[datetime | None, Query(description="From this time (inclusive, with offset).")]
-Until = Annotated[datetime | None, Query(description="Until this time (exclusive, with offset).")]
+Since = Annotated[Instant | None, Query(description="From this time (inclusive, with offset).")]
+Until = Annotated[Instant | None, Query(description="Until this time (exclusive, with offset).")]

@@ -11,13 +11,13 @@ from pydantic import BaseModel
 from ..._schema import MODEL_MAX, SURVEY_NAME_MAX
 from ...records import SurveyResponse, TokenEntry, UsageTotals
 from ..auth import Admin, Caller, audit
-from ..errors import ApiError
-from ..models import NO_NUL, NOT_BLANK, PageOut, SurveySubmit, TokenChange, page_out
+from ..errors import ERROR_RESPONSES, ApiError
+from ..models import NO_NUL, NOT_BLANK, PageOut, SurveySubmit, TokenCredit, TokenDebit, page_out
 from ._params import After, Before, Limit, Order, Since, Until
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(responses={403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[409]})
 
 SurveyPath = Path(
     min_length=1, max_length=SURVEY_NAME_MAX, pattern=NOT_BLANK, description="The survey's name."
@@ -55,7 +55,7 @@ async def token_ledger(
 
 
 @router.post("/tokens/credit", tags=["tokens"], status_code=201)
-async def credit_tokens(body: TokenChange, caller: Admin) -> TokenEntry:
+async def credit_tokens(body: TokenCredit, caller: Admin) -> TokenEntry:
     """Credit a user's tokens (admin). With ``grant_key``, at most once per user and key."""
     entry = await caller.ledger.tokens.credit(
         body.amount, user_id=body.user_id, reason=body.reason, grant_key=body.grant_key
@@ -70,12 +70,8 @@ async def credit_tokens(body: TokenChange, caller: Admin) -> TokenEntry:
 
 
 @router.post("/tokens/debit", tags=["tokens"], status_code=201)
-async def debit_tokens(body: TokenChange, caller: Admin) -> TokenEntry:
+async def debit_tokens(body: TokenDebit, caller: Admin) -> TokenEntry:
     """Debit a user's tokens (admin); 409 ``insufficient_balance`` when they do not cover it."""
-    if body.grant_key is not None:
-        raise ApiError(
-            422, "invalid_request", "grant_key: only credits take one", field="grant_key"
-        )
     entry = await caller.ledger.tokens.debit(body.amount, user_id=body.user_id, reason=body.reason)
     await audit(
         caller.ledger,
@@ -133,7 +129,7 @@ async def submit_survey(
     )
 
 
-@router.get("/surveys/responses", tags=["surveys"])
+@router.get("/survey-responses", tags=["surveys"])
 async def list_survey_responses(
     caller: Caller,
     user_id: uuid.UUID | None = None,
@@ -148,7 +144,7 @@ async def list_survey_responses(
     return await caller.store.surveys.list(user_id=user, survey=survey, limit=limit)
 
 
-@router.get("/surveys/responses/{response_id}", tags=["surveys"])
+@router.get("/survey-responses/{response_id}", tags=["surveys"])
 async def get_survey_response(response_id: uuid.UUID, caller: Caller) -> SurveyResponse:
     """One survey response."""
     return await caller.store.surveys.get(response_id)

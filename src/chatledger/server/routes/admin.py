@@ -15,13 +15,14 @@ from ...records import (
     AuditVerification,
     ErasureReport,
 )
-from ..auth import Admin, audit
+from ..auth import Admin, audit, not_self
+from ..errors import ERROR_RESPONSES
 from ..models import NO_NUL, AuditRecord, PageOut, page_out
 from ._params import After, Before, Limit, Order, Since, Until
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], responses={403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[409]})
 
 
 @router.get("/audit/events")
@@ -90,7 +91,9 @@ async def export_user(user_id: uuid.UUID, caller: Admin) -> dict[str, Any]:
 
 @router.post("/users/{user_id}/erase")
 async def erase_user(user_id: uuid.UUID, caller: Admin) -> ErasureReport:
-    """Erase a user for good: every row of theirs, audit events redacted (admin; audited)."""
+    """Erase a user for good: every row of theirs, audit events redacted (admin; audited;
+    not the caller's own user)."""
+    not_self(caller, user_id, "erase")
     report = await caller.ledger.users.erase(user_id)
     await audit(
         caller.ledger,

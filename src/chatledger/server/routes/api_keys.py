@@ -13,11 +13,12 @@ from fastapi import APIRouter
 from ...errors import NotFoundError
 from ...records import ApiKey, CreatedApiKey
 from ..auth import Caller, Principal, audit
+from ..errors import ERROR_RESPONSES
 from ..models import ApiKeyCreate, KeyList
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["api keys"])
+router = APIRouter(tags=["api keys"], responses={409: ERROR_RESPONSES[409]})
 
 
 async def _visible(caller: Principal, key_id: uuid.UUID) -> ApiKey:
@@ -63,7 +64,7 @@ async def get_api_key(key_id: uuid.UUID, caller: Caller) -> ApiKey:
     return await _visible(caller, key_id)
 
 
-@router.delete("/api-keys/{key_id}")
+@router.post("/api-keys/{key_id}/revoke")
 async def revoke_api_key(key_id: uuid.UUID, caller: Caller) -> ApiKey:
     """Revoke a key: it stops verifying at once. Revoking it again changes nothing."""
     key = await _visible(caller, key_id)

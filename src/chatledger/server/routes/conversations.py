@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 
 from ...records import Conversation, ConversationStatus, Message, Role
 from ..auth import Caller
+from ..errors import ERROR_RESPONSES
 from ..idempotency import REPLAYED, idempotent
 from ..models import (
     NOT_BLANK,
@@ -23,7 +24,7 @@ from ._params import After, Before, Limit, Order
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["conversations"])
+router = APIRouter(tags=["conversations"], responses={409: ERROR_RESPONSES[409]})
 
 _MESSAGE: Final = TypeAdapter(Message)
 
@@ -88,14 +89,19 @@ async def update_conversation(
 
 
 @router.delete("/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(
-    conversation_id: uuid.UUID,
-    caller: Caller,
-    hard: Annotated[bool, Query(description="Delete for good, with the messages.")] = False,
-) -> Response:
-    """Soft-delete (restorable), or with ``hard=true`` delete it and its messages for good."""
-    await caller.store.conversations.delete(conversation_id, hard=hard)
+async def delete_conversation(conversation_id: uuid.UUID, caller: Caller) -> Response:
+    """Delete the conversation and its messages for good (afterwards it is a 404). To hide
+    it restorably instead, use ``POST .../soft-delete``."""
+    await caller.store.conversations.delete(conversation_id, hard=True)
     return Response(status_code=204)
+
+
+@router.post("/conversations/{conversation_id}/soft-delete")
+async def soft_delete_conversation(conversation_id: uuid.UUID, caller: Caller) -> Conversation:
+    """Mark the conversation ``deleted``: hidden from listings (unless asked for by status),
+    kept with its messages, and restorable with ``POST .../restore``."""
+    await caller.store.conversations.delete(conversation_id)
+    return await caller.store.conversations.get(conversation_id)
 
 
 async def _transition(caller: Caller, conversation_id: uuid.UUID, action: str) -> Conversation:

@@ -10,12 +10,15 @@ from fastapi import APIRouter, Query, Response
 from ..._schema import SOURCE_MAX
 from ...records import KnowledgeChunk, UpsertReport
 from ..auth import Admin, Caller, audit
+from ..errors import ERROR_RESPONSES
 from ..models import NOT_BLANK, KnowledgeBulk, KnowledgeUpsert, PageOut, page_out
 from ._params import After, Before, Limit
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["knowledge"])
+router = APIRouter(
+    tags=["knowledge"], responses={403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[409]}
+)
 
 
 @router.put("/knowledge/chunks", status_code=200)
@@ -27,7 +30,7 @@ async def upsert_chunk(body: KnowledgeUpsert, caller: Admin) -> KnowledgeChunk:
     )
 
 
-@router.post("/knowledge/chunks/bulk")
+@router.post("/knowledge/bulk")
 async def bulk_upsert_chunks(body: KnowledgeBulk, caller: Admin) -> UpsertReport:
     """Upsert up to 1,000 chunks in one transaction, all or none (admin)."""
     report = await caller.ledger.knowledge.bulk_upsert(

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Response
 
 from ...records import Citation, Feedback, Message, MessageDetail
 from ..auth import Caller
+from ..errors import ERROR_RESPONSES
 from ..models import CitationCreate, RatingIn
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], responses={409: ERROR_RESPONSES[409]})
 
 
 @router.get("/messages/{message_id}")
@@ -33,7 +34,13 @@ async def list_feedback(message_id: uuid.UUID, caller: Caller) -> list[Feedback]
     return await caller.store.feedback.for_message(message_id)
 
 
-@router.put("/messages/{message_id}/feedback")
+@router.get("/messages/{message_id}/feedback/mine")
+async def get_my_rating(message_id: uuid.UUID, caller: Caller) -> Feedback:
+    """The caller's current rating of the message (404 if they have not rated it)."""
+    return await caller.store.feedback.get(message_id, caller.user.id)
+
+
+@router.put("/messages/{message_id}/feedback/mine")
 async def rate_message(message_id: uuid.UUID, body: RatingIn, caller: Caller) -> Feedback:
     """Rate the message as the caller; rating again replaces the caller's rating."""
     return await caller.store.feedback.rate(
@@ -47,7 +54,7 @@ async def rate_message(message_id: uuid.UUID, body: RatingIn, caller: Caller) ->
     )
 
 
-@router.delete("/messages/{message_id}/feedback", status_code=204)
+@router.delete("/messages/{message_id}/feedback/mine", status_code=204)
 async def remove_rating(message_id: uuid.UUID, caller: Caller) -> Response:
     """Delete the caller's rating of the message (404 if there is none)."""
     await caller.store.feedback.remove(message_id, caller.user.id)

@@ -1,4 +1,4 @@
-"""Users: the caller (``/users/me``) and, for admin keys, every user."""
+"""Users: the caller (``/me``) and, for admin keys, every user."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from ...records import User
-from ..auth import Admin, Caller, audit
+from ..auth import ADMIN_ROLE, Admin, Caller, audit, not_self
+from ..errors import ERROR_RESPONSES
 from ..models import PageOut, UserCreate, UserUpdate, page_out
 from ._params import After, Before, Limit, Order
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], responses={403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[409]})
 
 
-@router.get("/users/me")
+@router.get("/me")
 async def get_me(caller: Caller) -> User:
     """The caller's user."""
     return caller.user
@@ -60,6 +61,8 @@ async def update_user(user_id: uuid.UUID, body: UserUpdate, caller: Admin) -> Us
     """Change a user's fields (admin); a field left out is kept, ``null`` clears it. A
     change of ``role`` is audited."""
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    if "role" in changes and changes["role"] != ADMIN_ROLE:
+        not_self(caller, user_id, "demote")
     user = await caller.ledger.users.update(user_id, **changes)
     await audit(
         caller.ledger,
@@ -72,7 +75,8 @@ async def update_user(user_id: uuid.UUID, body: UserUpdate, caller: Admin) -> Us
 
 @router.delete("/users/{user_id}", status_code=204)
 async def delete_user(user_id: uuid.UUID, caller: Admin) -> Response:
-    """Delete a user and everything the user owns (admin)."""
+    """Delete a user and everything the user owns (admin; not the caller's own user)."""
+    not_self(caller, user_id, "delete")
     await caller.ledger.users.delete(user_id)
     await audit(
         caller.ledger,

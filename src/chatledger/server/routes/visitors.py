@@ -8,12 +8,13 @@ from fastapi import APIRouter, Response
 
 from ...records import ProductFeedback, Visitor
 from ..auth import Admin, Caller
+from ..errors import ERROR_RESPONSES
 from ..models import PageOut, ProductFeedbackCreate, VisitIn, VisitorAnswers, page_out
 from ._params import After, Before, Limit, Order
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(responses={403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[409]})
 
 
 @router.post("/visitors", tags=["visitors"])

@@ -1,0 +1,166 @@
+"""The tenant matrix: two users with objects of every kind. For every route that names an object
+or a user, the other user's object gets exactly the answer a nonexistent one gets (a 404, or
+for filters the same empty result), and nothing of theirs changes. Leaks counted: 0."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from chatledger import Ledger
+
+from .conftest import Account, Api
+from .test_routes import ok
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _objects(api: Api, who: Account) -> dict[str, str]:
+    """One object of every kind owned by ``who``."""
+    chat = ok(api.call(who, "POST", "/v1/conversations", json={"title": "private"}), 201)["id"]
+    message = ok(
+        api.call(
+            who,
+            "POST",
+            f"/v1/conversations/{chat}/messages",
+            json={"role": "assistant", "content": "secret"},
+        ),
+        201,
+    )["id"]
+    ok(api.call(who, "PUT", f"/v1/messages/{message}/feedback/mine", json={"thumb": "up"}))
+    ok(
+        api.call(
+            who, "POST", f"/v1/messages/{message}/citations", json={"url": "https://example.com/"}
+        ),
+        201,
+    )
+    response = ok(
+        api.call(who, "POST", "/v1/surveys/s/responses", json={"answers": {"a": 1}}), 201
+    )["id"]
+    ok(
+        api.call(
+            api.admin,
+            "POST",
+            "/v1/tokens/credit",
+            json={"user_id": who.user_id, "amount": 5, "reason": "r"},
+        ),
+        201,
+    )
+    return {
+        "conversation": chat,
+        "message": message,
+        "survey_response": response,
+        "api_key": who.key_id,
+        "user": who.user_id,
+    }
+
+
+def _requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every request that names an object or a user, as (method, path, options)."""
+    c, m, u = ids["conversation"], ids["message"], ids["user"]
+    text = {"role": "user", "content": "x"}
+    return [
+        ("GET", f"/v1/conversations/{c}", {}),
+        ("PATCH", f"/v1/conversations/{c}", {"json": {"title": "taken"}}),
+        ("DELETE", f"/v1/conversations/{c}", {}),
+        ("POST", f"/v1/conversations/{c}/soft-delete", {}),
+        ("POST", f"/v1/conversations/{c}/archive", {}),
+        ("POST", f"/v1/conversations/{c}/unarchive", {}),
+        ("POST", f"/v1/conversations/{c}/close", {}),
+        ("POST", f"/v1/conversations/{c}/restore", {}),
+        ("GET", f"/v1/conversations/{c}/messages", {}),
+        ("POST", f"/v1/conversations/{c}/messages", {"json": text}),
+        (
+            "POST",
+            f"/v1/conversations/{c}/messages",
+            {"json": text, "headers": {"Idempotency-Key": "t"}},
+        ),
+        ("GET", f"/v1/messages/{m}", {}),
+        ("GET", f"/v1/messages/{m}/detail", {}),
+        ("GET", f"/v1/messages/{m}/feedback", {}),
+        ("PUT", f"/v1/messages/{m}/feedback/mine", {"json": {"thumb": "down"}}),
+        ("GET", f"/v1/messages/{m}/feedback/mine", {}),
+        ("DELETE", f"/v1/messages/{m}/feedback/mine", {}),
+        ("GET", f"/v1/messages/{m}/citations", {}),
+        ("POST", f"/v1/messages/{m}/citations", {"json": {"url": "https://evil.example/"}}),
+        ("GET", f"/v1/survey-responses/{ids['survey_response']}", {}),
+        ("GET", f"/v1/api-keys/{ids['api_key']}", {}),
+        ("POST", f"/v1/api-keys/{ids['api_key']}/revoke", {}),
+        ("GET", "/v1/conversations", {"params": {"user_id": u}}),
+        ("POST", "/v1/conversations", {"json": {"user_id": u}}),
+        ("GET", "/v1/tokens/balance", {"params": {"user_id": u}}),
+        ("GET", "/v1/tokens/ledger", {"params": {"user_id": u}}),
+        ("GET", "/v1/usage", {"params": {"user_id": u}}),
+        ("GET", "/v1/usage", {"params": {"conversation_id": c}}),
+        ("GET", "/v1/usage/totals", {"params": {"by": "model", "user_id": u}}),
+        ("GET", "/v1/usage/totals", {"params": {"by": "day", "conversation_id": c}}),
+        ("POST", "/v1/surveys/s/responses", {"json": {"answers": {}, "user_id": u}}),
+        ("GET", "/v1/survey-responses", {"params": {"user_id": u}}),
+        ("POST", "/v1/api-keys", {"json": {"user_id": u}}),
+        ("GET", "/v1/api-keys", {"params": {"user_id": u}}),
+    ]
+
+
+def _answer(response: Any) -> tuple[int, Any]:
+    """A response with its request id removed and ids replaced by a placeholder."""
+    body = response.json() if response.content else None
+    if isinstance(body, dict) and "error" in body:
+        body = {**body["error"], "request_id": None}
+    return response.status_code, _UUID.sub("<id>", repr(body))
+
+
+def _snapshot(api: Api, ids: dict[str, str]) -> Any:
+    with Ledger(api.url) as ledger:
+        chat = ledger.conversations.get(ids["conversation"])
+        detail = ledger.messages.get_detail(ids["message"])
+        key = ledger.api_keys.get(ids["api_key"])
+        return (
+            chat.title,
+            chat.status,
+            chat.message_count,
+            [(f.rater_id, f.thumb) for f in detail.feedback],
+            len(detail.citations),
+            key.revoked_at,
+            ledger.tokens.balance(ids["user"]),
+            len(ledger.surveys.list(user_id=ids["user"])),
+            ledger.conversations.count(ids["user"]),
+        )
+
+
+def test_another_users_objects_do_not_exist_for_a_key(api: Api) -> None:
+    owners = {
+        "alice": (api.alice, _objects(api, api.alice)),
+        "bob": (api.bob, _objects(api, api.bob)),
+    }
+    missing = {kind: str(uuid.uuid4()) for kind in owners["alice"][1]}
+    leaks = []
+    checked = 0
+    for caller, victim in (("alice", "bob"), ("bob", "alice")):
+        who = owners[caller][0]
+        theirs = owners[victim][1]
+        before = _snapshot(api, theirs)
+        for (method, path, options), (_, ghost_path, ghost_options) in zip(
+            _requests(theirs), _requests(missing), strict=True
+        ):
+            real = api.call(who, method, path, **options)
+            ghost = api.call(who, method, ghost_path, **ghost_options)
+            checked += 1
+            if _answer(real) != _answer(ghost) or real.status_code < 400 <= ghost.status_code:
+                leaks.append((caller, method, path, _answer(real), _answer(ghost)))
+        assert _snapshot(api, theirs) == before, f"{caller} changed {victim}'s data"
+    assert checked == 2 * len(_requests(missing))
+    assert leaks == [], f"{len(leaks)} leaks: {leaks}"
+
+
+def test_every_object_route_answers_404_for_another_users_object(api: Api) -> None:
+    """Where a route names an object in its path, the answer is a 404, with a body that does
+    not depend on whether the object exists."""
+    theirs = _objects(api, api.bob)
+    _objects(api, api.alice)
+    for method, path, options in _requests(theirs):
+        if not any(value in path for value in theirs.values()):
+            continue
+        response = api.call(api.alice, method, path, **options)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["error"]["type"] == "not_found"
