@@ -7,6 +7,8 @@ import io
 import json
 import sqlite3
 import string
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -556,3 +558,19 @@ def test_copy_from_a_server_into_sqlite(database_url: URL, tmp_path: Path) -> No
         assert copy.api_keys.verify(ids["secret"]).user_id == ids["ada"]
         assert copy.messages.get(ids["answer"]).cost == Decimal("0.000199")
         assert copy.audit.verify().ok
+
+
+def test_moving_data_doc_example_runs(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "moving-data.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    assert blocks
+    for block in blocks:
+        result = subprocess.run(
+            [sys.executable, "-W", "ignore::chatledger.SQLiteWALResetBugWarning", "-c", block],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "1"
