@@ -2,6 +2,7 @@
 # that runs Python first creates .venv and installs the package into it.
 #
 #   make demo                 run examples/demo.py (core install, default SQLite database)
+#   make serve                the HTTP API on the default SQLite database (SERVE_ARGS="--port 9000")
 #   make test                 the full test suite; make test PYTEST_ARGS="-x tests/test_x.py"
 #   make lint                 ruff, ruff format --check, mypy, generated-code check
 #   make generate             regenerate the sync surface from the async source
@@ -15,11 +16,13 @@ PY := $(VENV)/bin/python
 CORE_STAMP := $(VENV)/.installed-core
 DEV_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+SERVER_STAMP := $(VENV)/.installed-server
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+SERVE_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-core demo test lint generate revision bench clean
+.PHONY: help venv venv-core demo serve test lint generate revision bench clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -47,12 +50,20 @@ $(BENCH_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	@touch $@
 
+# The package with the HTTP service (FastAPI, uvicorn): what `make serve` needs.
+$(SERVER_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[server]'
+	@touch $@ $(CORE_STAMP)
+
 venv-core: $(CORE_STAMP)
 
 venv: $(DEV_STAMP)
 
 demo: venv-core
 	$(PY) examples/demo.py $(DEMO_ARGS)
+
+serve: $(SERVER_STAMP)
+	$(VENV)/bin/chatledger serve $(SERVE_ARGS)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

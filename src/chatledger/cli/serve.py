@@ -105,7 +105,7 @@ def serve(
         out.print(f"    {created.secret}\n", markup=False, highlight=False)
         out.print("Try it:\n", markup=False)
         out.print(
-            f"    curl -H 'Authorization: Bearer {created.secret}' {base}/v1/users/me\n",
+            f"    curl -H 'Authorization: Bearer {created.secret}' {base}/v1/me\n",
             markup=False,
             highlight=False,
         )
