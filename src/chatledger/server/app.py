@@ -67,10 +67,14 @@ def create_app(
     its lifespan (uvicorn, ``TestClient`` as a context manager), which opens the store.
     """
     settings = settings or ServerSettings()
-    given = target if isinstance(target, AsyncLedger) else None
-    config = None
-    if given is None:
-        config = target if isinstance(target, Config) else Config.load(target)
+    given: AsyncLedger | None = None
+    config: Config | None = None
+    if isinstance(target, AsyncLedger):
+        given = target
+    elif isinstance(target, Config):
+        config = target
+    else:
+        config = Config.load(target)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
