@@ -190,17 +190,16 @@ def record_loader(
     ``columns`` (the record's fields, in order, but those named in ``given``, whose values come
     as arguments), converting each value as SQLAlchemy's result processing would.
 
-    ``record`` must be a slotted dataclass with no ``__post_init__`` whose fields are all
-    ``__init__`` arguments: the loader fills its slots directly (a frozen dataclass's
-    ``__init__`` costs twice as much), which gives the same object ``record(*values)`` gives.
+    When ``record`` is a slotted dataclass with no ``__post_init__`` whose fields are all
+    ``__init__`` arguments, the loader fills the slots of an instance of a plain class with
+    the same slots (simple attribute stores) and then gives it ``record``'s class, a
+    ``__class__`` assignment Python allows between classes of identical layout. That costs a
+    quarter of a frozen dataclass's ``__init__`` (which stores each field through
+    ``object.__setattr__``) and gives the object ``record(*values)`` gives.
     """
     fields = dataclasses.fields(record)  # type: ignore[arg-type]
-    direct = (
-        "__slots__" in record.__dict__
-        and not hasattr(record, "__post_init__")
-        and all(field.init for field in fields)
-    )
-    namespace: dict[str, Any] = {"_new": object.__new__, "_record": record}
+    builder = _builder_of(record, fields)
+    namespace: dict[str, Any] = {"_record": record}
     arguments = [f"_g{index}" for index in range(len(given))]
     values: list[str] = []
     column_index = 0
@@ -220,16 +219,43 @@ def record_loader(
         column_index += 1
     if column_index != len(columns):
         raise ValueError("more columns than record fields")
-    header = f"def load(row{''.join(', ' + argument for argument in arguments)}):"
-    if direct:
-        lines = [header, "    obj = _new(_record)"]
-        for index, (field, value) in enumerate(zip(fields, values, strict=True)):
-            namespace[f"_s{index}"] = record.__dict__[field.name].__set__
-            lines.append(f"    _s{index}(obj, {value})")
-        lines.append("    return obj")
+    parameters = f"row{''.join(', ' + argument for argument in arguments)}"
+    if builder is not None:
+        fill = [f"def fill(obj, {parameters}):"]
+        fill += [
+            f"    obj.{field.name} = {value}" for field, value in zip(fields, values, strict=True)
+        ]
+        exec("\n".join(fill), namespace)  # the source names generated identifiers only
+        builder.__init__ = namespace["fill"]
+        namespace["_builder"] = builder
+        lines = [
+            f"def load({parameters}):",
+            f"    obj = _builder({parameters})",
+            "    obj.__class__ = _record",
+            "    return obj",
+        ]
     else:
-        lines = [header, f"    return _record({', '.join(values)})"]
-    # The source names only generated identifiers and row indexes, never data.
-    exec("\n".join(lines), namespace)
+        lines = [f"def load({parameters}):", f"    return _record({', '.join(values)})"]
+    exec("\n".join(lines), namespace)  # the source names generated identifiers only
     load: Callable[..., R] = namespace["load"]
     return load
+
+
+def _builder_of(record: type[Any], fields: Sequence[dataclasses.Field[Any]]) -> type[Any] | None:
+    """A plain class with ``record``'s slots whose instances can become ``record``s, or
+    ``None`` when ``record`` is not such a dataclass."""
+    slots = record.__dict__.get("__slots__")
+    if (
+        slots is None
+        or hasattr(record, "__post_init__")
+        or not all(field.init for field in fields)
+        or record.__bases__ != (object,)
+    ):
+        return None
+    builder = type(f"_{record.__name__}Builder", (), {"__slots__": tuple(slots)})
+    probe: Any = object.__new__(builder)
+    try:
+        probe.__class__ = record
+    except TypeError:  # a layout Python does not consider the same
+        return None
+    return builder
