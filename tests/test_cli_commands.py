@@ -366,6 +366,15 @@ def test_installed_executable_end_to_end(tmp_path: Path) -> None:
     usage = _cli("copy", env=env)
     assert usage.returncode == 2
 
+    secret = "pw-never-shown"
+    backups = len(list(tmp_path.glob("e2e.db.backup.*")))
+    unreachable = _cli("copy", f"sqlite:///{database}", f"postgresql://u:{secret}@127.0.0.1:1/x")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.splitlines()[-1].startswith("error: transient database failure")
+    assert len(list(tmp_path.glob("e2e.db.backup.*"))) == backups  # checked before backing up
+    assert "Traceback" not in unreachable.stderr
+    assert secret not in unreachable.stdout + unreachable.stderr
+
 
 def test_cli_reference_is_up_to_date(tmp_path: Path) -> None:
     generated = tmp_path / "cli.md"

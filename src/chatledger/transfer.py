@@ -316,8 +316,9 @@ def copy_database(
     transaction, with the backend's bulk path. The target always holds a prefix of each table,
     so running the copy again after an interruption continues after the last row copied, and a
     run over a finished copy writes nothing. A target table holding rows that are not such a
-    prefix raises :class:`ConflictError`. Afterwards every table is compared (row count and a
-    SHA-256 of its canonical rows in key order); :attr:`CopyReport.ok` says whether all match.
+    prefix raises :class:`ConflictError`. Afterwards every table is compared: its row count
+    and a checksum of its rows' canonical values (:class:`chatledger._ops.transfer.Digest`,
+    independent of each backend's row order); :attr:`CopyReport.ok` says whether all match.
     """
     batch = _batch_size(batch_size)
     report_progress = progress or _quiet
@@ -327,17 +328,18 @@ def copy_database(
     started = time.perf_counter()
     saved = None
     url = source_config.url
-    if source_config.backend == "sqlite" and not is_memory_sqlite(url):
-        if backup:
-            saved = backup_sqlite(url)
-        elif url.database and not Path(url.database).expanduser().is_file():
-            raise ConfigurationError(f"the source database {url.database} does not exist")
+    on_disk = source_config.backend == "sqlite" and not is_memory_sqlite(url)
+    if on_disk and url.database and not Path(url.database).expanduser().is_file():
+        raise ConfigurationError(f"the source database {url.database} does not exist")
     source_db, target_db = _database(source_config), _database(target_config)
     try:
+        # Both ends are checked before anything is written (the backup included).
+        source_db.read(_check_source, source_config.redacted_url())
         target_db.run_raw(migrate.ensure_schema, auto_upgrade=True)
+        if on_disk and backup:
+            saved = backup_sqlite(url)
 
         def run(conn: Connection) -> tuple[dict[str, int], list[TableCheck]]:
-            _check_source(conn, source_config.redacted_url())
             with _bulk.snapshot(conn) as snap:
                 copied: dict[str, int] = {}
                 known: dict[str, _ops.Digest] = {}

@@ -134,6 +134,8 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int | None], Non
         tasks: dict[str, TaskID] = {}
 
         def update(task: str, done: int, total: int | None) -> None:
+            if task not in tasks and total == 0:
+                return  # an empty table: nothing to show
             if task not in tasks:
                 tasks[task] = bar.add_task(task, total=total)
             bar.update(tasks[task], completed=done, total=total)
