@@ -69,7 +69,7 @@ def serve(
     ] = 60.0,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
-    """Serve the HTTP API (needs ``pip install 'chatledger[server]'``).
+    """Serve the HTTP API (needs the ``server`` extra of chatledger).
 
     Opens the database (initialising an empty one), creates a first admin API key if the
     store has none and prints it once, then serves until interrupted.
