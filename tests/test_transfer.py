@@ -303,6 +303,20 @@ def test_import_conflict_names_the_file_and_table(ledger: Ledger, tmp_path: Path
         assert target.users.count() == 1  # that batch was not written
 
 
+def test_import_fills_a_nullable_column_the_export_lacks(ledger: Ledger, tmp_path: Path) -> None:
+    ids = populate(ledger)
+    document = json.loads(_export(ledger))
+    for row in document["tables"]["messages"]:
+        del row["intent"]  # as if exported before the column existed
+    with Ledger(f"sqlite:///{tmp_path / 'target.db'}") as target:
+        transfer.import_data(target, _write(tmp_path, "old.json", json.dumps(document)))
+        assert target.messages.get(ids["answer"]).intent is None
+        del document["tables"]["messages"][0]["role"]
+        path = _write(tmp_path, "bad.json", json.dumps(document))
+        with pytest.raises(ValidationError, match="is missing"):
+            transfer.import_data(target, path)
+
+
 def test_format_detection_errors(ledger: Ledger, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="empty list"):
         transfer.import_data(ledger, _write(tmp_path, "empty.json", "[]"))

@@ -726,10 +726,11 @@ def _decode_row(name: str, table: Table, index: int, row: object) -> dict[str, A
     where = f"{name}: {table.name}[{index}]"
     if not isinstance(row, Mapping):
         raise ValidationError(where, f"must be an object, not {type(row).__name__}")
-    missing = [c.name for c in table.columns if c.name not in row]
+    # A column added after the export was made may be absent when it can be null.
+    missing = [c.name for c in table.columns if c.name not in row and not c.nullable]
     if missing:
         raise ValidationError(f"{where}.{missing[0]}", "is missing")
-    decoded: dict[str, Any] = {}
+    decoded: dict[str, Any] = {c.name: None for c in table.columns if c.name not in row}
     for column, value in row.items():
         try:
             decoded[column] = _ops.decode(table, column, value)
