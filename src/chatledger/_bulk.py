@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, or_
+from sqlalchemy.util import await_only
 
 __all__ = ["after_key", "bulk_insert", "key_columns", "snapshot"]
 
@@ -46,18 +47,30 @@ def _copy(
     statement = "COPY {} ({}) FROM STDIN".format(
         quote.format_table(table), ", ".join(quote.quote(name) for name in names)
     )
+    converted = (
+        [
+            value if process is None else process(value)
+            for value, process in zip((row[n] for n in names), processors, strict=True)
+        ]
+        for row in rows
+    )
+    if conn.dialect.is_async:
+        # psycopg's AsyncConnection (the asyncio surface runs ops inside SQLAlchemy's greenlet)
+        await_only(_copy_async(driver, statement, converted))
+        return True
     with cursor_factory() as cursor:
         if not hasattr(cursor, "copy"):
             return False
         with cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(
-                    [
-                        value if process is None else process(value)
-                        for value, process in zip((row[n] for n in names), processors, strict=True)
-                    ]
-                )
+            for row in converted:
+                copy.write_row(row)
     return True
+
+
+async def _copy_async(driver: Any, statement: str, rows: Iterator[list[Any]]) -> None:
+    async with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            await copy.write_row(row)
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:

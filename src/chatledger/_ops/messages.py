@@ -29,10 +29,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import _cursors, _ids
 from .. import _validate as check
 from .._backends import backend_of
+from .._bulk import bulk_insert
 from .._prepared import Prepared, RecordLoader
 from .._schema import (
     IDEMPOTENCY_KEY_MAX,
@@ -423,7 +425,7 @@ def append_many(
         result.append(message)
     if not fresh:
         return result
-    conn.execute(_INSERT, [record_values(message) for message in fresh])
+    _insert_batch(conn, [record_values(message) for message in fresh])
     newest = max(message.created_at for message in fresh)
     conn.execute(
         update(conversations)
@@ -436,6 +438,18 @@ def append_many(
         )
     )
     return result
+
+
+def _insert_batch(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows with the backend's bulk path (``COPY`` on PostgreSQL with psycopg 3,
+    ``executemany`` elsewhere); a driver error from ``COPY`` is raised as
+    ``Connection.execute`` would raise it, so it is translated like any other."""
+    try:
+        bulk_insert(conn, messages, rows)
+    except SQLAlchemyError:
+        raise
+    except conn.dialect.loaded_dbapi.Error as exc:
+        conn._handle_dbapi_exception(exc, "COPY messages", None, None, None)
 
 
 def get(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> Message:
