@@ -584,33 +584,40 @@ class ImportReport:
         return sum(self.skipped.values())
 
 
+def _is_jsonl(name: str) -> bool:
+    """Whether the file starts with a chatledger JSON-lines header (a short first line)."""
+    with open(name, encoding="utf-8") as stream:
+        first = stream.readline(_HEADER_MAX)
+    try:
+        head = json.loads(first)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(head, Mapping) and head.get("kind") == _ops.KIND and "tables" not in head
+
+
+#: The longest first line read when looking for a JSON-lines header.
+_HEADER_MAX: Final = 65_536
+
+
 def detect_format(path: str | os.PathLike[str]) -> ImportFormat:
     """Which import format a file holds, from its first record; :class:`ValidationError` if
     none fits."""
     name = os.fspath(path)
-    with open(name, encoding="utf-8") as stream:
-        first = stream.readline()
-    try:
-        head = json.loads(first)
-    except json.JSONDecodeError:
-        head = None
-    if isinstance(head, Mapping) and head.get("kind") == _ops.KIND and "tables" not in head:
-        return "chatledger-jsonl"
-    document = _load(name)
-    return _detect(name, document)
+    return "chatledger-jsonl" if _is_jsonl(name) else _detect(name, _load(name))
 
 
 def _detect(name: str, document: Any) -> ImportFormat:
     if isinstance(document, Mapping):
         if document.get("kind") == _ops.KIND or ("format" in document and "tables" in document):
             return "chatledger"
-        for key, kind in (
+        wrapped: tuple[tuple[str, ImportFormat], ...] = (
             ("visitors", "visitors"),
             ("feedback", "feedback"),
             ("conversations", "chatgpt"),
-        ):
+        )
+        for key, kind in wrapped:
             if isinstance(document.get(key), list):
-                return _detect(name, document[key]) if document[key] else kind  # type: ignore[return-value]
+                return _detect(name, document[key]) if document[key] else kind
         raise ValidationError(name, "is a JSON object of no known format: use --format")
     if not isinstance(document, list):
         raise ValidationError(name, "holds neither a JSON object nor a list: no known format")
@@ -674,7 +681,14 @@ def import_data(
     if not Path(name).is_file():
         raise ValidationError("path", f"{name} is not a file")
     batch = _batch_size(batch_size)
-    kind = format or detect_format(name)
+    document: Any = None
+    if format is not None:
+        kind = format
+    elif _is_jsonl(name):
+        kind = "chatledger-jsonl"
+    else:
+        document = _load(name)
+        kind = _detect(name, document)
     if kind not in IMPORT_FORMATS:
         raise ValidationError("format", f"must be one of {', '.join(IMPORT_FORMATS)}, not {kind!r}")
     if kind != "chatgpt" and user is not None:
@@ -685,7 +699,8 @@ def import_data(
         with open(name, encoding="utf-8") as stream:
             _import_lines(ledger, name, stream, report, batch, tick)
         return report
-    document = _load(name)
+    if document is None:
+        document = _load(name)
     if kind == "chatledger":
         _import_document(ledger, name, document, report, batch, tick)
     elif kind == "chatgpt":
