@@ -35,14 +35,14 @@ def _free_port() -> int:
 class Server:
     """A ``chatledger serve`` process and its output so far."""
 
-    def __init__(self, url: str, log: Path) -> None:
+    def __init__(self, url: str, log: Path, *options: str) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with log.open("w") as out:
             self.process = subprocess.Popen(
-                [EXECUTABLE, "serve", "--url", url, "--port", str(self.port)],
+                [EXECUTABLE, "serve", "--url", url, "--port", str(self.port), *options],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -121,3 +121,21 @@ def test_serve_without_the_server_extra_names_it(monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 1
     assert "uvicorn is not installed" in result.output
     assert "pip install 'chatledger[server]'" in result.output
+
+
+def test_serve_with_several_workers(tmp_path: Path, processes: list[Server]) -> None:
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    server = Server(url, tmp_path / "workers.log", "--workers", "2")
+    processes.append(server)
+    server.wait_ready()
+    (secret,) = set(_KEY.findall(server.output()))
+    headers = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=server.base, headers=headers) as client:
+        chat = client.post("/v1/conversations", json={}).json()["id"]
+        for n in range(20):
+            sent = client.post(
+                f"/v1/conversations/{chat}/messages", json={"role": "user", "content": str(n)}
+            )
+            assert sent.status_code == 201
+        assert client.get(f"/v1/conversations/{chat}").json()["message_count"] == 20
+    assert server.stop() == 0
