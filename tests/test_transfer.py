@@ -10,6 +10,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -499,6 +500,9 @@ def test_bulk_insert_stores_what_insert_stores(ledger: Ledger) -> None:
 
             assert read(one.id) == read(two.id)
             assert len(read(one.id)) == 5
+        # A duplicate key is a ConflictError on every backend (COPY's driver error included).
+        with pytest.raises(ConflictError):
+            ledger._call(bulk_insert, messages, bulk_rows, write=True)
         with engine.begin() as conn, pytest.raises(ValueError, match="other keys"):
             bulk_insert(conn, messages, [bulk_rows[0], {"seq": 1}])
     finally:
@@ -588,3 +592,34 @@ def test_moving_data_doc_example_runs(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "1"
+
+
+def test_concurrent_imports_of_one_file_insert_each_row_once(
+    database_url: URL, tmp_path: Path
+) -> None:
+    with Ledger(f"sqlite:///{tmp_path / 'source.db'}") as source:
+        populate(source)
+        path = _write(tmp_path, "all.jsonl", _export(source, format="jsonl"))
+    barrier = threading.Barrier(3)
+    reports: list[transfer.ImportReport] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with Ledger(database_url) as target:
+                barrier.wait()
+                reports.append(transfer.import_data(target, path, batch_size=2))
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert sum(report.inserted["messages"] for report in reports) == 4
+    assert sum(report.inserted["users"] for report in reports) == 2
+    with Ledger(database_url) as target:
+        assert target.audit.verify().ok
+        assert transfer.table_counts(target)["messages"] == 4

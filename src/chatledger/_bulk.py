@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, or_
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.util import await_only
 
 __all__ = ["after_key", "bulk_insert", "key_columns", "snapshot"]
@@ -73,6 +74,31 @@ async def _copy_async(driver: Any, statement: str, rows: Iterator[list[Any]]) ->
             await copy.write_row(row)
 
 
+def _copy_translating(
+    conn: Connection, table: Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> bool:
+    """:func:`_copy`, with the driver's errors wrapped as SQLAlchemy wraps those of the
+    statements it runs, so that the one translation boundary (``chatledger._translate``)
+    turns them into chatledger errors (a duplicate key into ConflictError, and so on)."""
+    try:
+        return _copy(conn, table, names, rows)
+    except Exception as exc:
+        base = _psycopg_error()
+        if base is None or not isinstance(exc, base):
+            raise
+        raise DBAPIError.instance(
+            f"COPY {table.name}", None, exc, base, dialect=conn.dialect
+        ) from exc
+
+
+def _psycopg_error() -> type[Exception] | None:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - COPY is only attempted through psycopg
+        return None
+    return psycopg.Error
+
+
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
     """Insert ``rows`` into ``table`` in the caller's transaction with the backend's fastest
     path, and return how many were inserted.
@@ -93,7 +119,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     unknown = wanted - set(table.c.keys())
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {', '.join(sorted(unknown))}")
-    if conn.dialect.name == "postgresql" and _copy(conn, table, names, rows):
+    if conn.dialect.name == "postgresql" and _copy_translating(conn, table, names, rows):
         logger.debug("copied %d rows into %s", len(rows), table.name)
         return len(rows)
     insert = table.insert()

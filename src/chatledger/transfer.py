@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, TextIO
+from typing import Any, Final, Literal, TextIO, TypeVar
 
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.engine import URL
@@ -85,6 +85,7 @@ IMPORT_FORMATS: Final[tuple[ImportFormat, ...]] = (
 Progress = Callable[[str, int, int | None], None]
 
 Target = str | URL | Config
+T = TypeVar("T")
 
 
 def _quiet(task: str, done: int, total: int | None) -> None:
@@ -713,7 +714,7 @@ def import_data(
         now = utcnow()
         records = _records(name, document, "visitors")
         parsed = _named(name, lambda: importers.visitor_records(records, now))
-        inserted, skipped = ledger._call(importers.insert_visitors, parsed, write=True)
+        inserted, skipped = _write(ledger, importers.insert_visitors, parsed)
         report.add("visitors", inserted, skipped)
         tick("visitors", len(records), len(records))
     else:
@@ -722,11 +723,22 @@ def import_data(
         rows = _named(
             name, lambda: [importers.feedback_row(doc, i, now) for i, doc in enumerate(records)]
         )
-        inserted, skipped = ledger._call(importers.insert_feedback, rows, write=True)
+        inserted, skipped = _write(ledger, importers.insert_feedback, rows)
         report.add("product_feedback", inserted, skipped)
         tick("product_feedback", len(records), len(records))
     logger.info("imported %s: %s inserted, %s skipped", name, report.inserted, report.skipped)
     return report
+
+
+def _write(ledger: Ledger, op: Callable[..., T], *args: Any) -> T:
+    """Run an import write in a transaction of its own. Writes skip what exists, so a
+    conflict means a concurrent import of the same records committed first: run it once more,
+    and it skips them (a conflict with other data fails again, and is raised)."""
+    try:
+        return ledger._call(op, *args, write=True)
+    except ConflictError:
+        logger.info("an import batch met a concurrent write; running it again")
+        return ledger._call(op, *args, write=True)
 
 
 def _named(name: str, parse: Callable[[], Any]) -> Any:
@@ -781,7 +793,7 @@ class _Batches:
         self.pending = []
         first = self.done.get(table.name, 0)
         try:
-            inserted, skipped = self.ledger._call(_ops.insert_missing, table, rows, write=True)
+            inserted, skipped = _write(self.ledger, _ops.insert_missing, table, rows)
         except ConflictError as exc:
             where = f"{self.name}: {table.name} rows {first}..{first + len(rows) - 1}"
             raise ConflictError(f"{where}: {exc}", field=exc.field, code=exc.code) from exc
@@ -889,7 +901,7 @@ def _import_chatgpt(
             name,
             functools.partial(importers.chatgpt_conversation, doc, index, owner, ledger.limits),
         )
-        created, added, known = ledger._call(importers.insert_conversation, parsed, write=True)
+        created, added, known = _write(ledger, importers.insert_conversation, parsed)
         report.add("conversations", int(created), int(not created))
         report.add("messages", added, known)
         progress("conversations", index + 1, len(records))
