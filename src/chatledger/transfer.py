@@ -774,6 +774,8 @@ class _Batches:
     ) -> None:
         self.ledger, self.name, self.report = ledger, name, report
         self.size, self.progress = size, progress
+        #: Rows per table when known beforehand (a whole JSON document), for progress bars.
+        self.totals: dict[str, int] = {}
         self.pending: list[dict[str, Any]] = []
         self.table: Table | None = None
         self.done: dict[str, int] = {}
@@ -804,7 +806,7 @@ class _Batches:
             ) from exc
         self.report.add(table.name, inserted, skipped)
         self.done[table.name] = self.done.get(table.name, 0) + len(rows)
-        self.progress(table.name, self.done[table.name], None)
+        self.progress(table.name, self.done[table.name], self.totals.get(table.name))
 
 
 def _check_header(name: str, header: Mapping[str, Any]) -> None:
@@ -841,6 +843,7 @@ def _import_document(
         rows = tables[table.name]
         if not isinstance(rows, list):
             raise ValidationError(f"{name}: tables.{table.name}", "must be a list of rows")
+        writer.totals[table.name] = len(rows)
         for index, row in enumerate(rows):
             writer.add(table, _decode_row(name, table, index, row))
         writer.flush()
