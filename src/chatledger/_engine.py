@@ -36,6 +36,10 @@ def _options(config: Config, backend: Backend, url: URL, *, reader: bool = False
     options.update(extra)
     if reader:
         options["isolation_level"] = "AUTOCOMMIT"
+        # An autocommit connection has no transaction to roll back when it returns to the
+        # pool: skip the pool's reset (a driver call per read; with asyncio, a lock and a
+        # wait on the event loop).
+        options["pool_reset_on_return"] = None
     if connect_args:
         options["connect_args"] = connect_args
     return options
