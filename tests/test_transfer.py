@@ -154,6 +154,9 @@ def test_import_chatgpt_walks_the_visible_thread(ledger: Ledger) -> None:
     assert transfer.detect_format(path) == "chatgpt"
     with pytest.raises(ValidationError, match="user"):
         transfer.import_data(ledger, path)
+    with pytest.raises(NotFoundError):  # an id that names nobody creates nobody
+        transfer.import_data(ledger, path, user=str(uuid.uuid4()))
+    assert ledger.users.count() == 0
     report = transfer.import_data(ledger, path, user="chatgpt-owner")
     assert report.inserted == {"conversations": 2, "messages": 4}
     owner = ledger.users.get_by_external_id("chatgpt-owner")
@@ -437,6 +440,14 @@ def test_copy_refuses_a_newer_target_and_bad_sources(
         transfer.copy_database(source, source)
     with pytest.raises(ValidationError, match="batch_size"):
         transfer.copy_database(source, database_url, batch_size=0)
+
+
+def test_copy_upgrades_an_older_target(tmp_path: Path) -> None:
+    source, _ = _sqlite_source(tmp_path)
+    target = f"sqlite:///{tmp_path / 'old-target.db'}"
+    migrate.upgrade(target, "0001")
+    assert transfer.copy_database(source, target, backup=False).ok
+    assert migrate.current(target) == migrate.head()
 
 
 def test_copy_refuses_an_outdated_source(database_url: URL, tmp_path: Path) -> None:

@@ -884,6 +884,14 @@ def _import_lines(
     writer.flush()
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _import_chatgpt(
     ledger: Ledger,
     name: str,
@@ -895,8 +903,8 @@ def _import_chatgpt(
     try:
         owner = resolve_user(ledger, user)
     except NotFoundError:
-        if isinstance(user, uuid.UUID):
-            raise
+        if isinstance(user, uuid.UUID) or _is_uuid(user):
+            raise  # an id that names nobody is a mistake, not a new external id
         owner = ledger.users.get_or_create(user).id
     progress("conversations", 0, len(records))
     for index, doc in enumerate(records):
