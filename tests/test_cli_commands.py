@@ -17,7 +17,7 @@ import typer
 from sqlalchemy.engine import URL
 from typer.testing import CliRunner
 
-from chatledger import AuthenticationError, Ledger
+from chatledger import AuthenticationError, Ledger, migrate
 from chatledger.cli import app
 
 from ._transfer_data import populate
@@ -94,11 +94,21 @@ def test_init_and_doctor(tmp_path: Path) -> None:
     assert "does not exist" in missing["problems"][0]
     assert not (tmp_path / "new.db").exists()  # doctor changes nothing
 
+    migrate.upgrade(url, "0001")
+    old = run_json_failing("doctor", "--url", url)
+    assert old["revision"] == "0001"
+    assert old["pending_migrations"][0].startswith("0002")
+    assert old["pending_migrations"][-1].startswith(migrate.head())
+    assert "chatledger db upgrade" in old["problems"][0]
+    migrate.downgrade(url, "base")
+
     assert "created, now at revision" in run("init", "--url", url).output
     assert "up to date" in run("init", "--url", url).output
     found = run_json("doctor", "--url", url)
     assert found["ok"] is True
     assert found["revision"] == found["head"]
+    assert found["pending_migrations"] == []
+    assert found["pending"] == []
     assert found["settings"]["url"] == {"value": url, "source": "argument"}
     assert found["settings"]["echo"]["source"] == "default"
     assert found["journal_mode"] == "wal"

@@ -34,6 +34,9 @@ class Diagnosis:
     server_version: str | None = None
     revision: str | None = None
     head: str = field(default_factory=migrate.head)
+    #: Migrations between the database's revision and the newest, oldest first.
+    migrations: list[str] = field(default_factory=list)
+    #: Differences between the database and chatledger's models (at the newest revision).
     pending: list[str] = field(default_factory=list)
     sqlite_version: str | None = None
     journal_mode: str | None = None
@@ -59,22 +62,27 @@ def _inspect(conn: Connection, found: Diagnosis) -> None:
     if conn.dialect.name == "sqlite":
         found.journal_mode = str(conn.execute(text("PRAGMA journal_mode")).scalar_one())
     found.revision = migrate.current(conn)
-    if found.revision is None:
-        found.problems.append("the schema is not installed: run `chatledger init`")
-    elif found.revision not in {step.revision for step in migrate.history()}:
+    steps = migrate.history()  # newest first
+    known = [step.revision for step in steps]
+    if found.revision is not None and found.revision not in known:
         found.problems.append(
             f"the schema is at revision {found.revision}, unknown to this chatledger "
             "(migrated by a newer version): upgrade chatledger"
         )
-    elif found.revision != found.head:
-        found.problems.append(
-            f"the schema is at {found.revision}, this chatledger needs {found.head}: "
-            "run `chatledger db upgrade`"
-        )
     else:
-        found.pending = [str(diff) for diff in migrate.check(conn)]
-        if found.pending:
-            found.problems.append("the schema differs from chatledger's models")
+        newer = steps[: known.index(found.revision)] if found.revision else steps
+        found.migrations = [f"{step.revision} {step.message}".strip() for step in reversed(newer)]
+        if found.revision is None:
+            found.problems.append("the schema is not installed: run `chatledger init`")
+        elif found.migrations:
+            found.problems.append(
+                f"the schema is at {found.revision}, this chatledger needs {found.head}: "
+                f"run `chatledger db upgrade` ({len(found.migrations)} migrations pending)"
+            )
+        else:
+            found.pending = [str(diff) for diff in migrate.check(conn)]
+            if found.pending:
+                found.problems.append("the schema differs from chatledger's models")
     if conn.in_transaction():
         conn.rollback()
 

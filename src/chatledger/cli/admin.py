@@ -46,6 +46,7 @@ def doctor(url: Url = None, config_file: ConfigFile = None, as_json: AsJson = Fa
                 "server_version": found.server_version,
                 "revision": found.revision,
                 "head": found.head,
+                "pending_migrations": found.migrations,
                 "pending": found.pending,
                 "sqlite_version": found.sqlite_version,
                 "journal_mode": found.journal_mode,
@@ -69,8 +70,11 @@ def doctor(url: Url = None, config_file: ConfigFile = None, as_json: AsJson = Fa
             facts.add_row("journal mode", found.journal_mode)
         facts.add_row("schema revision", found.revision or "-")
         facts.add_row("newest revision", found.head)
-        facts.add_row("pending differences", str(len(found.pending)))
+        facts.add_row("pending migrations", str(len(found.migrations)))
+        facts.add_row("differences from the models", str(len(found.pending)))
         out.print(facts)
+        for step in found.migrations:
+            out.print(f"pending migration: {step}", markup=False, highlight=False)
         for diff in found.pending:
             out.print(f"pending: {diff}", markup=False, highlight=False)
         for warning in found.warnings:
