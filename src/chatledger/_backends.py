@@ -94,9 +94,14 @@ class Backend:
         """Attach connection hooks to a freshly created or adopted engine."""
 
     def writer(self, engine: Engine) -> Engine:
-        """The engine write transactions run on: ``engine`` with the :data:`WRITE` execution
-        option (and the hooks writers need)."""
+        """An engine for operations that begin their own write transactions (``conn.begin()``,
+        as migrations do): ``engine`` with the :data:`WRITE` execution option and a hook that
+        calls :meth:`begin_write` when they begin."""
         return engine.execution_options(**{WRITE: True})
+
+    def begin_write(self, conn: Connection) -> None:
+        """Start, on the database, the write transaction ``conn.begin()`` just opened, where
+        the driver does not (SQLite: ``BEGIN IMMEDIATE``)."""
 
     def error_code(self, exc: DBAPIError) -> str | None:
         """The server's error code of a driver exception."""
@@ -178,23 +183,23 @@ class SQLite(Backend):
             event.listen(engine, "connect", on_connect)
 
     def writer(self, engine: Engine) -> Engine:
-        # Writers take the write lock up front with BEGIN IMMEDIATE. Reads begin nothing: each
-        # statement is its own snapshot, as reads are on the server backends (autocommit
-        # there). The hook is on the writer only: a "begin" listener on the engine would make
-        # every connection of it (reads too) dispatch its engine_connect, begin, commit and
-        # rollback events (measured: ~10% of an append).
+        # For connections whose users begin transactions themselves (migrations): a hook on
+        # this engine only. A "begin" listener on the engine itself would make every
+        # connection of it dispatch its engine_connect, begin, commit and rollback events
+        # (measured: ~10% of an append); chatledger's own transactions call begin_write.
         writer = super().writer(engine)
-        connect = self._connectors.get(engine)
-
-        def on_begin(conn: Connection) -> None:
-            dbapi_connection = conn.connection.dbapi_connection
-            pooled_before = getattr(dbapi_connection, "isolation_level", None) is not None
-            if pooled_before and connect is not None:
-                connect(dbapi_connection, None)  # pooled before chatledger adopted the engine
-            _BEGIN_IMMEDIATE.execute(conn, {})
-
-        event.listen(writer, "begin", on_begin)
+        event.listen(writer, "begin", self.begin_write)
         return writer
+
+    def begin_write(self, conn: Connection) -> None:
+        # Writers take the write lock up front. Reads begin nothing: each statement is its
+        # own snapshot, as reads are on the server backends (autocommit there).
+        dbapi_connection = conn.connection.dbapi_connection
+        if getattr(dbapi_connection, "isolation_level", None) is not None:
+            connect = self._connectors.get(conn.engine)
+            if connect is not None:
+                connect(dbapi_connection, None)  # pooled before chatledger adopted the engine
+        _BEGIN_IMMEDIATE.execute(conn, {})
 
     def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
         # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC.

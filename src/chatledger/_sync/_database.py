@@ -60,6 +60,7 @@ class Database:
     ) -> None:
         self.engine = engine
         self.backend = backend
+        #: Operations that begin their own transactions (run_raw): begin_write is a hook there.
         self._writer = backend.writer(engine)
         self._read_pool = reader
         self._reader = reader or (
@@ -99,7 +100,8 @@ class Database:
     def run(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``op`` in a write transaction of its own."""
         try:
-            with self._writing(), self._writer.begin() as conn:
+            with self._writing(), self.engine.begin() as conn:
+                self.backend.begin_write(conn)
                 return op(conn, *args, **kwargs)
         except SQLAlchemyError as exc:
             raise self.translate(exc) from exc
@@ -124,7 +126,8 @@ class Database:
     def transaction(self) -> Iterator[Transaction]:
         """Hold one write transaction open; it commits when the block ends, or rolls back."""
         try:
-            with self._writing(), self._writer.begin() as conn:
+            with self._writing(), self.engine.begin() as conn:
+                self.backend.begin_write(conn)
                 yield Transaction(conn, self)
         except SQLAlchemyError as exc:
             raise self.translate(exc) from exc
