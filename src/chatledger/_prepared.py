@@ -29,7 +29,7 @@ from sqlalchemy import Column, Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from ._types import result_loader
+from ._types import bind_saver, result_loader
 
 __all__ = ["Prepared", "RecordLoader", "record_loader"]
 
@@ -64,7 +64,7 @@ class _Compiled:
             (name, process)
             for name, bind in compiled.binds.items()
             if name in names
-            and (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            and (process := bind_saver(bind.type, dialect)) is not None
         )
 
     def parameters(self, given: Mapping[str, Any]) -> Any:

@@ -28,6 +28,7 @@ __all__ = [
     "LongText",
     "Money",
     "UTCDateTime",
+    "bind_saver",
     "canonical_decimal",
     "result_loader",
 ]
@@ -208,3 +209,24 @@ def result_loader(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], A
     if isinstance(type_, Uuid) and process is not None:
         return _uuid_loader(process)
     return process
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    """What :class:`UTCDateTime` then SQLite's ``DATETIME`` make of ``value`` (the same text:
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC), in two C calls."""
+    if value is None:
+        return None
+    zone = value.tzinfo
+    if zone is not UTC:
+        if zone is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given: use an aware datetime")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def bind_saver(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """A function that converts a Python value of ``type_`` into what SQLAlchemy's bind
+    processing sends the driver on ``dialect`` (``None``: as is)."""
+    if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
+        return _sqlite_utc_text
+    return type_.dialect_impl(dialect).bind_processor(dialect)
