@@ -20,16 +20,17 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.config import SchemathesisConfig
+from schemathesis.config._auth import AuthConfig
 from sqlalchemy.engine import make_url
 
-from chatledger import migrate
+from chatledger import Ledger, migrate
 from chatledger.server import ServerSettings, create_app
 
 from .conftest import seed
 
 #: Generated examples per operation (each phase), and the stateful run's size.
 EXAMPLES = 5
-STATEFUL_EXAMPLES = 40
+STATEFUL_EXAMPLES = 150
 STEPS = 10
 _SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -71,6 +72,9 @@ def accounts() -> Iterator[dict[str, str]]:
     """The admin's headers, once the database is migrated and seeded."""
     migrate.upgrade(_URL)
     admin, _, _ = seed(_URL)
+    # Through the security scheme (not forced headers), so that schemathesis can leave the key
+    # out of the requests that test auth.
+    schema.config.auth = AuthConfig(openapi={"ApiKey": {"bearer": admin.secret}})
     yield admin.headers
     shutil.rmtree(_DIRECTORY, ignore_errors=True)
 
@@ -78,18 +82,13 @@ def accounts() -> Iterator[dict[str, str]]:
 @schema.parametrize()
 @_SETTINGS
 def test_every_operation_conforms(case: Any, accounts: dict[str, str]) -> None:
-    case.call_and_validate(headers=accounts)
+    case.call_and_validate()
 
 
 def test_stateful_workflows_conform(accounts: dict[str, str]) -> None:
-    headers = accounts
-
-    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
-        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
-            return {"headers": headers}
-
+    assert accounts
     run_state_machine_as_test(
-        Workflow,
+        schema.as_state_machine(),
         settings=settings(
             max_examples=STATEFUL_EXAMPLES,
             stateful_step_count=STEPS,
@@ -99,3 +98,8 @@ def test_stateful_workflows_conform(accounts: dict[str, str]) -> None:
             suppress_health_check=list(HealthCheck),
         ),
     )
+    # The runs were authenticated (a run whose every request got a 401 would pass too).
+    with Ledger(_URL) as ledger:
+        assert ledger.users.count() > 3, "no user was created: were the requests authenticated?"
+        events = ledger.audit.list(event_type="auth.failed", limit=1)
+        assert events.items, "schemathesis's auth checks sent no bad key"
