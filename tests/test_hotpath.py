@@ -297,3 +297,28 @@ def test_async_append_many_copies_and_translates_conflicts(database_url):
             assert await store.messages.count(chat.id) == 300
 
     asyncio.run(main())
+
+
+def test_message_pages_walk_the_conversation_both_ways(store, chat):
+    sent = [
+        store.messages.append(chat.id, "user" if i % 2 else "assistant", f"m{i}", cost="0.1")
+        for i in range(9)
+    ]
+    walked: list[Message] = []
+    page = store.messages.list(chat.id, limit=4)
+    while True:
+        walked.extend(page.items)
+        if not page.has_more:
+            break
+        page = store.messages.list(chat.id, limit=4, after=page.last_cursor)
+    assert walked == sent
+    newest = store.messages.list(chat.id, limit=3, order="desc")
+    assert newest.items == sent[::-1][:3]
+    before = store.messages.list(chat.id, limit=2, order="desc", before=newest.first_cursor)
+    assert before.items == []
+    older = store.messages.list(chat.id, limit=2, before=page.first_cursor)
+    assert older.items == sent[-len(page.items) - 2 : -len(page.items)]
+    users = store.messages.list(chat.id, role="user", limit=50)
+    assert users.items == [m for m in sent if m.role == "user"]
+    with pytest.raises(NotFoundError):
+        store.messages.list(uuid.uuid4())

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import cache, partial
+from functools import cache
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -49,7 +49,7 @@ from .._types import UTCDateTime
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Message, Order, Page
 from . import tokens
-from ._common import from_row, paginate, record_columns, record_values, utcnow
+from ._common import from_row, keyset_query, page_of, record_columns, record_values, utcnow
 
 __all__ = [
     "NewMessage",
@@ -298,12 +298,14 @@ def _existing(
     return _LOAD_IN_CONVERSATION(conn.dialect)(rows[0], conversation_id) if rows else None
 
 
+_EXISTS: Final = {scoped: Prepared(select(_owned(scoped))) for scoped in (True, False)}
+
+
 def require_conversation(
     conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID
 ) -> None:
     """Raise NotFoundError unless the conversation exists (and is ``owner``'s)."""
-    found = conn.execute(select(_owned(owner is not None)), _params(owner, conversation_id))
-    if not found.scalar():
+    if not _EXISTS[owner is not None].first_value(conn, _params(owner, conversation_id)):
         raise NotFoundError("conversation", conversation_id)
 
 
@@ -507,21 +509,46 @@ def page(
 ) -> Page[Message]:
     """A keyset page of the conversation's messages by ``seq``."""
     require_conversation(conn, owner, conversation_id)
-    query = select(*_IN_CONVERSATION).where(messages.c.conversation_id == conversation_id)
+    forward = before is None
+    key = after if forward else before
+    statement = _page_statement(role is not None, (order == "desc") == forward, key is not None)
+    load = _LOAD_IN_CONVERSATION(conn.dialect)
+    params: dict[str, Any] = {"b_cid": conversation_id, "b_limit": limit + 1}
     if role is not None:
-        query = query.where(messages.c.role == role)
-    return paginate(
-        conn,
-        query,
-        [messages.c.seq],
+        params["b_role"] = role
+    if key is not None:
+        (params["b_seq"],) = key
+    return page_of(
+        statement.rows(conn, params),
+        limit,
+        forward=forward,
         kind=_KIND,
-        order=order,
-        after=after,
-        before=before,
-        limit=limit,
-        convert=partial(_in_conversation, conversation_id),
-        cursor_key=lambda message: (message.seq,),
+        convert=lambda row: load(row, conversation_id),
+        cursor_key=_seq_key,
     )
+
+
+@cache
+def _page_statement(role: bool, descending: bool, keyed: bool) -> Prepared:
+    """A page of one conversation's messages by ``seq``, for one (role filter, direction,
+    keyed or first page), built once."""
+    m = messages.c
+    query = select(*_IN_CONVERSATION).where(m.conversation_id == bindparam("b_cid"))
+    if role:
+        query = query.where(m.role == bindparam("b_role"))
+    return Prepared(
+        keyset_query(
+            query,
+            [m.seq],
+            [bindparam("b_seq", type_=Integer())] if keyed else None,
+            descending=descending,
+            limit=bindparam("b_limit", type_=Integer()),
+        )
+    )
+
+
+def _seq_key(message: Message) -> tuple[int]:
+    return (message.seq,)
 
 
 def count(
