@@ -398,3 +398,16 @@ def test_cli_reference_is_up_to_date(tmp_path: Path) -> None:
     assert (ROOT / "docs" / "cli.md").read_text() == generated.read_text(), (
         "docs/cli.md is stale: run `.venv/bin/python tools/cli_docs.py`"
     )
+
+
+def test_debug_shows_the_traceback_and_quiet_prints_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    plain = run("erase-user", "nobody", "--yes", "--url", url, ok=False)
+    assert plain.exit_code == 1
+    assert plain.exception is None or isinstance(plain.exception, SystemExit)
+    debug = runner.invoke(app, ["--debug", "erase-user", "nobody", "--yes", "--url", url])
+    assert debug.exit_code == 1
+    assert type(debug.exception).__name__ == "NotFoundError"
+    quiet = run("import", str(DATA / "feedback.json"), "--quiet", "--url", url)
+    assert quiet.output == ""
+    assert run("init", "--quiet", "--url", url).output == ""
