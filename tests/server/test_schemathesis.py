@@ -30,7 +30,7 @@ from .conftest import seed
 
 #: Generated examples per operation (each phase), and the stateful run's size.
 EXAMPLES = 5
-STATEFUL_EXAMPLES = 150
+STATEFUL_EXAMPLES = 100
 STEPS = 10
 _SETTINGS = settings(
     max_examples=EXAMPLES,
