@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
-from chatledger import DatabaseError, Ledger, SchemaOutOfDateError, TransientError
-from chatledger.server import ServerSettings
+from chatledger import DatabaseError, Ledger, SchemaOutOfDateError, TransientError, migrate
+from chatledger.server import ServerSettings, create_app
 
 from .conftest import Api
 from .test_routes import error, ok
@@ -182,3 +184,27 @@ def test_cors_is_off_unless_configured(api: Api, make_api: Callable[..., Api]) -
         headers={**preflight, "Origin": "https://evil.example"},
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+# One backend is enough: the revision check is the same code on all three.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_readiness_is_a_503_when_the_schema_is_not_at_head(make_api: Callable[..., Api]) -> None:
+    api = make_api()
+    assert ok(api.call(None, "GET", "/readyz"))["status"] == "ready"
+    previous = migrate.history()[1].revision
+    migrate.downgrade(api.url, previous)
+    body = error(api.call(None, "GET", "/readyz"), 503, "unavailable")
+    assert previous in body["message"]
+    assert ok(api.call(None, "GET", "/healthz")) == {"status": "ok"}  # alive all the same
+    migrate.upgrade(api.url)
+    assert ok(api.call(None, "GET", "/readyz"))["status"] == "ready"
+
+
+def test_create_app_without_arguments_uses_the_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'configured.db'}"
+    monkeypatch.setenv("CHATLEDGER_DATABASE_URL", url)
+    with TestClient(create_app()) as client:
+        assert client.get("/readyz").json()["status"] == "ready"
+    assert migrate.current(url) == migrate.head()
