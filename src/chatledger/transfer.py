@@ -44,7 +44,13 @@ from ._schema import Base, audit_chain, conversations, messages
 from ._sync._database import Database
 from ._sync.ledger import Ledger
 from .config import Config
-from .errors import ConfigurationError, ConflictError, NotFoundError, ValidationError
+from .errors import (
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    SchemaOutOfDateError,
+    ValidationError,
+)
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -197,8 +203,6 @@ def _check_source(conn: Connection, name: str) -> None:
     if conn.in_transaction():
         conn.rollback()
     if revision != migrate.head():
-        from .errors import SchemaOutOfDateError
-
         raise SchemaOutOfDateError(
             f"the source {name} is at revision {revision or 'none (not a chatledger database)'}"
             f", this chatledger copies revision {migrate.head()}: upgrade the source first "

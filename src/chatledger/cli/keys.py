@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -50,8 +50,8 @@ def create(
 
 
 def _row(key: ApiKey) -> list[str]:
-    def when(value: object) -> str:
-        return "" if value is None else value.isoformat(timespec="seconds")  # type: ignore[attr-defined]
+    def when(value: datetime | None) -> str:
+        return "" if value is None else value.isoformat(timespec="seconds")
 
     return [
         str(key.id),

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import typer
 
 from ._common import AsJson, ConfigFile, Url, Yes, confirm, emit_json, open_ledger, out
 
-__all__ = ["retention"]
+__all__ = ["Action", "retention"]
+
+
+class Action(enum.StrEnum):
+    """What retention does to an inactive conversation."""
+
+    archive = "archive"
+    delete = "delete"
 
 
 def retention(
@@ -16,8 +24,8 @@ def retention(
         int, typer.Option(min=1, help="Conversations inactive for more than this many days.")
     ],
     action: Annotated[
-        str, typer.Option(help="archive (active and closed ones) or delete (any status).")
-    ] = "archive",
+        Action, typer.Option(help="archive (active and closed ones) or delete (any status).")
+    ] = Action.archive,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, change nothing.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Conversations per transaction.")] = 500,
     yes: Yes = False,
@@ -26,17 +34,16 @@ def retention(
     as_json: AsJson = False,
 ) -> None:
     """Archive or delete the conversations inactive for INACTIVE_DAYS days."""
-    if action not in ("archive", "delete"):
-        raise typer.BadParameter("must be archive or delete", param_hint="--action")
     with open_ledger(url, config_file) as ledger:
         if not dry_run:
             confirm(
-                f"{action.capitalize()} every conversation inactive for {inactive_days} days?",
+                f"{action.value.capitalize()} every conversation inactive for "
+                f"{inactive_days} days?",
                 yes,
             )
         report = ledger.conversations.apply_retention(
             inactive_days=inactive_days,
-            action=action,  # type: ignore[arg-type]
+            action="archive" if action is Action.archive else "delete",
             dry_run=dry_run,
             batch_size=batch_size,
         )
