@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -25,6 +26,33 @@ from ._common import (
 
 __all__ = ["copy", "export", "import_"]
 
+
+class ImportFormat(enum.StrEnum):
+    """The formats ``chatledger import`` reads (``transfer.IMPORT_FORMATS``)."""
+
+    chatledger = "chatledger"
+    chatledger_jsonl = "chatledger-jsonl"
+    chatgpt = "chatgpt"
+    visitors = "visitors"
+    feedback = "feedback"
+
+
+class ExportFormat(enum.StrEnum):
+    """The formats ``chatledger export`` writes (``transfer.EXPORT_FORMATS``)."""
+
+    json = "json"
+    jsonl = "jsonl"
+    markdown = "markdown"
+
+
+def _import_format(chosen: ImportFormat | None) -> transfer.ImportFormat | None:
+    return None if chosen is None else next(f for f in transfer.IMPORT_FORMATS if f == chosen)
+
+
+def _export_format(chosen: ExportFormat) -> transfer.ExportFormat:
+    return next(f for f in transfer.EXPORT_FORMATS if f == chosen)
+
+
 BatchSize = Annotated[
     int,
     typer.Option("--batch-size", min=1, max=100_000, help="Rows per batch (one transaction each)."),
@@ -37,10 +65,10 @@ def import_(
         typer.Argument(exists=True, dir_okay=False, readable=True, help="The JSON file to import."),
     ],
     format: Annotated[
-        str | None,
+        ImportFormat | None,
         typer.Option(
             "--format",
-            help=f"Force the format: {', '.join(transfer.IMPORT_FORMATS)} (default: detected).",
+            help="Force the format (default: detected from the file).",
             show_default=False,
         ),
     ] = None,
@@ -60,15 +88,11 @@ def import_(
 ) -> None:
     """Import chatledger's own export (JSON or JSON lines), a ChatGPT conversations.json, or a
     visitors or feedback JSON file. Importing the same file twice adds nothing."""
-    if format is not None and format not in transfer.IMPORT_FORMATS:
-        raise typer.BadParameter(
-            f"{format!r} is not one of {', '.join(transfer.IMPORT_FORMATS)}", param_hint="--format"
-        )
     with open_ledger(url, config_file) as ledger, progress_bar(not (quiet or as_json)) as tick:
         report = transfer.import_data(
             ledger,
             path,
-            format=format,
+            format=_import_format(format),
             user=user,
             batch_size=batch_size,
             progress=tick,
@@ -94,9 +118,9 @@ def export(
         typer.Option("--output", "-o", help="File to write ('-': standard output)."),
     ] = "-",
     format: Annotated[
-        str,
+        ExportFormat,
         typer.Option("--format", "-f", help="json (lossless), jsonl (lossless) or markdown."),
-    ] = "json",
+    ] = ExportFormat.json,
     user: Annotated[
         str | None,
         typer.Option("--user", help="Only this user (id or external id).", show_default=False),
@@ -111,10 +135,6 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export everything, one user or one conversation as JSON, JSON lines or Markdown."""
-    if format not in transfer.EXPORT_FORMATS:
-        raise typer.BadParameter(
-            f"{format!r} is not one of {', '.join(transfer.EXPORT_FORMATS)}", param_hint="--format"
-        )
     to_stdout = output == "-"
     with open_ledger(url, config_file) as ledger:
         # Resolve the scope before creating the file: a wrong id leaves no empty file behind.
@@ -132,7 +152,7 @@ def export(
                 report = transfer.export_data(
                     ledger,
                     stream,
-                    format=format,
+                    format=_export_format(format),
                     user=user,
                     conversation=conversation,
                     batch_size=batch_size,
@@ -148,7 +168,9 @@ def export(
             partial.replace(target)
     if not quiet and not to_stdout:
         rows = sum(report.rows.values())
-        err.print(f"exported {report.scope} to {output}: {rows} rows ({format})", highlight=False)
+        err.print(
+            f"exported {report.scope} to {output}: {rows} rows ({format.value})", highlight=False
+        )
 
 
 def copy(
