@@ -74,6 +74,10 @@ def test_framework_errors_use_the_envelope(api: Api) -> None:
     assert error(not_json, 422, "invalid_request")["field"] == "body"
     unknown_field = api.call(api.alice, "POST", "/v1/conversations", json={"titel": "typo"})
     assert error(unknown_field, 422, "invalid_request")["field"] == "titel"
+    typo = api.call(api.alice, "GET", "/v1/conversations", params={"limt": 5})
+    body = error(typo, 422, "invalid_request")
+    assert body["field"] == "limt"
+    assert "limit" in body["limit"]
     bad_id = api.call(api.alice, "GET", "/v1/conversations/12")
     assert error(bad_id, 422, "invalid_request")["field"] == "conversation_id"
 

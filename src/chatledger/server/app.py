@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.engine import URL
 
@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import ChatledgerError
 from .errors import ERROR_RESPONSES, BodyLimit, RequestId, install_error_handlers
 from .routes import ROUTERS, health
+from .routes._params import reject_unknown_query
 from .settings import ServerSettings
 
 __all__ = ["create_app"]
@@ -100,6 +101,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
         responses={
             status: ERROR_RESPONSES[status] for status in (400, 401, 404, 405, 413, 422, 500, 503)
         },

@@ -10,7 +10,6 @@ and the client gets a 500 naming only that id.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from typing import Any, Final
 
@@ -19,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import (
@@ -33,6 +31,7 @@ from ..errors import (
     TransientError,
     ValidationError,
 )
+from .operations import OperationIndex
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -213,21 +212,6 @@ def _validation_error(exc: RequestValidationError) -> ApiError:
     return ApiError(422, "invalid_request", text, field=field, limit=limit)
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    """The methods the OpenAPI document lists for the request's path (Starlette's own 405
-    names only those of the first route whose path matches)."""
-    app = request.app
-    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allow", None)
-    if table is None:
-        table = [
-            (compile_path(path)[0], sorted(method.upper() for method in operations))
-            for path, operations in app.openapi()["paths"].items()
-        ]
-        app.state.allow = table
-    path = request.url.path
-    return sorted({m for pattern, methods in table if pattern.match(path) for m in methods})
-
-
 def install_error_handlers(app: FastAPI, retry_after: int) -> None:
     """Route every kind of error to the envelope."""
 
@@ -263,7 +247,7 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
             message = str(exc.detail)
         headers = dict(exc.headers or {})
         if status == 405:
-            headers["Allow"] = ", ".join(_allowed_methods(request))
+            headers["Allow"] = ", ".join(OperationIndex.of(request.app).methods(request.url.path))
         kind = _HTTP_TYPES.get(status, "internal_error" if status >= 500 else "bad_request")
         return render(request, ApiError(status, kind, message, headers=headers))
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Query
+from fastapi import Query, Request
 
+from ..errors import ApiError
 from ..models import Instant
+from ..operations import OperationIndex
 from ..settings import MAX_PAGE
 
-__all__ = ["After", "Before", "Limit", "Order", "Since", "Until"]
+__all__ = ["After", "Before", "Limit", "Order", "Since", "Until", "reject_unknown_query"]
 
 #: Page size: 1 to 100 (a larger ``limit`` is a 422 naming the limit).
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, 1 to {MAX_PAGE}.")]
@@ -26,3 +28,22 @@ Order = Annotated[
 ]
 Since = Annotated[Instant | None, Query(description="From this time (inclusive, with offset).")]
 Until = Annotated[Instant | None, Query(description="Until this time (exclusive, with offset).")]
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A query parameter the operation does not take is a 422 naming it (a misspelt ``limit``
+    would otherwise be ignored silently)."""
+    if not request.query_params:
+        return
+    names = OperationIndex.of(request.app).query_names(request.method, request.url.path)
+    if names is None:
+        return
+    unknown = sorted(set(request.query_params) - names)
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{unknown[0]}: unknown query parameter",
+            field=unknown[0],
+            limit=sorted(names),
+        )
