@@ -634,3 +634,50 @@ def test_concurrent_imports_of_one_file_insert_each_row_once(
     with Ledger(database_url) as target:
         assert target.audit.verify().ok
         assert transfer.table_counts(target)["messages"] == 4
+
+
+def test_export_is_one_snapshot_while_the_app_writes(
+    database_url: URL, empty_url: URL, tmp_path: Path
+) -> None:
+    with Ledger(database_url) as ledger, Ledger(database_url) as app:
+        ids = populate(ledger)
+        wrote: list[Any] = []
+
+        def write_meanwhile(task: str, done: int, total: int | None) -> None:
+            if task == "users" and not wrote:  # the export has begun reading
+                later = app.messages.append(ids["chat"], "assistant", "written during export")
+                app.feedback.rate(later.id, rater_id=ids["ada"], thumb="up")
+                wrote.append(later)
+
+        buffer = io.StringIO()
+        report = transfer.export_data(ledger, buffer, progress=write_meanwhile)
+        assert wrote
+        assert report.rows["messages"] == 4  # the new message is not in the snapshot
+        assert transfer.table_counts(ledger)["messages"] == 5
+    document = json.loads(buffer.getvalue())
+    chat = next(c for c in document["tables"]["conversations"] if c["id"] == str(ids["chat"]))
+    assert chat["message_count"] == 3  # consistent with its messages in the file
+    path = _write(tmp_path, "snapshot.json", buffer.getvalue())
+    with Ledger(empty_url) as target:
+        assert transfer.import_data(target, path).inserted["message_feedback"] == 2
+
+
+def test_copy_reads_one_snapshot_while_the_source_is_written(
+    database_url: URL, tmp_path: Path
+) -> None:
+    source, ids = _sqlite_source(tmp_path)
+    with Ledger(source) as app:
+        wrote: list[Any] = []
+
+        def write_meanwhile(task: str, done: int, total: int | None) -> None:
+            if task == "users" and not wrote:
+                wrote.append(app.messages.append(ids["chat"], "user", "written during the copy"))
+
+        report = transfer.copy_database(source, database_url, progress=write_meanwhile)
+    assert wrote
+    assert report.ok  # verified against the same snapshot
+    assert report.copied["messages"] == 4
+    # Resuming is for an interrupted copy of an unchanged source: a source written to since
+    # (a message inside the key range, counters updated) is refused, not half merged.
+    with pytest.raises(ConflictError, match="or the source changed"):
+        transfer.copy_database(source, database_url, backup=False)

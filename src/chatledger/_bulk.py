@@ -152,11 +152,16 @@ def after_key(conn: Connection, table: Table, key: Sequence[Any]) -> ColumnEleme
 
 @contextmanager
 def snapshot(conn: Connection) -> Iterator[Connection]:
-    """A transaction on ``conn`` in which every read sees the same snapshot of the database
-    (``REPEATABLE READ`` on PostgreSQL and MariaDB; SQLite's read transactions already are)."""
+    """A transaction on ``conn`` in which every read sees the same snapshot of the database:
+    ``REPEATABLE READ`` on PostgreSQL and MariaDB; on SQLite an explicit ``BEGIN`` (chatledger
+    turns the driver's own transaction handling off, and its reads begin nothing), whose
+    snapshot is taken by the first read."""
     if conn.in_transaction():
         conn.rollback()
-    if conn.dialect.name != "sqlite":
+    sqlite = conn.dialect.name == "sqlite"
+    if not sqlite:
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
     with conn.begin():
+        if sqlite and not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            conn.exec_driver_sql("BEGIN")
         yield conn

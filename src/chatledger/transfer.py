@@ -243,7 +243,8 @@ def _copy_table(
         ):
             raise ConflictError(
                 f"the target's {table.name} table holds rows that are not a prefix of the "
-                "source's: it is not a partial copy of this source (copy into an empty database)"
+                "source's: it is not a partial copy of this source, or the source changed "
+                "since that copy (copy into an empty database)"
             )
     done = held
     progress(table.name, done, total)
@@ -440,10 +441,12 @@ def resolve_user(ledger: Ledger, user: str | uuid.UUID) -> uuid.UUID:
         return ledger.users.get_by_external_id(user).id
 
 
-def _rows(ledger: Ledger, table: Table, scope: _ops.Scope, batch: int) -> Iterator[dict[str, Any]]:
+def _rows(
+    conn: Connection, table: Table, scope: _ops.Scope, batch: int
+) -> Iterator[dict[str, Any]]:
     after: tuple[Any, ...] | None = None
     while True:
-        rows = ledger._call(_ops.read_batch, table, scope, after, batch)
+        rows = _ops.read_batch(conn, table, scope, after, batch)
         yield from rows
         if len(rows) < batch:
             return
@@ -488,7 +491,9 @@ def export_data(
     conversations. A user's export leaves out the audit log (it belongs to the whole database)
     and ratings by other users; a conversation's holds its owner, its messages, their citations
     with the cited knowledge chunks, and the owner's ratings. Rows are read ``batch_size`` at a
-    time, so memory stays flat whatever the size of the database.
+    time, so memory stays flat whatever the size of the database, all from one snapshot (one
+    read transaction; ``REPEATABLE READ`` on PostgreSQL and MariaDB), so an export taken while
+    the app writes is consistent.
     """
     if format not in EXPORT_FORMATS:
         raise ValidationError(
@@ -497,47 +502,62 @@ def export_data(
     batch = _batch_size(batch_size)
     report = progress or _quiet
     scope = _scope(ledger, user, conversation)
+
+    def run(conn: Connection) -> dict[str, int]:
+        # One snapshot for the whole export: rows written meanwhile are all in or all out, so
+        # no row refers to one the file lacks.
+        with _bulk.snapshot(conn) as snap:
+            if format == "markdown":
+                return _markdown(snap, out, scope, batch, report)
+            return _tables(snap, out, format == "jsonl", scope, batch, report)
+
+    ledger.open()
+    counts = ledger._core.db.read(run)
+    return ExportReport(format, _scope_name(scope), counts)
+
+
+def _tables(
+    conn: Connection, out: TextIO, lines: bool, scope: _ops.Scope, batch: int, report: Progress
+) -> dict[str, int]:
+    """Write the tables of ``scope`` as JSON lines or as one JSON document."""
     counts: dict[str, int] = {}
-    if format == "markdown":
-        counts = _markdown(ledger, out, scope, batch, report)
-        return ExportReport(format, _scope_name(scope), counts)
     header = _header(scope)
     tables = _ops.scope_tables(scope)
-    if format == "jsonl":
+    if lines:
         out.write(_dumps(header) + "\n")
     else:
         out.write(_dumps(header)[:-1] + ', "tables": {')
     for position, table in enumerate(tables):
-        total = ledger._call(_ops.count_rows, table, scope)
+        total = _ops.count_rows(conn, table, scope)
         report(table.name, 0, total)
-        if format == "json":
+        if not lines:
             out.write(("" if position == 0 else ", ") + _dumps(table.name) + ": [")
         written = 0
-        for row in _rows(ledger, table, scope, batch):
+        for row in _rows(conn, table, scope, batch):
             encoded = {name: _ops.encode(value) for name, value in row.items()}
-            if format == "jsonl":
+            if lines:
                 out.write(_dumps({"table": table.name, "row": encoded}) + "\n")
             else:
                 out.write(("\n" if written == 0 else ",\n") + _dumps(encoded))
             written += 1
             if written % batch == 0:
                 report(table.name, written, total)
-        if format == "json":
+        if not lines:
             out.write("]")
         counts[table.name] = written
         report(table.name, written, total)
-    if format == "json":
+    if not lines:
         out.write("}}\n")
-    return ExportReport(format, _scope_name(scope), counts)
+    return counts
 
 
 def _markdown(
-    ledger: Ledger, out: TextIO, scope: _ops.Scope, batch: int, report: Progress
+    conn: Connection, out: TextIO, scope: _ops.Scope, batch: int, report: Progress
 ) -> dict[str, int]:
-    total = ledger._call(_ops.count_rows, conversations, scope)
+    total = _ops.count_rows(conn, conversations, scope)
     report("conversations", 0, total)
     done = written = 0
-    for chat in _rows(ledger, conversations, scope, batch):
+    for chat in _rows(conn, conversations, scope, batch):
         title = chat["title"] or "Untitled conversation"
         out.write(f"# {title}\n\n")
         out.write(
@@ -546,7 +566,7 @@ def _markdown(
             f"- messages: {chat['message_count']}\n\n"
         )
         only: _ops.Scope = ("conversation", chat["id"])
-        for message in _rows(ledger, messages, only, batch):
+        for message in _rows(conn, messages, only, batch):
             details = [message["created_at"].isoformat()]
             if message["model"]:
                 details.append(message["model"])
