@@ -76,6 +76,11 @@ def test_failed_authentication_is_audited_without_the_secret(api: Api) -> None:
     assert events[0]["category"] == "security"
     assert events[0]["metadata"]["key_prefix"] == "abcdefghijkl"
     assert "s" * 43 not in str(events[0])
+    # A NUL in the path (which the store cannot hold) does not stop the event being recorded.
+    nul = api.call(None, "GET", "/v1/messages/a%00b", headers={"Authorization": f"Bearer {secret}"})
+    error(nul, 401, "unauthorized")
+    page = ok(api.call(api.admin, "GET", "/v1/audit/events", params={"event_type": "auth.failed"}))
+    assert page["data"][0]["metadata"]["path"] == "/v1/messages/ab"
 
 
 def test_users(api: Api) -> None:

@@ -136,7 +136,7 @@ async def authenticate(
             metadata={
                 "key_prefix": _api_keys.parse(secret),
                 "method": request.method,
-                "path": request.url.path[:200],
+                "path": request.url.path[:200].replace("\x00", ""),
                 "client": _client(request),
             },
         )
