@@ -313,3 +313,28 @@ def test_racing_first_claims_make_one_winner(ledger: Ledger) -> None:
         thread.join(60)
     assert errors == []
     assert sorted(outcomes) == ["claimed"] + ["running"] * 5
+
+
+def test_the_server_purges_expired_claims_in_the_background(
+    make_api: Callable[..., Api],
+) -> None:
+    api = make_api(settings=ServerSettings(purge_interval=0.05))
+    chat = _chat(api)
+    path = f"/v1/conversations/{chat}/messages"
+    for key in ("old", "new"):
+        body = {"role": "user", "content": key}
+        ok(api.call(api.alice, "POST", path, json=body, headers={"Idempotency-Key": key}), 201)
+    engine = sa.create_engine(api.url, poolclass=sa.pool.NullPool)
+    c = idempotent_requests.c
+    with engine.begin() as conn:
+        created = conn.execute(sa.select(c.created_at).where(c.key == "old")).scalar_one()
+        conn.execute(
+            sa.update(idempotent_requests)
+            .where(c.key == "old")
+            .values(created_at=created - timedelta(hours=25))
+        )
+    engine.dispose()
+    deadline = time.monotonic() + 30
+    while {row.key for row in _rows(api.url)} != {"new"}:
+        assert time.monotonic() < deadline, "the expired claim was not purged"
+        time.sleep(0.05)
