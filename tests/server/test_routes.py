@@ -450,15 +450,17 @@ def test_tokens_usage_and_surveys(api: Api) -> None:
 def test_visitors_and_product_feedback(api: Api) -> None:
     visitor = ok(
         api.call(
-            api.alice,
+            api.admin,
             "POST",
             "/v1/visitors",
             json={"name": "Crawler", "agent_type": "bot", "answers": {"goal": "index"}},
         )
     )
     again = ok(
-        api.call(api.bob, "POST", "/v1/visitors", json={"name": "crawler", "agent_type": "BOT"})
+        api.call(api.admin, "POST", "/v1/visitors", json={"name": "crawler", "agent_type": "BOT"})
     )
+    # A user's key cannot record visits: it could merge answers into anyone's visitor.
+    error(api.call(api.bob, "POST", "/v1/visitors", json={"name": "crawler"}), 403, "forbidden")
     assert (again["id"], again["visit_count"], again["answers"]) == (
         visitor["id"],
         2,
@@ -674,7 +676,7 @@ def test_deleted_objects_stay_gone(api: Api) -> None:
     )["id"]
     ok(api.call(api.admin, "DELETE", f"/v1/knowledge/chunks/{chunk}"), 204)
     error(api.call(api.admin, "GET", f"/v1/knowledge/chunks/{chunk}"), 404, "not_found")
-    visitor = ok(api.call(api.alice, "POST", "/v1/visitors", json={"name": "v"}))["id"]
+    visitor = ok(api.call(api.admin, "POST", "/v1/visitors", json={"name": "v"}))["id"]
     ok(api.call(api.admin, "DELETE", f"/v1/visitors/{visitor}"), 204)
     error(api.call(api.admin, "GET", f"/v1/visitors/{visitor}"), 404, "not_found")
     carol = ok(api.call(api.admin, "POST", "/v1/users", json={"external_id": "carol"}), 201)["id"]

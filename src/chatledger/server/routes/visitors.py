@@ -1,4 +1,6 @@
-"""The visitor registry and product-feedback forms: any key records, admin keys read."""
+"""The visitor registry (admin keys: a visit merges answers into a visitor found by a name anyone
+could guess, so only the service records visits) and product-feedback forms (any key submits,
+admin keys read)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,9 @@ router = APIRouter(responses={403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[40
 
 
 @router.post("/visitors", tags=["visitors"])
-async def record_visit(body: VisitIn, caller: Caller) -> Visitor:
-    """Record a visit; a known visitor (by ``visitor_key``, else name and agent type) counts
-    one more visit and merges the answers."""
+async def record_visit(body: VisitIn, caller: Admin) -> Visitor:
+    """Record a visit (admin); a known visitor (by ``visitor_key``, else name and agent type)
+    counts one more visit and merges the answers."""
     return await caller.ledger.visitors.record_visit(
         body.name,
         agent_type=body.agent_type,
