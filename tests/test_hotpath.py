@@ -322,3 +322,11 @@ def test_message_pages_walk_the_conversation_both_ways(store, chat):
     assert users.items == [m for m in sent if m.role == "user"]
     with pytest.raises(NotFoundError):
         store.messages.list(uuid.uuid4())
+
+
+def test_a_value_the_bind_processing_refuses_is_a_statement_error(ledger):
+    chat = ledger.conversations.create(ledger.users.create().id)
+    naive = {"b_cid": chat.id, "b_now": datetime(2026, 1, 1)}  # naive: refused
+    bump = message_ops._BUMP[ledger._core.db.backend.update_returning, False]
+    with ledger._core.db.engine.begin() as conn, pytest.raises(sa.exc.StatementError):
+        bump.execute(conn, naive)

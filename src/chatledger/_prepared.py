@@ -63,8 +63,7 @@ class _Compiled:
         self.processors: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
             (name, process)
             for name, bind in compiled.binds.items()
-            if name in names
-            and (process := bind_saver(bind.type, dialect)) is not None
+            if name in names and (process := bind_saver(bind.type, dialect)) is not None
         )
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
@@ -101,7 +100,12 @@ class Prepared:
         the row count and the driver's ``lastrowid`` (``"lastrowid"``)."""
         compiled = self.compiled(conn.dialect)
         sql = compiled.sql
-        params = compiled.parameters(given)
+        try:
+            params = compiled.parameters(given)
+        except Exception as exc:
+            # A bind processor refused a value: a StatementError, as from Connection.execute.
+            conn._handle_dbapi_exception(exc, sql, dict(given), None, None)
+            raise  # not reached: the handler always raises
         if _observed(conn):
             result = conn.exec_driver_sql(sql, params)
             if want == "rows":
@@ -120,6 +124,27 @@ class Prepared:
         except Exception as exc:
             # Wraps the driver's error as Connection.execute would (DBAPIError subclasses),
             # invalidates the connection on a disconnect, and fires handle_error events.
+            conn._handle_dbapi_exception(exc, sql, params, cursor, None)
+            raise  # not reached: the handler always raises
+        finally:
+            cursor.close()
+
+    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per mapping of ``rows`` (the driver's ``executemany``)."""
+        compiled = self.compiled(conn.dialect)
+        sql = compiled.sql
+        try:
+            params = [compiled.parameters(row) for row in rows]
+        except Exception as exc:
+            conn._handle_dbapi_exception(exc, sql, None, None, None)
+            raise  # not reached: the handler always raises
+        if _observed(conn):
+            conn.exec_driver_sql(sql, params)
+            return
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, params)
+        except Exception as exc:
             conn._handle_dbapi_exception(exc, sql, params, cursor, None)
             raise  # not reached: the handler always raises
         finally:

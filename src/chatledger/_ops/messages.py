@@ -443,15 +443,24 @@ def append_many(
 
 
 def _insert_batch(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows with the backend's bulk path (``COPY`` on PostgreSQL with psycopg 3,
-    ``executemany`` elsewhere); a driver error from ``COPY`` is raised as
-    ``Connection.execute`` would raise it, so it is translated like any other."""
+    """Insert the rows with the backend's bulk path: ``COPY`` on PostgreSQL (``_bulk``),
+    ``executemany`` of the prepared insert elsewhere (PyMySQL turns it into multi-row
+    ``INSERT`` statements). A driver error is raised as ``Connection.execute`` would raise
+    it, so it is translated like any other."""
+    if conn.dialect.name != "postgresql":
+        for start in range(0, len(rows), _BATCH_CHUNK):
+            _INSERT_ONE.execute_many(conn, rows[start : start + _BATCH_CHUNK])
+        return
     try:
         bulk_insert(conn, messages, rows)
     except SQLAlchemyError:
         raise
     except conn.dialect.loaded_dbapi.Error as exc:
         conn._handle_dbapi_exception(exc, "COPY messages", None, None, None)
+
+
+#: Rows per executemany call (bounds the size of one multi-row statement).
+_BATCH_CHUNK: Final = 1000
 
 
 def get(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> Message:
