@@ -402,13 +402,23 @@ class MariaDB(Backend):
 _IN_TRANSACTION: Final = 0x0001
 
 
+def _returned_rows(raw: Any) -> bool:
+    """Whether the driver's last statement returned a result set (whose end carries no
+    transaction status the driver reads)."""
+    result = getattr(raw, "_result", None)
+    return result is not None and result.server_status is None
+
+
 def _skip_idle_rollback(dbapi_connection: Any, _record: Any) -> None:
     """Make ``rollback()`` free when the server reports no open transaction.
 
     The connection pool rolls back every connection it takes back, even one whose transaction
     was just committed: with PyMySQL that is a round trip per operation. The MySQL protocol
-    reports in every reply whether a transaction is open, so the rollback is skipped exactly
-    when there is nothing to roll back.
+    reports in every OK packet whether a transaction is open, so the rollback is skipped when
+    there is nothing to roll back. The drivers do not read that flag from the end of a result
+    set, though: after a transaction of SELECTs only (``SELECT ... FOR UPDATE`` that then
+    raised, say) the flag is stale, so when the last statement returned rows the rollback is
+    always made (else its locks would stay held in the pool).
     """
     # The driver's own connection: PyMySQL's, or aiomysql's behind SQLAlchemy's adapter (whose
     # rollback awaits the driver's).
@@ -421,7 +431,7 @@ def _skip_idle_rollback(dbapi_connection: Any, _record: Any) -> None:
     if inspect.iscoroutinefunction(rollback):
 
         async def rollback_if_open_async() -> Any:
-            if raw.server_status & _IN_TRANSACTION:
+            if raw.server_status & _IN_TRANSACTION or _returned_rows(raw):
                 return await rollback()
             return None
 
@@ -429,7 +439,7 @@ def _skip_idle_rollback(dbapi_connection: Any, _record: Any) -> None:
     else:
 
         def rollback_if_open() -> Any:
-            if raw.server_status & _IN_TRANSACTION:
+            if raw.server_status & _IN_TRANSACTION or _returned_rows(raw):
                 return rollback()
             return None
 
