@@ -264,6 +264,14 @@ def test_messages(api: Api) -> None:
     )
     assert [m["seq"] for m in replies["data"]] == [3, 5]
     assert ok(api.call(api.alice, "GET", f"/v1/messages/{sent[2]['id']}")) == sent[2]
+    last = ok(
+        api.call(api.alice, "GET", f"/v1/conversations/{chat}/messages/last", params={"n": 3})
+    )
+    assert [m["seq"] for m in last] == [3, 4, 5]
+    replies_last = api.call(
+        api.alice, "GET", f"/v1/conversations/{chat}/messages/last", params={"role": "user"}
+    )
+    assert [m["seq"] for m in ok(replies_last)] == [2, 4]
     assert ok(api.call(api.alice, "GET", f"/v1/conversations/{chat}"))["message_count"] == 5
     error(api.call(api.alice, "GET", f"/v1/messages/{uuid.uuid4()}"), 404, "not_found")
     error(api.call(api.alice, "GET", "/v1/messages/not-a-uuid"), 422, "invalid_request")
@@ -361,6 +369,9 @@ def test_feedback_and_citations(api: Api) -> None:
     assert error(wrong_role, 409, "conflict")["field"] == "role"
     listed = ok(api.call(api.alice, "GET", f"/v1/messages/{answer['id']}/citations"))
     assert listed[0]["id"] == cited["id"]
+    summary = ok(api.call(api.alice, "GET", "/v1/feedback/summary", params={"by": "conversation"}))
+    assert [(g["key"], g["ratings"]) for g in summary] == [(chat, 1)]  # the admin's
+    assert ok(api.call(api.bob, "GET", "/v1/feedback/summary", params={"by": "model"})) == []
     detail = ok(api.call(api.alice, "GET", f"/v1/messages/{answer['id']}/detail"))
     assert (detail["message"]["id"], len(detail["feedback"]), len(detail["citations"])) == (
         answer["id"],

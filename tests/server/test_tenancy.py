@@ -70,6 +70,8 @@ def _requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
         ("POST", f"/v1/conversations/{c}/close", {}),
         ("POST", f"/v1/conversations/{c}/restore", {}),
         ("GET", f"/v1/conversations/{c}/messages", {}),
+        ("GET", f"/v1/conversations/{c}/messages/last", {}),
+        ("GET", "/v1/feedback/summary", {"params": {"by": "day", "conversation_id": c}}),
         ("POST", f"/v1/conversations/{c}/messages", {"json": text}),
         (
             "POST",

@@ -20,6 +20,7 @@ from ..models import (
     PageOut,
     page_out,
 )
+from ..settings import MAX_PAGE
 from ._params import After, Before, Limit, Order
 
 __all__ = ["router"]
@@ -154,6 +155,18 @@ async def list_messages(
         conversation_id, limit=limit, after=after, before=before, order=order, role=role
     )
     return PageOut[Message].model_validate(page_out(page))
+
+
+@router.get("/conversations/{conversation_id}/messages/last")
+async def last_messages(
+    conversation_id: uuid.UUID,
+    caller: Caller,
+    n: Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many, 1 to 100.")] = 20,
+    role: Role | None = None,
+) -> list[Message]:
+    """The last ``n`` messages (of ``role``), oldest first: the context for the next model
+    call."""
+    return await caller.store.messages.last(conversation_id, n, role=role)
 
 
 @router.post(

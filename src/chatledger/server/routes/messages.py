@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from fastapi import APIRouter, Response
 
-from ...records import Citation, Feedback, Message, MessageDetail
+from ...records import Citation, Feedback, FeedbackSummary, Message, MessageDetail
 from ..auth import Caller
 from ..errors import ERROR_RESPONSES
 from ..models import CitationCreate, RatingIn
+from ._params import Since, Until
 
 __all__ = ["router"]
 
@@ -59,6 +61,21 @@ async def remove_rating(message_id: uuid.UUID, caller: Caller) -> Response:
     """Delete the caller's rating of the message (404 if there is none)."""
     await caller.store.feedback.remove(message_id, caller.user.id)
     return Response(status_code=204)
+
+
+@router.get("/feedback/summary")
+async def feedback_summary(
+    caller: Caller,
+    by: Literal["conversation", "model", "day"],
+    conversation_id: uuid.UUID | None = None,
+    since: Since = None,
+    until: Until = None,
+) -> list[FeedbackSummary]:
+    """Ratings per conversation, model or UTC day, scores normalised to 0..1 (of the caller's
+    conversations; an admin key: of all)."""
+    return await caller.store.feedback.summary(
+        by, conversation_id=conversation_id, since=since, until=until
+    )
 
 
 @router.get("/messages/{message_id}/citations")
