@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -411,3 +412,32 @@ def test_debug_shows_the_traceback_and_quiet_prints_nothing(tmp_path: Path) -> N
     quiet = run("import", str(DATA / "feedback.json"), "--quiet", "--url", url)
     assert quiet.output == ""
     assert run("init", "--quiet", "--url", url).output == ""
+
+
+def test_progress_bars_draw_on_a_terminal(tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    with Ledger(source) as ledger:
+        populate(ledger)
+    command = [EXECUTABLE, "copy", source, f"sqlite:///{tmp_path / 'copy.db'}", "--batch-size", "1"]
+    primary, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            command, stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True
+        )
+        os.close(secondary)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal closed: the process ended
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=120) == 0
+    finally:
+        os.close(primary)
+    text = output.decode("utf-8", "replace")
+    assert "━" in text  # a Rich bar
+    assert "messages" in text
+    assert "verified: every table matches" in text
