@@ -8,7 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from chatledger import Ledger
+import sqlalchemy as sa
+
+from chatledger import Ledger, migrate
+from chatledger._bulk import bulk_insert
+from chatledger._schema import conversations, users
+from chatledger._schema import messages as messages_table
 
 #: Tables the populated database has rows in (every table of the schema the data areas use).
 POPULATED = (
@@ -103,13 +108,6 @@ def generate_database(url: str, *, messages: int = 100_000, per_conversation: in
     conversations of 100 users) through the bulk path: seconds for 100,000 on SQLite."""
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal
-
-    import sqlalchemy as sa
-
-    from chatledger import migrate
-    from chatledger._bulk import bulk_insert
-    from chatledger._schema import conversations, users
-    from chatledger._schema import messages as messages_table
 
     migrate.upgrade(url)
     start = datetime(2025, 1, 1, tzinfo=UTC)
