@@ -195,10 +195,13 @@ def _conversation_for(
     except ValueError:
         named = None
     if named is not None:
-        query = select(conversations.c.id).where(conversations.c.id == named)
-        if owner is not None:
-            query = query.where(conversations.c.owner_id == owner)
-        if conn.execute(query).first() is not None:
+        c = conversations.c
+        found = conn.execute(select(c.owner_id).where(c.id == named)).first()
+        if found is not None:
+            if owner is not None and found.owner_id != owner:
+                # Another user's conversation: it does not exist for this scope, and its id
+                # cannot be taken as a thread name either.
+                raise NotFoundError("conversation", named)
             return named
     creator = owner or user_id
     if creator is None:
@@ -224,8 +227,12 @@ def bind(
             select(graph_threads.c.id).where(graph_threads.c.thread_id == thread_id)
         ).first()
     ):
-        # Bound to another user's conversation: not theirs to see.
-        raise NotFoundError("checkpoint thread", thread_id)
+        # Bound meanwhile (by a concurrent write of this thread), or bound to another user's
+        # conversation, which does not exist for this scope.
+        found = thread(conn, owner, thread_id)
+        if found is None:
+            raise NotFoundError("checkpoint thread", thread_id)
+        return found
     try:
         with conn.begin_nested():
             conversation_id = _conversation_for(conn, owner, thread_id, user_id)

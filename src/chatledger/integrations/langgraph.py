@@ -489,7 +489,9 @@ def _sync_saver(url: URL) -> Iterator[BaseCheckpointSaver[Any]]:
         import pymysql
         from langgraph.checkpoint.mysql.pymysql import PyMySQLSaver
 
-        with pymysql.connect(**_mysql_arguments(url)) as conn:
+        arguments = _mysql_arguments(url)
+        arguments["database"] = arguments.pop("db")  # PyMySQL deprecates "db"; aiomysql wants it
+        with pymysql.connect(**arguments) as conn:
             mysql_saver = PyMySQLSaver(conn)
             mysql_saver.setup()
             yield mysql_saver
