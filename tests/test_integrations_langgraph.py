@@ -157,6 +157,7 @@ def test_a_put_that_cannot_log_its_messages_stores_nothing(ledger):
     # The run's input checkpoint (no new messages) was stored; the step that added the bad
     # message wrote neither its checkpoint nor any of its messages.
     head = saver.get_tuple(config("t-2"))
+    assert head is not None
     assert head.metadata["source"] == "input"
     assert len(list(saver.list(config("t-2")))) == 4
     assert len(head.checkpoint["channel_values"]["messages"]) == 2
