@@ -13,18 +13,19 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "integrations").g
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.stem)
 def test_example_runs(example, tmp_path):
+    # Warnings are errors, but this machine's SQLite predates the WAL-reset fix (that warning
+    # has its own test in tests/test_sqlite.py).
+    runner = (
+        "import runpy, sys, warnings\n"
+        "from chatledger import SQLiteWALResetBugWarning\n"
+        "warnings.simplefilter('error')\n"
+        "warnings.filterwarnings('ignore', category=SQLiteWALResetBugWarning)\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
     result = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error",
-            # This machine's SQLite predates the WAL-reset fix (tests/test_sqlite.py covers it).
-            "-W",
-            "ignore::chatledger.errors.SQLiteWALResetBugWarning",
-            str(example),
-            "--url",
-            f"sqlite:///{tmp_path / 'chat.db'}",
-        ],
+        [sys.executable, "-c", runner, str(example), "--url", url],
         capture_output=True,
         text=True,
         timeout=120,
