@@ -153,7 +153,7 @@ def test_a_put_that_cannot_log_its_messages_stores_nothing(ledger):
     assert len(list(saver.list(config("t-2")))) == 3
     with pytest.raises(ValidationError) as caught:
         app.invoke({"messages": [HumanMessage("bad \x00 byte")]}, config("t-2"))
-    assert caught.value.field == "messages[2].content"
+    assert caught.value.field == "messages[0].content"  # the first new message
     # The run's input checkpoint (no new messages) was stored; the step that added the bad
     # message wrote neither its checkpoint nor any of its messages.
     head = saver.get_tuple(config("t-2"))

@@ -119,8 +119,10 @@ class NewCheckpoint:
     metadata: bytes
     #: (channel, version, serde type, blob) of the channels that changed.
     blobs: Sequence[tuple[str, str, str, bytes | None]]
-    #: The messages channel's messages, validated (only new ones are appended).
-    messages: Sequence[_messages.NewMessage] = ()
+    #: The messages channel's messages with their ids (messages without one are not logged).
+    messages: Sequence[tuple[str, Any]] = ()
+    #: Maps and validates the messages to append (called on the new ones only).
+    prepare: Callable[[Sequence[Any]], Sequence[_messages.NewMessage]] | None = None
     #: Accept a parent that is not the head (time travel; ``linear=False`` savers).
     allow_fork: bool = False
     #: Who a new conversation is created for when the thread is not bound yet.
@@ -310,17 +312,16 @@ def _log_messages(
     conn: Connection,
     owner: uuid.UUID | None,
     conversation_id: uuid.UUID,
-    batch: Sequence[_messages.NewMessage],
+    new: NewCheckpoint,
     max_batch: int,
 ) -> int:
     """Append the messages whose id (idempotency key) the conversation does not hold yet, in
-    their order. Returns how many were appended."""
-    keyed = [new for new in batch if new.idempotency_key is not None]
-    if not keyed:
+    their order; only those are mapped and validated. Returns how many were appended."""
+    if not new.messages or new.prepare is None:
         return 0
     m = messages.c
+    keys = [key for key, _ in new.messages]
     seen: set[str] = set()
-    keys = [new.idempotency_key for new in keyed]
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         seen.update(
@@ -330,14 +331,17 @@ def _log_messages(
                 )
             ).scalars()
         )
-    fresh: list[_messages.NewMessage] = []
-    for new in keyed:
-        if new.idempotency_key not in seen:
-            seen.add(new.idempotency_key or "")
-            fresh.append(new)
-    for start in range(0, len(fresh), max_batch):
-        _messages.append_many(conn, owner, conversation_id, fresh[start : start + max_batch])
-    return len(fresh)
+    fresh: list[Any] = []
+    for key, message in new.messages:
+        if key not in seen:
+            seen.add(key)
+            fresh.append(message)
+    if not fresh:
+        return 0
+    batch = list(new.prepare(fresh))
+    for start in range(0, len(batch), max_batch):
+        _messages.append_many(conn, owner, conversation_id, batch[start : start + max_batch])
+    return len(batch)
 
 
 def put(conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, max_batch: int) -> Thread:
@@ -383,7 +387,7 @@ def put(conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, max_batch
             )
         )
     if new.messages:
-        logged = _log_messages(conn, owner, bound.conversation_id, new.messages, max_batch)
+        logged = _log_messages(conn, owner, bound.conversation_id, new, max_batch)
         if logged:
             logger.debug("checkpoint %s logged %d messages", new.checkpoint_id, logged)
     return bound

@@ -167,14 +167,14 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         metadata_kind, metadata_data = self.serde.dumps_typed(
             get_serializable_checkpoint_metadata(config, metadata)
         )
-        logged: Sequence[Any] = ()
+        logged: list[tuple[str, Any]] = []
         chat = self.messages_channel
         if checkpoint_ns == "" and chat is not None and chat in new_versions:
             value = values.get(chat)
             if isinstance(value, list):
-                logged = prepare_messages(
-                    self._runner.store.limits, [m for m in value if isinstance(m, BaseMessage)]
-                )
+                logged = [
+                    (m.id, m) for m in value if isinstance(m, BaseMessage) and isinstance(m.id, str)
+                ]
         user = conf.get(USER_KEY)
         return _ckpt.NewCheckpoint(
             thread_id=thread_id,
@@ -187,9 +187,13 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             metadata=metadata_data,
             blobs=blobs,
             messages=logged,
+            prepare=self._prepare_messages,
             allow_fork=not self.linear or bool(conf.get(FORK_KEY)),
             user_id=self.user_id if user is None else check.identifier(USER_KEY, user),
         )
+
+    def _prepare_messages(self, messages: Sequence[Any]) -> list[Any]:
+        return prepare_messages(self._runner.store.limits, messages)
 
     def _writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str
