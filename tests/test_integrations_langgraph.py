@@ -303,37 +303,35 @@ def test_erasing_the_user_erases_their_checkpoints(ledger):
 RUNS = 4
 
 
-class RacingSaver(ChatledgerSaver):
+class Racing:
     """Makes every invocation read the thread's head before any of them writes: the worst
-    interleaving of RUNS concurrent invocations, every time."""
+    interleaving of RUNS concurrent invocations, every time (mixed into a saver)."""
 
-    def __init__(self, *args: Any, barrier: threading.Barrier, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.barrier = barrier
-        self.racing = threading.local()
+    barrier: threading.Barrier
+    racing: threading.local
 
     def get_tuple(self, config: Any) -> Any:
-        found = super().get_tuple(config)
+        found = super().get_tuple(config)  # type: ignore[misc]
         if getattr(self.racing, "on", False):
             self.racing.on = False
             self.barrier.wait(timeout=30)
         return found
 
 
-class RacingMemorySaver(InMemorySaver):
+class RacingSaver(Racing, ChatledgerSaver):
+    def __init__(self, *args: Any, barrier: threading.Barrier, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.barrier = barrier
+        self.racing = threading.local()
+
+
+class RacingMemorySaver(Racing, InMemorySaver):
     """The same race on LangGraph's in-memory saver, for comparison."""
 
     def __init__(self, barrier: threading.Barrier) -> None:
         super().__init__()
         self.barrier = barrier
         self.racing = threading.local()
-
-    def get_tuple(self, config: Any) -> Any:
-        found = super().get_tuple(config)
-        if getattr(self.racing, "on", False):
-            self.racing.on = False
-            self.barrier.wait(timeout=30)
-        return found
 
 
 def race(
@@ -498,3 +496,25 @@ def test_checkpointer_for_reads_chatledger_configuration(tmp_path, monkeypatch):
     assert path.exists()
     with Ledger() as ledger, checkpointer_for(ledger) as saver:
         assert saver.get_tuple(config("t-c")) is not None
+
+
+def test_list_pages_through_long_threads(ledger):
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    user = ledger.users.create(external_id="ada")
+    saver = ChatledgerSaver(ledger, user_id=user.id)
+    stored: Any = config("t-long")
+    ids = []
+    for step in range(130):
+        checkpoint = empty_checkpoint()
+        stored = saver.put(stored, checkpoint, {"source": "loop", "step": step}, {})
+        ids.append(checkpoint["id"])
+    listed = [t.checkpoint["id"] for t in saver.list(config("t-long"))]
+    assert listed == ids[::-1]  # every page, newest first
+    assert len(list(saver.list(config("t-long"), limit=70))) == 70
+    assert [t.metadata["step"] for t in saver.list(config("t-long"), filter={"step": 3})] == [3]
+    before = {"configurable": {"thread_id": "t-long", "checkpoint_id": ids[60]}}
+    assert [t.checkpoint["id"] for t in saver.list(None, before=before, limit=2)] == [
+        ids[59],
+        ids[58],
+    ]

@@ -65,6 +65,39 @@ FORK_KEY: Final = "chatledger_fork"
 _PAGE: Final = 50
 
 
+class _Pages:
+    """Where a ``list`` is: the page query's arguments, and how many checkpoints are left."""
+
+    __slots__ = ("args", "done", "remaining")
+
+    def __init__(self, args: dict[str, Any], limit: int | None) -> None:
+        self.args = args
+        self.remaining = limit
+        self.done = limit is not None and limit <= 0
+
+    def next_size(self) -> int | None:
+        """The size of the next page (``None``: the listing is over). With a metadata filter
+        pages stay full: rows that do not match do not count."""
+        if self.done:
+            return None
+        if self.remaining is None or self.args["accept"] is not None:
+            return _PAGE
+        return max(1, min(_PAGE, self.remaining))
+
+    def take(
+        self, found: list[_ckpt.StoredCheckpoint], cursor: str | None
+    ) -> list[_ckpt.StoredCheckpoint]:
+        """The checkpoints of a page to return, moving past it."""
+        if self.remaining is not None:
+            found = found[: self.remaining]
+            self.remaining -= len(found)
+            self.done = self.remaining <= 0
+        if cursor is None:
+            self.done = True
+        self.args["before"] = cursor
+        return found
+
+
 def _config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
     return {
         "configurable": {
@@ -283,10 +316,6 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             "accept": accept,
         }
 
-    @staticmethod
-    def _page_size(remaining: int | None, filtered: bool) -> int:
-        return _PAGE if remaining is None or filtered else max(1, min(_PAGE, remaining))
-
     # -- sync ---------------------------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -305,18 +334,11 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         """Checkpoints newest first: of ``config``'s thread (every thread the store sees when
         ``None``) and namespace (all when not given), whose metadata has ``filter``'s items,
         older than ``before``; at most ``limit``. Read in pages of 50."""
-        args = self._list_args(config, filter, before)
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = self._page_size(remaining, args["accept"] is not None)
-            found, cursor = self._runner.call(_ckpt.page, self._runner.owner, limit=size, **args)
-            for stored in found[:remaining]:
+        pages = _Pages(self._list_args(config, filter, before), limit)
+        while (size := pages.next_size()) is not None:
+            page = self._runner.call(_ckpt.page, self._runner.owner, limit=size, **pages.args)
+            for stored in pages.take(*page):
                 yield self._tuple(stored)
-            if remaining is not None:
-                remaining -= min(len(found), remaining)
-            if cursor is None:
-                return
-            args["before"] = cursor
 
     def put(
         self,
@@ -367,20 +389,13 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         """Checkpoints newest first (see :meth:`list`)."""
-        args = self._list_args(config, filter, before)
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = self._page_size(remaining, args["accept"] is not None)
-            found, cursor = await self._runner.acall(
-                _ckpt.page, self._runner.owner, limit=size, **args
+        pages = _Pages(self._list_args(config, filter, before), limit)
+        while (size := pages.next_size()) is not None:
+            page = await self._runner.acall(
+                _ckpt.page, self._runner.owner, limit=size, **pages.args
             )
-            for stored in found[:remaining]:
+            for stored in pages.take(*page):
                 yield self._tuple(stored)
-            if remaining is not None:
-                remaining -= min(len(found), remaining)
-            if cursor is None:
-                return
-            args["before"] = cursor
 
     async def aput(
         self,
