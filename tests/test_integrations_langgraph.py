@@ -513,7 +513,7 @@ def test_list_pages_through_long_threads(ledger):
     assert listed == ids[::-1]  # every page, newest first
     assert len(list(saver.list(config("t-long"), limit=70))) == 70
     assert [t.metadata["step"] for t in saver.list(config("t-long"), filter={"step": 3})] == [3]
-    before = {"configurable": {"thread_id": "t-long", "checkpoint_id": ids[60]}}
+    before = config("t-long", checkpoint_id=ids[60])
     assert [t.checkpoint["id"] for t in saver.list(None, before=before, limit=2)] == [
         ids[59],
         ids[58],
