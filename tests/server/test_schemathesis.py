@@ -1,10 +1,11 @@
 """schemathesis against the app's own OpenAPI document, every check on, on SQLite.
 
-Two runs, bounded for CI: every operation with generated valid and invalid requests (checks:
-status codes, content types, headers and bodies conform to the document, valid data is
-accepted, invalid data rejected, auth enforced: ``ignored_auth``), and a stateful run that
-chains operations through the links schemathesis infers (create, then read, update and delete
-what was created: ``use_after_free``, ``ensure_resource_availability``).
+Three runs, bounded for CI (about a minute): every operation with generated valid and invalid
+requests (checks: status codes, content types, headers and bodies conform to the document,
+valid data is accepted, invalid data rejected, auth enforced: ``ignored_auth``); stateful
+scenarios over every operation, chained through the links schemathesis infers; and stateful
+scenarios over the deletable resources only (``use_after_free``,
+``ensure_resource_availability``). Each scenario starts from the same rows.
 """
 
 from __future__ import annotations
