@@ -518,3 +518,26 @@ def test_list_pages_through_long_threads(ledger):
         ids[59],
         ids[58],
     ]
+
+
+def test_a_refused_put_keeps_no_lock(ledger, database_url):
+    """A put refused after taking the conversation's row lock releases it at once (on
+    MariaDB the pool used to skip the rollback of a transaction of SELECTs only)."""
+    user = ledger.users.create(external_id="ada")
+    saver = ChatledgerSaver(ledger, user_id=user.id)
+    chat_graph(saver).invoke({"messages": [HumanMessage("hi")]}, config("t-lock"))
+    stale = config("t-lock", checkpoint_id="0" * 36)
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    with pytest.raises(CheckpointConflictError):
+        saver.put(stale, empty_checkpoint(), {"source": "loop", "step": 9}, {})
+    conversation = saver.conversation_id("t-lock")
+    assert conversation is not None
+    appended: list[Any] = []
+    with Ledger(database_url) as other:  # another engine: other connections
+        worker = threading.Thread(
+            target=lambda: appended.append(other.messages.append(conversation, "user", "next"))
+        )
+        worker.start()
+        worker.join(timeout=10)
+        assert appended, "the conversation's row lock was still held"
