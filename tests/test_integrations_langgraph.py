@@ -138,9 +138,12 @@ def test_async_graph_on_an_async_ledger(database_url):
             assert snapshot.values["messages"] == state["messages"]
             history = [s async for s in app.aget_state_history(config("t-a"))]
             assert len(history) == 6
-            # The sync methods refuse to block the event loop.
+            # The sync methods refuse to block the event loop, and work from other threads.
             with pytest.raises(Exception, match="event loop"):
                 saver.get_tuple(config("t-a"))
+            found = await asyncio.to_thread(saver.get_tuple, config("t-a"))
+            assert found is not None
+            assert found.checkpoint["channel_values"]["messages"] == state["messages"]
 
     asyncio.run(main())
 
