@@ -229,8 +229,13 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         return prepare_messages(self._runner.store.limits, messages)
 
     def _writes(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> dict[str, Any]:
+        """The keyword arguments of ``_ops.checkpoints.put_writes`` (and ``write=True``)."""
         conf = config["configurable"]
         thread_id, checkpoint_ns = _ckpt.check_keys(
             conf.get("thread_id"), conf.get("checkpoint_ns", "")
@@ -241,13 +246,18 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             rows.append((WRITES_IDX_MAP.get(channel, idx), channel, kind, data))
         _ckpt.check_task(task_id, [kind for _, _, kind, _ in rows])
         user = conf.get(USER_KEY)
-        args = (self._runner.owner, thread_id, checkpoint_ns, conf["checkpoint_id"], task_id)
-        options = {
+        return {
+            "owner": self._runner.owner,
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": conf["checkpoint_id"],
+            "task_id": task_id,
+            "task_path": task_path,
+            "writes": rows,
             "replace": all(channel in WRITES_IDX_MAP for channel, _ in writes),
             "user_id": self.user_id if user is None else check.identifier(USER_KEY, user),
             "write": True,
         }
-        return (*args, rows), options
 
     def _tuple(self, stored: _ckpt.StoredCheckpoint) -> CheckpointTuple:
         loads = self.serde.loads_typed
@@ -361,8 +371,7 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Store a task's pending writes against the checkpoint ``config`` names."""
-        args, options = self._writes(config, writes, task_id)
-        self._runner.call(_ckpt.put_writes, *args[:5], task_path, args[5], **options)
+        self._runner.call(_ckpt.put_writes, **self._writes(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete the thread's checkpoints and writes (its conversation and messages stay)."""
@@ -420,8 +429,9 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Store a task's pending writes against the checkpoint ``config`` names."""
-        args, options = self._writes(config, writes, task_id)
-        await self._runner.acall(_ckpt.put_writes, *args[:5], task_path, args[5], **options)
+        await self._runner.acall(
+            _ckpt.put_writes, **self._writes(config, writes, task_id, task_path)
+        )
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete the thread's checkpoints and writes (its conversation and messages stay)."""
