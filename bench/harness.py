@@ -113,7 +113,7 @@ def settings_for(mode: str) -> Settings:
             thread_appends=100,
             concurrency_reps=2,
             bulk_size=10_000,
-            bulk_reps=2,
+            bulk_reps=6,
             rounds=3,
         )
     if mode == "full":
