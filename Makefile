@@ -6,6 +6,7 @@
 #   make test                 the full test suite; make test PYTEST_ARGS="-x tests/test_x.py"
 #   make lint                 ruff, ruff format --check, mypy, generated-code check
 #   make generate             regenerate the sync surface from the async source
+#   make docs                 regenerate docs/cli.md from the commands' --help (a test checks it)
 #   make revision m="..."     autogenerate a new Alembic revision
 #   make bench                the benchmark suite, quick mode (make bench FULL=1: full mode)
 #   make clean                remove caches and .venv
@@ -22,7 +23,7 @@ DEMO_ARGS ?=
 SERVE_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-core demo serve test lint generate revision bench clean
+.PHONY: help venv venv-core demo serve test lint generate docs revision bench clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -76,6 +77,9 @@ lint: venv
 
 generate: venv
 	$(PY) tools/generate_sync.py
+
+docs: venv
+	$(PY) tools/cli_docs.py
 
 revision: venv
 	@test -n "$(m)" || { echo 'usage: make revision m="describe the change"' >&2; exit 2; }
