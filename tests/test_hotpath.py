@@ -132,7 +132,7 @@ def test_listened_statements_take_sqlalchemys_path(ledger):
     finally:
         for engine in ledger._core.db.engines:
             sa.event.remove(engine, "before_cursor_execute", record)
-    assert any(s.lstrip().upper().startswith("INSERT INTO MESSAGES") for s in seen)
+    assert any("INSERT INTO MESSAGES" in s.upper() for s in seen)  # in a CTE on PostgreSQL
     assert sum(s.lstrip().upper().startswith("SELECT") for s in seen) >= 2
 
 

@@ -64,6 +64,8 @@ class Backend:
     async_drivers: ClassVar[dict[str, str]]
     #: ``UPDATE ... RETURNING`` is available.
     update_returning: ClassVar[bool] = True
+    #: Data-modifying statements can run in a ``WITH`` clause (an append in one statement).
+    writable_cte: ClassVar[bool] = False
     #: Writers in one process should queue on a lock instead of busy-waiting in the database.
     serialize_writes: ClassVar[bool] = False
     #: The asynchronous surface runs the synchronous driver on worker threads.
@@ -242,6 +244,7 @@ class PostgreSQL(Backend):
     name = "postgresql"
     extra = "postgres"
     autocommit_reads = True
+    writable_cte = True
     # Switching a pooled connection to autocommit and back costs SQLAlchemy ~20 µs of Python
     # per read (measured); a pool of autocommit connections costs nothing per read.
     read_pool = True

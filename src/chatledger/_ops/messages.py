@@ -8,6 +8,7 @@ number of messages, under any concurrency, on every backend.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -203,6 +204,31 @@ def _bump(returning: bool, scoped: bool) -> Any:
 
 _BUMP: Final = {(r, s): Prepared(_bump(r, s)) for r in (True, False) for s in (True, False)}
 
+
+def _bump_and_insert(scoped: bool) -> Any:
+    """The append in one statement, where the database has writable CTEs (PostgreSQL):
+    ``WITH bump AS (UPDATE conversations ... RETURNING message_count) INSERT INTO messages
+    ... SELECT ..., bump.message_count, ... FROM bump RETURNING seq``. No conversation row
+    matched: nothing is inserted and no row comes back."""
+    bump = _bump(True, scoped).cte("bump")
+    row = [
+        bump.c.message_count
+        if column.name == "seq"
+        else bindparam(
+            "b_cid" if column.name == "conversation_id" else f"m_{column.name}",
+            type_=column.type,
+        )
+        for column in _COLUMNS
+    ]
+    return (
+        messages.insert()
+        .from_select([column.name for column in _COLUMNS], select(*row).select_from(bump))
+        .returning(messages.c.seq)
+    )
+
+
+_BUMP_INSERT: Final = {scoped: Prepared(_bump_and_insert(scoped)) for scoped in (True, False)}
+
 # After a lost race on an idempotency key: undo the bump. Runs under the row lock.
 _UNBUMP: Final = (
     update(conversations)
@@ -339,6 +365,17 @@ def append(
     now = utcnow()
     params = _params(owner, conversation_id)
     params["b_now"] = now
+    if key is None and backend.writable_cte:
+        message = _stored(new, conversation_id, 0, now)
+        values = record_values(message)
+        del values["conversation_id"], values["seq"]
+        params.update({f"m_{name}": value for name, value in values.items()})
+        seq = _BUMP_INSERT[owner is not None].first_value(conn, params)
+        if seq is None:
+            raise _refusal(conn, owner, conversation_id)
+        message = _with_seq(message, seq)
+        _charge(conn, owner, conversation_id, message, charge)
+        return message
     bump = _BUMP[backend.update_returning, owner is not None]
     if backend.update_returning:
         seq = bump.first_value(conn, params)
@@ -353,15 +390,32 @@ def append(
         return found
     message = _stored(new, conversation_id, seq, now)
     _INSERT_ONE.execute(conn, record_values(message))
-    if charge is not None:
-        payer = owner
-        if payer is None:
-            payer = conn.execute(
-                select(conversations.c.owner_id).where(conversations.c.id == conversation_id)
-            ).scalar_one()
-        amount, reason = charge
-        tokens.debit_in(conn, payer, amount, reason, message.id)
+    _charge(conn, owner, conversation_id, message, charge)
     return message
+
+
+def _charge(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    conversation_id: uuid.UUID,
+    message: Message,
+    charge: tuple[int, str] | None,
+) -> None:
+    """Debit the conversation's owner for ``message`` (in the append's transaction)."""
+    if charge is None:
+        return
+    payer = owner
+    if payer is None:
+        payer = conn.execute(
+            select(conversations.c.owner_id).where(conversations.c.id == conversation_id)
+        ).scalar_one()
+    amount, reason = charge
+    tokens.debit_in(conn, payer, amount, reason, message.id)
+
+
+def _with_seq(message: Message, seq: int) -> Message:
+    """``message`` numbered ``seq`` (built before the database gave the number)."""
+    return dataclasses.replace(message, seq=seq)
 
 
 def _stored(new: NewMessage, conversation_id: uuid.UUID, seq: int, now: datetime) -> Message:
