@@ -24,7 +24,7 @@ from chatledger._async._database import _Workers
 from chatledger._ops import conversations as conversation_ops
 from chatledger._ops import messages as message_ops
 from chatledger._ops._common import from_row, record_values
-from chatledger._prepared import record_loader
+from chatledger._prepared import record_loader, record_maker
 from chatledger._schema import conversations, messages
 from chatledger._types import MONEY_SCALE, canonical_decimal, result_loader
 from chatledger.records import Conversation, Message
@@ -330,3 +330,31 @@ def test_a_value_the_bind_processing_refuses_is_a_statement_error(ledger):
     bump = message_ops._BUMP[ledger._core.db.backend.update_returning, False]
     with ledger._core.db.engine.begin() as conn, pytest.raises(sa.exc.StatementError):
         bump.execute(conn, naive)
+
+
+def test_made_records_equal_constructed_ones():
+    make = record_maker(Message)
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "conversation_id": uuid.uuid4(),
+        "seq": 3,
+        "role": "user",
+        "content": "x",
+        "intent": None,
+        "metadata": {"a": [1]},
+        "model": None,
+        "input_tokens": None,
+        "output_tokens": 2,
+        "cost": Decimal("0.5"),
+        "latency_ms": None,
+        "request_id": None,
+        "idempotency_key": None,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    made = make(**values)
+    assert type(made) is Message
+    assert made == Message(**values)
+    assert hash(made.id) == hash(values["id"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.seq = 4  # type: ignore[misc]
+    assert record_maker(_Checked) is _Checked

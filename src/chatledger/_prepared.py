@@ -31,7 +31,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._types import bind_saver, result_loader
 
-__all__ = ["Prepared", "RecordLoader", "record_loader"]
+__all__ = ["Prepared", "RecordLoader", "record_loader", "record_maker"]
 
 R = TypeVar("R")
 
@@ -264,6 +264,25 @@ def record_loader(
     exec("\n".join(lines), namespace)  # the source names generated identifiers only
     load: Callable[..., R] = namespace["load"]
     return load
+
+
+def record_maker(record: type[R]) -> Callable[..., R]:
+    """A function that takes ``record``'s fields (by position or name) and returns what
+    ``record(...)`` returns, built as :func:`record_loader` builds records (``record``
+    itself when it cannot be)."""
+    fields = dataclasses.fields(record)  # type: ignore[arg-type]
+    builder = _builder_of(record, fields)
+    if builder is None:
+        return record
+    names = ", ".join(field.name for field in fields)
+    namespace: dict[str, Any] = {"_record": record, "_builder": builder}
+    fill = [f"def fill(obj, {names}):", *(f"    obj.{f.name} = {f.name}" for f in fields)]
+    make = [f"def make({names}):", f"    obj = _builder({names})", "    obj.__class__ = _record"]
+    exec("\n".join(fill), namespace)  # the source names the record's fields only
+    exec("\n".join([*make, "    return obj"]), namespace)
+    builder.__init__ = namespace["fill"]
+    made: Callable[..., R] = namespace["make"]
+    return made
 
 
 def _builder_of(record: type[Any], fields: Sequence[dataclasses.Field[Any]]) -> type[Any] | None:

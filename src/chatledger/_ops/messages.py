@@ -8,7 +8,6 @@ number of messages, under any concurrency, on every backend.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from .. import _cursors, _ids
 from .. import _validate as check
 from .._backends import backend_of
 from .._bulk import bulk_insert
-from .._prepared import Prepared, RecordLoader
+from .._prepared import Prepared, RecordLoader, record_maker
 from .._schema import (
     IDEMPOTENCY_KEY_MAX,
     INTENT_MAX,
@@ -415,15 +414,21 @@ def _charge(
 
 def _with_seq(message: Message, seq: int) -> Message:
     """``message`` numbered ``seq`` (built before the database gave the number)."""
-    return dataclasses.replace(message, seq=seq)
+    values = record_values(message)
+    values["seq"] = seq
+    return _make_message(**values)
+
+
+#: ``Message(...)`` without the frozen dataclass ``__init__`` (a quarter of its cost).
+_make_message: Final = record_maker(Message)
 
 
 def _stored(new: NewMessage, conversation_id: uuid.UUID, seq: int, now: datetime) -> Message:
-    return Message(
+    return _make_message(
         id=_ids.new_id(),
         conversation_id=conversation_id,
         seq=seq,
-        role=new.role,  # type: ignore[arg-type]  # validated against ROLES
+        role=new.role,  # validated against ROLES
         content=new.content,
         intent=new.intent,
         metadata=new.metadata,
