@@ -87,6 +87,10 @@ class NewMessage:
     created_at: datetime | None = None
 
 
+#: ``NewMessage(...)`` without the frozen dataclass ``__init__`` (batches build thousands).
+_make_new_message: Final = record_maker(NewMessage)
+
+
 def prepare(
     limits: check.Limits,
     *,
@@ -104,7 +108,7 @@ def prepare(
     created_at: object = None,
 ) -> NewMessage:
     """Validate a message before anything is written."""
-    return NewMessage(
+    return _make_new_message(
         role=check.choice("role", role, ROLES),
         content=check.text("content", content, limits.max_content_chars),
         intent=check.optional_text("intent", intent, INTENT_MAX),
