@@ -3,7 +3,7 @@
 #
 #   make demo                 run examples/demo.py (core install, default SQLite database)
 #   make serve                the HTTP API on the default SQLite database (SERVE_ARGS="--port 9000")
-#   make test                 the full test suite; make test PYTEST_ARGS="-x tests/test_x.py"
+#   make test                 the full test suite on every core; PYTEST_ARGS="-x tests/test_x.py"
 #   make lint                 ruff, ruff format --check, mypy, generated-code check
 #   make generate             regenerate the sync surface from the async source
 #   make docs                 regenerate docs/cli.md from the commands' --help (a test checks it)
@@ -19,6 +19,8 @@ DEV_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 SERVER_STAMP := $(VENV)/.installed-server
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (each gets its own databases); TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
 DEMO_ARGS ?=
 SERVE_ARGS ?=
 
@@ -67,7 +69,7 @@ serve: $(SERVER_STAMP)
 	$(VENV)/bin/chatledger serve $(SERVE_ARGS)
 
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .
