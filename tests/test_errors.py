@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 
 import pytest
 
@@ -19,6 +20,7 @@ from chatledger import (
     SchemaOutOfDateError,
     TransientError,
     ValidationError,
+    errors,
 )
 
 
@@ -99,3 +101,26 @@ def test_a_closed_store_refuses_work(database_url):
     ledger.close()
     with pytest.raises(ConfigurationError):
         ledger.users.count()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.NotFoundError("conversation", "c1"),
+        errors.ConflictError("taken", field="email", code="23505"),
+        errors.InsufficientBalanceError(balance=3, requested=5),
+        errors.AuthenticationError(),
+        errors.ValidationError("title", "too long", limit=500),
+        errors.SchemaOutOfDateError("old", current="0002", head="0004"),
+        errors.MissingDependencyError("psycopg", "postgres"),
+        errors.TransientError("busy", code="5"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_errors_survive_pickling(error):
+    """Errors cross process boundaries (multiprocessing pools re-raise them in the parent)."""
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert copy.args == error.args
+    assert vars(copy) == vars(error)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from sqlalchemy import ColumnElement, Connection, Engine, event, func, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from ._prepared import Prepared
 from .errors import (
@@ -120,8 +120,13 @@ class Backend:
     @contextmanager
     def migration_lock(self, conn: Connection) -> Iterator[None]:
         """Hold a lock that serialises schema migrations across processes. Entered inside the
-        migration's transaction."""
+        migration's transaction; a lock that outlives the transaction is released by
+        :meth:`release_migration_lock`, after the commit."""
         yield
+
+    def release_migration_lock(self, conn: Connection) -> None:
+        """Release a session-level migration lock once the migration's transaction has ended
+        (so that a process that waited for it never sees a half-committed migration)."""
 
     def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
         """The UTC calendar day of a :class:`~chatledger._types.UTCDateTime` column, as
@@ -395,10 +400,17 @@ class MariaDB(Backend):
         ).scalar()
         if got != 1:
             raise TransientError("timed out waiting for another process's schema migration")
+        yield  # GET_LOCK is the session's: released after the commit, not here
+
+    def release_migration_lock(self, conn: Connection) -> None:
+        # Released before the commit, the lock would let a waiting process read the version
+        # table between the two and find the revision before the last one (DDL commits
+        # implicitly on MariaDB, so every earlier revision is already visible).
         try:
-            yield
-        finally:
             conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _MIGRATION_LOCK_NAME})
+            conn.rollback()
+        except SQLAlchemyError as exc:  # the lock ends with the session anyway
+            logger.warning("could not release the migration lock: %s", exc)
 
 
 #: MySQL protocol status flag: a transaction is open (SERVER_STATUS_IN_TRANS).

@@ -28,6 +28,8 @@ itself (the whole transaction, with exponential backoff and jitter); when it giv
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuthenticationError",
     "ChatledgerError",
@@ -60,6 +62,18 @@ class ChatledgerError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (multiprocessing, concurrent.futures): rebuild them
+        # from their attributes, since the subclasses' __init__ signatures differ from args.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[ChatledgerError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class NotFoundError(ChatledgerError):

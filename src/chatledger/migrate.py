@@ -158,6 +158,7 @@ def _migrating(conn: Connection) -> Iterator[None]:
         with conn.begin(), backend.migration_lock(conn):
             yield
     finally:
+        backend.release_migration_lock(conn)
         if sqlite:
             conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
