@@ -142,25 +142,21 @@ class ChatledgerChatStore(BaseChatStore):
     def _key(self, key: object) -> str:
         return require_text("key", key, THREAD_ID_MAX)
 
-    def _batch(self, messages: Sequence[ChatMessage]) -> list[_messages.NewMessage]:
-        return _messages.prepare_many(
+    def _append(
+        self, key: str, messages: Sequence[ChatMessage], *, replace: bool
+    ) -> tuple[Any, ...]:
+        """The arguments of ``key_append`` for ``messages`` (validated here, before any
+        database work), shared by the sync and async twins."""
+        batch = _messages.prepare_many(
             self._runner.store.limits, [message_fields(message) for message in messages]
         )
+        return (_views.key_append, self._runner.owner, self._key(key), self.user_id, batch, replace)
 
     # -- sync ---------------------------------------------------------------------------------
 
     def set_messages(self, key: str, messages: list[ChatMessage]) -> None:
         """Make the key's messages exactly ``messages`` (the old ones are hidden)."""
-        batch = self._batch(messages)
-        self._runner.call(
-            _views.key_append,
-            self._runner.owner,
-            self._key(key),
-            self.user_id,
-            batch,
-            True,
-            write=True,
-        )
+        self._runner.call(*self._append(key, messages, replace=True), write=True)
 
     def get_messages(self, key: str, **kwargs: Any) -> list[ChatMessage]:
         """The key's messages, oldest first."""
@@ -171,16 +167,7 @@ class ChatledgerChatStore(BaseChatStore):
         """Append a message to the key's conversation (made on first use). Messages are
         append-only: ``idx`` other than the end is refused."""
         self._check_idx(idx)
-        batch = self._batch([message])
-        self._runner.call(
-            _views.key_append,
-            self._runner.owner,
-            self._key(key),
-            self.user_id,
-            batch,
-            False,
-            write=True,
-        )
+        self._runner.call(*self._append(key, [message], replace=False), write=True)
 
     def delete_messages(self, key: str) -> list[ChatMessage] | None:
         """Hide every message of the key; returns them (``None``: unknown key)."""
@@ -209,16 +196,7 @@ class ChatledgerChatStore(BaseChatStore):
 
     async def aset_messages(self, key: str, messages: list[ChatMessage]) -> None:
         """Make the key's messages exactly ``messages`` (the old ones are hidden)."""
-        batch = self._batch(messages)
-        await self._runner.acall(
-            _views.key_append,
-            self._runner.owner,
-            self._key(key),
-            self.user_id,
-            batch,
-            True,
-            write=True,
-        )
+        await self._runner.acall(*self._append(key, messages, replace=True), write=True)
 
     async def aget_messages(self, key: str, **kwargs: Any) -> list[ChatMessage]:
         """The key's messages, oldest first."""
@@ -230,16 +208,7 @@ class ChatledgerChatStore(BaseChatStore):
     ) -> None:
         """Append a message to the key's conversation (made on first use)."""
         self._check_idx(idx)
-        batch = self._batch([message])
-        await self._runner.acall(
-            _views.key_append,
-            self._runner.owner,
-            self._key(key),
-            self.user_id,
-            batch,
-            False,
-            write=True,
-        )
+        await self._runner.acall(*self._append(key, [message], replace=False), write=True)
 
     async def adelete_messages(self, key: str) -> list[ChatMessage] | None:
         """Hide every message of the key; returns them (``None``: unknown key)."""
