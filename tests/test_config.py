@@ -409,6 +409,7 @@ def test_missing_config_file_is_an_error(tmp_path: Path, via: str) -> None:
         ("database:\n  pool_size: 5\n", "database.pool_size: unknown key"),
         ("database:\n  sqlite:\n    synchronous: SOMETIMES\n", "database.sqlite.synchronous"),
         ("database:\n  sqlite:\n    busy_timeout: -1\n", "database.sqlite.busy_timeout"),
+        ("database:\n  sqlite:\n    inline_budget: -1\n", "database.sqlite.inline_budget"),
         ("database:\n  postgresql:\n    pool_size: -1\n", "database.postgresql.pool_size"),
         ("database:\n  postgresql:\n    pool_timeout: .inf\n", "database.postgresql.pool_timeout"),
         ("database:\n  postgresql:\n    max_overflow: 1.5\n", "database.postgresql.max_overflow"),
@@ -460,7 +461,7 @@ def test_file_settings_and_their_sources(tmp_path: Path) -> None:
     cfg = write(
         tmp_path / "c.yaml",
         "database:\n  type: mariadb\n  echo: true\n  auto_upgrade: true\n"
-        "  sqlite:\n    synchronous: full\n    busy_timeout: 2\n"
+        "  sqlite:\n    synchronous: full\n    busy_timeout: 2\n    inline_budget: 0\n"
         "  mariadb:\n    pool_size: 5\n    max_overflow: 6\n    pool_timeout: 7.5\n"
         "    pool_recycle: 8\n"
         "  postgresql:\n    pool_size: 50\n",
@@ -468,6 +469,7 @@ def test_file_settings_and_their_sources(tmp_path: Path) -> None:
     config = Config.load(config_file=cfg, environ={})
     assert (config.echo, config.auto_upgrade) == (True, True)
     assert (config.sqlite_synchronous, config.sqlite_busy_timeout) == ("FULL", 2.0)
+    assert config.sqlite_inline_budget == 0.0
     assert (config.pool_size, config.max_overflow) == (5, 6)
     assert (config.pool_timeout, config.pool_recycle) == (7.5, 8)
     assert set(config.sources.values()) == {f"file {cfg}"}
@@ -648,6 +650,7 @@ def test_rag_app_database_type_and_pool_variables() -> None:
         "pool_recycle": "env DATABASE_POOL_RECYCLE",
         "sqlite_synchronous": "default",
         "sqlite_busy_timeout": "default",
+        "sqlite_inline_budget": "default",
         "auto_upgrade": "default",
     }
 
@@ -665,10 +668,12 @@ def test_overrides_win_over_env_and_file(tmp_path: Path) -> None:
         pool_size=3,
         sqlite_synchronous="full",
         sqlite_busy_timeout=1,
+        sqlite_inline_budget=0,
     )
     assert (config.echo, config.pool_size, config.sqlite_synchronous) == (True, 3, "FULL")
-    assert config.sqlite_busy_timeout == 1.0
-    for name in ("echo", "pool_size", "sqlite_synchronous", "sqlite_busy_timeout"):
+    assert (config.sqlite_busy_timeout, config.sqlite_inline_budget) == (1.0, 0.0)
+    names = ("echo", "pool_size", "sqlite_synchronous", "sqlite_busy_timeout")
+    for name in (*names, "sqlite_inline_budget"):
         assert config.sources[name] == "argument"
 
 
@@ -704,6 +709,8 @@ def test_unknown_overrides_are_named(names: list[str]) -> None:
         ("pool_timeout", -0.1),
         ("pool_timeout", float("nan")),
         ("sqlite_busy_timeout", -1),
+        ("sqlite_inline_budget", -0.001),
+        ("sqlite_inline_budget", float("inf")),
         ("sqlite_synchronous", "OFF"),
     ],
 )
@@ -840,6 +847,7 @@ def test_default_settings_and_sources() -> None:
     assert config.backend == "sqlite"
     assert (config.echo, config.auto_upgrade, config.pool_size) == (False, False, None)
     assert (config.sqlite_synchronous, config.sqlite_busy_timeout) == ("NORMAL", 10.0)
+    assert config.sqlite_inline_budget == 0.002
     assert list(config.sources) == [
         "url",
         "echo",
@@ -849,6 +857,7 @@ def test_default_settings_and_sources() -> None:
         "pool_recycle",
         "sqlite_synchronous",
         "sqlite_busy_timeout",
+        "sqlite_inline_budget",
         "auto_upgrade",
     ]
     assert set(config.sources.values()) == {"default"}

@@ -54,21 +54,29 @@ def _prepare_sqlite_file(url: URL) -> None:
         directory.mkdir(parents=True, exist_ok=True)
 
 
-def sync_engine(config: Config, *, reader: bool = False) -> tuple[Engine, Backend]:
+def sync_engine(
+    config: Config, *, reader: bool = False, inline: bool = False
+) -> tuple[Engine, Backend]:
     """A new synchronous engine for ``config`` (``reader``: autocommit connections, for the
-    read pool of backends that have one)."""
+    read pool of backends that have one; ``inline``: one SQLite connection that never waits for
+    a lock, for operations run on the event loop thread, see ``_async/_inline.py``)."""
     backend = backend_for(config.url)
     url = backend.url_for(config.url, asynchronous=False)
     if backend.name == "sqlite":
         _prepare_sqlite_file(url)
+    options = _options(config, backend, url, reader=reader)
+    if inline:
+        options.update(pool_size=1, max_overflow=0)
     try:
-        engine = create_engine(url, **_options(config, backend, url, reader=reader))
+        engine = create_engine(url, **options)
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"cannot create an engine for {config.redacted_url()}: {exc}"
         ) from exc
     backend.install(
-        engine, synchronous=config.sqlite_synchronous, busy_timeout=config.sqlite_busy_timeout
+        engine,
+        synchronous=config.sqlite_synchronous,
+        busy_timeout=0.0 if inline else config.sqlite_busy_timeout,
     )
     logger.debug("opened %s", config.redacted_url())
     return engine, backend

@@ -60,6 +60,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "pool_recycle": (("DATABASE_POOL_RECYCLE",), _COUNT),
     "sqlite_synchronous": (("CHATLEDGER_SQLITE_SYNCHRONOUS",), "NORMAL or FULL"),
     "sqlite_busy_timeout": ((), _SECONDS),
+    "sqlite_inline_budget": ((), _SECONDS),
     "auto_upgrade": (("CHATLEDGER_AUTO_UPGRADE",), _BOOL),
 }
 _PYDANTIC_MESSAGES = {"extra_forbidden": "unknown key", "model_type": "must be a mapping"}
@@ -75,6 +76,7 @@ class _SqliteSection(_Section):
     path: str | None = None
     synchronous: Literal["NORMAL", "FULL"] | None = None
     busy_timeout: _Seconds | None = None
+    inline_budget: _Seconds | None = None
 
     @field_validator("synchronous", mode="before")
     @classmethod
@@ -122,6 +124,7 @@ class Config:
     pool_recycle: int | None = None
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     sqlite_busy_timeout: float = 10.0
+    sqlite_inline_budget: float = 0.002
     auto_upgrade: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -182,6 +185,7 @@ class Config:
                 "auto_upgrade": db.auto_upgrade,
                 "sqlite_synchronous": lite.synchronous,
                 "sqlite_busy_timeout": lite.busy_timeout,
+                "sqlite_inline_budget": lite.inline_budget,
             }
             if server is not None:
                 for name in ("pool_size", "max_overflow", "pool_timeout", "pool_recycle"):
@@ -209,10 +213,12 @@ def _check(name: str, value: object) -> object:
         value = value.upper() if isinstance(value, str) else value
         ok = value in ("NORMAL", "FULL")
     elif value is None:
-        ok = name != "sqlite_busy_timeout"
+        ok = name not in ("sqlite_busy_timeout", "sqlite_inline_budget")
     elif isinstance(value, bool):
         ok = False
-    elif name in ("pool_timeout", "sqlite_busy_timeout") and isinstance(value, int | float):
+    elif name in ("pool_timeout", "sqlite_busy_timeout", "sqlite_inline_budget") and isinstance(
+        value, int | float
+    ):
         value = float(value)
         ok = math.isfinite(value) and value >= 0
     elif isinstance(value, int):

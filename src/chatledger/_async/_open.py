@@ -6,11 +6,12 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .._backends import backend_for
+from .._backends import backend_for, is_memory_sqlite
 from .._engine import adopt_engine, async_engine, sync_engine
 from .._sync._database import Database
 from ..config import Config
 from ._database import AsyncDatabase, NativeDatabase, ThreadedDatabase
+from ._inline import Inline
 
 __all__ = ["open_database"]
 
@@ -29,12 +30,30 @@ def open_database(config: Config, engine: Engine | AsyncEngine | None) -> AsyncD
         native, backend = async_engine(config)
         native_reader = async_engine(config, reader=True)[0] if backend.read_pool else None
         return NativeDatabase(native, backend, reader=native_reader)
-    reader = None
+    reader = inline = None
     if engine is None:
         engine, backend = sync_engine(config)
         if backend.read_pool:
             reader, _ = sync_engine(config, reader=True)
+        if _inlines(config, engine):
+            inline_engine, _ = sync_engine(config, inline=True)
+            inline = Inline(
+                Database(inline_engine, backend, busy_timeout=0.0),
+                budget=config.sqlite_inline_budget,
+                writes=config.sqlite_synchronous == "NORMAL",
+                checkpointer=engine,
+            )
     else:
         backend = adopt_engine(engine, config)
     db = Database(engine, backend, busy_timeout=config.sqlite_busy_timeout, reader=reader)
-    return ThreadedDatabase(db, workers=_workers(config))
+    return ThreadedDatabase(db, workers=_workers(config), inline=inline)
+
+
+def _inlines(config: Config, engine: Engine) -> bool:
+    """Whether short operations run on the event loop thread: SQLite files (a private
+    in-memory database is one connection, which the workers share) with a budget."""
+    return (
+        engine.dialect.name == "sqlite"
+        and not is_memory_sqlite(engine.url)
+        and config.sqlite_inline_budget > 0
+    )
