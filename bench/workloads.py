@@ -10,6 +10,7 @@ every system once, in a rotated order, so drift of the noisy machine hits all of
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import threading
@@ -85,6 +86,13 @@ class Subject:
                 thing.close()
             except Exception as exc:  # keep closing the others
                 print(f"  warning: closing {self.system}: {exc}")
+
+
+def _settle() -> None:
+    """Write the loads' dirty pages back now, not while the reads are timed (the first
+    reads after a load met the kernel's writeback and ran up to 2x slower, raw included)."""
+    os.sync()
+    time.sleep(0.5)
 
 
 def _rotated(items: Sequence[T], shift: int) -> list[T]:
@@ -380,6 +388,7 @@ class Runner:
                         f"  loaded {peer.system}'s {label} store in "
                         f"{time.monotonic() - started:.1f}s"
                     )
+            _settle()
             self._read_rounds(backend, case, label, size, subjects)
             self._close(subjects)
 
@@ -451,6 +460,7 @@ class Runner:
             return
         chunks: dict[Subject, list[Chunk]] = {subject: [] for subject in subjects}
         warm = list(range(s.read_warmup))
+        _settle()
         for subject in subjects:
             self._step(subject, subject.timed, _sidebar(subject), warm)
         for round_ in range(s.rounds):

@@ -149,6 +149,17 @@ def _uuid_loader(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return load
 
 
+def _json_loader(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def load(value: Any) -> Any:
+        # A document stored from None is the text 'null' (SQLAlchemy's JSON stores None as
+        # JSON null): most messages have no metadata, and json.loads costs ~0.9 µs a row.
+        if value is None or value == "null":
+            return None
+        return fallback(value)
+
+    return load
+
+
 def _utc(value: datetime) -> datetime:
     """An aware UTC datetime from a naive one holding UTC, or from any aware one."""
     zone = value.tzinfo
@@ -208,6 +219,8 @@ def result_loader(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], A
     process = type_.dialect_impl(dialect).result_processor(dialect, None)
     if isinstance(type_, Uuid) and process is not None:
         return _uuid_loader(process)
+    if isinstance(type_.dialect_impl(dialect), JSON) and process is not None:
+        return _json_loader(process)
     return process
 
 
