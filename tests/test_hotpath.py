@@ -358,3 +358,62 @@ def test_made_records_equal_constructed_ones():
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.seq = 4  # type: ignore[misc]
     assert record_maker(_Checked) is _Checked
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@given(_JSON)
+def test_json_loading_matches_sqlalchemys_on_each_dialect(document):
+    """The 'null' shortcut (a metadata of None is stored as JSON null) changes no value."""
+    from sqlalchemy.dialects import mysql, sqlite
+
+    column = messages.c.metadata
+    for dialect in (sqlite.dialect(), mysql.pymysql.dialect()):
+        fast = result_loader(column.type, dialect)
+        slow = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        dump = column.type.dialect_impl(dialect).bind_processor(dialect)
+        assert dump is not None
+        stored = dump(document)
+        assert fast is not None
+        assert slow is not None
+        assert fast(stored) == slow(stored) == document
+        assert fast(None) is None
+
+
+def test_postgresql_appends_one_statement_in_autocommit(ledger):
+    """Without an idempotency key or a charge, an append is one statement (a writable CTE) in
+    autocommit mode: one round trip, not BEGIN, the statement and COMMIT. The others keep
+    their transaction."""
+    if ledger.config.backend != "postgresql":
+        pytest.skip("autocommit appends are PostgreSQL's")
+    owner = ledger.users.create(username="u").id
+    chat = ledger.conversations.create(owner)
+    ledger.tokens.credit(100, user_id=owner, reason="grant")
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append((statement.lstrip().split()[0].upper(), conn.connection.autocommit))
+
+    for engine in ledger._core.db.engines:
+        sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        plain = ledger.messages.append(chat.id, "user", "one statement")
+        plain_seen, seen[:] = list(seen), []
+        keyed = ledger.messages.append(chat.id, "user", "keyed", idempotency_key="k")
+        charged = ledger.messages.append(chat.id, "assistant", "charged", charge=3)
+        again = ledger.messages.append(chat.id, "user", "keyed", idempotency_key="k")
+    finally:
+        for engine in ledger._core.db.engines:
+            sa.event.remove(engine, "before_cursor_execute", record)
+    assert plain_seen == [("WITH", True)]
+    assert seen
+    assert all(not autocommit for _, autocommit in seen)
+    assert again == keyed
+    assert [m.seq for m in ledger.messages.last(chat.id, 5)] == [1, 2, 3]
+    assert [plain.seq, keyed.seq, charged.seq] == [1, 2, 3]
+    assert ledger.tokens.balance(owner) == 97

@@ -72,6 +72,9 @@ class Backend:
     threaded_async: ClassVar[bool] = False
     #: Single reads run in autocommit mode, saving the BEGIN and ROLLBACK round trips.
     autocommit_reads: ClassVar[bool] = False
+    #: An operation whose only write is one statement runs in autocommit mode: the statement
+    #: is its own transaction, one round trip instead of three (BEGIN, statement, COMMIT).
+    autocommit_writes: ClassVar[bool] = False
     #: Reads get a pool of their own whose connections are autocommit from the start
     #: (switching a pooled connection's mode costs round trips or Python time per read).
     read_pool: ClassVar[bool] = False
@@ -249,6 +252,7 @@ class PostgreSQL(Backend):
     name = "postgresql"
     extra = "postgres"
     autocommit_reads = True
+    autocommit_writes = True
     writable_cte = True
     # Switching a pooled connection to autocommit and back costs SQLAlchemy ~20 µs of Python
     # per read (measured); a pool of autocommit connections costs nothing per read.

@@ -64,6 +64,10 @@ class AsyncDatabase(Protocol):
         """Run ``op`` in a write transaction of its own."""
         ...
 
+    async def run_single(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``op``, whose only write is one statement (see ``Database.run_single``)."""
+        ...
+
     async def read(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a read-only ``op``."""
         ...
@@ -131,6 +135,12 @@ class NativeDatabase:
 
     async def run(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         result: T = await greenlet_spawn(functools.partial(self._sync.run, op, *args, **kwargs))
+        return result
+
+    async def run_single(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        result: T = await greenlet_spawn(
+            functools.partial(self._sync.run_single, op, *args, **kwargs)
+        )
         return result
 
     async def read(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -274,6 +284,9 @@ class ThreadedDatabase:
                     self._checkpoint(inline)
                 return result
         return await self.hop(self.db.run, op, *args, **kwargs)
+
+    async def run_single(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.run(op, *args, **kwargs)  # SQLite: the write lock, as any write
 
     async def read(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._inline is not None:

@@ -80,8 +80,10 @@ class AsyncMessages:
                 check.token_amount("charge", charge),
                 check.nonblank("charge_reason", charge_reason, REASON_MAX),
             )
+        # Without a key or a charge, the append's one write is one statement on PostgreSQL.
+        single = idempotency_key is None and debit is None
         return await self._store._call(
-            _messages.append, self._store._owner, key, new, debit, write=True
+            _messages.append, self._store._owner, key, new, debit, write=True, single=single
         )
 
     async def append_many(

@@ -115,6 +115,15 @@ class Database:
             if lock is not None:
                 lock.release()
 
+    def run_single(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``op``, whose only write is one statement (it may read before and after), in
+        autocommit mode where the backend makes that statement its own transaction
+        (PostgreSQL: one round trip instead of BEGIN, the statement and COMMIT); elsewhere as
+        :meth:`run`."""
+        if not self.backend.autocommit_writes:
+            return self.run(op, *args, **kwargs)
+        return self.read(op, *args, **kwargs)  # on the autocommit connections
+
     def read(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a read-only ``op`` (in autocommit mode where that saves round trips)."""
         try:

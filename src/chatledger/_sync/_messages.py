@@ -82,7 +82,11 @@ class Messages:
                 check.token_amount("charge", charge),
                 check.nonblank("charge_reason", charge_reason, REASON_MAX),
             )
-        return self._store._call(_messages.append, self._store._owner, key, new, debit, write=True)
+        # Without a key or a charge, the append's one write is one statement on PostgreSQL.
+        single = idempotency_key is None and debit is None
+        return self._store._call(
+            _messages.append, self._store._owner, key, new, debit, write=True, single=single
+        )
 
     def append_many(
         self, conversation_id: Id, messages: Iterable[Mapping[str, Any]]

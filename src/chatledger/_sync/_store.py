@@ -99,15 +99,26 @@ class _Store:
         """The input limits in force."""
         return self._core.limits
 
-    def _call(self, op: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any) -> T:
-        """Run ``op`` in the caller's transaction, or in one of its own with retries."""
+    def _call(
+        self,
+        op: Callable[..., T],
+        *args: Any,
+        write: bool = False,
+        single: bool = False,
+        **kwargs: Any,
+    ) -> T:
+        """Run ``op`` in the caller's transaction, or in one of its own with retries.
+        ``write``: ``op`` writes; ``single``: with one statement at most (autocommit where
+        that saves round trips, see ``Database.run_single``)."""
         core = self._core
         tx = core.current.get()
         if tx is not None:
             return tx.call(op, *args, **kwargs)
         if not core.opened:
             core.open()
-        result: T = core.retrying(core.db.run if write else core.db.read, op, *args, **kwargs)
+        db = core.db
+        how = (db.run_single if single else db.run) if write else db.read
+        result: T = core.retrying(how, op, *args, **kwargs)
         return result
 
     @contextlib.contextmanager
