@@ -26,7 +26,7 @@ from chatledger._ops import messages as message_ops
 from chatledger._ops._common import from_row, record_values
 from chatledger._prepared import record_loader, record_maker
 from chatledger._schema import conversations, messages
-from chatledger._types import MONEY_SCALE, canonical_decimal, result_loader
+from chatledger._types import MONEY_SCALE, bind_saver, canonical_decimal, result_loader
 from chatledger.records import Conversation, Message
 
 COSTS = [
@@ -369,7 +369,7 @@ _JSON = st.recursive(
 
 @given(_JSON)
 def test_json_loading_matches_sqlalchemys_on_each_dialect(document):
-    """The 'null' shortcut (a metadata of None is stored as JSON null) changes no value."""
+    """The 'null' shortcuts (a metadata of None is stored as JSON null) change no value."""
     from sqlalchemy.dialects import mysql, sqlite
 
     column = messages.c.metadata
@@ -379,6 +379,9 @@ def test_json_loading_matches_sqlalchemys_on_each_dialect(document):
         dump = column.type.dialect_impl(dialect).bind_processor(dialect)
         assert dump is not None
         stored = dump(document)
+        save = bind_saver(column.type, dialect)
+        assert save is not None
+        assert save(document) == stored
         assert fast is not None
         assert slow is not None
         assert fast(stored) == slow(stored) == document
@@ -417,3 +420,18 @@ def test_postgresql_appends_one_statement_in_autocommit(ledger):
     assert [m.seq for m in ledger.messages.last(chat.id, 5)] == [1, 2, 3]
     assert [plain.seq, keyed.seq, charged.seq] == [1, 2, 3]
     assert ledger.tokens.balance(owner) == 97
+
+
+def test_new_ids_are_standard_time_ordered_uuid7s():
+    from chatledger._ids import new_id
+
+    made = [new_id() for _ in range(1_000)]
+    assert all(type(u) is uuid.UUID for u in made)
+    assert {u.version for u in made} == {7}
+    assert {u.variant for u in made} == {uuid.RFC_4122}
+    assert made == sorted(made)  # monotonic, within a millisecond too
+    assert len(set(made)) == len(made)
+    assert all(uuid.UUID(str(u)) == u and hash(uuid.UUID(u.hex)) == hash(u) for u in made)
+    assert {u.is_safe for u in made} == {uuid.SafeUUID.unknown}
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    assert abs((made[-1].int >> 80) - now_ms) < 60_000

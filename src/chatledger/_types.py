@@ -31,6 +31,7 @@ __all__ = [
     "bind_saver",
     "canonical_decimal",
     "result_loader",
+    "uuid_from_int",
 ]
 
 #: Digits kept after the decimal point in :class:`Money` values.
@@ -129,7 +130,7 @@ _set_uuid_safe = uuid.UUID.__dict__["is_safe"].__set__ if "is_safe" in uuid.UUID
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown
 
 
-def _uuid_from_int(value: int) -> uuid.UUID:
+def uuid_from_int(value: int) -> uuid.UUID:
     """``uuid.UUID(int=value)`` without its range check (the database gave 128 bits)."""
     if _set_uuid_int is None or _set_uuid_safe is None:  # pragma: no cover  (other Pythons)
         return uuid.UUID(int=value)
@@ -143,7 +144,7 @@ def _uuid_loader(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def load(value: Any) -> Any:
         if value.__class__ is str:
             # 32 hex digits (SQLite, CHAR(32)) or the 36-character form (MariaDB's UUID).
-            return _uuid_from_int(int(value.replace("-", "") if len(value) == 36 else value, 16))
+            return uuid_from_int(int(value.replace("-", "") if len(value) == 36 else value, 16))
         return None if value is None else fallback(value)
 
     return load
@@ -242,4 +243,17 @@ def bind_saver(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]
     processing sends the driver on ``dialect`` (``None``: as is)."""
     if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
         return _sqlite_utc_text
-    return type_.dialect_impl(dialect).bind_processor(dialect)
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is not None and isinstance(type_.dialect_impl(dialect), JSON):
+        null = process(None)
+        if null == "null":  # a document as text (not a driver's wrapper, e.g. psycopg's Jsonb)
+            return _json_saver(process)
+    return process
+
+
+def _json_saver(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def save(value: Any) -> Any:
+        # Most messages have no metadata: skip json.dumps for the JSON null it gives.
+        return "null" if value is None else process(value)
+
+    return save
