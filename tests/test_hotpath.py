@@ -23,7 +23,7 @@ from chatledger import AsyncLedger, ChatledgerError, ConflictError, Ledger, NotF
 from chatledger._async._database import _Workers
 from chatledger._ops import conversations as conversation_ops
 from chatledger._ops import messages as message_ops
-from chatledger._ops._common import from_row, record_values
+from chatledger._ops._common import from_row
 from chatledger._prepared import record_loader, record_maker
 from chatledger._schema import conversations, messages
 from chatledger._types import MONEY_SCALE, bind_saver, canonical_decimal, result_loader
@@ -278,7 +278,7 @@ def test_worker_threads_return_results_and_raise_errors():
 def test_bulk_insert_conflicts_are_translated(ledger):
     chat = ledger.conversations.create(ledger.users.create().id)
     sent = ledger.messages.append(chat.id, "user", "first")
-    again = [record_values(sent)]  # the same id and seq: a unique violation (COPY on PostgreSQL)
+    again = [sent]  # the same id and seq: a unique violation (COPY on PostgreSQL)
     with pytest.raises(ConflictError):
         ledger._core.db.run(message_ops._insert_batch, again)
     assert ledger.messages.count(chat.id) == 1
@@ -293,7 +293,7 @@ def test_async_append_many_copies_and_translates_conflicts(database_url):
             assert [m.seq for m in stored] == list(range(1, 301))
             assert await store.messages.last(chat.id, 300) == stored
             with pytest.raises(ConflictError):
-                await store._core.db.run(message_ops._insert_batch, [record_values(stored[0])])
+                await store._core.db.run(message_ops._insert_batch, [stored[0]])
             assert await store.messages.count(chat.id) == 300
 
     asyncio.run(main())

@@ -39,7 +39,7 @@ R = TypeVar("R")
 class _Compiled:
     """One statement as one dialect runs it."""
 
-    __slots__ = ("defaults", "order", "processors", "sql")
+    __slots__ = ("_from_records", "defaults", "names", "order", "processors", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -59,12 +59,16 @@ class _Compiled:
             for bind in compiled.binds.values()
             if not bind.required
         }
-        names = set(self.order) if self.order is not None else set(compiled.bind_names.values())
+        #: Every parameter the driver gets: in placeholder order when positional.
+        self.names: tuple[str, ...] = (
+            self.order if self.order is not None else tuple(compiled.bind_names.values())
+        )
         self.processors: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
             (name, process)
             for name, bind in compiled.binds.items()
-            if name in names and (process := bind_saver(bind.type, dialect)) is not None
+            if name in self.names and (process := bind_saver(bind.type, dialect)) is not None
         )
+        self._from_records: dict[type, Callable[[Any], Any]] = {}
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
         """The driver's parameters for the caller's values (by bind name)."""
@@ -75,6 +79,37 @@ class _Compiled:
         if order is None:
             return values
         return tuple([values[name] for name in order])
+
+    def from_record(self, record: type) -> Callable[[Any], Any]:
+        """A function that gives the driver's parameters for one ``record`` instance, whose
+        fields are named like the statement's parameters: :meth:`parameters` of
+        ``record_values(r)`` without the dictionaries (one generated function, built once)."""
+        found = self._from_records.get(record)
+        if found is None:
+            found = self._from_records[record] = self._record_function(record)
+        return found
+
+    def _record_function(self, record: type) -> Callable[[Any], Any]:
+        fields = {field.name for field in dataclasses.fields(record)}
+        processors = dict(self.processors)
+        namespace: dict[str, Any] = {}
+        items: list[str] = []
+        for index, name in enumerate(self.names):
+            if name in fields:
+                value = f"r.{name}"
+            elif name in self.defaults:
+                namespace[f"_d{index}"] = self.defaults[name]
+                value = f"_d{index}"
+            else:
+                raise ValueError(f"{record.__name__} has no field for parameter {name}")
+            if name in processors:
+                namespace[f"_p{index}"] = processors[name]
+                value = f"_p{index}({value})"
+            items.append(value if self.order is not None else f"{name!r}: {value}")
+        body = f"({', '.join(items)},)" if self.order is not None else f"{{{', '.join(items)}}}"
+        exec(f"def parameters(r):\n    return {body}", namespace)  # generated names only
+        made: Callable[[Any], Any] = namespace["parameters"]
+        return made
 
 
 class Prepared:
@@ -99,13 +134,16 @@ class Prepared:
         """Run on ``conn``; return the rows (``want="rows"``), the row count (``"count"``) or
         the row count and the driver's ``lastrowid`` (``"lastrowid"``)."""
         compiled = self.compiled(conn.dialect)
-        sql = compiled.sql
         try:
             params = compiled.parameters(given)
         except Exception as exc:
             # A bind processor refused a value: a StatementError, as from Connection.execute.
-            conn._handle_dbapi_exception(exc, sql, dict(given), None, None)
+            conn._handle_dbapi_exception(exc, compiled.sql, dict(given), None, None)
             raise  # not reached: the handler always raises
+        return self._driver_run(conn, compiled, params, want)
+
+    def _driver_run(self, conn: Connection, compiled: _Compiled, params: Any, want: str) -> Any:
+        sql = compiled.sql
         if _observed(conn):
             result = conn.exec_driver_sql(sql, params)
             if want == "rows":
@@ -129,15 +167,44 @@ class Prepared:
         finally:
             cursor.close()
 
+    def execute_record(self, conn: Connection, record: Any) -> int:
+        """Run a statement whose parameters are ``record``'s fields (an insert of one record);
+        the number of rows it matched."""
+        compiled = self.compiled(conn.dialect)
+        try:
+            params = compiled.from_record(type(record))(record)
+        except Exception as exc:
+            conn._handle_dbapi_exception(exc, compiled.sql, None, None, None)
+            raise  # not reached: the handler always raises
+        count: int = self._driver_run(conn, compiled, params, "count")
+        return count
+
+    def execute_records(self, conn: Connection, records: Sequence[Any]) -> None:
+        """Run the statement once per record of ``records`` (all of one type), its fields as
+        the parameters, with the driver's ``executemany``."""
+        if not records:
+            return
+        compiled = self.compiled(conn.dialect)
+        try:
+            make = compiled.from_record(type(records[0]))
+            params = [make(record) for record in records]
+        except Exception as exc:
+            conn._handle_dbapi_exception(exc, compiled.sql, None, None, None)
+            raise  # not reached: the handler always raises
+        self._driver_many(conn, compiled, params)
+
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once per mapping of ``rows`` (the driver's ``executemany``)."""
         compiled = self.compiled(conn.dialect)
-        sql = compiled.sql
         try:
             params = [compiled.parameters(row) for row in rows]
         except Exception as exc:
-            conn._handle_dbapi_exception(exc, sql, None, None, None)
+            conn._handle_dbapi_exception(exc, compiled.sql, None, None, None)
             raise  # not reached: the handler always raises
+        self._driver_many(conn, compiled, params)
+
+    def _driver_many(self, conn: Connection, compiled: _Compiled, params: list[Any]) -> None:
+        sql = compiled.sql
         if _observed(conn):
             conn.exec_driver_sql(sql, params)
             return

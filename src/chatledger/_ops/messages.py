@@ -392,7 +392,7 @@ def append(
         conn.execute(_UNBUMP, {"b_cid": conversation_id})
         return found
     message = _stored(new, conversation_id, seq, now)
-    _INSERT_ONE.execute(conn, record_values(message))
+    _INSERT_ONE.execute_record(conn, message)
     _charge(conn, owner, conversation_id, message, charge)
     return message
 
@@ -490,7 +490,7 @@ def append_many(
         result.append(message)
     if not fresh:
         return result
-    _insert_batch(conn, [record_values(message) for message in fresh])
+    _insert_batch(conn, fresh)
     newest = max(message.created_at for message in fresh)
     conn.execute(
         update(conversations)
@@ -505,17 +505,17 @@ def append_many(
     return result
 
 
-def _insert_batch(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows with the backend's bulk path: ``COPY`` on PostgreSQL (``_bulk``),
+def _insert_batch(conn: Connection, batch: list[Message]) -> None:
+    """Insert the messages with the backend's bulk path: ``COPY`` on PostgreSQL (``_bulk``),
     ``executemany`` of the prepared insert elsewhere (PyMySQL turns it into multi-row
     ``INSERT`` statements). A driver error is raised as ``Connection.execute`` would raise
     it, so it is translated like any other."""
     if conn.dialect.name != "postgresql":
-        for start in range(0, len(rows), _BATCH_CHUNK):
-            _INSERT_ONE.execute_many(conn, rows[start : start + _BATCH_CHUNK])
+        for start in range(0, len(batch), _BATCH_CHUNK):
+            _INSERT_ONE.execute_records(conn, batch[start : start + _BATCH_CHUNK])
         return
     try:
-        bulk_insert(conn, messages, rows)
+        bulk_insert(conn, messages, [record_values(message) for message in batch])
     except SQLAlchemyError:
         raise
     except conn.dialect.loaded_dbapi.Error as exc:
