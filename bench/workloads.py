@@ -88,6 +88,20 @@ class Subject:
                 print(f"  warning: closing {self.system}: {exc}")
 
 
+#: Read picks are drawn from [0, _PICKS) and taken modulo a store's conversation count.
+_PICKS: Final = 1 << 30
+
+
+@dataclass
+class _Store:
+    """One read store: its case, size and the subjects reading it."""
+
+    case: str
+    label: str
+    size: int
+    subjects: list[Subject]
+
+
 def _settle() -> None:
     """Write the loads' dirty pages back now, not while the reads are timed (the first
     reads after a load met the kernel's writeback and ran up to 2x slower, raw included)."""
@@ -348,6 +362,7 @@ class Runner:
     def _read(self, backend: str) -> None:
         s = self.settings
         per = s.messages_per_conversation
+        stores: list[_Store] = []
         for case, size in (("small", s.store_small), ("big", s.store_big)):
             count = max(1, size // per)
             label = f"{size // 1000}k" if size < 1_000_000 else f"{size / 1e6:g}M"
@@ -388,19 +403,26 @@ class Runner:
                         f"  loaded {peer.system}'s {label} store in "
                         f"{time.monotonic() - started:.1f}s"
                     )
-            _settle()
-            self._read_rounds(backend, case, label, size, subjects)
-            self._close(subjects)
+            stores.append(_Store(case, label, size, subjects))
+        if not stores:
+            return
+        _settle()
+        try:
+            self._read_rounds(backend, stores)
+        finally:
+            for store in stores:
+                self._close(store.subjects)
 
-    def _read_rounds(
-        self, backend: str, case: str, label: str, size: int, subjects: list[Subject]
-    ) -> None:
+    def _read_rounds(self, backend: str, stores: list[_Store]) -> None:
+        """Both stores are read in the same rounds, their raw and chatledger subjects taking
+        turns in the same blocks: the big store / small store ratio is then measured in one
+        stretch of time, like every other ratio (sequential runs drifted by up to 1.3x)."""
         s = self.settings
-        count = len(subjects[0].conversations)
-        rng = random.Random(20 if case == "small" else 21)
-        warm = [rng.randrange(count) for _ in range(s.read_warmup)]
+        rng = random.Random(20)
+        warm = [rng.randrange(_PICKS) for _ in range(s.read_warmup)]
         quota: dict[Subject, int] = {}
-        for subject in subjects:
+        every = [subject for store in stores for subject in store.subjects]
+        for subject in every:
             # Peers read whole sessions (seconds on big stores): a short warm-up is enough.
             mine = warm[:10] if subject.is_peer else warm
             chunk = self._step(subject, subject.timed, _reader(subject), mine)
@@ -410,11 +432,12 @@ class Runner:
                 per_read = statistics.median(chunk.latencies_ns) / 1e9
                 budget = s.peer_read_budget / s.rounds
                 quota[subject] = max(3, min(s.read_ops, int(budget / max(per_read, 1e-9))))
-        chunks: dict[Subject, list[Chunk]] = {subject: [] for subject in subjects}
-        core = [subject for subject in subjects if not subject.is_peer]
-        peers = [subject for subject in subjects if subject.is_peer]
+        chunks: dict[Subject, list[Chunk]] = {subject: [] for subject in every}
+        core = [subject for subject in every if not subject.is_peer]
+        peers = [subject for subject in every if subject.is_peer]
         for round_ in range(s.rounds):
-            picks = [rng.randrange(count) for _ in range(s.read_ops)]
+            # An index per read, taken modulo each store's conversation count.
+            picks = [rng.randrange(_PICKS) for _ in range(s.read_ops)]
             # raw and chatledger take turns in small blocks; the peers' whole-session reads
             # (seconds of I/O on big stores) run after them, so they do not disturb the core
             # comparison.
@@ -424,10 +447,17 @@ class Runner:
                 chunk = self._step(subject, subject.timed, _reader(subject), mine)
                 if chunk is not None:
                     chunks[subject].append(chunk)
-        for subject in subjects:
-            self._finish(
-                backend, "read", case, subject, chunks[subject], store=size, store_label=label
-            )
+        for store in stores:
+            for subject in store.subjects:
+                self._finish(
+                    backend,
+                    "read",
+                    store.case,
+                    subject,
+                    chunks[subject],
+                    store=store.size,
+                    store_label=store.label,
+                )
 
     # -- sidebar -------------------------------------------------------------------------------
 
@@ -623,7 +653,8 @@ def _appender(subject: Subject) -> Callable[[tuple[int, int]], Any]:
 
 def _reader(subject: Subject) -> Callable[[int], Any]:
     impl, conversations = subject.impl, subject.conversations
-    return lambda i: impl.last(conversations[i])
+    count = len(conversations)
+    return lambda i: impl.last(conversations[i % count])
 
 
 def _sidebar(subject: Subject) -> Callable[[int], Any]:
