@@ -313,17 +313,25 @@ class Runner:
         action: Callable[[Subject], Callable[[Any], Any]],
         chunks: dict[Subject, list[Chunk]],
         shift: int,
+        *,
+        groups: Sequence[Sequence[Subject]] = (),
     ) -> None:
         """Every subject runs ``action(subject)`` over ``args``, taking turns in blocks of
         ``settings.block`` operations (the order rotates from block to block); one chunk per
-        block, so throughput ratios can be taken between neighbours in time."""
+        block, so throughput ratios can be taken between neighbours in time.
+
+        ``groups`` (instead of ``subjects``): subjects that read the same database, rotated
+        within their group, the groups taking turns too. The first of a group to read a
+        block's rows meets them cold, the others warm: each must come first equally often."""
         block = max(1, self.settings.block)
+        ordered = list(groups) if groups else [subjects]
         for number, start in enumerate(range(0, len(args), block)):
             part = args[start : start + block]
-            for subject in _rotated(subjects, shift + number):
-                chunk = self._step(subject, subject.timed, action(subject), part)
-                if chunk is not None:
-                    chunks[subject].append(chunk)
+            for group in _rotated(ordered, number):
+                for subject in _rotated(group, shift + number):
+                    chunk = self._step(subject, subject.timed, action(subject), part)
+                    if chunk is not None:
+                        chunks[subject].append(chunk)
 
     def _step(self, subject: Subject, action: Callable[..., T], *args: Any) -> T | None:
         """Run ``action(*args)`` for a subject; a failure marks the subject failed and skips
@@ -441,7 +449,8 @@ class Runner:
             # raw and chatledger take turns in small blocks; the peers' whole-session reads
             # (seconds of I/O on big stores) run after them, so they do not disturb the core
             # comparison.
-            self._interleaved(core, picks, _reader, chunks, round_)
+            groups = [[sub for sub in store.subjects if not sub.is_peer] for store in stores]
+            self._interleaved(core, picks, _reader, chunks, round_, groups=groups)
             for subject in _rotated(peers, round_):
                 mine = picks[: quota[subject]]
                 chunk = self._step(subject, subject.timed, _reader(subject), mine)
