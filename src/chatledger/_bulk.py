@@ -14,7 +14,7 @@ the same on every backend (for keyset walks that copy, resume and compare tables
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, or_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.util import await_only
 
-__all__ = ["after_key", "bulk_insert", "key_columns", "snapshot"]
+__all__ = ["after_key", "bulk_insert", "copy_rows", "key_columns", "snapshot"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,25 +35,31 @@ def _processors(conn: Connection, table: Table, names: Sequence[str]) -> list[An
     return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
 
 
-def _copy(
+def _converted(
     conn: Connection, table: Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]
-) -> bool:
-    """``COPY`` the rows in; False when the driver cannot (not psycopg 3)."""
-    driver = conn.connection.driver_connection
-    cursor_factory = getattr(driver, "cursor", None)
-    if cursor_factory is None:
-        return False
+) -> Iterator[list[Any]]:
+    """The rows' values in ``names`` order, converted by the columns' bind processing."""
     processors = _processors(conn, table, names)
-    quote = conn.dialect.identifier_preparer
-    statement = "COPY {} ({}) FROM STDIN".format(
-        quote.format_table(table), ", ".join(quote.quote(name) for name in names)
-    )
-    converted = (
+    return (
         [
             value if process is None else process(value)
             for value, process in zip((row[n] for n in names), processors, strict=True)
         ]
         for row in rows
+    )
+
+
+def _copy(
+    conn: Connection, table: Table, names: Sequence[str], converted: Iterable[Sequence[Any]]
+) -> bool:
+    """``COPY`` the converted rows in; False when the driver cannot (not psycopg 3)."""
+    driver = conn.connection.driver_connection
+    cursor_factory = getattr(driver, "cursor", None)
+    if cursor_factory is None:
+        return False
+    quote = conn.dialect.identifier_preparer
+    statement = "COPY {} ({}) FROM STDIN".format(
+        quote.format_table(table), ", ".join(quote.quote(name) for name in names)
     )
     if conn.dialect.is_async:
         # psycopg's AsyncConnection (the asyncio surface runs ops inside SQLAlchemy's greenlet)
@@ -68,20 +74,24 @@ def _copy(
     return True
 
 
-async def _copy_async(driver: Any, statement: str, rows: Iterator[list[Any]]) -> None:
+async def _copy_async(driver: Any, statement: str, rows: Iterable[Sequence[Any]]) -> None:
     async with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             await copy.write_row(row)
 
 
-def _copy_translating(
-    conn: Connection, table: Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]
+def copy_rows(
+    conn: Connection, table: Table, names: Sequence[str], converted: Iterable[Sequence[Any]]
 ) -> bool:
-    """:func:`_copy`, with the driver's errors wrapped as SQLAlchemy wraps those of the
-    statements it runs, so that the one translation boundary (``chatledger._translate``)
-    turns them into chatledger errors (a duplicate key into ConflictError, and so on)."""
+    """``COPY`` rows whose values are already converted for the driver (in ``names`` order)
+    into ``table`` on PostgreSQL with psycopg 3; False, writing nothing, where that is not
+    possible. The driver's errors are wrapped as SQLAlchemy wraps those of the statements it
+    runs, so that the one translation boundary (``chatledger._translate``) turns them into
+    chatledger errors (a duplicate key into ConflictError, and so on)."""
+    if conn.dialect.name != "postgresql":
+        return False
     try:
-        return _copy(conn, table, names, rows)
+        return _copy(conn, table, names, converted)
     except Exception as exc:
         base = _psycopg_error()
         if base is None or not isinstance(exc, base):
@@ -119,7 +129,9 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     unknown = wanted - set(table.c.keys())
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {', '.join(sorted(unknown))}")
-    if conn.dialect.name == "postgresql" and _copy_translating(conn, table, names, rows):
+    if conn.dialect.name == "postgresql" and copy_rows(
+        conn, table, names, _converted(conn, table, names, rows)
+    ):
         logger.debug("copied %d rows into %s", len(rows), table.name)
         return len(rows)
     insert = table.insert()

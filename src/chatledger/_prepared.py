@@ -68,7 +68,7 @@ class _Compiled:
             for name, bind in compiled.binds.items()
             if name in self.names and (process := bind_saver(bind.type, dialect)) is not None
         )
-        self._from_records: dict[type, Callable[[Any], Any]] = {}
+        self._from_records: dict[tuple[type, bool], Callable[[Any], Any]] = {}
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
         """The driver's parameters for the caller's values (by bind name)."""
@@ -80,20 +80,23 @@ class _Compiled:
             return values
         return tuple([values[name] for name in order])
 
-    def from_record(self, record: type) -> Callable[[Any], Any]:
+    def from_record(self, record: type, *, as_tuple: bool = False) -> Callable[[Any], Any]:
         """A function that gives the driver's parameters for one ``record`` instance, whose
         fields are named like the statement's parameters: :meth:`parameters` of
-        ``record_values(r)`` without the dictionaries (one generated function, built once)."""
-        found = self._from_records.get(record)
+        ``record_values(r)`` without the dictionaries (one generated function, built once).
+        ``as_tuple``: a tuple in :attr:`names` order whatever the paramstyle (for ``COPY``)."""
+        key = (record, as_tuple)
+        found = self._from_records.get(key)
         if found is None:
-            found = self._from_records[record] = self._record_function(record)
+            found = self._from_records[key] = self._record_function(record, as_tuple)
         return found
 
-    def _record_function(self, record: type) -> Callable[[Any], Any]:
+    def _record_function(self, record: type, as_tuple: bool) -> Callable[[Any], Any]:
         fields = {field.name for field in dataclasses.fields(record)}
         processors = dict(self.processors)
         namespace: dict[str, Any] = {}
         items: list[str] = []
+        positional = as_tuple or self.order is not None
         for index, name in enumerate(self.names):
             if name in fields:
                 value = f"r.{name}"
@@ -105,8 +108,8 @@ class _Compiled:
             if name in processors:
                 namespace[f"_p{index}"] = processors[name]
                 value = f"_p{index}({value})"
-            items.append(value if self.order is not None else f"{name!r}: {value}")
-        body = f"({', '.join(items)},)" if self.order is not None else f"{{{', '.join(items)}}}"
+            items.append(value if positional else f"{name!r}: {value}")
+        body = f"({', '.join(items)},)" if positional else f"{{{', '.join(items)}}}"
         exec(f"def parameters(r):\n    return {body}", namespace)  # generated names only
         made: Callable[[Any], Any] = namespace["parameters"]
         return made
@@ -192,6 +195,21 @@ class Prepared:
             conn._handle_dbapi_exception(exc, compiled.sql, None, None, None)
             raise  # not reached: the handler always raises
         self._driver_many(conn, compiled, params)
+
+    def record_rows(
+        self, conn: Connection, records: Sequence[Any]
+    ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        """The statement's parameter names and, per record, the driver's values in that order
+        (for ``COPY``): what :meth:`execute_records` would send, as tuples."""
+        compiled = self.compiled(conn.dialect)
+        if not records:
+            return compiled.names, []
+        try:
+            make = compiled.from_record(type(records[0]), as_tuple=True)
+            return compiled.names, [make(record) for record in records]
+        except Exception as exc:
+            conn._handle_dbapi_exception(exc, compiled.sql, None, None, None)
+            raise  # not reached: the handler always raises
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once per mapping of ``rows`` (the driver's ``executemany``)."""

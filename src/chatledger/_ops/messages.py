@@ -29,12 +29,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from .. import _cursors, _ids
 from .. import _validate as check
 from .._backends import backend_of
-from .._bulk import bulk_insert
+from .._bulk import copy_rows
 from .._prepared import Prepared, RecordLoader, record_maker
 from .._schema import (
     IDEMPOTENCY_KEY_MAX,
@@ -506,20 +505,16 @@ def append_many(
 
 
 def _insert_batch(conn: Connection, batch: list[Message]) -> None:
-    """Insert the messages with the backend's bulk path: ``COPY`` on PostgreSQL (``_bulk``),
-    ``executemany`` of the prepared insert elsewhere (PyMySQL turns it into multi-row
-    ``INSERT`` statements). A driver error is raised as ``Connection.execute`` would raise
-    it, so it is translated like any other."""
-    if conn.dialect.name != "postgresql":
-        for start in range(0, len(batch), _BATCH_CHUNK):
-            _INSERT_ONE.execute_records(conn, batch[start : start + _BATCH_CHUNK])
-        return
-    try:
-        bulk_insert(conn, messages, [record_values(message) for message in batch])
-    except SQLAlchemyError:
-        raise
-    except conn.dialect.loaded_dbapi.Error as exc:
-        conn._handle_dbapi_exception(exc, "COPY messages", None, None, None)
+    """Insert the messages with the backend's bulk path: ``COPY`` on PostgreSQL (values made
+    straight from the records), ``executemany`` of the prepared insert elsewhere (PyMySQL
+    turns it into multi-row ``INSERT`` statements). A driver error is raised as
+    ``Connection.execute`` would raise it, so it is translated like any other."""
+    if conn.dialect.name == "postgresql":
+        names, rows = _INSERT_ONE.record_rows(conn, batch)
+        if copy_rows(conn, messages, names, rows):
+            return
+    for start in range(0, len(batch), _BATCH_CHUNK):
+        _INSERT_ONE.execute_records(conn, batch[start : start + _BATCH_CHUNK])
 
 
 #: Rows per executemany call (bounds the size of one multi-row statement).
