@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import sqlite3
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -388,19 +389,30 @@ def test_json_loading_matches_sqlalchemys_on_each_dialect(document):
         assert fast(None) is None
 
 
-def test_postgresql_appends_one_statement_in_autocommit(ledger):
-    """Without an idempotency key or a charge, an append is one statement (a writable CTE) in
-    autocommit mode: one round trip, not BEGIN, the statement and COMMIT. The others keep
-    their transaction."""
-    if ledger.config.backend != "postgresql":
-        pytest.skip("autocommit appends are PostgreSQL's")
+def _autocommit(dbapi_connection: Any) -> bool:
+    """Whether a driver connection is in autocommit mode (no transaction around a write)."""
+    if isinstance(dbapi_connection, sqlite3.Connection):  # chatledger begins explicitly
+        return not dbapi_connection.in_transaction
+    if hasattr(dbapi_connection, "get_autocommit"):  # PyMySQL
+        return bool(dbapi_connection.get_autocommit())
+    return bool(dbapi_connection.autocommit)  # psycopg
+
+
+def test_appends_without_key_or_charge_are_one_autocommit_statement_on_postgresql(ledger):
+    """Without an idempotency key or a charge, a PostgreSQL append is one statement (a
+    writable CTE) in autocommit mode: one round trip, not BEGIN, the statement and COMMIT.
+    Keyed and charged appends keep their transaction there, and every write of the other
+    backends (two statements an append) is in a transaction."""
+    on_postgresql = ledger.config.backend == "postgresql"
     owner = ledger.users.create(username="u").id
     chat = ledger.conversations.create(owner)
     ledger.tokens.credit(100, user_id=owner, reason="grant")
     seen: list[tuple[str, bool]] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append((statement.lstrip().split()[0].upper(), conn.connection.autocommit))
+        verb = statement.lstrip().split()[0].upper()
+        if verb in ("WITH", "UPDATE", "INSERT"):
+            seen.append((verb, _autocommit(conn.connection.dbapi_connection)))
 
     for engine in ledger._core.db.engines:
         sa.event.listen(engine, "before_cursor_execute", record)
@@ -413,9 +425,13 @@ def test_postgresql_appends_one_statement_in_autocommit(ledger):
     finally:
         for engine in ledger._core.db.engines:
             sa.event.remove(engine, "before_cursor_execute", record)
-    assert plain_seen == [("WITH", True)]
+    if on_postgresql:
+        assert plain_seen == [("WITH", True)]
+    else:
+        assert [verb for verb, _ in plain_seen] == ["UPDATE", "INSERT"]
+        assert not any(autocommit for _, autocommit in plain_seen)
     assert seen
-    assert all(not autocommit for _, autocommit in seen)
+    assert not any(autocommit for _, autocommit in seen)
     assert again == keyed
     assert [m.seq for m in ledger.messages.last(chat.id, 5)] == [1, 2, 3]
     assert [plain.seq, keyed.seq, charged.seq] == [1, 2, 3]
