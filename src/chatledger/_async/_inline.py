@@ -116,11 +116,14 @@ class Inline:
         self, how: Callable[..., Any], op: Callable[..., T], args: Any, kwargs: Any
     ) -> T | Literal[Moved.MOVED]:
         cooling = self._cooling
-        if cooling and (key := _key(op)) in cooling:
-            left = cooling.pop(key) - 1
+        if cooling:
+            # Loops of other threads may count down the same entry: pop with a default.
+            key = _key(op)
+            left = cooling.pop(key, 0)
             if left:
-                cooling[key] = left
-            return MOVED
+                if left > 1:
+                    cooling[key] = left - 1
+                return MOVED
         if not self._guard.acquire(blocking=False):
             return MOVED  # another thread's event loop is using the connection
         try:
