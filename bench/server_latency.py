@@ -1,6 +1,6 @@
 """Latency of the HTTP API through a real ``chatledger serve`` (uvicorn, one worker).
 
-    .venv/bin/python tests/server/measure_latency.py [DATABASE_URL]
+    .venv/bin/python -m bench.server_latency [DATABASE_URL]
 
 Without a URL, a fresh SQLite file. Give an EMPTY database of its own (it is initialised and
 written to), never one in use. Prints p50/p95 of 300 sequential requests per kind, then the
