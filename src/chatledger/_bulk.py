@@ -129,9 +129,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     unknown = wanted - set(table.c.keys())
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {', '.join(sorted(unknown))}")
-    if conn.dialect.name == "postgresql" and copy_rows(
-        conn, table, names, _converted(conn, table, names, rows)
-    ):
+    if copy_rows(conn, table, names, _converted(conn, table, names, rows)):
         logger.debug("copied %d rows into %s", len(rows), table.name)
         return len(rows)
     insert = table.insert()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from sqlalchemy import Column, Connection, Dialect
 from sqlalchemy.sql import ClauseElement
@@ -140,9 +140,7 @@ class Prepared:
         try:
             params = compiled.parameters(given)
         except Exception as exc:
-            # A bind processor refused a value: a StatementError, as from Connection.execute.
-            conn._handle_dbapi_exception(exc, compiled.sql, dict(given), None, None)
-            raise  # not reached: the handler always raises
+            _refused(conn, compiled, exc, dict(given))
         return self._driver_run(conn, compiled, params, want)
 
     def _driver_run(self, conn: Connection, compiled: _Compiled, params: Any, want: str) -> Any:
@@ -170,56 +168,40 @@ class Prepared:
         finally:
             cursor.close()
 
+    def _record_parameters(
+        self, conn: Connection, records: Sequence[Any], *, as_tuple: bool = False
+    ) -> tuple[_Compiled, list[Any]]:
+        """The statement for ``conn`` and the driver's parameters of each record (all of one
+        type; see :meth:`_Compiled.from_record`)."""
+        compiled = self.compiled(conn.dialect)
+        if not records:
+            return compiled, []
+        try:
+            make = compiled.from_record(type(records[0]), as_tuple=as_tuple)
+            return compiled, [make(record) for record in records]
+        except Exception as exc:
+            _refused(conn, compiled, exc, None)
+
     def execute_record(self, conn: Connection, record: Any) -> int:
         """Run a statement whose parameters are ``record``'s fields (an insert of one record);
         the number of rows it matched."""
-        compiled = self.compiled(conn.dialect)
-        try:
-            params = compiled.from_record(type(record))(record)
-        except Exception as exc:
-            conn._handle_dbapi_exception(exc, compiled.sql, None, None, None)
-            raise  # not reached: the handler always raises
+        compiled, (params,) = self._record_parameters(conn, [record])
         count: int = self._driver_run(conn, compiled, params, "count")
         return count
 
     def execute_records(self, conn: Connection, records: Sequence[Any]) -> None:
         """Run the statement once per record of ``records`` (all of one type), its fields as
         the parameters, with the driver's ``executemany``."""
-        if not records:
-            return
-        compiled = self.compiled(conn.dialect)
-        try:
-            make = compiled.from_record(type(records[0]))
-            params = [make(record) for record in records]
-        except Exception as exc:
-            conn._handle_dbapi_exception(exc, compiled.sql, None, None, None)
-            raise  # not reached: the handler always raises
-        self._driver_many(conn, compiled, params)
+        if records:
+            self._driver_many(conn, *self._record_parameters(conn, records))
 
     def record_rows(
         self, conn: Connection, records: Sequence[Any]
     ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
         """The statement's parameter names and, per record, the driver's values in that order
         (for ``COPY``): what :meth:`execute_records` would send, as tuples."""
-        compiled = self.compiled(conn.dialect)
-        if not records:
-            return compiled.names, []
-        try:
-            make = compiled.from_record(type(records[0]), as_tuple=True)
-            return compiled.names, [make(record) for record in records]
-        except Exception as exc:
-            conn._handle_dbapi_exception(exc, compiled.sql, None, None, None)
-            raise  # not reached: the handler always raises
-
-    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run the statement once per mapping of ``rows`` (the driver's ``executemany``)."""
-        compiled = self.compiled(conn.dialect)
-        try:
-            params = [compiled.parameters(row) for row in rows]
-        except Exception as exc:
-            conn._handle_dbapi_exception(exc, compiled.sql, None, None, None)
-            raise  # not reached: the handler always raises
-        self._driver_many(conn, compiled, params)
+        compiled, rows = self._record_parameters(conn, records, as_tuple=True)
+        return compiled.names, rows
 
     def _driver_many(self, conn: Connection, compiled: _Compiled, params: list[Any]) -> None:
         sql = compiled.sql
@@ -255,6 +237,15 @@ class Prepared:
         ``lastrowid`` (MariaDB: the value of ``LAST_INSERT_ID(expr)`` set by the statement)."""
         done: tuple[int, Any] = self._run(conn, params, "lastrowid")
         return done
+
+
+def _refused(
+    conn: Connection, compiled: _Compiled, exc: Exception, given: dict[str, Any] | None
+) -> NoReturn:
+    """A bind processor refused a value: raise a StatementError, as ``Connection.execute``
+    would (SQLAlchemy's handler wraps the error and fires ``handle_error`` events)."""
+    conn._handle_dbapi_exception(exc, compiled.sql, given, None, None)
+    raise exc  # not reached: the handler always raises
 
 
 def _observed(conn: Connection) -> bool:

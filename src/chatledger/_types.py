@@ -217,10 +217,11 @@ def result_loader(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], A
         return _utc_text if dialect.name == "sqlite" else _utc_value
     if isinstance(type_, Money):
         return _money_loader(billionths=dialect.name == "sqlite")
-    process = type_.dialect_impl(dialect).result_processor(dialect, None)
+    impl = type_.dialect_impl(dialect)
+    process = impl.result_processor(dialect, None)
     if isinstance(type_, Uuid) and process is not None:
         return _uuid_loader(process)
-    if isinstance(type_.dialect_impl(dialect), JSON) and process is not None:
+    if isinstance(impl, JSON) and process is not None:
         return _json_loader(process)
     return process
 
@@ -243,11 +244,11 @@ def bind_saver(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]
     processing sends the driver on ``dialect`` (``None``: as is)."""
     if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
         return _sqlite_utc_text
-    process = type_.dialect_impl(dialect).bind_processor(dialect)
-    if process is not None and isinstance(type_.dialect_impl(dialect), JSON):
-        null = process(None)
-        if null == "null":  # a document as text (not a driver's wrapper, e.g. psycopg's Jsonb)
-            return _json_saver(process)
+    impl = type_.dialect_impl(dialect)
+    process = impl.bind_processor(dialect)
+    # A document bound as text (not in a driver's wrapper, e.g. psycopg's Jsonb).
+    if process is not None and isinstance(impl, JSON) and process(None) == "null":
+        return _json_saver(process)
     return process
 
 
