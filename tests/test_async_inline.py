@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from chatledger import AsyncLedger, Config, Ledger
-from chatledger._async._database import ThreadedDatabase
-from chatledger._async._inline import COOLDOWN, Inline, _key
+from chatledger._run.database_async import ThreadedDatabase
+from chatledger._run.inline import COOLDOWN, Inline, _key
 
 pytestmark = pytest.mark.filterwarnings("ignore::chatledger.SQLiteWALResetBugWarning")
 

@@ -21,11 +21,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatledger import AsyncLedger, ChatledgerError, ConflictError, Ledger, NotFoundError
-from chatledger._async._database import _Workers
 from chatledger._ops import conversations as conversation_ops
 from chatledger._ops import messages as message_ops
 from chatledger._ops._common import from_row
 from chatledger._prepared import record_loader, record_maker
+from chatledger._run.database_async import _Workers
 from chatledger._schema import conversations, messages
 from chatledger._types import MONEY_SCALE, bind_saver, canonical_decimal, result_loader
 from chatledger.records import Conversation, Message

@@ -29,7 +29,7 @@ from ._async._users import AsyncUsers
 from ._async._visitors import AsyncVisitors
 from ._async.ledger import AsyncLedger, AsyncUserScope
 from ._ops._common import UNSET
-from ._retry import RetryPolicy
+from ._run.retry import RetryPolicy
 from ._sync._api_keys import ApiKeys
 from ._sync._audit import AuditLog, AuditLogger
 from ._sync._citations import Citations

@@ -86,7 +86,7 @@ def copy_rows(
     """``COPY`` rows whose values are already converted for the driver (in ``names`` order)
     into ``table`` on PostgreSQL with psycopg 3; False, writing nothing, where that is not
     possible. The driver's errors are wrapped as SQLAlchemy wraps those of the statements it
-    runs, so that the one translation boundary (``chatledger._translate``) turns them into
+    runs, so that the one translation boundary (``chatledger._run.translate``) turns them into
     chatledger errors (a duplicate key into ConflictError, and so on)."""
     if conn.dialect.name != "postgresql":
         return False

@@ -13,8 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import migrate
 from ._backends import has_wal_reset_bug, is_memory_sqlite
-from ._engine import sync_engine
-from ._translate import translate
+from ._run.engine import sync_engine
+from ._run.translate import translate
 from .config import Config
 from .errors import ChatledgerError
 

@@ -26,9 +26,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from ._backends import WRITE, backend_for, backend_of
-from ._engine import adopt_engine, sync_engine
+from ._run.engine import adopt_engine, sync_engine
+from ._run.translate import translate
 from ._schema import Base
-from ._translate import translate
 from .config import Config
 from .errors import ConfigurationError, SchemaOutOfDateError
 

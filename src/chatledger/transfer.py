@@ -35,13 +35,13 @@ from sqlalchemy.engine import URL
 
 from . import _bulk, migrate
 from ._backends import is_memory_sqlite
-from ._engine import sync_engine
 from ._ops import importers
 from ._ops import transfer as _ops
 from ._ops._common import utcnow
 from ._ops.privacy import EXPORT_FORMAT
+from ._run.database_sync import Database
+from ._run.engine import sync_engine
 from ._schema import Base, audit_chain, conversations, messages
-from ._sync._database import Database
 from ._sync.ledger import Ledger
 from .config import Config
 from .errors import (

@@ -1,1 +1,6 @@
-"""The asynchronous surface: the source from which the synchronous one is generated."""
+"""The asynchronous surface: :class:`AsyncLedger` and its resources.
+
+``chatledger._async`` is the single source of both surfaces: ``tools/generate_sync.py`` (``make
+generate``) writes each of its modules into ``chatledger._sync``, which holds nothing else, and
+CI fails when the two drift. Edit ``chatledger._async``, never ``chatledger._sync``.
+"""

@@ -1,8 +1,8 @@
 """The store: :class:`AsyncLedger` and :class:`AsyncUserScope`.
 
-The asynchronous modules of this package are the single source of both surfaces: the ones in
-``../_sync/`` are generated from them by ``tools/generate_sync.py`` (``make generate``), and CI
-fails when the two drift. The operations themselves live in ``../_ops/``, shared by both.
+Its resources are built in ``_store.py`` (scoped ones) and here (ledger-only ones); the
+operations they call live in ``chatledger._ops`` and run on ``chatledger._run``, shared by both
+surfaces.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import uuid
 from sqlalchemy.engine import URL
 
 from .. import _validate as check
-from .._retry import RetryPolicy
+from .._run.compat_async import AnyEngine
+from .._run.open_async import open_database
+from .._run.retry import RetryPolicy
 from .._validate import Id, Limits
 from ..config import Config
 from ._api_keys import AsyncApiKeys
 from ._audit import AsyncAuditLog
-from ._compat import AnyEngine
 from ._feedback import AsyncProductFeedbackForms
 from ._knowledge import AsyncKnowledge
-from ._open import open_database
 from ._store import _AsyncCore, _AsyncStore
 from ._users import AsyncUsers
 from ._visitors import AsyncVisitors

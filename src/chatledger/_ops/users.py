@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import _cursors, _ids
 from .. import _validate as check
 from .._backends import backend_of
+from .._run.translate import translate
 from .._schema import (
     DISPLAY_NAME_MAX,
     EMAIL_MAX,
@@ -23,7 +24,6 @@ from .._schema import (
     audit_events,
     users,
 )
-from .._translate import translate
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import ErasureReport, Order, Page, User
 from . import privacy

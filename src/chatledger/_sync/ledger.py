@@ -1,10 +1,10 @@
 # This file is generated from ../_async/ledger.py by tools/generate_sync.py: do not edit it.
 # Edit the asynchronous source and run `make generate`.
-"""The store: :class:`AsyncLedger` and :class:`AsyncUserScope`.
+"""The store: :class:`Ledger` and :class:`UserScope`.
 
-The asynchronous modules of this package are the single source of both surfaces: the ones in
-``../_sync/`` are generated from them by ``tools/generate_sync.py`` (``make generate``), and CI
-fails when the two drift. The operations themselves live in ``../_ops/``, shared by both.
+Its resources are built in ``_store.py`` (scoped ones) and here (ledger-only ones); the
+operations they call live in ``chatledger._ops`` and run on ``chatledger._run``, shared by both
+surfaces.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import uuid
 from sqlalchemy.engine import URL
 
 from .. import _validate as check
-from .._retry import RetryPolicy
+from .._run.compat_sync import AnyEngine
+from .._run.open_sync import open_database
+from .._run.retry import RetryPolicy
 from .._validate import Id, Limits
 from ..config import Config
 from ._api_keys import ApiKeys
 from ._audit import AuditLog
-from ._compat import AnyEngine
 from ._feedback import ProductFeedbackForms
 from ._knowledge import Knowledge
-from ._open import open_database
 from ._store import _Core, _Store
 from ._users import Users
 from ._visitors import Visitors
@@ -34,7 +34,7 @@ __all__ = ["Ledger", "UserScope"]
 class UserScope(_Store):
     """A view of a ledger bound to one acting user: every conversation and message operation
     sees only that user's data. Another user's conversation is "not found", exactly as if it
-    did not exist. Made by :meth:`AsyncLedger.as_user`."""
+    did not exist. Made by :meth:`Ledger.as_user`."""
 
     def __init__(self, core: _Core, user_id: uuid.UUID) -> None:
         super().__init__(core, user_id)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from .._engine import adopt_engine, sync_engine
 from ..config import Config
-from ._database import Database
+from .database_sync import Database
+from .engine import adopt_engine, sync_engine
 
 __all__ = ["open_database"]
 

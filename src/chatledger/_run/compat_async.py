@@ -1,4 +1,4 @@
-"""The asyncio names the asynchronous source uses; ``../_sync/_compat.py`` has their twins."""
+"""The asyncio names the asynchronous source uses; ``compat_sync.py`` has their twins."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ from typing import Final
 
 from sqlalchemy import exc as sa_exc
 
-from ._backends import Backend
-from ._schema import KINDS, UNIQUE_FIELDS, Base
-from .errors import (
+from .._backends import Backend
+from .._schema import KINDS, UNIQUE_FIELDS, Base
+from ..errors import (
     ChatledgerError,
     ConflictError,
     DatabaseError,

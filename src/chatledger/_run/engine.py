@@ -10,9 +10,9 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ._backends import Backend, backend_for, is_memory_sqlite
-from .config import Config
-from .errors import ConfigurationError
+from .._backends import Backend, backend_for, is_memory_sqlite
+from ..config import Config
+from ..errors import ConfigurationError
 
 __all__ = ["adopt_engine", "async_engine", "sync_engine"]
 
@@ -59,7 +59,7 @@ def sync_engine(
 ) -> tuple[Engine, Backend]:
     """A new synchronous engine for ``config`` (``reader``: autocommit connections, for the
     read pool of backends that have one; ``inline``: one SQLite connection that never waits for
-    a lock, for operations run on the event loop thread, see ``_async/_inline.py``)."""
+    a lock, for operations run on the event loop thread, see ``inline.py``)."""
     backend = backend_for(config.url)
     url = backend.url_for(config.url, asynchronous=False)
     if backend.name == "sqlite":

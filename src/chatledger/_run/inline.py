@@ -37,8 +37,8 @@ from typing import Any, Final, Literal, TypeVar
 from sqlalchemy import Engine, event
 
 from .._backends import write_lock
-from .._sync._database import Database
 from ..errors import TransientError
+from .database_sync import Database
 
 __all__ = ["COOLDOWN", "MOVED", "Inline", "Moved"]
 

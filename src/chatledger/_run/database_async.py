@@ -3,7 +3,7 @@ SQLAlchemy ``Connection`` (shared with the synchronous surface); there are two w
 
 - :class:`NativeDatabase`: an ``AsyncEngine`` on an asyncio driver (psycopg, aiomysql). A whole
   operation (check-out, statements, commit, check-in) runs as the synchronous
-  :class:`~chatledger._sync._database.Database` on the engine's ``sync_engine`` inside one
+  :class:`~chatledger._run.database_sync.Database` on the engine's ``sync_engine`` inside one
   greenlet (``greenlet_spawn``, what ``run_sync`` uses): one switch per operation, where
   ``async with engine.connect()`` + ``run_sync`` + close cost three.
 - :class:`ThreadedDatabase`: the synchronous ``Database`` on worker threads, one hop per
@@ -11,7 +11,7 @@ SQLAlchemy ``Connection`` (shared with the synchronous surface); there are two w
   workers take jobs from one queue and hand results back with ``call_soon_threadsafe``: a hop
   costs about a third of ``run_in_executor``'s (measured: 32 µs against 75-95 µs on one
   machine, 108 µs against 119 µs on another). Short operations that wait for no lock skip the
-  hop: they run on the event loop thread (:mod:`._inline`).
+  hop: they run on the event loop thread (:mod:`.inline`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from .._backends import WRITE, Backend
-from .._sync._database import Database, Transaction
-from .._translate import translate
-from ._inline import MOVED, Inline
+from .database_sync import Database, Transaction
+from .inline import MOVED, Inline
+from .translate import translate
 
 __all__ = ["AsyncDatabase", "AsyncTransaction", "NativeDatabase", "ThreadedDatabase"]
 

@@ -11,8 +11,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .._backends import Backend, is_memory_sqlite, write_lock
-from .._translate import translate
 from ..errors import TransientError
+from .translate import translate
 
 __all__ = ["Database", "Transaction"]
 

@@ -7,11 +7,11 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .._backends import backend_for, is_memory_sqlite
-from .._engine import adopt_engine, async_engine, sync_engine
-from .._sync._database import Database
 from ..config import Config
-from ._database import AsyncDatabase, NativeDatabase, ThreadedDatabase
-from ._inline import Inline
+from .database_async import AsyncDatabase, NativeDatabase, ThreadedDatabase
+from .database_sync import Database
+from .engine import adopt_engine, async_engine, sync_engine
+from .inline import Inline
 
 __all__ = ["open_database"]
 
