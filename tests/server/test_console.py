@@ -70,7 +70,10 @@ def seed_conversation(api: Api, owner: Account, title: str, content: str) -> dic
 def test_pages_need_a_session(api: Api) -> None:
     answer = api.client.get("/console/usage?since=2026-01-01", follow_redirects=False)
     assert answer.status_code == 303
-    assert answer.headers["location"] == "/console/sign-in?next=%2Fconsole%2Fusage%3Fsince%3D2026-01-01"
+    assert (
+        answer.headers["location"]
+        == "/console/sign-in?next=%2Fconsole%2Fusage%3Fsince%3D2026-01-01"
+    )
     # A bearer key is not a session: the console only accepts its cookie.
     answer = api.call(api.alice, "GET", "/console/conversations", follow_redirects=False)
     assert answer.status_code == 303
@@ -224,9 +227,9 @@ def test_the_conversation_page_shows_every_fact_of_a_message(api: Api) -> None:
 
 
 HOSTILE = [
-    '<script>window.__xss=1;alert(1)</script>',
+    "<script>window.__xss=1;alert(1)</script>",
     '<img src=x onerror="window.__xss=1">',
-    '[click me](javascript:window.__xss=1)',
+    "[click me](javascript:window.__xss=1)",
     '<a href="javascript:alert(1)">x</a>',
     '"><svg onload=alert(1)>',
     "\u202egnp.exe",
@@ -325,7 +328,12 @@ def test_admin_creates_and_revokes_keys_and_erases_a_user(api: Api) -> None:
     assert created.status_code == 200
     secret = re.search(r'class="secret-value">([^<]+)<', created.text)
     assert secret is not None
-    assert api.call(None, "GET", "/v1/me", headers={"Authorization": f"Bearer {secret.group(1)}"}).status_code == 200
+    assert (
+        api.call(
+            None, "GET", "/v1/me", headers={"Authorization": f"Bearer {secret.group(1)}"}
+        ).status_code
+        == 200
+    )
     assert secret.group(1) not in api.client.get("/console/keys").text  # shown once
     answer = api.client.post(
         f"/console/keys/{api.bob.key_id}/revoke", data={"csrf_token": token}, follow_redirects=False
@@ -340,7 +348,9 @@ def test_admin_creates_and_revokes_keys_and_erases_a_user(api: Api) -> None:
         f"/console/users/{api.alice.user_id}/erase", data={"csrf_token": token, "confirm": "yes"}
     )
     assert refused.status_code == 400
-    export = api.client.post(f"/console/users/{api.alice.user_id}/export", data={"csrf_token": token})
+    export = api.client.post(
+        f"/console/users/{api.alice.user_id}/export", data={"csrf_token": token}
+    )
     assert export.status_code == 200
     assert "Where is my refund?" in export.text
     erased = api.client.post(

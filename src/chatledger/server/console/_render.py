@@ -32,10 +32,10 @@ _MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": 
     "table"
 )
 _TAGS: Final = {
-    "a", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "img",
+    "a", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
     "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul", "del",
 }  # fmt: skip
-_ATTRIBUTES: Final = {"a": {"href", "title"}, "img": {"alt", "title"}, "td": {"style"}}
+_ATTRIBUTES: Final = {"a": {"href", "title"}}
 
 
 def markdown(text: str) -> Markup:
