@@ -27,6 +27,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from chatledger import Ledger
+from chatledger.records import Role
 from chatledger.server import ServerSettings, create_app
 from chatledger.server.bootstrap import ensure_admin_key
 
@@ -81,7 +82,7 @@ def seed(url: str) -> tuple[dict[str, str], dict[str, Any]]:
         scope = ledger.as_user(alice.id)
         refund = ledger.conversations.create(alice.id, title="Refund for a double charge")
         ids["refund"] = refund.id
-        turns = [
+        turns: list[tuple[Role, str, str | None]] = [
             ("user", "I was charged twice for order 4417. Can you refund one?", None),
             (
                 "assistant",

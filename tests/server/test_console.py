@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from html.parser import HTMLParser
 from decimal import Decimal
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -268,6 +268,8 @@ def test_hostile_content_is_escaped_everywhere(api: Api) -> None:
         assert not [url for url in tags.links if not url.startswith(("/", "#", "http"))], path
         assert "svg" not in tags.names, path
         assert "&lt;script&gt;window.__xss=1" in text, path
+        assert "\u202e" not in text, path  # the override is shown as a code, not obeyed
+        assert "[U+202E]" in text, path
 
 
 class _Tags(HTMLParser):

@@ -19,11 +19,11 @@ import pytest
 
 pytest.importorskip("selenium")
 
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
-from selenium.webdriver import Chrome  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver import Chrome
+from selenium.webdriver.common.by import By
 
-from ._console_site import CHROMEDRIVER, CHROMIUM, Site, chromium, running_site, sign_in  # noqa: E402
+from ._console_site import CHROMEDRIVER, CHROMIUM, Site, chromium, running_site, sign_in
 
 pytestmark = pytest.mark.filterwarnings("ignore::chatledger.SQLiteWALResetBugWarning")
 
@@ -159,9 +159,9 @@ def test_every_page_shows_the_seeded_data(browser: Browser) -> None:
     link = browser.driver.find_element(By.CSS_SELECTOR, "a.goto").get_attribute("href")
     assert link is not None
     browser.driver.get(link)
-    browser.wait_for("return document.querySelector('li.message.focus') !== null")
+    browser.wait_for("return document.querySelector('li.message:target') !== null")
     # Ids are folded until asked for.
-    details = browser.driver.find_element(By.CSS_SELECTOR, "li.message.focus details.ids")
+    details = browser.driver.find_element(By.CSS_SELECTOR, "li.message:target details.ids")
     assert details.get_attribute("open") is None
 
 
@@ -230,7 +230,8 @@ def test_hostile_content_is_inert(browser: Browser) -> None:
             " scripts: [...document.scripts].map(s => s.src.replace(location.origin, '')),"
             " handlers: [...document.querySelectorAll('*')].flatMap(e =>"
             "   [...e.attributes].filter(a => a.name.startsWith('on')).map(a => a.name)),"
-            ' js: document.querySelectorAll(\'[href^="javascript:" i], [src^="javascript:" i]\').length,'
+            " js: document.querySelectorAll("
+            '   \'[href^="javascript:" i], [src^="javascript:" i]\').length,'
             " svg: document.querySelectorAll('svg').length,"
             " images: document.querySelectorAll('main img').length"
             "}"

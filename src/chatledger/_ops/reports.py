@@ -22,7 +22,7 @@ from ..records import Citation, Feedback
 from . import messages as _messages
 from ._common import from_row, record_columns
 
-__all__ = ["Annotations", "Rated", "TopUsage", "annotations", "ratings", "top_usage"]
+__all__ = ["Annotations", "Rated", "TopUsage", "conversation_notes", "ratings", "top_usage"]
 
 _FEEDBACK = record_columns(message_feedback, Feedback)
 _CITATIONS = record_columns(citations, Citation)
@@ -37,7 +37,7 @@ class Annotations:
     citations: dict[uuid.UUID, list[Citation]]
 
 
-def annotations(
+def conversation_notes(
     conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID
 ) -> Annotations:
     """Every rating and citation of the conversation (two indexed reads, by
@@ -118,7 +118,7 @@ def ratings(
     found: list[Rated] = []
     skipped = 0
     for row in conn.execute(query):
-        rating = from_row(Feedback, row[:width])
+        rating = Feedback(*row[:width])
         if category is not None:
             if category not in (rating.categories or ()):
                 continue

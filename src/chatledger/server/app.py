@@ -17,8 +17,8 @@ from .._async._idempotency import AsyncIdempotentRequests
 from .._async.ledger import AsyncLedger
 from ..config import Config
 from ..errors import ChatledgerError
-from .errors import ERROR_RESPONSES, BodyLimit, RequestId, install_error_handlers
 from . import console
+from .errors import ERROR_RESPONSES, BodyLimit, RequestId, install_error_handlers
 from .routes import ROUTERS, health
 from .routes._params import reject_unknown_query
 from .settings import ServerSettings

@@ -12,7 +12,8 @@ from starlette.responses import RedirectResponse, Response
 from ..._schema import AUDIT_CATEGORIES, AUDIT_SEVERITIES
 from ...errors import ValidationError
 from ..auth import audit as record
-from ._base import View, admin_page
+from ._base import Console, View, admin_page
+from ._render import Fragments
 
 __all__ = ["router"]
 
@@ -165,6 +166,8 @@ async def erase(request: Request, view: View) -> Response:
     if found.id == view.caller.user.id:
         raise ValidationError("user_id", "an admin cannot erase their own user")
     report = await view.ledger.users.erase(found.id)
+    fragments: Fragments = Console.of(request).templates.globals["fragments"]  # type: ignore[assignment]
+    fragments.clear()
     await record(
         view.ledger,
         "admin.user_erased",

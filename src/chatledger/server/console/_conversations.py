@@ -9,6 +9,7 @@ template renders each slot only when it is set.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -18,8 +19,8 @@ from starlette.responses import Response
 from ..._ops import reports as _reports
 from ...errors import NotFoundError
 from ...records import Citation, Feedback, Message, User
-from ._base import View, page
-from ._render import FOLD_CHARS
+from ._base import Console, View, page
+from ._render import FOLD_CHARS, fragments_html
 
 __all__ = ["MessageView", "router"]
 
@@ -51,6 +52,19 @@ class MessageView:
     branch: Branch | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     streaming: str | None = None
+
+    @property
+    def version(self) -> Hashable:
+        """What the rendered fragment depends on: the message (immutable, so its id), its
+        ratings' and citations' ids and update times, and the later features' slots."""
+        return (
+            self.message.id,
+            tuple((f.id, f.updated_at) for f in self.feedback),
+            tuple(c.id for c in self.citations),
+            self.branch,
+            repr(self.tool_calls) if self.tool_calls else None,
+            self.streaming,
+        )
 
     @property
     def folded(self) -> bool:
@@ -112,7 +126,9 @@ async def conversation(request: Request, view: View) -> Response:
         after=view.query("after", 512),
         before=view.query("before", 512),
     )
-    notes = await view.store._call(_reports.annotations, view.owner, conversation_id)
+    notes: _reports.Annotations = await view.store._call(
+        _reports.conversation_notes, view.owner, conversation_id
+    )
     messages = [
         MessageView(
             message,
@@ -125,7 +141,6 @@ async def conversation(request: Request, view: View) -> Response:
         "conversation.html",
         conversation=found,
         owner=await view.user(found.owner_id),
-        messages=messages,
+        messages_html=fragments_html(Console.of(request).templates, "_message.html", messages),
         page=listing,
-        focus=view.query("message", 64),
     )

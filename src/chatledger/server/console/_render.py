@@ -11,17 +11,20 @@ cleaned by nh3 (an allow-list of tags and attributes, ``http``/``https``/``mailt
 from __future__ import annotations
 
 import json
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import nh3
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-__all__ = ["FOLD_CHARS", "environment", "markdown"]
+__all__ = ["FOLD_CHARS", "Fragments", "environment", "fragments_html", "markdown"]
 
 #: Messages longer than this are folded (the first part shown, the rest on demand).
 FOLD_CHARS: Final = 2000
@@ -54,6 +57,56 @@ def markdown(text: str) -> Markup:
     return Markup(cleaned)
 
 
+#: Bidirectional controls (embeddings, overrides, isolates): shown as visible codes, so an
+#: override cannot reorder what a reader sees ("gnp.exe" shown as "exe.png").
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible_bidi(match: re.Match[str]) -> str:
+    return f"[U+{ord(match.group()):04X}]"
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ ... }}`` output passes here before escaping: bidi controls made visible
+    (in Markup too: the replacement holds no markup characters)."""
+    if isinstance(value, str) and _BIDI.search(value):
+        replaced = _BIDI.sub(_visible_bidi, value)
+        return Markup(replaced) if isinstance(value, Markup) else replaced
+    return value
+
+
+class Fragments:
+    """Rendered page fragments kept by a key that changes whenever what they show changes
+    (a message's id, which never changes since messages are append-only, plus the versions of
+    its ratings and citations). Least recently used first out, up to ``max_chars`` characters
+    of HTML. Pages render on the event loop's thread, so no lock is needed."""
+
+    def __init__(self, max_chars: int = 64_000_000) -> None:
+        self.max_chars = max_chars
+        self._html: OrderedDict[Hashable, Markup] = OrderedDict()
+        self._chars = 0
+
+    def get(self, key: Hashable, render: Callable[[], str]) -> Markup:
+        """The fragment of ``key``, rendered by ``render`` when it is not kept."""
+        html = self._html.get(key)
+        if html is not None:
+            self._html.move_to_end(key)
+            return html
+        html = Markup(render())
+        if len(html) <= self.max_chars:
+            self._html[key] = html
+            self._chars += len(html)
+            while self._chars > self.max_chars:
+                _, oldest = self._html.popitem(last=False)
+                self._chars -= len(oldest)
+        return html
+
+    def clear(self) -> None:
+        """Forget every fragment (after an erasure: no erased text stays in memory)."""
+        self._html.clear()
+        self._chars = 0
+
+
 def _when(moment: datetime | None) -> str:
     return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -83,6 +136,25 @@ def _data(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+class Versioned(Protocol):
+    """Something a fragment shows, with a key that changes whenever what it shows changes."""
+
+    @property
+    def version(self) -> Hashable:
+        """The fragment's cache key."""
+
+
+def fragments_html(env: Environment, template: str, items: Sequence[Versioned]) -> Markup:
+    """``template`` rendered for each item (as ``m``), from the fragment cache where it can
+    be: the page then costs a lookup per unchanged item, not a template run."""
+    cache: Fragments = env.globals["fragments"]  # type: ignore[assignment]
+    compiled = env.get_template(template)
+    return Markup("").join(
+        cache.get(item.version, lambda item=item: compiled.render(m=item))  # type: ignore[misc]
+        for item in items
+    )
+
+
 def environment() -> Environment:
     """The templates of the console, loaded from the package."""
     folder = resources.files(__package__).joinpath("templates")
@@ -92,6 +164,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,
+        finalize=_finalize,
     )
     env.filters.update(
         markdown=markdown,
@@ -102,4 +175,5 @@ def environment() -> Environment:
         data=_data,
     )
     env.globals["FOLD_CHARS"] = FOLD_CHARS
+    env.globals["fragments"] = Fragments()
     return env
