@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.server._console_site import chromium, running_site, sign_in  # noqa: E402
+from tests.server._console_site import chromium, forget_cookies, running_site, sign_in  # noqa: E402
 
 #: The tallest screenshot, in CSS pixels (long pages are cut there).
 MAX_HEIGHT = 2000
@@ -41,7 +41,7 @@ def main() -> None:
             driver.save_screenshot(str(target))
             print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
 
-        driver.delete_all_cookies()
+        forget_cookies(driver, site)
         shoot("sign-in", "/console/sign-in")
         sign_in(driver, site, "admin")
         alice = site.ids["alice"]

@@ -226,9 +226,16 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[webdriver.Chrome]
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def forget_cookies(driver: webdriver.Chrome, site: Site) -> None:
+    """Drop the browser's console cookies (WebDriver deletes the cookies the current page
+    sees, and they are scoped to /console)."""
+    driver.get(f"{site.base}/console/sign-in")
+    driver.delete_all_cookies()
+
+
 def sign_in(driver: webdriver.Chrome, site: Site, who: str) -> None:
     """Sign ``who`` in through the form (signing out whoever was signed in)."""
-    driver.delete_all_cookies()
+    forget_cookies(driver, site)
     driver.get(f"{site.base}/console/sign-in")
     field = driver.find_element("name", "api_key")
     field.send_keys(site.keys[who])

@@ -393,3 +393,20 @@ def test_every_request_body_has_a_realistic_example(api: Api) -> None:
     message = document["paths"]["/v1/conversations/{conversation_id}/messages"]["post"]
     values = message["requestBody"]["content"]["application/json"]["examples"]
     assert values["user"]["value"]["content"].startswith("I was charged twice")
+
+
+def test_a_page_seen_before_shows_new_ratings_and_messages(api: Api) -> None:
+    """Rendered messages are kept by version: a new rating or message changes the page."""
+    ids = seed_conversation(api, api.alice, "Refund", "Where is my refund?")
+    sign_in(api, api.alice)
+    path = f"/console/conversations/{ids['conversation']}"
+    assert "Much better now" not in api.client.get(path).text
+    with Ledger(api.url) as ledger:
+        ledger.as_user(api.alice.user_id).feedback.rate(
+            ids["answer"], thumb="up", comment="Much better now"
+        )
+        ledger.messages.append(ids["conversation"], "user", "Thanks, *that* helped")
+    text = api.client.get(path).text
+    assert "Much better now" in text
+    assert "It is 30 days." not in text  # the rating was replaced
+    assert "Thanks, <em>that</em> helped" in text

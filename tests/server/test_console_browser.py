@@ -23,7 +23,15 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 
-from ._console_site import CHROMEDRIVER, CHROMIUM, Site, chromium, running_site, sign_in
+from ._console_site import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    Site,
+    chromium,
+    forget_cookies,
+    running_site,
+    sign_in,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::chatledger.SQLiteWALResetBugWarning")
 
@@ -94,7 +102,7 @@ def browser() -> Iterator[Browser]:
 
 
 def test_sign_in_and_sign_out(browser: Browser) -> None:
-    browser.driver.delete_all_cookies()
+    forget_cookies(browser.driver, browser.site)
     browser.open("/console/usage")
     assert "/console/sign-in" in browser.driver.current_url
     sign_in(browser.driver, browser.site, "alice")
@@ -112,7 +120,7 @@ def test_sign_in_and_sign_out(browser: Browser) -> None:
 
 
 def test_a_wrong_key_is_refused(browser: Browser) -> None:
-    browser.driver.delete_all_cookies()
+    forget_cookies(browser.driver, browser.site)
     browser.open("/console/sign-in")
     field = browser.driver.find_element(By.NAME, "api_key")
     field.send_keys("clk_wrong_key")
