@@ -115,6 +115,15 @@ def seed(url: str, messages: int, usage_messages: int) -> dict[str, Any]:
                 ],
             )
             left -= size
+        # Fresh statistics, as a database in service has them (autovacuum, InnoDB's own).
+        engine = ledger._core.db.engine
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("ANALYZE")
+            elif engine.dialect.name == "mysql":
+                conn.exec_driver_sql("ANALYZE TABLE messages, conversations")
+            else:
+                conn.exec_driver_sql("ANALYZE")
     return {"admin": admin.secret, "conversation": chat.id}
 
 
@@ -150,9 +159,10 @@ def explain(url: str, statements: list[tuple[str, Any]]) -> None:
     with Ledger(url) as ledger:
         engine = ledger._core.db.engine
         dialect = engine.dialect.name
-        prefix = {"sqlite": "EXPLAIN QUERY PLAN ", "postgresql": "EXPLAIN "}.get(
-            dialect, "EXPLAIN "
-        )
+        prefix = {
+            "sqlite": "EXPLAIN QUERY PLAN ",
+            "postgresql": "EXPLAIN (ANALYZE, BUFFERS) ",
+        }.get(dialect, "EXPLAIN ")
         seen = set()
         with engine.connect() as conn:
             for statement, params in statements:

@@ -149,9 +149,12 @@ def fragments_html(env: Environment, template: str, items: Sequence[Versioned]) 
     be: the page then costs a lookup per unchanged item, not a template run."""
     cache: Fragments = env.globals["fragments"]  # type: ignore[assignment]
     compiled = env.get_template(template)
-    return Markup("").join(
-        cache.get(item.version, lambda item=item: compiled.render(m=item))  # type: ignore[misc]
-        for item in items
+    # Every piece is Markup already: join them as text (Markup.join would escape each again).
+    return Markup(  # noqa: S704 - autoescaped fragments
+        "".join(
+            cache.get(item.version, lambda item=item: compiled.render(m=item))  # type: ignore[misc]
+            for item in items
+        )
     )
 
 
