@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -192,6 +193,14 @@ def main() -> None:
     warnings.simplefilter("ignore")
     folder = tempfile.mkdtemp(prefix="chatledger-bench-console-")
     url = args.url or f"sqlite:///{Path(folder) / 'console.db'}"
+    try:
+        measure(url, args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(url: str, args: argparse.Namespace) -> None:
+    """Seed ``url``, time both pages against their reads, print the plans."""
     started = time.perf_counter()
     seeded = seed(url, args.messages, args.usage_messages)
     print(
