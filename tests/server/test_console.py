@@ -10,8 +10,10 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from chatledger import Ledger
+from chatledger._schema import audit_events
 from chatledger.server.console._base import CSP
 from chatledger.server.console._session import COOKIE, LOGIN_COOKIE
 
@@ -410,3 +412,25 @@ def test_a_page_seen_before_shows_new_ratings_and_messages(api: Api) -> None:
     assert "Much better now" in text
     assert "It is 30 days." not in text  # the rating was replaced
     assert "Thanks, <em>that</em> helped" in text
+
+
+def test_the_audit_page_names_the_first_broken_seq(api: Api) -> None:
+    with Ledger(api.url) as ledger:
+        events = [
+            ledger.audit.record(f"test.event_{n}", description=f"event {n}") for n in range(3)
+        ]
+    engine = sa.create_engine(api.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                audit_events.update()
+                .where(audit_events.c.seq == events[1].seq)
+                .values(description="nothing to see here")
+            )
+    finally:
+        engine.dispose()
+    sign_in(api, api.admin)
+    page = api.client.get("/console/audit?verify=1")
+    assert page.status_code == 200
+    assert f"Chain broken at seq {events[1].seq} (edited)" in page.text
+    assert "nothing to see here" in page.text

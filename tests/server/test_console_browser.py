@@ -158,10 +158,11 @@ def test_every_page_shows_the_seeded_data(browser: Browser) -> None:
             assert fragment in text, (path, fragment)
     # The charts are drawn by the page's own script under the CSP.
     browser.open("/console/usage")
-    assert browser.wait_for(
-        "return window.Chart && Chart.getChart(document.getElementById('tokens-by-day'))"
-        " ? true : false"
+    labels = browser.wait_for(
+        "const chart = window.Chart && Chart.getChart(document.getElementById('tokens-by-day'));"
+        "return chart ? chart.data.datasets.map(d => d.label) : null"
     )
+    assert labels == ["input tokens", "output tokens", "cost ($)"]
     # A rating links to its message in its conversation.
     browser.open("/console/feedback?thumb=down")
     link = browser.driver.find_element(By.CSS_SELECTOR, "a.goto").get_attribute("href")

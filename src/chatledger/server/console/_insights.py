@@ -43,6 +43,7 @@ async def feedback(request: Request, view: View) -> Response:
     days = await view.store.feedback.summary("day", since=since, until=until)
     models = await view.store.feedback.summary("model", since=since, until=until)
     chart = {
+        "unit": "ratings",
         "labels": [day.key for day in days],
         "series": [
             {"label": "thumbs up", "data": [day.thumbs_up for day in days]},
@@ -97,6 +98,7 @@ async def usage(request: Request, view: View) -> Response:
         user_id=ledger_user, limit=25, after=view.query("after", 512)
     )
     chart = {
+        "unit": "tokens",
         "labels": [day.key for day in by_day],
         "series": [
             {"label": "input tokens", "data": [day.input_tokens for day in by_day]},
@@ -105,6 +107,7 @@ async def usage(request: Request, view: View) -> Response:
         "cost": [str(day.cost) for day in by_day],
     }
     model_chart = {
+        "unit": "tokens",
         "labels": [row.key or "(none)" for row in by_model],
         "series": [
             {"label": "tokens", "data": [row.input_tokens + row.output_tokens for row in by_model]}

@@ -25,7 +25,29 @@
           borderColor: palette[index % palette.length],
         };
       });
+      // Exact decimal costs (strings from the server): a line on its own axis, the exact value
+      // in the tooltip.
       const costs = spec.cost || null;
+      const scales = {
+        x: { stacked: true },
+        y: { stacked: true, beginAtZero: true, title: { display: Boolean(spec.unit), text: spec.unit || "" } },
+      };
+      if (costs) {
+        datasets.push({
+          type: "line",
+          label: "cost ($)",
+          data: costs.map(Number),
+          yAxisID: "cost",
+          borderColor: "#9a6700",
+          backgroundColor: "#9a6700",
+        });
+        scales.cost = {
+          position: "right",
+          beginAtZero: true,
+          grid: { drawOnChartArea: false },
+          title: { display: true, text: "cost ($)" },
+        };
+      }
       // eslint-disable-next-line no-new
       new window.Chart(canvas, {
         type: canvas.dataset.kind || "bar",
@@ -34,7 +56,7 @@
           animation: false,
           responsive: true,
           maintainAspectRatio: false,
-          scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } },
+          scales: scales,
           plugins: {
             tooltip: {
               callbacks: {
