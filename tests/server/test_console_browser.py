@@ -145,7 +145,7 @@ def test_every_page_shows_the_seeded_data(browser: Browser) -> None:
         ],
         "/console/feedback": ["The window is 30 days.", "Quick and clear."],
         "/console/feedback/forms": ["PDF loses the code blocks"],
-        "/console/usage": ["Top users", "claude-3-5-sonnet"],
+        "/console/usage": ["Top users", "Bob Chen", "claude-3-5-sonnet"],
         f"/console/usage?user={alice}": ["starter pack", "contract summary"],
         "/console/audit": ["conversation.escalated", "api_key.created"],
         "/console/keys": ["alice laptop", "bob laptop"],

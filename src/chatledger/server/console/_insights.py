@@ -92,6 +92,7 @@ async def usage(request: Request, view: View) -> Response:
         top_conversations = await store._call(
             _reports.top_usage, "conversation", since=since, until=until, limit=TOP
         )
+    owners = (await view.ledger.users.list(limit=200)).items if view.admin else []
     ledger_user = chosen or view.caller.user.id
     balance = await store.tokens.balance(ledger_user)
     history = await store.tokens.history(
@@ -129,5 +130,6 @@ async def usage(request: Request, view: View) -> Response:
         history=history,
         chart=chart,
         model_chart=model_chart,
-        owners=(await view.ledger.users.list(limit=200)).items if view.admin else [],
+        owners=owners,
+        names={user.id: user for user in owners},
     )
