@@ -14,8 +14,10 @@ import sqlalchemy as sa
 
 from chatledger import Ledger
 from chatledger._schema import audit_events
+from chatledger.server import models
 from chatledger.server.console._base import CSP
 from chatledger.server.console._session import COOKIE, LOGIN_COOKIE
+from chatledger.server.console.apidocs import EXAMPLES
 
 from .conftest import Account, Api
 
@@ -434,3 +436,11 @@ def test_the_audit_page_names_the_first_broken_seq(api: Api) -> None:
     assert page.status_code == 200
     assert f"Chain broken at seq {events[1].seq} (edited)" in page.text
     assert "nothing to see here" in page.text
+
+
+def test_the_request_examples_are_valid_bodies() -> None:
+    """Each example validates against its request model (what the route would accept)."""
+    for name, examples in EXAMPLES.items():
+        model = getattr(models, name)
+        for example in examples.values():
+            model.model_validate(example["value"])
