@@ -444,3 +444,30 @@ def test_the_request_examples_are_valid_bodies() -> None:
         model = getattr(models, name)
         for example in examples.values():
             model.model_validate(example["value"])
+
+
+def test_pages_follow_their_cursors(api: Api) -> None:
+    with Ledger(api.url) as ledger:
+        chat = ledger.conversations.create(api.alice.user_id, title="Long chat")
+        for n in range(1, 6):
+            ledger.messages.append(chat.id, "user", f"message number {n}")
+        for n in range(3):
+            ledger.conversations.create(api.alice.user_id, title=f"Other chat {n}")
+    sign_in(api, api.alice)
+    seen: list[str] = []
+    path: str | None = f"/console/conversations/{chat.id}?limit=2"
+    while path is not None:
+        text = api.client.get(path).text
+        seen += re.findall(r"message number (\d)", text)
+        found = re.search(r'<a href="([^"]+)" rel="next">', text)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == ["1", "2", "3", "4", "5"]
+    titles: list[str] = []
+    path = "/console/conversations?limit=2"
+    while path is not None:
+        text = api.client.get(path).text
+        titles += re.findall(r"<bdi>((?:Other|Long) chat[^<]*)</bdi>", text)
+        found = re.search(r'<a href="([^"]+)" rel="next">', text)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    assert sorted(titles) == ["Long chat", "Other chat 0", "Other chat 1", "Other chat 2"]
+    assert len(titles) == 4
