@@ -4,6 +4,8 @@
 #   make demo                 run examples/demo.py (core install, default SQLite database)
 #   make serve                the HTTP API on the default SQLite database (SERVE_ARGS="--port 9000")
 #   make test                 the full test suite on every core; PYTEST_ARGS="-x tests/test_x.py"
+#   make browser              install Debian's chromium + chromium-driver when absent (browser tests)
+#   make screenshots          regenerate docs/console/*.png (the console in Chromium)
 #   make lint                 ruff, ruff format --check, mypy, generated-code check
 #   make generate             regenerate the sync surface from the async source
 #   make docs                 regenerate docs/cli.md from the commands' --help (a test checks it)
@@ -25,7 +27,7 @@ DEMO_ARGS ?=
 SERVE_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-core demo serve test lint generate docs revision bench clean
+.PHONY: help venv venv-core demo serve test lint generate docs revision bench clean browser screenshots
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -68,8 +70,21 @@ demo: venv-core
 serve: $(SERVER_STAMP)
 	$(VENV)/bin/chatledger serve $(SERVE_ARGS)
 
-test: venv
+test: venv browser
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# The console's browser tests drive Debian's Chromium (a test tool's own browser download does
+# not work offline). Installed with apt when absent; needs root (CI runs as root).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	else \
+		echo "installing chromium and chromium-driver"; \
+		flock /tmp/chatledger-apt.lock sh -c 'apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver'; \
+	fi
+
+screenshots: venv browser
+	$(PY) tools/console_screenshots.py
 
 lint: venv
 	$(PY) -m ruff check .

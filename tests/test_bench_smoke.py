@@ -100,3 +100,30 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
         assert {"backend", "name", "value", "threshold", "met"} <= set(target)
     assert any(t["backend"] == "sqlite" for t in latest["targets"])
     assert "targets" in completed.stdout
+
+
+def test_console_bench_runs(tmp_path: Path) -> None:
+    """``python -m bench.console`` at tiny sizes: it measures both pages and prints plans."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.console",
+            "--messages",
+            "20",
+            "--usage-messages",
+            "200",
+            "--rounds",
+            "1",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    assert "conversation page, 20 messages" in completed.stdout
+    assert "usage page over 220 messages" in completed.stdout
+    assert "ix_messages_usage" in completed.stdout

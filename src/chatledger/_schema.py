@@ -192,6 +192,18 @@ class MessageRow(Base):
             "input_tokens >= 0 AND output_tokens >= 0 AND latency_ms >= 0 AND cost >= 0",
             name="usage_non_negative",
         ),
+        # Usage reports over a time window (the console's usage page, usage.totals with
+        # since/until): a range of this index holds every column they read, so they never
+        # touch the table's rows.
+        Index(
+            "ix_messages_usage",
+            "created_at",
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "cost",
+            "conversation_id",
+        ),
         Index(
             "uq_messages_conversation_id_idempotency_key",
             "conversation_id",

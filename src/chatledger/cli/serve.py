@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from datetime import timedelta
 from typing import Annotated, Any, Final
 
@@ -110,12 +111,17 @@ def serve(
             highlight=False,
         )
     out.print(f"API reference: {base}/docs   OpenAPI document: {base}/openapi.json", markup=False)
+    out.print(f"Console: {base}/console (sign in with an API key)", markup=False)
     if workers == 1:
         uvicorn.run(
             create_app(config, settings=settings), host=host, port=port, log_level=log_level
         )
         return
     os.environ[_OPTIONS_ENV] = json.dumps(options)
+    # Every worker must sign console sessions with the same secret.
+    from ..server.console._session import SECRET_ENV
+
+    os.environ.setdefault(SECRET_ENV, secrets.token_hex(32))
     err.print(f"starting {workers} worker processes", markup=False)
     uvicorn.run(
         "chatledger.cli.serve:worker_app",

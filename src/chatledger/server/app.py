@@ -17,6 +17,7 @@ from .._async._idempotency import AsyncIdempotentRequests
 from .._async.ledger import AsyncLedger
 from ..config import Config
 from ..errors import ChatledgerError
+from . import console
 from .errors import ERROR_RESPONSES, BodyLimit, RequestId, install_error_handlers
 from .routes import ROUTERS, health
 from .routes._params import reject_unknown_query
@@ -101,6 +102,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served offline by the console package
+        redoc_url=None,
         dependencies=[Depends(reject_unknown_query)],
         responses={
             status: ERROR_RESPONSES[status] for status in (400, 401, 404, 405, 413, 422, 500, 503)
@@ -111,6 +114,7 @@ def create_app(
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
+    console.mount(app)
     # Added innermost first: CORS (when configured) outermost, then the request id, then the
     # body limit, so that a 413 carries the id and the CORS headers.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -1,0 +1,182 @@
+"""How console pages are rendered: one Jinja2 environment (autoescaping everywhere), Markdown
+rendered with raw HTML disabled and unsafe link schemes refused, and the formatting filters
+the templates share.
+
+Everything user-supplied reaches a page through autoescaping or through :func:`markdown`, whose
+HTML is escaped by markdown-it (``html=False``: a ``<script>`` in a message is text) and then
+cleaned by nh3 (an allow-list of tags and attributes, ``http``/``https``/``mailto`` links only,
+``rel="noopener noreferrer"``), so a bug in one layer is caught by the other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Final, Protocol
+
+import nh3
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+__all__ = ["FOLD_CHARS", "Fragments", "environment", "fragments_html", "markdown"]
+
+#: Messages longer than this are folded (the first part shown, the rest on demand).
+FOLD_CHARS: Final = 2000
+#: Markdown longer than this is shown as plain text (rendering it would cost more than it helps).
+MARKDOWN_MAX: Final = 200_000
+
+_MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+    "table"
+)
+_TAGS: Final = {
+    "a", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+    "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul", "del",
+}  # fmt: skip
+_ATTRIBUTES: Final = {"a": {"href", "title"}}
+
+
+def markdown(text: str) -> Markup:
+    """``text`` as sanitised HTML (plain escaped text when it is very long)."""
+    if len(text) > MARKDOWN_MAX:
+        return Markup("<pre>%s</pre>") % text
+    html = _MD.render(text)
+    cleaned = nh3.clean(
+        html,
+        tags=set(_TAGS),
+        attributes={tag: set(names) for tag, names in _ATTRIBUTES.items()},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+    return Markup(cleaned)  # cleaned by nh3 just above
+
+
+#: Bidirectional controls (embeddings, overrides, isolates): shown as visible codes, so an
+#: override cannot reorder what a reader sees ("gnp.exe" shown as "exe.png").
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible_bidi(match: re.Match[str]) -> str:
+    return f"[U+{ord(match.group()):04X}]"
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ ... }}`` output passes here before escaping: bidi controls made visible
+    (in Markup too: the replacement holds no markup characters)."""
+    if isinstance(value, str) and _BIDI.search(value):
+        replaced = _BIDI.sub(_visible_bidi, value)
+        return Markup(replaced) if isinstance(value, Markup) else replaced
+    return value
+
+
+class Fragments:
+    """Rendered page fragments kept by a key that changes whenever what they show changes
+    (a message's id, which never changes since messages are append-only, plus the versions of
+    its ratings and citations). Least recently used first out, up to ``max_chars`` characters
+    of HTML. Pages render on the event loop's thread, so no lock is needed."""
+
+    def __init__(self, max_chars: int = 64_000_000) -> None:
+        self.max_chars = max_chars
+        self._html: OrderedDict[Hashable, Markup] = OrderedDict()
+        self._chars = 0
+
+    def get(self, key: Hashable, render: Callable[[], str]) -> Markup:
+        """The fragment of ``key``, rendered by ``render`` when it is not kept."""
+        html = self._html.get(key)
+        if html is not None:
+            self._html.move_to_end(key)
+            return html
+        html = Markup(render())  # a template's autoescaped output
+        if len(html) <= self.max_chars:
+            self._html[key] = html
+            self._chars += len(html)
+            while self._chars > self.max_chars:
+                _, oldest = self._html.popitem(last=False)
+                self._chars -= len(oldest)
+        return html
+
+    def clear(self) -> None:
+        """Forget every fragment (after an erasure: no erased text stays in memory)."""
+        self._html.clear()
+        self._chars = 0
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _money(value: Decimal | None) -> str:
+    """An exact decimal, without exponent or trailing zeros beyond the cents."""
+    if value is None:
+        return ""
+    text = format(value, "f")
+    if "." in text:
+        whole, fraction = text.split(".")
+        fraction = fraction.rstrip("0").ljust(2, "0")
+        text = f"{whole}.{fraction}"
+    return text
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
+def _data(value: Any) -> str:
+    """A value for a ``data-*`` attribute (JSON; the attribute is escaped by autoescaping)."""
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+class Versioned(Protocol):
+    """Something a fragment shows, with a key that changes whenever what it shows changes."""
+
+    @property
+    def version(self) -> Hashable:
+        """The fragment's cache key."""
+
+
+def fragments_html(env: Environment, template: str, items: Sequence[Versioned]) -> Markup:
+    """``template`` rendered for each item (as ``m``), from the fragment cache where it can
+    be: the page then costs a lookup per unchanged item, not a template run."""
+    cache: Fragments = env.globals["fragments"]  # type: ignore[assignment]
+    compiled = env.get_template(template)
+    # Every piece is Markup already: join them as text (Markup.join would escape each again).
+    return Markup(  # autoescaped fragments
+        "".join(
+            cache.get(item.version, lambda item=item: compiled.render(m=item))  # type: ignore[misc]
+            for item in items
+        )
+    )
+
+
+def environment() -> Environment:
+    """The templates of the console, loaded from the package."""
+    folder = resources.files(__package__).joinpath("templates")
+    env = Environment(
+        loader=FileSystemLoader(str(folder)),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        finalize=_finalize,
+    )
+    env.filters.update(
+        markdown=markdown,
+        when=_when,
+        money=_money,
+        count=_count,
+        as_json=_as_json,
+        data=_data,
+    )
+    env.globals["FOLD_CHARS"] = FOLD_CHARS
+    env.globals["fragments"] = Fragments()
+    return env
