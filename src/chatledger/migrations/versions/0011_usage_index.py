@@ -1,6 +1,6 @@
 """A covering index of messages for usage reports over a time window
 
-Revision ID: 0005
+Revision ID: 0011
 Revises: 0004
 Create Date: 2026-12-03 10:40:00.000000
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0005"
+revision: str = "0011"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
