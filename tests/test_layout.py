@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -10,6 +11,8 @@ import shutil
 import typing
 from pathlib import Path
 from types import ModuleType
+
+import pydantic
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "chatledger"
@@ -208,5 +211,7 @@ def test_reexported_classes_are_named_from_chatledger():
             assert value.__module__ == "chatledger", item
             assert getattr(chatledger, value.__qualname__) is value, item
             typing.get_type_hints(value)  # annotations still resolve
+            if item in chatledger.records.__all__ and dataclasses.is_dataclass(value):
+                pydantic.TypeAdapter(value)  # the HTTP API's models read the fields' types
     assert repr(chatledger.Message).endswith("'chatledger.Message'>")
     assert chatledger.Unset is type(chatledger.UNSET)

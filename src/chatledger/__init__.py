@@ -190,6 +190,8 @@ def _as_public(value: object) -> None:
     if own:
         hints = typing.get_type_hints(value, include_extras=True)
         value.__annotations__ = {name: hints[name] for name in own}
+        for field in getattr(value, "__dataclass_fields__", {}).values():
+            field.type = hints[field.name]  # pydantic reads the fields' types
     value.__module__ = __name__
 
 
