@@ -82,6 +82,7 @@ PUBLIC = {
     "TokenEntry",
     "Tokens",
     "TransientError",
+    "Unset",
     "UpsertReport",
     "Usage",
     "UsageTotals",

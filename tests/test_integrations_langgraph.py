@@ -468,7 +468,7 @@ def test_checkpointer_for_gives_the_official_saver(backend, make_database):
 
 #: aiomysql 0.3.2 imports a converter PyMySQL 1.2 replaced by a string, so it cannot send bytes
 #: parameters: AIOMySQLSaver fails on its first blob (ChatledgerSaver avoids bytes parameters
-#: on MySQL, see chatledger._schema.LongBlob).
+#: on MySQL, see chatledger._types.LongBlob).
 AIOMYSQL_BROKEN = pytest.mark.xfail(
     raises=TypeError, strict=True, reason="aiomysql 0.3 cannot send bytes with PyMySQL 1.2"
 )

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib
 import importlib.util
+import inspect
 import shutil
+import typing
 from pathlib import Path
 from types import ModuleType
+
+import pydantic
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "chatledger"
@@ -83,3 +89,129 @@ def test_generated_text_reads_synchronously():
         assert second == "# Edit the asynchronous source and run `make generate`.", path
         for word in ("await ", "async ", "asynchronous", "AsyncLedger"):
             assert word not in text, f"{path.name} says {word!r}"
+
+
+#: The modules a user imports from, besides ``chatledger`` itself. A name public in one of
+#: them is re-exported from ``chatledger`` (the same object) or listed in MODULE_API: public
+#: through its module only (``chatledger.migrate.upgrade``).
+MODULE_API = {
+    "chatledger.config": set(),
+    "chatledger.errors": set(),
+    "chatledger.records": set(),
+    "chatledger.migrate": {
+        "VERSION_TABLE",
+        "Revision",
+        "check",
+        "current",
+        "downgrade",
+        "head",
+        "history",
+        "upgrade",
+    },
+    "chatledger.transfer": {
+        "DEFAULT_BATCH_SIZE",
+        "EXPORT_FORMATS",
+        "IMPORT_FORMATS",
+        "CopyReport",
+        "ExportFormat",
+        "ExportReport",
+        "ImportFormat",
+        "ImportReport",
+        "Progress",
+        "TableCheck",
+        "backup_sqlite",
+        "compare_databases",
+        "copy_database",
+        "detect_format",
+        "export_data",
+        "import_data",
+        "resolve_user",
+        "table_counts",
+    },
+    "chatledger.server": {"ADMIN_ROLE", "ServerSettings", "create_app"},
+    "chatledger.integrations": set(),
+    "chatledger.integrations.langchain": {
+        "METADATA_KEY",
+        "ChatledgerChatMessageHistory",
+        "message_fields",
+        "prepare_messages",
+        "to_langchain",
+    },
+    "chatledger.integrations.langgraph": {
+        "FORK_KEY",
+        "USER_KEY",
+        "ChatledgerSaver",
+        "CheckpointConflictError",
+        "checkpointer_for",
+    },
+    "chatledger.integrations.llamaindex": {
+        "METADATA_KEY",
+        "ChatledgerChatStore",
+        "message_fields",
+        "to_llamaindex",
+    },
+}
+#: Names without an underscore that are deliberately not API: chatledger's own code uses
+#: them across modules (opening a store, the Alembic environment).
+INTERNAL = {"chatledger.migrate": {"ensure_schema", "include_object"}}
+#: Packages that are applications, not libraries: their modules are the server's and the
+#: CLI's inside (routes, models, commands), reached through ``create_app`` and the console
+#: script.
+APPLICATIONS = ("chatledger.server.", "chatledger.cli")
+
+
+def _public_modules() -> list[str]:
+    import pkgutil
+
+    import chatledger
+
+    names = []
+    for info in pkgutil.walk_packages(chatledger.__path__, "chatledger."):
+        parts = info.name.split(".")[1:]
+        if any(part.startswith("_") for part in parts) or parts[0] == "migrations":
+            continue
+        if not info.name.startswith(APPLICATIONS):
+            names.append(info.name)
+    return sorted(names)
+
+
+def test_every_public_module_is_pinned():
+    assert _public_modules() == sorted(MODULE_API)
+
+
+def test_every_public_name_is_reachable_from_chatledger_or_pinned_to_its_module():
+    import chatledger
+
+    for name in MODULE_API:
+        module = importlib.import_module(name)
+        exported = set(module.__all__)
+        elsewhere = {
+            item
+            for item in exported
+            if getattr(chatledger, item, None) is not getattr(module, item)
+            or item not in chatledger.__all__
+        }
+        assert elsewhere == MODULE_API[name], name
+        defined = {
+            item
+            for item, value in vars(module).items()
+            if not item.startswith("_")
+            and (inspect.isclass(value) or inspect.isfunction(value))
+            and value.__module__ == name
+        }
+        assert defined - exported == INTERNAL.get(name, set()), f"{name}: public but not API"
+
+
+def test_reexported_classes_are_named_from_chatledger():
+    import chatledger
+
+    for item in chatledger.__all__:
+        value = getattr(chatledger, item)
+        if isinstance(value, type):
+            assert value.__module__ == "chatledger", item
+            assert getattr(chatledger, value.__qualname__) is value, item
+            typing.get_type_hints(value)  # annotations still resolve
+            if item in chatledger.records.__all__ and dataclasses.is_dataclass(value):
+                pydantic.TypeAdapter(value)  # the HTTP API's models read the fields' types
+    assert repr(chatledger.Message).endswith("'chatledger.Message'>")
+    assert chatledger.Unset is type(chatledger.UNSET)

@@ -14,6 +14,9 @@ MariaDB, with the same surface in sync (:class:`Ledger`) and async (:class:`Asyn
 
 from __future__ import annotations
 
+import inspect
+import typing
+
 from ._async._api_keys import AsyncApiKeys
 from ._async._audit import AsyncAuditLog, AsyncAuditLogger
 from ._async._citations import AsyncCitations
@@ -28,7 +31,7 @@ from ._async._usage import AsyncUsage
 from ._async._users import AsyncUsers
 from ._async._visitors import AsyncVisitors
 from ._async.ledger import AsyncLedger, AsyncUserScope
-from ._ops._common import UNSET
+from ._ops._common import UNSET, Unset
 from ._run.retry import RetryPolicy
 from ._sync._api_keys import ApiKeys
 from ._sync._audit import AuditLog, AuditLogger
@@ -163,6 +166,7 @@ __all__ = [
     "TokenEntry",
     "Tokens",
     "TransientError",
+    "Unset",
     "UpsertReport",
     "Usage",
     "UsageTotals",
@@ -174,3 +178,22 @@ __all__ = [
     "Visitors",
     "__version__",
 ]
+
+
+def _as_public(value: object) -> None:
+    """Name a re-exported class ``chatledger.<name>`` in reprs, tracebacks and pickles (as
+    httpx does). Its own string annotations are resolved first: ``typing.get_type_hints``
+    looks names up in the module ``__module__`` names, which would no longer be theirs."""
+    if not isinstance(value, type) or not value.__module__.startswith("chatledger."):
+        return
+    own = inspect.get_annotations(value)
+    if own:
+        hints = typing.get_type_hints(value, include_extras=True)
+        value.__annotations__ = {name: hints[name] for name in own}
+        for field in getattr(value, "__dataclass_fields__", {}).values():
+            field.type = hints[field.name]  # pydantic reads the fields' types
+    value.__module__ = __name__
+
+
+for _name in __all__:
+    _as_public(globals()[_name])

@@ -34,9 +34,21 @@ from .errors import (
     TransientError,
 )
 
-__all__ = ["WRITE", "Backend", "Violation", "backend_for", "backend_of"]
+__all__ = [
+    "BACKEND_NAMES",
+    "WRITE",
+    "Backend",
+    "BackendName",
+    "Violation",
+    "backend_for",
+    "backend_named",
+    "backend_of",
+]
 
 logger = logging.getLogger(__name__)
+
+#: The database families chatledger supports: what ``Config.backend`` says.
+BackendName = Literal["sqlite", "postgresql", "mariadb"]
 
 #: Execution option that marks a connection whose transaction will write.
 WRITE: Final = "chatledger_write"
@@ -57,8 +69,14 @@ class Violation:
 class Backend:
     """Behaviour of one database family."""
 
-    name: ClassVar[str]
+    name: ClassVar[BackendName]
     extra: ClassVar[str]
+    #: The driver a configured URL without one gets ("" for SQLite: SQLAlchemy's default).
+    default_driver: ClassVar[str]
+    #: A server URL built from parts: its dialect, and the port and user when none is given.
+    dialect: ClassVar[str]
+    default_port: ClassVar[int | None] = None
+    default_user: ClassVar[str | None] = None
     #: driver name -> import name, for the sync and async surfaces; the first is the default.
     sync_drivers: ClassVar[dict[str, str]]
     async_drivers: ClassVar[dict[str, str]]
@@ -140,6 +158,8 @@ class Backend:
 class SQLite(Backend):
     name = "sqlite"
     extra = "sqlite"
+    default_driver = ""
+    dialect = "sqlite"
     sync_drivers: ClassVar[dict[str, str]] = {"pysqlite": ""}
     # The async surface runs the sync driver on worker threads: one hop per operation instead
     # of aiosqlite's one hop per statement.
@@ -251,6 +271,10 @@ _BEGIN_IMMEDIATE: Final = Prepared(text("BEGIN IMMEDIATE"))
 class PostgreSQL(Backend):
     name = "postgresql"
     extra = "postgres"
+    default_driver = "psycopg"
+    dialect = "postgresql"
+    default_port = 5432
+    default_user = "postgres"
     autocommit_reads = True
     autocommit_writes = True
     writable_cte = True
@@ -322,6 +346,10 @@ class PostgreSQL(Backend):
 class MariaDB(Backend):
     name = "mariadb"
     extra = "mariadb"
+    default_driver = "pymysql"
+    dialect = "mysql"
+    default_port = 3306
+    default_user = "root"
     sync_drivers: ClassVar[dict[str, str]] = {
         "pymysql": "pymysql",
         "mysqldb": "MySQLdb",
@@ -467,23 +495,39 @@ def _skip_idle_rollback(dbapi_connection: Any, _record: Any) -> None:
     raw.rollback = replacement
 
 
+_MARIADB = MariaDB()
+#: The backend of each SQLAlchemy dialect name (``url.get_backend_name()``, ``dialect.name``).
 _BACKENDS: Final[dict[str, Backend]] = {
     "sqlite": SQLite(),
     "postgresql": PostgreSQL(),
-    "mysql": MariaDB(),
-    "mariadb": MariaDB(),
+    "mysql": _MARIADB,
+    "mariadb": _MARIADB,
+}
+#: The names a configuration may give a backend (``DATABASE_TYPE``, ``database.type``), and
+#: the family each one means.
+BACKEND_NAMES: Final[dict[str, BackendName]] = {
+    **{name: backend.name for name, backend in _BACKENDS.items()},
+    "postgres": "postgresql",
 }
 
 
-def backend_for(url: URL) -> Backend:
-    """The backend of a database URL."""
-    try:
-        return _BACKENDS[url.get_backend_name()]
-    except KeyError:
+def backend_for(url: URL, source: str | None = None) -> Backend:
+    """The backend of a database URL; :class:`ConfigurationError` if chatledger does not
+    support it (``source``: where the URL came from, for the message)."""
+    name = url.get_backend_name()
+    backend = _BACKENDS.get(name)
+    if backend is None:
+        where = f"{source}: " if source else ""
         raise ConfigurationError(
-            f"unsupported database {url.get_backend_name()!r}: "
+            f"{where}unsupported database backend {name!r}; "
             "chatledger supports sqlite, postgresql and mariadb (mysql)"
-        ) from None
+        )
+    return backend
+
+
+def backend_named(name: str) -> Backend:
+    """The backend of a family name (``"sqlite"``, ``"postgresql"``, ``"mariadb"``)."""
+    return _BACKENDS[name]
 
 
 def backend_of(conn: Connection) -> Backend:

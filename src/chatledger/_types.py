@@ -8,23 +8,28 @@
   whose ``SUM`` is exact too).
 - :data:`LongText` is ``LONGTEXT`` on MariaDB (its ``TEXT`` stops at 64 KB) and ``TEXT`` elsewhere.
 - :data:`JSONDocument` is ``JSONB`` on PostgreSQL and ``JSON`` elsewhere.
+- :class:`LongBlob` holds bytes of any size (serialised checkpoints): ``LONGBLOB`` on MariaDB.
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Numeric, Text, Uuid
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, LargeBinary, Numeric, Text, Uuid
 from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
     "MONEY_SCALE",
     "JSONDocument",
+    "LongBlob",
     "LongText",
     "Money",
     "UTCDateTime",
@@ -115,6 +120,56 @@ def canonical_decimal(value: Decimal) -> Decimal:
 
 
 _ONE = Decimal(1)
+
+
+class _FromBase64(ColumnElement[bytes]):
+    """``FROM_BASE64(value)`` on MySQL/MariaDB, the bare value elsewhere (see LongBlob)."""
+
+    inherit_cache = True
+
+    def __init__(self, value: ColumnElement[Any]) -> None:
+        self.value = value
+        self.type = value.type
+
+
+@compiles(_FromBase64)
+def _from_base64_default(element: _FromBase64, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.value, **kw))
+
+
+@compiles(_FromBase64, "mysql")
+@compiles(_FromBase64, "mariadb")
+def _from_base64_mysql(element: _FromBase64, compiler: Any, **kw: Any) -> str:
+    return f"FROM_BASE64({compiler.process(element.value, **kw)})"
+
+
+class LongBlob(TypeDecorator[bytes]):
+    """Serialised checkpoint data: ``BYTEA`` on PostgreSQL, ``BLOB`` on SQLite, ``LONGBLOB`` on
+    MariaDB (its ``BLOB`` stops at 64 KB).
+
+    On MySQL/MariaDB the value travels as base64 text decoded by the server: aiomysql 0.3 cannot
+    escape ``bytes`` parameters with PyMySQL 1.2 (it imports a converter PyMySQL removed), and
+    the same statement then serves PyMySQL and aiomysql alike."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.LONGBLOB())
+        return dialect.type_descriptor(LargeBinary())
+
+    def bind_expression(self, bindvalue: BindParameter[bytes]) -> ColumnElement[bytes]:
+        return _FromBase64(bindvalue)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return _base64
+        return super().bind_processor(dialect)
+
+
+def _base64(value: bytes | None) -> str | None:
+    return None if value is None else base64.b64encode(value).decode("ascii")
 
 
 # -- fast result loading ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -115,6 +115,24 @@ def page_size(field: str, value: object, limits: Limits) -> int:
             limit=limits.max_page_size,
         )
     return value
+
+
+def paging(
+    decode: Callable[[str, str | None], list[Any] | None],
+    after: str | None,
+    before: str | None,
+    limit: object,
+    limits: Limits,
+) -> dict[str, Any]:
+    """The keyset arguments of a page operation (``after``, ``before``, ``limit``): at most one
+    cursor, read back by the listing's ``decode``, and a page size (:func:`page_size`)."""
+    if after is not None and before is not None:
+        raise ValidationError("before", "give after or before, not both")
+    return {
+        "after": decode("after", after),
+        "before": decode("before", before),
+        "limit": page_size("limit", limit, limits),
+    }
 
 
 def money(field: str, value: object) -> Decimal | None:

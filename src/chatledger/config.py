@@ -24,28 +24,13 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from chatledger.errors import ConfigurationError
+from ._backends import BACKEND_NAMES, BackendName, backend_for, backend_named
+from .errors import ConfigurationError
 
-__all__ = ["Backend", "Config"]
+__all__ = ["Config"]
 
 logger = logging.getLogger(__name__)
 
-#: The database backends chatledger supports.
-Backend = Literal["sqlite", "postgresql", "mariadb"]
-
-#: SQLAlchemy backend names (``url.get_backend_name()``) and the family each belongs to.
-_BACKENDS: dict[str, Backend] = {
-    "sqlite": "sqlite",
-    "postgresql": "postgresql",
-    "mysql": "mariadb",
-    "mariadb": "mariadb",
-}
-#: The names DATABASE_TYPE and ``database.type`` accept (case-insensitive).
-_ALIASES: dict[str, Backend] = {**_BACKENDS, "postgres": "postgresql"}
-_DRIVERS = {"postgresql": "postgresql+psycopg", "mariadb": "mysql+pymysql"}
-_DEFAULT_DRIVER = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
-_DEFAULT_PORT = {"postgresql": 5432, "mariadb": 3306}
-_DEFAULT_USER = {"postgresql": "postgres", "mariadb": "root"}
 _PASSWORD_VARS = {"postgresql": ("DB_PASSWORD",), "mariadb": ("MARIADB_PASSWORD", "DB_PASSWORD")}
 _MARIADB_PARTS = ("MARIADB_HOST", "MARIADB_DATABASE", "MARIADB_USER", "MARIADB_PASSWORD")
 _DB_PARTS = ("DB_HOST", "DB_NAME", "DB_USER", "DB_PORT", "DB_PASSWORD")
@@ -98,7 +83,7 @@ class _ServerSection(_Section):
 
 
 class _DatabaseSection(_Section):
-    type: Backend | None = None
+    type: BackendName | None = None
     url: str | None = None
     echo: bool | None = None
     auto_upgrade: bool | None = None
@@ -109,7 +94,7 @@ class _DatabaseSection(_Section):
     @field_validator("type", mode="before")
     @classmethod
     def _alias(cls, value: object) -> object:
-        return _ALIASES.get(value.strip().lower(), value) if isinstance(value, str) else value
+        return BACKEND_NAMES.get(value.strip().lower(), value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -131,14 +116,14 @@ class Config:
     def __post_init__(self) -> None:
         if not isinstance(self.url, URL):
             raise ConfigurationError("url: expected a sqlalchemy.engine.URL")
-        _backend_of(self.url, "url")
+        backend_for(self.url, "url")
         for name in _SETTINGS:
             object.__setattr__(self, name, _check(name, getattr(self, name)))
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> BackendName:
         """The backend family: ``"sqlite"``, ``"postgresql"`` or ``"mariadb"`` (also MySQL)."""
-        return _backend_of(self.url, "url")
+        return backend_for(self.url, "url").name
 
     def redacted_url(self) -> str:
         """The URL as a string with the password replaced by ``***``."""
@@ -175,7 +160,7 @@ class Config:
             resolved = _url_from_env(env, file_url is not None) or file_url or _default()
         values: dict[str, Any] = {"url": resolved[0]}
         sources = {"url": resolved[1]}
-        backend = _backend_of(resolved[0], "argument url" if url is not None else resolved[1])
+        backend = backend_for(resolved[0], "argument url" if url is not None else resolved[1]).name
         from_file: dict[str, object] = {}
         if db is not None:
             lite = db.sqlite or _SqliteSection()
@@ -261,18 +246,6 @@ def _setting_from_env(
     return None
 
 
-def _backend_of(url: URL, source: str) -> Backend:
-    """The backend family of ``url``; ConfigurationError naming ``source`` if unsupported."""
-    name = url.get_backend_name()
-    backend = _BACKENDS.get(name)
-    if backend is None:
-        raise ConfigurationError(
-            f"{source}: unsupported database backend {name!r}; "
-            "chatledger supports sqlite, postgresql and mariadb (mysql)"
-        )
-    return backend
-
-
 def _parse_url(raw: str | URL, source: str) -> URL:
     """Parse and normalize a URL without ever echoing it (it may hold a password)."""
     if isinstance(raw, URL):
@@ -294,7 +267,8 @@ def _parse_url(raw: str | URL, source: str) -> URL:
         raise ConfigurationError(f"{source}: expected a string or sqlalchemy.engine.URL")
     dialect, _, driver = url.drivername.partition("+")
     dialect = "postgresql" if dialect == "postgres" else dialect
-    driver = driver or _DEFAULT_DRIVER.get(dialect, "")
+    if not driver and (family := BACKEND_NAMES.get(dialect)) is not None:
+        driver = backend_named(family).default_driver
     drivername = f"{dialect}+{driver}" if driver else dialect
     return url if drivername == url.drivername else url.set(drivername=drivername)
 
@@ -302,7 +276,7 @@ def _parse_url(raw: str | URL, source: str) -> URL:
 def _with_env_password(url: URL, env: Mapping[str, str], source: str) -> tuple[URL, str]:
     """Fill a URL's missing password from MARIADB_PASSWORD / DB_PASSWORD."""
     if url.password is None and url.username:
-        for var in _PASSWORD_VARS.get(_BACKENDS.get(url.get_backend_name(), "sqlite"), ()):
+        for var in _PASSWORD_VARS.get(BACKEND_NAMES.get(url.get_backend_name(), "sqlite"), ()):
             if (password := _get(env, var)) is not None:
                 sep = ", " if source.startswith("env ") else ", env "
                 return url.set(password=password), f"{source}{sep}{var}"
@@ -319,12 +293,13 @@ def _sqlite_url(raw: str, base: Path) -> URL:
 
 def _server_url(kind: str, sec: _ServerSection) -> URL:
     """A PostgreSQL or MariaDB URL from parts, with chatledger's defaults for missing parts."""
+    backend = backend_named(kind)
     return URL.create(
-        _DRIVERS[kind],
-        username=sec.user or _DEFAULT_USER[kind],
+        f"{backend.dialect}+{backend.default_driver}",
+        username=sec.user or backend.default_user,
         password=sec.password or None,
         host=sec.host or "localhost",
-        port=sec.port or _DEFAULT_PORT[kind],
+        port=sec.port or backend.default_port,
         database=sec.database or "chatledger",
     )
 
@@ -341,7 +316,7 @@ def _url_from_env(env: Mapping[str, str], file_has_url: bool) -> tuple[URL, str]
         if (raw := _get(env, var)) is not None:
             return _with_env_password(_parse_url(raw, f"env {var}"), env, f"env {var}")
     type_raw = _get(env, "DATABASE_TYPE")
-    kind = _ALIASES.get(type_raw.strip().lower()) if type_raw else None
+    kind = BACKEND_NAMES.get(type_raw.strip().lower()) if type_raw else None
     if type_raw and kind is None:
         raise ConfigurationError(
             "env DATABASE_TYPE: expected sqlite, postgresql (or postgres) or mariadb "
@@ -433,7 +408,7 @@ def _url_from_file(
     source = f"file {path}"
     if db.url is not None:
         url = _parse_url(db.url, f"{source} (database.url)")
-        backend = _backend_of(url, f"{source} (database.url)")
+        backend = backend_for(url, f"{source} (database.url)").name
         if db.type is not None and backend != db.type:
             raise ConfigurationError(
                 f"{source}: database.url is a {backend} URL but database.type is {db.type}"
@@ -450,7 +425,7 @@ def _url_from_file(
                 f"{source}: database.type is required when several backends are configured "
                 f"({', '.join(found)})"
             )
-        kind = _ALIASES[found[0]] if found else None
+        kind = BACKEND_NAMES[found[0]] if found else None
     if kind is None:
         return None
     if kind == "sqlite":

@@ -42,6 +42,7 @@ from ._ops.privacy import EXPORT_FORMAT
 from ._run.database_sync import Database
 from ._run.engine import sync_engine
 from ._schema import Base, audit_chain, conversations, messages
+from ._sync._store import run_op
 from ._sync.ledger import Ledger
 from .config import Config
 from .errors import (
@@ -422,7 +423,7 @@ def table_counts(ledger: Ledger, *, user: str | uuid.UUID | None = None) -> dict
     export)."""
     scope = _scope(ledger, user, None)
     return {
-        table.name: ledger._call(_ops.count_rows, table, scope)
+        table.name: run_op(ledger, _ops.count_rows, table, scope)
         for table in _ops.scope_tables(scope)
     }
 
@@ -761,10 +762,10 @@ def _write(ledger: Ledger, op: Callable[..., T], *args: Any) -> T:
     conflict means a concurrent import of the same records committed first: run it once more,
     and it skips them (a conflict with other data fails again, and is raised)."""
     try:
-        return ledger._call(op, *args, write=True)
+        return run_op(ledger, op, *args, write=True)
     except ConflictError:
         logger.info("an import batch met a concurrent write; running it again")
-        return ledger._call(op, *args, write=True)
+        return run_op(ledger, op, *args, write=True)
 
 
 def _named(name: str, parse: Callable[[], Any]) -> Any:

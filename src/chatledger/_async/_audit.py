@@ -128,8 +128,7 @@ class AsyncAuditLog:
         """A page of events in ``seq`` order (newest first by default), filtered by user,
         event type, category, severity and time: ``since`` inclusive, ``until`` exclusive
         (aware datetimes). Follow ``after=page.last_cursor`` for the next page."""
-        if after is not None and before is not None:
-            raise ValidationError("before", "give after or before, not both")
+        keys = check.paging(_audit.decode_cursor, after, before, limit, self._store.limits)
         start = check.optional_aware_datetime("since", since)
         end = check.optional_aware_datetime("until", until)
         if start is not None and end is not None and end < start:
@@ -145,9 +144,7 @@ class AsyncAuditLog:
             since=start,
             until=end,
             order=check.order(order),
-            after=_audit.decode_cursor("after", after),
-            before=_audit.decode_cursor("before", before),
-            limit=check.page_size("limit", limit, self._store.limits),
+            **keys,
         )
 
     async def verify(self, *, batch_size: int = 1000) -> AuditVerification:

@@ -120,16 +120,13 @@ class AsyncConversations:
     ) -> Page[Conversation]:
         """A page of the owner's conversations by last activity, newest first by default.
         Without ``status``, every conversation but the soft-deleted ones."""
-        if after is not None and before is not None:
-            raise ValidationError("before", "give after or before, not both")
+        keys = check.paging(_conversations.decode_cursor, after, before, limit, self._store.limits)
         return await self._store._call(
             _conversations.page,
             self._owner(owner_id),
             status=_conversations.statuses(status),
             order=check.order(order),
-            after=_conversations.decode_cursor("after", after),
-            before=_conversations.decode_cursor("before", before),
-            limit=check.page_size("limit", limit, self._store.limits),
+            **keys,
         )
 
     async def count(self, owner_id: Id | None = None, *, status: Statuses = None) -> int:

@@ -12,7 +12,6 @@ from .._ops import feedback as _feedback
 from .._ops import messages as _messages
 from .._schema import REASON_MAX, ROLES
 from .._validate import Id
-from ..errors import ValidationError
 from ..records import Message, MessageDetail, Order, Page, Role
 
 if TYPE_CHECKING:
@@ -135,17 +134,14 @@ class AsyncMessages:
         role: Role | None = None,
     ) -> Page[Message]:
         """A page of the conversation's messages in ``seq`` order (oldest first by default)."""
-        if after is not None and before is not None:
-            raise ValidationError("before", "give after or before, not both")
+        keys = check.paging(_messages.decode_cursor, after, before, limit, self._store.limits)
         key = check.identifier("conversation_id", conversation_id)
         return await self._store._call(
             _messages.page,
             self._store._owner,
             key,
             order=check.order(order),
-            after=_messages.decode_cursor("after", after),
-            before=_messages.decode_cursor("before", before),
-            limit=check.page_size("limit", limit, self._store.limits),
+            **keys,
             role=None if role is None else check.choice("role", role, ROLES),
         )
 

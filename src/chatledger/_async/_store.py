@@ -26,7 +26,7 @@ from ._surveys import AsyncSurveys
 from ._tokens import AsyncTokens
 from ._usage import AsyncUsage
 
-__all__ = ["_AsyncCore", "_AsyncStore"]
+__all__ = ["_AsyncCore", "_AsyncStore", "run_op"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,3 +156,13 @@ class _AsyncStore:
     async def _once(self: S, fn: Callable[[S], Awaitable[T]]) -> T:
         async with self.transaction() as store:
             return await fn(store)
+
+
+async def run_op(
+    store: _AsyncStore, op: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any
+) -> T:
+    """Run the operation ``op`` on ``store`` as its resources do: in the caller's transaction,
+    or in one of its own with retries (``write``: ``op`` writes). The entry for chatledger's
+    own code outside the resources (HTTP routes, integrations, transfer)."""
+    result: T = await store._call(op, *args, write=write, **kwargs)
+    return result

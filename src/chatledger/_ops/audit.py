@@ -57,7 +57,7 @@ from .._schema import (
     audit_chain,
     audit_events,
 )
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, NotFoundError
 from ..records import AuditEvent, AuditVerification, Order, Page
 from ._common import paginate, utcnow
 
@@ -314,14 +314,8 @@ def get(conn: Connection, key: int | uuid.UUID) -> AuditEvent:
     return _to_event(row)
 
 
-def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
-    """The ``seq`` inside an audit cursor."""
-    if cursor is None:
-        return None
-    (seq,) = _cursors.decode(field, _KIND, cursor, 1)
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        raise ValidationError(field, "is not a valid cursor")
-    return [seq]
+#: Reads back the sort key of this listing's cursors: the ``seq`` of an audit event.
+decode_cursor = _cursors.decoder(_KIND, _cursors.INTEGER)
 
 
 def page(

@@ -188,15 +188,8 @@ def _filtered(owner_id: uuid.UUID, status: tuple[str, ...] | None) -> Any:
     return condition & c.status.in_(status)
 
 
-def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
-    """The (last activity, id) sort key inside a conversation cursor."""
-    if cursor is None:
-        return None
-    when, ident = _cursors.decode(field, _KIND, cursor, 2)
-    try:
-        return [datetime.fromisoformat(when), uuid.UUID(ident)]
-    except (TypeError, ValueError):
-        raise ValidationError(field, "is not a valid cursor") from None
+#: Reads back the sort key of this listing's cursors: (last activity, id).
+decode_cursor = _cursors.decoder(_KIND, _cursors.TIME, _cursors.ID)
 
 
 @cache

@@ -509,15 +509,8 @@ def get_form(conn: Connection, form_id: uuid.UUID) -> ProductFeedback:
     return _to_form(row)
 
 
-def decode_form_cursor(field: str, cursor: str | None) -> list[Any] | None:
-    """The (submitted_at, id) sort key inside a product-feedback cursor."""
-    if cursor is None:
-        return None
-    when, ident = _cursors.decode(field, _FORM_KIND, cursor, 2)
-    try:
-        return [datetime.fromisoformat(when), uuid.UUID(ident)]
-    except (TypeError, ValueError):
-        raise ValidationError(field, "is not a valid cursor") from None
+#: Reads back the sort key, (submitted_at, id), of product-feedback form cursors.
+decode_form_cursor = _cursors.decoder(_FORM_KIND, _cursors.TIME, _cursors.ID)
 
 
 def page_forms(

@@ -341,14 +341,8 @@ def get_by_key(conn: Connection, source: str, external_id: str) -> KnowledgeChun
     return chunk
 
 
-def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
-    """The ``external_id`` inside a knowledge cursor."""
-    if cursor is None:
-        return None
-    (external_id,) = _cursors.decode(field, _KIND, cursor, 1)
-    if not isinstance(external_id, str):
-        raise ValidationError(field, "is not a valid cursor")
-    return [external_id]
+#: Reads back the sort key of this listing's cursors: the ``external_id`` of a knowledge document.
+decode_cursor = _cursors.decoder(_KIND, _cursors.TEXT)
 
 
 def page(

@@ -553,14 +553,8 @@ def last(
     return [load(row, conversation_id) for row in reversed(rows)]
 
 
-def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
-    """The ``seq`` inside a message cursor."""
-    if cursor is None:
-        return None
-    (seq,) = _cursors.decode(field, _KIND, cursor, 1)
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        raise ValidationError(field, "is not a valid cursor")
-    return [seq]
+#: Reads back the sort key of this listing's cursors: the ``seq`` of a message.
+decode_cursor = _cursors.decoder(_KIND, _cursors.INTEGER)
 
 
 def page(

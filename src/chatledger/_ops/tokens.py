@@ -22,7 +22,6 @@ their ``balance_after``.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -49,7 +48,7 @@ from .._schema import (
     users,
 )
 from .._types import UTCDateTime
-from ..errors import ConflictError, InsufficientBalanceError, NotFoundError, ValidationError
+from ..errors import ConflictError, InsufficientBalanceError, NotFoundError
 from ..records import Order, Page, TokenEntry
 from ._common import from_row, paginate, record_columns, record_values, utcnow
 
@@ -382,15 +381,8 @@ def verify(conn: Connection, user_id: uuid.UUID) -> bool:
     return balance(conn, user_id) == int(total)
 
 
-def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
-    """The (created_at, id) sort key inside a token-ledger cursor."""
-    if cursor is None:
-        return None
-    when, ident = _cursors.decode(field, _KIND, cursor, 2)
-    try:
-        return [datetime.fromisoformat(when), uuid.UUID(ident)]
-    except (TypeError, ValueError):
-        raise ValidationError(field, "is not a valid cursor") from None
+#: Reads back the sort key of this listing's cursors: (created_at, id) of a token-ledger entry.
+decode_cursor = _cursors.decoder(_KIND, _cursors.TIME, _cursors.ID)
 
 
 def _to_entry(row: Row[Any]) -> TokenEntry:

@@ -24,7 +24,7 @@ from .._schema import (
     audit_events,
     users,
 )
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, NotFoundError
 from ..records import ErasureReport, Order, Page, User
 from . import privacy
 from ._common import from_row, paginate, record_columns, record_values, utcnow
@@ -126,15 +126,8 @@ def delete_one(conn: Connection, user_id: uuid.UUID) -> None:
         raise NotFoundError("user", user_id)
 
 
-def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
-    """The id inside a user cursor."""
-    if cursor is None:
-        return None
-    (ident,) = _cursors.decode(field, _KIND, cursor, 1)
-    try:
-        return [uuid.UUID(ident)]
-    except (TypeError, ValueError):
-        raise ValidationError(field, "is not a valid cursor") from None
+#: Reads back the sort key of this listing's cursors: the id of a user.
+decode_cursor = _cursors.decoder(_KIND, _cursors.ID)
 
 
 def page(

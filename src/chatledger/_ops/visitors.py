@@ -262,15 +262,8 @@ def delete_visitor(conn: Connection, visitor_id: uuid.UUID) -> None:
         raise NotFoundError("visitor", visitor_id)
 
 
-def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:
-    """The (visit_time, id) sort key inside a visitor cursor."""
-    if cursor is None:
-        return None
-    when, ident = _cursors.decode(field, _KIND, cursor, 2)
-    try:
-        return [datetime.fromisoformat(when), uuid.UUID(ident)]
-    except (TypeError, ValueError):
-        raise ValidationError(field, "is not a valid cursor") from None
+#: Reads back the sort key of this listing's cursors: (visit_time, id) of a visitor.
+decode_cursor = _cursors.decoder(_KIND, _cursors.TIME, _cursors.ID)
 
 
 def page(

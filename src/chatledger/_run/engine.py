@@ -55,12 +55,17 @@ def _prepare_sqlite_file(url: URL) -> None:
 
 
 def sync_engine(
-    config: Config, *, reader: bool = False, inline: bool = False
+    config: Config,
+    backend: Backend | None = None,
+    *,
+    reader: bool = False,
+    inline: bool = False,
 ) -> tuple[Engine, Backend]:
-    """A new synchronous engine for ``config`` (``reader``: autocommit connections, for the
-    read pool of backends that have one; ``inline``: one SQLite connection that never waits for
-    a lock, for operations run on the event loop thread, see ``inline.py``)."""
-    backend = backend_for(config.url)
+    """A new synchronous engine for ``config`` (``backend``: its backend, when the caller has
+    resolved it already; ``reader``: autocommit connections, for the read pool of backends that
+    have one; ``inline``: one SQLite connection that never waits for a lock, for operations run
+    on the event loop thread, see ``inline.py``)."""
+    backend = backend_for(config.url) if backend is None else backend
     url = backend.url_for(config.url, asynchronous=False)
     if backend.name == "sqlite":
         _prepare_sqlite_file(url)
@@ -82,9 +87,12 @@ def sync_engine(
     return engine, backend
 
 
-def async_engine(config: Config, *, reader: bool = False) -> tuple[AsyncEngine, Backend]:
-    """A new asyncio engine for ``config`` (not for SQLite, which runs on threads)."""
-    backend = backend_for(config.url)
+def async_engine(
+    config: Config, backend: Backend | None = None, *, reader: bool = False
+) -> tuple[AsyncEngine, Backend]:
+    """A new asyncio engine for ``config`` (not for SQLite, which runs on threads;
+    ``backend`` as for :func:`sync_engine`)."""
+    backend = backend_for(config.url) if backend is None else backend
     url = backend.url_for(config.url, asynchronous=True)
     try:
         engine = create_async_engine(url, **_options(config, backend, url, reader=reader))

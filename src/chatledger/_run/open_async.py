@@ -26,25 +26,25 @@ def open_database(config: Config, engine: Engine | AsyncEngine | None) -> AsyncD
     """An :class:`AsyncDatabase` on ``engine``, or on a new engine for ``config``."""
     if isinstance(engine, AsyncEngine):
         return NativeDatabase(engine, adopt_engine(engine.sync_engine, config))
-    if engine is None and not backend_for(config.url).threaded_async:
-        native, backend = async_engine(config)
-        native_reader = async_engine(config, reader=True)[0] if backend.read_pool else None
-        return NativeDatabase(native, backend, reader=native_reader)
-    reader = inline = None
-    if engine is None:
-        engine, backend = sync_engine(config)
-        if backend.read_pool:
-            reader, _ = sync_engine(config, reader=True)
-        if _inlines(config, engine):
-            inline_engine, _ = sync_engine(config, inline=True)
-            inline = Inline(
-                Database(inline_engine, backend, busy_timeout=0.0),
-                budget=config.sqlite_inline_budget,
-                writes=config.sqlite_synchronous == "NORMAL",
-                checkpointer=engine,
-            )
-    else:
+    if engine is not None:
         backend = adopt_engine(engine, config)
+        db = Database(engine, backend, busy_timeout=config.sqlite_busy_timeout)
+        return ThreadedDatabase(db, workers=_workers(config))
+    backend = backend_for(config.url)
+    if not backend.threaded_async:
+        native, _ = async_engine(config, backend)
+        native_reader = async_engine(config, backend, reader=True)[0] if backend.read_pool else None
+        return NativeDatabase(native, backend, reader=native_reader)
+    engine, _ = sync_engine(config, backend)
+    reader = sync_engine(config, backend, reader=True)[0] if backend.read_pool else None
+    inline = None
+    if _inlines(config, engine):
+        inline = Inline(
+            Database(sync_engine(config, backend, inline=True)[0], backend, busy_timeout=0.0),
+            budget=config.sqlite_inline_budget,
+            writes=config.sqlite_synchronous == "NORMAL",
+            checkpointer=engine,
+        )
     db = Database(engine, backend, busy_timeout=config.sqlite_busy_timeout, reader=reader)
     return ThreadedDatabase(db, workers=_workers(config), inline=inline)
 

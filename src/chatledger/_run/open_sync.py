@@ -17,7 +17,7 @@ def open_database(config: Config, engine: Engine | None) -> Database:
     if engine is None:
         engine, backend = sync_engine(config)
         if backend.read_pool:
-            reader, _ = sync_engine(config, reader=True)
+            reader, _ = sync_engine(config, backend, reader=True)
     else:
         backend = adopt_engine(engine, config)
     return Database(engine, backend, busy_timeout=config.sqlite_busy_timeout, reader=reader)

@@ -175,12 +175,9 @@ class ProductFeedbackForms:
     ) -> Page[ProductFeedback]:
         """A page of forms by submission time, newest first by default; pass
         ``after=page.last_cursor`` for the next one."""
-        if after is not None and before is not None:
-            raise ValidationError("before", "give after or before, not both")
+        keys = check.paging(_feedback.decode_form_cursor, after, before, limit, self._store.limits)
         return self._store._call(
             _feedback.page_forms,
             order=check.order(order),
-            after=_feedback.decode_form_cursor("after", after),
-            before=_feedback.decode_form_cursor("before", before),
-            limit=check.page_size("limit", limit, self._store.limits),
+            **keys,
         )

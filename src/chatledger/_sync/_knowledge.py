@@ -11,7 +11,6 @@ from .. import _validate as check
 from .._ops import knowledge as _knowledge
 from .._schema import EXTERNAL_ID_MAX, SOURCE_MAX
 from .._validate import Id
-from ..errors import ValidationError
 from ..records import KnowledgeChunk, Page, UpsertReport
 
 if TYPE_CHECKING:
@@ -95,15 +94,12 @@ class Knowledge:
         """A page of the source's chunks in ``external_id`` order (the database's collation:
         byte order on SQLite and MariaDB, the database collation on PostgreSQL). Follow
         ``after=page.last_cursor`` for the next page."""
-        if after is not None and before is not None:
-            raise ValidationError("before", "give after or before, not both")
+        keys = check.paging(_knowledge.decode_cursor, after, before, limit, self._store.limits)
         checked_source = _knowledge.key("source", source, SOURCE_MAX)
         return self._store._call(
             _knowledge.page,
             checked_source,
-            after=_knowledge.decode_cursor("after", after),
-            before=_knowledge.decode_cursor("before", before),
-            limit=check.page_size("limit", limit, self._store.limits),
+            **keys,
         )
 
     def delete(self, chunk_id: Id) -> None:

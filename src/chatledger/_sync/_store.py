@@ -28,7 +28,7 @@ from ._surveys import Surveys
 from ._tokens import Tokens
 from ._usage import Usage
 
-__all__ = ["_Core", "_Store"]
+__all__ = ["_Core", "_Store", "run_op"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,3 +156,13 @@ class _Store:
     def _once(self: S, fn: Callable[[S], Awaitable[T]]) -> T:
         with self.transaction() as store:
             return fn(store)
+
+
+def run_op(
+    store: _Store, op: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any
+) -> T:
+    """Run the operation ``op`` on ``store`` as its resources do: in the caller's transaction,
+    or in one of its own with retries (``write``: ``op`` writes). The entry for chatledger's
+    own code outside the resources (HTTP routes, integrations, transfer)."""
+    result: T = store._call(op, *args, write=write, **kwargs)
+    return result

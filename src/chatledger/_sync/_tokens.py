@@ -118,16 +118,13 @@ class Tokens:
         order: Order = "desc",
     ) -> Page[TokenEntry]:
         """A page of the user's ledger entries by time, newest first by default."""
-        if after is not None and before is not None:
-            raise ValidationError("before", "give after or before, not both")
+        keys = check.paging(_tokens.decode_cursor, after, before, limit, self._store.limits)
         user = acting_user(self._store, user_id)
         return self._store._call(
             _tokens.history,
             user,
             order=check.order(order),
-            after=_tokens.decode_cursor("after", after),
-            before=_tokens.decode_cursor("before", before),
-            limit=check.page_size("limit", limit, self._store.limits),
+            **keys,
         )
 
     def verify(self, user_id: Id | None = None) -> bool:

@@ -108,14 +108,11 @@ class Users:
         order: Order = "asc",
     ) -> Page[User]:
         """A page of users in creation order (``order="desc"``: newest first)."""
-        if after is not None and before is not None:
-            raise ValidationError("before", "give after or before, not both")
+        keys = check.paging(_users.decode_cursor, after, before, limit, self._store.limits)
         return self._store._call(
             _users.page,
             order=check.order(order),
-            after=_users.decode_cursor("after", after),
-            before=_users.decode_cursor("before", before),
-            limit=check.page_size("limit", limit, self._store.limits),
+            **keys,
         )
 
     def count(self) -> int:
@@ -186,15 +183,12 @@ class Users:
     ) -> Page[User]:
         """A page of the users with ``role`` ("user", "admin" or any custom role name), in
         creation order; cursors are those of :meth:`list`."""
-        if after is not None and before is not None:
-            raise ValidationError("before", "give after or before, not both")
+        keys = check.paging(_users.decode_cursor, after, before, limit, self._store.limits)
         return self._store._call(
             _credentials.with_role,
             check.nonblank("role", role, USER_ROLE_MAX),
             order=check.order(order),
-            after=_users.decode_cursor("after", after),
-            before=_users.decode_cursor("before", before),
-            limit=check.page_size("limit", limit, self._store.limits),
+            **keys,
         )
 
     def export(self, user_id: Id) -> dict[str, Any]:

@@ -124,14 +124,11 @@ class Visitors:
     ) -> Page[Visitor]:
         """A page of visitors by last visit time, newest first by default. A repeat visit
         moves a visitor to the front, so a walk through the pages may meet it twice."""
-        if after is not None and before is not None:
-            raise ValidationError("before", "give after or before, not both")
+        keys = check.paging(_visitors.decode_cursor, after, before, limit, self._store.limits)
         return self._store._call(
             _visitors.page,
             order=check.order(order),
-            after=_visitors.decode_cursor("after", after),
-            before=_visitors.decode_cursor("before", before),
-            limit=check.page_size("limit", limit, self._store.limits),
+            **keys,
         )
 
     def set_answers(

@@ -16,8 +16,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .._async._store import _AsyncStore
+from .._async._store import _AsyncStore, run_op
 from .._sync._store import _Store
+from .._sync._store import run_op as run_op_sync
 from ..errors import ConfigurationError, MissingDependencyError
 
 __all__ = ["AnyStore", "Runner", "require"]
@@ -64,7 +65,7 @@ class Runner:
         """Run ``op`` from synchronous code."""
         store = self.store
         if isinstance(store, _Store):
-            return store._call(op, *args, write=write, **kwargs)
+            return run_op_sync(store, op, *args, write=write, **kwargs)
         loop = self._loop
         if loop is None or not loop.is_running():
             raise ConfigurationError(
@@ -77,7 +78,7 @@ class Runner:
                 "from its event loop, where it would block the loop: await the async twin"
             )
         future = asyncio.run_coroutine_threadsafe(
-            store._call(op, *args, write=write, **kwargs), loop
+            run_op(store, op, *args, write=write, **kwargs), loop
         )
         return future.result()
 
@@ -88,9 +89,11 @@ class Runner:
         store = self.store
         if isinstance(store, _AsyncStore):
             self._loop = asyncio.get_running_loop()
-            return await store._call(op, *args, write=write, **kwargs)
+            return await run_op(store, op, *args, write=write, **kwargs)
         # On a worker thread, in a copy of this context (the store's current transaction).
-        work: Callable[[], T] = functools.partial(store._call, op, *args, write=write, **kwargs)
+        work: Callable[[], T] = functools.partial(
+            run_op_sync, store, op, *args, write=write, **kwargs
+        )
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(None, context.run, work)
 

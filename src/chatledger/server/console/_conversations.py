@@ -16,6 +16,7 @@ from typing import Any, Final
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..._async._store import run_op
 from ..._ops import reports as _reports
 from ...errors import NotFoundError
 from ...records import Citation, Feedback, Message, User
@@ -126,8 +127,8 @@ async def conversation(request: Request, view: View) -> Response:
         after=view.query("after", 512),
         before=view.query("before", 512),
     )
-    notes: _reports.Annotations = await view.store._call(
-        _reports.conversation_notes, view.owner, conversation_id
+    notes: _reports.Annotations = await run_op(
+        view.store, _reports.conversation_notes, view.owner, conversation_id
     )
     messages = [
         MessageView(

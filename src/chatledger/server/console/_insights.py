@@ -7,6 +7,7 @@ from typing import Final
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..._async._store import run_op
 from ..._ops import reports as _reports
 from ._base import View, admin_page, page
 
@@ -29,7 +30,8 @@ async def feedback(request: Request, view: View) -> Response:
     model = view.query("model", 200)
     since, until = view.query_window()
     number = view.query_int("page", 1, 1, 10_000)
-    rated, more = await view.store._call(
+    rated, more = await run_op(
+        view.store,
         _reports.ratings,
         view.owner,
         thumb=thumb,
@@ -86,11 +88,11 @@ async def usage(request: Request, view: View) -> Response:
     overall = await store.usage.overall(user_id=chosen, since=since, until=until)
     top_users = top_conversations = None
     if view.admin and chosen is None:
-        top_users = await store._call(
-            _reports.top_usage, "user", since=since, until=until, limit=TOP
+        top_users = await run_op(
+            store, _reports.top_usage, "user", since=since, until=until, limit=TOP
         )
-        top_conversations = await store._call(
-            _reports.top_usage, "conversation", since=since, until=until, limit=TOP
+        top_conversations = await run_op(
+            store, _reports.top_usage, "conversation", since=since, until=until, limit=TOP
         )
     owners = (await view.ledger.users.list(limit=200)).items if view.admin else []
     ledger_user = chosen or view.caller.user.id

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from ... import migrate
+from ..._async._store import run_op
 from ...errors import ChatledgerError
 from ..auth import ledger_of
 from ..errors import ERROR_RESPONSES, ApiError
@@ -43,7 +44,7 @@ async def readyz(request: Request) -> Readiness:
     ledger = ledger_of(request)
     head = migrate.head()
     try:
-        revision = await ledger._call(migrate.current)
+        revision = await run_op(ledger, migrate.current)
     except ChatledgerError as exc:
         raise ApiError(503, "unavailable", "the database is unreachable") from exc
     if revision != head:
