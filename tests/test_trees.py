@@ -284,3 +284,26 @@ def test_concurrent_appends_after_a_switch_stay_one_chain(ledger):
     assert path[1].id == answer.id
     assert all(m.parent_seq == p.seq for p, m in itertools.pairwise(path))
     assert ledger.conversations.get(chat.id).path_length == 8
+
+
+def test_memory_and_integrations_read_the_active_path(ledger):
+    from chatledger import ConversationMemory
+
+    user = ledger.users.create(email="mem@example.com")
+    chat = ledger.conversations.create(user.id)
+    memory = ConversationMemory(ledger, max_age=0)
+    memory.append(chat.id, "user", "q")
+    answer = memory.append(chat.id, "assistant", "first answer")
+    assert _contents(memory.fit(chat.id, 1000)) == ["q", "first answer"]
+    ledger.trees.regenerate(answer.id, "second answer")
+    assert _contents(memory.fit(chat.id, 1000)) == ["q", "second answer"]
+    ledger.trees.switch(chat.id, answer.id)
+    assert _contents(memory.last(chat.id, 5)) == ["q", "first answer"]
+    follow = memory.append(chat.id, "user", "more")
+    assert follow.parent_seq == answer.seq
+    assert _contents(memory.last(chat.id, 5)) == ["q", "first answer", "more"]
+
+    from chatledger._ops import message_views
+
+    visible = ledger._call(message_views.visible, None, chat.id, None)
+    assert _contents(visible) == ["q", "first answer", "more"]
