@@ -64,11 +64,12 @@ class ConversationMemory:
     - The memory holds the end of the conversation's active path (docs/trees.md): what
       ``messages.last`` reads. Another process (or another memory) appending to the same
       conversation, or editing, regenerating or switching branches there, is noticed when
-      the cached entry is older than ``max_age`` seconds (default 5): the next read then checks
-      the conversation's message count and active leaf (one primary-key lookup) and fetches
-      only the messages it lacks. ``max_age=0`` checks on every read (never stale, one cheap query per read);
-      ``max_age=None`` never checks (right when one process owns each conversation). Own
-      appends that land right after the cached newest message count as a check.
+      the cached entry is older than ``max_age`` seconds (default 5): the next read then
+      checks the conversation's message count and active leaf (one primary-key lookup) and
+      fetches only the messages it lacks. ``max_age=0`` checks on every read (never stale,
+      one cheap query per read); ``max_age=None`` never checks (right when one process owns
+      each conversation). Own appends that land right after the cached newest message count
+      as a check.
       :meth:`refresh` reloads a conversation on demand.
     - Inside a transaction of the store (``with store.transaction()``) the memory reads from
       the store and caches nothing, and an append there drops the conversation's entry: what
