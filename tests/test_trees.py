@@ -307,3 +307,43 @@ def test_memory_and_integrations_read_the_active_path(ledger):
 
     visible = ledger._call(message_views.visible, None, chat.id, None)
     assert _contents(visible) == ["q", "first answer", "more"]
+
+
+def _branched(ledger):
+    user = ledger.users.create(email="tree@example.com")
+    chat = ledger.conversations.create(user.id)
+    q = ledger.messages.append(chat.id, "user", "q")
+    a = ledger.messages.append(chat.id, "assistant", "a")
+    ledger.trees.regenerate(a.id, "b")
+    ledger.trees.edit(q.id, "q2")
+    ledger.messages.append(chat.id, "assistant", "a2")
+    ledger.trees.switch(chat.id, a.id)
+    return chat.id
+
+
+def test_copy_and_export_keep_trees(database_url, tmp_path):
+    import io
+
+    import sqlalchemy as sa
+
+    from chatledger import Ledger, transfer
+
+    source = sa.make_url(f"sqlite:///{tmp_path / 'source.db'}")
+    with Ledger(source) as ledger:
+        chat_id = _branched(ledger)
+        tree = ledger.trees.tree(chat_id)
+        conversation = ledger.conversations.get(chat_id)
+    report = transfer.copy_database(source, database_url, backup=False)
+    assert report.ok, report.tables
+    with Ledger(database_url) as copied:
+        assert copied.trees.tree(chat_id) == tree
+        assert copied.conversations.get(chat_id) == conversation
+        assert _contents(copied.messages.last(chat_id)) == ["q", "a"]
+        out = io.StringIO()
+        transfer.export_data(copied, out, conversation=chat_id)
+    exported = tmp_path / "tree.json"
+    exported.write_text(out.getvalue())
+    with Ledger(sa.make_url(f"sqlite:///{tmp_path / 'imported.db'}")) as imported:
+        transfer.import_data(imported, exported)
+        assert imported.trees.tree(chat_id) == tree
+        assert imported.messages.append(chat_id, "user", "next").parent_seq == tree[1].seq
