@@ -347,3 +347,18 @@ def test_copy_and_export_keep_trees(database_url, tmp_path):
         transfer.import_data(imported, exported)
         assert imported.trees.tree(chat_id) == tree
         assert imported.messages.append(chat_id, "user", "next").parent_seq == tree[1].seq
+
+
+def test_markdown_export_shows_the_active_path_and_marks_branches(ledger):
+    import io
+
+    from chatledger import transfer
+
+    chat_id = _branched(ledger)
+    out = io.StringIO()
+    transfer.export_data(ledger, out, format="markdown", conversation=chat_id)
+    text = out.getvalue()
+    assert "- active path: 2 messages; 3 more on other branches" in text
+    assert "## 1. user (" in text and "version 1 / 2" in text
+    assert "## 2. assistant (" in text
+    assert "q2" not in text and "\nb\n" not in text

@@ -489,8 +489,10 @@ def export_data(
     "exported_at", "scope", "tables": {table: [row, ...]}}`` holding every column (ids, times
     and decimals as strings), written row by row; ``jsonl`` is the same as one header line and
     then one ``{"table": ..., "row": ...}`` line per row; both are lossless and
-    :func:`import_data` reads them back. ``markdown`` is a readable transcript of the
-    conversations. A user's export leaves out the audit log (it belongs to the whole database)
+    :func:`import_data` reads them back (message trees included: parents, sibling order, the
+    active path). ``markdown`` is a readable transcript of each conversation's active path,
+    each message with other versions marked ("version 2 / 3") and the messages on other
+    branches counted. A user's export leaves out the audit log (it belongs to the whole database)
     and ratings by other users; a conversation's holds its owner, its messages, their citations
     with the cited knowledge chunks, and the owner's ratings. Rows are read ``batch_size`` at a
     time, so memory stays flat whatever the size of the database, all from one snapshot (one
@@ -562,14 +564,30 @@ def _markdown(
     for chat in _rows(conn, conversations, scope, batch):
         title = chat["title"] or "Untitled conversation"
         out.write(f"# {title}\n\n")
+        only: _ops.Scope = ("conversation", chat["id"])
+        # The active path, and how many children each message has (for "version 2 / 3").
+        path: list[dict[str, Any]] = []
+        children: dict[int | None, int] = {}
+        for message in _rows(conn, messages, only, batch):
+            children[message["parent_seq"]] = children.get(message["parent_seq"], 0) + 1
+            if message["on_active_path"]:
+                path.append(message)
         out.write(
             f"- conversation: `{chat['id']}`\n- owner: `{chat['owner_id']}`\n"
             f"- created: {chat['created_at'].isoformat()}\n- status: {chat['status']}\n"
-            f"- messages: {chat['message_count']}\n\n"
+            f"- messages: {chat['message_count']}\n"
         )
-        only: _ops.Scope = ("conversation", chat["id"])
-        for message in _rows(conn, messages, only, batch):
+        if len(path) < chat["message_count"]:
+            out.write(
+                f"- active path: {len(path)} messages; "
+                f"{chat['message_count'] - len(path)} more on other branches\n"
+            )
+        out.write("\n")
+        for message in path:
             details = [message["created_at"].isoformat()]
+            versions = children.get(message["parent_seq"], 1)
+            if versions > 1:
+                details.append(f"version {message['sibling_index'] + 1} / {versions}")
             if message["model"]:
                 details.append(message["model"])
             if message["input_tokens"] is not None or message["output_tokens"] is not None:
