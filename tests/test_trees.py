@@ -359,9 +359,11 @@ def test_markdown_export_shows_the_active_path_and_marks_branches(ledger):
     transfer.export_data(ledger, out, format="markdown", conversation=chat_id)
     text = out.getvalue()
     assert "- active path: 2 messages; 3 more on other branches" in text
-    assert "## 1. user (" in text and "version 1 / 2" in text
+    assert "## 1. user (" in text
+    assert "version 1 / 2" in text
     assert "## 2. assistant (" in text
-    assert "q2" not in text and "\nb\n" not in text
+    assert "q2" not in text
+    assert "\nb\n" not in text
 
 
 def test_the_docs_examples_run(tmp_path):
