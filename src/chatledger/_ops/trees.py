@@ -14,11 +14,12 @@ from __future__ import annotations
 import uuid
 from typing import Any, Final
 
-from sqlalchemy import Connection, Select, func, select, true, update
+from sqlalchemy import Connection, Integer, Select, bindparam, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import _ids
 from .._backends import backend_of
+from .._prepared import Prepared
 from .._schema import conversations, messages
 from ..errors import ConflictError, NotFoundError
 from ..records import Conversation, Message
@@ -76,11 +77,49 @@ def _in_conversation(
     return from_row(Message, row)
 
 
-def _child_count(conn: Connection, conversation_id: uuid.UUID, parent_seq: int | None) -> int:
+def _lock_status(scoped: bool) -> Any:
+    c = conversations.c
+    query = select(c.status).where(c.id == bindparam("b_cid"))
+    if scoped:
+        query = query.where(c.owner_id == bindparam("b_owner"))
+    return query.with_for_update()
+
+
+#: The conversation's status, its row locked (writers of one conversation queue here).
+_LOCK_STATUS: Final = {scoped: Prepared(_lock_status(scoped)) for scoped in (True, False)}
+
+
+def _probe() -> Any:
     m = messages.c
-    parent = m.parent_seq.is_(None) if parent_seq is None else m.parent_seq == parent_seq
-    query = select(func.count()).where(m.conversation_id == conversation_id, parent)
-    return int(conn.execute(query).scalar_one())
+    child = messages.alias("child")
+    children = (
+        select(func.count())
+        .where(child.c.conversation_id == m.conversation_id, child.c.parent_seq == m.seq)
+        .scalar_subquery()
+    )
+    return select(m.seq, m.depth, m.on_active_path, children).where(
+        m.conversation_id == bindparam("b_cid"), m.id == bindparam("b_pid")
+    )
+
+
+#: The parent of an append (by id, in the conversation): its seq, depth, whether it is on the
+#: active path, and how many children it has (the new child's sibling index).
+_PARENT: Final = Prepared(_probe())
+_ROOTS: Final = Prepared(
+    select(func.count()).where(
+        messages.c.conversation_id == bindparam("b_cid"), messages.c.parent_seq.is_(None)
+    )
+)
+#: The active path's messages after ``b_below`` leave it.
+_LEAVE_BELOW: Final = Prepared(
+    update(messages)
+    .where(
+        messages.c.conversation_id == bindparam("b_cid"),
+        messages.c.on_active_path == true(),
+        messages.c.seq > bindparam("b_below", type_=Integer()),
+    )
+    .values(on_active_path=False)
+)
 
 
 def append_under(
@@ -94,20 +133,32 @@ def append_under(
     """Append ``new`` as a child of ``parent_id`` (``None``: a new root) and make it the
     active leaf; the messages below the parent on the old active path leave it. With an
     idempotency key already used in the conversation, return that message, writing nothing."""
-    current = _lock(conn, owner, conversation_id)
-    if current.status not in _messages.APPENDABLE:
-        raise ConflictError(f"cannot append to a {current.status} conversation", field="status")
+    params: dict[str, Any] = {"b_cid": conversation_id}
+    if owner is not None:
+        params["b_owner"] = owner
+    status = _LOCK_STATUS[owner is not None].first_value(conn, params)
+    if status is None:
+        raise NotFoundError("conversation", conversation_id)
+    if status not in _messages.APPENDABLE:
+        raise ConflictError(f"cannot append to a {status} conversation", field="status")
     key = new.idempotency_key
     if key is not None and (found := _messages.existing(conn, None, conversation_id, key)):
         return found
-    parent: Message | None = None
-    if parent_id is not None:
-        parent = _in_conversation(conn, conversation_id, parent_id, "parent_id")
-    parent_seq = None if parent is None else parent.seq
-    depth = 0 if parent is None else parent.depth + 1
-    sibling_index = _child_count(conn, conversation_id, parent_seq)
+    if parent_id is None:
+        parent_seq, depth, on_path = None, 0, True
+        sibling_index = int(_ROOTS.first_value(conn, {"b_cid": conversation_id}))
+    else:
+        rows = _PARENT.rows(conn, {"b_cid": conversation_id, "b_pid": parent_id})
+        if not rows:
+            raise NotFoundError("message", parent_id, field="parent_id")
+        parent_seq, parent_depth, on_path, sibling_index = rows[0]
+        depth = parent_depth + 1
     seq = _messages.bump_under(conn, conversation_id, depth)
-    _leave_path_below(conn, conversation_id, parent)
+    if on_path:
+        _LEAVE_BELOW.execute(conn, {"b_cid": conversation_id, "b_below": parent_seq or 0})
+    else:
+        assert parent_seq is not None  # roots count as on the path
+        _activate(conn, conversation_id, parent_seq)
     message = _messages.stored(
         new,
         conversation_id,
@@ -115,7 +166,7 @@ def append_under(
         utcnow(),
         parent_seq=parent_seq,
         depth=depth,
-        sibling_index=sibling_index,
+        sibling_index=int(sibling_index),
     )
     _messages.insert_one(conn, message)
     _messages.charge_for(conn, owner, conversation_id, message, charge)
@@ -147,27 +198,6 @@ def sibling_of(
             )
         ).scalar_one()
     return append_under(conn, owner, original.conversation_id, new, parent_id, charge)
-
-
-def _leave_path_below(conn: Connection, conversation_id: uuid.UUID, parent: Message | None) -> None:
-    """Before a new child of ``parent`` (a root for ``None``) becomes the active leaf: the
-    active path becomes the parent's path, the child joins it when inserted."""
-    m = messages.c
-    if parent is not None and not _on_path_now(conn, conversation_id, parent.seq):
-        _activate(conn, conversation_id, parent.seq)
-        return
-    below = 0 if parent is None else parent.seq
-    conn.execute(
-        update(messages)
-        .where(m.conversation_id == conversation_id, m.on_active_path == true(), m.seq > below)
-        .values(on_active_path=False)
-    )
-
-
-def _on_path_now(conn: Connection, conversation_id: uuid.UUID, seq: int) -> bool:
-    m = messages.c
-    query = select(m.on_active_path).where(m.conversation_id == conversation_id, m.seq == seq)
-    return bool(conn.execute(query).scalar_one())
 
 
 def _ancestry(conversation_id: uuid.UUID, seq: int) -> Any:
