@@ -16,6 +16,7 @@ at a time.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import time
 import uuid
@@ -181,6 +182,14 @@ def _cycle(items: list[uuid.UUID]) -> Iterator[uuid.UUID]:
         yield from random.sample(items, len(items))
 
 
+def _linear(ledger: Ledger, chat: uuid.UUID) -> object:
+    return ledger.messages.append(chat, "assistant", "a")
+
+
+def _under(ledger: Ledger, chat: uuid.UUID, parent: uuid.UUID) -> object:
+    return ledger.messages.append(chat, "assistant", "b", parent_id=parent)
+
+
 def measure(
     url: Any, linear: list[uuid.UUID], branched: list[uuid.UUID], args: Any
 ) -> dict[str, float]:
@@ -197,13 +206,10 @@ def measure(
             results["read_tree"] += _timed(lambda: ledger.messages.last(next(tree), 20), args.reads)
             chat = ledger.conversations.create(ledger.users.create().id).id
             first = ledger.messages.append(chat, "user", "q").id
-            results["append"] += _timed(
-                lambda c=chat: ledger.messages.append(c, "assistant", "a"), args.appends
-            )
+            results["append"] += _timed(functools.partial(_linear, ledger, chat), args.appends)
             # Regenerates: each a new child of the same message, the path rewritten.
             results["append_parent"] += _timed(
-                lambda c=chat, p=first: ledger.messages.append(c, "assistant", "b", parent_id=p),
-                args.appends,
+                functools.partial(_under, ledger, chat, first), args.appends
             )
     out: dict[str, float] = {}
     for name, values in results.items():

@@ -174,7 +174,7 @@ def test_import_chatgpt_walks_the_visible_thread(ledger: Ledger) -> None:
     ]
     # The edited-away answer n2 is kept, as a sibling of the current one.
     regenerated = ledger.trees.siblings(thread[1].id)
-    assert [m.metadata["chatgpt_id"] for m in regenerated] == ["n2", "n3"]
+    assert [(m.metadata or {}).get("chatgpt_id") for m in regenerated] == ["n2", "n3"]
     assert thread[1].content.startswith("Day 1: Alfama")  # the current branch, not n2
     assert thread[2].content == "Make it four days, with \na day in Cascais."
     assert thread[1].model == "gpt-4o"
@@ -232,7 +232,8 @@ def test_reimporting_a_grown_chatgpt_conversation_adds_the_new_messages(
     assert branched.inserted == {"conversations": 0, "messages": 0}
     switched = ledger.conversations.get(chat.id)
     assert (switched.message_count, switched.path_length) == (6, 2)
-    assert [m.metadata["chatgpt_id"] for m in ledger.messages.last(chat.id)] == ["n1", "n2"]
+    last = ledger.messages.last(chat.id)
+    assert [(m.metadata or {}).get("chatgpt_id") for m in last] == ["n1", "n2"]
 
 
 def test_chatgpt_export_zip_imports_the_tree_and_counts_what_it_cannot(

@@ -21,6 +21,7 @@ from hypothesis.stateful import (
 from sqlalchemy.engine import URL
 
 from chatledger import Ledger
+from chatledger.records import Role
 
 
 @dataclass
@@ -83,7 +84,7 @@ class TreeMachine(RuleBasedStateMachine):
         self.ids[chat, message_seq] = message_id
 
     @rule(which=st.integers(0, 3), role=st.sampled_from(["user", "assistant"]))
-    def append(self, which: int, role: str) -> None:
+    def append(self, which: int, role: Role) -> None:
         chat = self.chats[which % len(self.chats)]
         model = self.models[chat]
         text = self._text()
@@ -93,7 +94,7 @@ class TreeMachine(RuleBasedStateMachine):
         self._record(chat, seq, stored.id)
 
     @rule(which=st.integers(0, 3), pick=st.integers(0, 10_000), role=st.sampled_from(["user"]))
-    def append_under(self, which: int, pick: int, role: str) -> None:
+    def append_under(self, which: int, pick: int, role: Role) -> None:
         chat = self.chats[which % len(self.chats)]
         model = self.models[chat]
         if not model.parent:

@@ -144,7 +144,7 @@ class Messages:
         role: Role | None = None,
     ) -> Page[Message]:
         """A page of the conversation's messages in ``seq`` order (oldest first by default),
-        every branch (the audit order; :meth:`AsyncTrees.path` reads the active path)."""
+        every branch (the audit order; :meth:`Trees.path` reads the active path)."""
         if after is not None and before is not None:
             raise ValidationError("before", "give after or before, not both")
         key = check.identifier("conversation_id", conversation_id)

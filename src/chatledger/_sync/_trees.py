@@ -30,7 +30,7 @@ __all__ = ["Trees"]
 class Trees:
     """The message trees of a ledger's conversations (in a user scope: of that user's).
 
-    Appending with a parent is :meth:`AsyncMessages.append` with ``parent_id``; this resource
+    Appending with a parent is :meth:`Messages.append` with ``parent_id``; this resource
     adds the sibling appends a chat UI offers (:meth:`edit`, :meth:`regenerate`), moving the
     active leaf (:meth:`switch`), and the reads of the tree."""
 
@@ -81,7 +81,7 @@ class Trees:
     ) -> Message:
         """Store a regenerated answer: append it as a sibling of the assistant message
         ``message_id`` and make it the active leaf, in one transaction (``charge`` as in
-        :meth:`AsyncMessages.append`). Concurrent regenerates of one message all land, as
+        :meth:`Messages.append`). Concurrent regenerates of one message all land, as
         siblings; the last to commit is the active leaf."""
         key = check.identifier("message_id", message_id)
         new = _messages.prepare(
@@ -106,7 +106,7 @@ class Trees:
     def switch(self, conversation_id: Id, message_id: Id) -> Message:
         """Make the newest leaf under ``message_id`` (itself when it has no children) the
         active leaf, as a chat UI does when the user picks a sibling ("2 / 3"); returns that
-        leaf. :meth:`AsyncMessages.last` then follows the new path."""
+        leaf. :meth:`Messages.last` then follows the new path."""
         key = check.identifier("conversation_id", conversation_id)
         target = check.identifier("message_id", message_id)
         return self._store._call(_trees.switch, self._store._owner, key, target, write=True)

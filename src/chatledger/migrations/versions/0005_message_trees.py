@@ -5,7 +5,7 @@ before it in ``seq`` order, every message is on the active path, and the active 
 last message.
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0011
 Create Date: 2026-12-03 10:50:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from chatledger._backends import backend_of
 
 revision: str = "0005"
-down_revision: str | None = "0004"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
