@@ -206,5 +206,8 @@ def test_conversations_written_before_trees_become_one_branch_trees(empty_url):
         assert (regenerated.parent_seq, regenerated.sibling_index) == (1, 1)
         assert ledger.messages.append(empty, "user", "first").parent_seq is None
     migrate.downgrade(empty_url, "0004")
+    assert migrate.current(empty_url) == "0004"
+    older = Ledger(empty_url)
     with pytest.raises(SchemaOutOfDateError):
-        Ledger(empty_url).__enter__()
+        older.open()
+    older.close()
