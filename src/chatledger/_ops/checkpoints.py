@@ -348,14 +348,10 @@ def _log_messages(
     if not fresh:
         return 0
     batch = list(new.prepare(fresh))
-    if _forks(conn, conversation_id, anchor):
-        parent = None
-        if anchor is not None:
-            parent = conn.execute(
-                select(m.id).where(
-                    m.conversation_id == conversation_id, m.idempotency_key == anchor
-                )
-            ).scalar_one()
+    if anchor is not None and _forks(conn, conversation_id, anchor):
+        parent = conn.execute(
+            select(m.id).where(m.conversation_id == conversation_id, m.idempotency_key == anchor)
+        ).scalar_one()
         _trees.append_under(conn, owner, conversation_id, batch[0], parent)
         batch_rest = batch[1:]
     else:
@@ -366,14 +362,16 @@ def _log_messages(
 
 
 def _forks(conn: Connection, conversation_id: uuid.UUID, anchor: str | None) -> bool:
-    """Whether messages that follow the stored message keyed ``anchor`` (``None``: none, they
-    start the list) branch off the conversation's active leaf instead of continuing it."""
+    """Whether messages that follow the stored message keyed ``anchor`` branch off the
+    conversation's active leaf instead of continuing it. Without an anchor (the checkpoint
+    holds no stored message before them: a first turn, or messages the app appended to the
+    conversation outside the graph) they continue it."""
+    if anchor is None:
+        return False
     c, m = conversations.c, messages.c
     leaf = conn.execute(
         select(c.active_leaf_seq).where(c.id == conversation_id)
     ).scalar_one_or_none()
-    if anchor is None:
-        return leaf is not None
     seq = conn.execute(
         select(m.seq).where(m.conversation_id == conversation_id, m.idempotency_key == anchor)
     ).scalar_one()
