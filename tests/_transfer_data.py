@@ -175,6 +175,10 @@ def generate_database(url: str, *, messages: int = 100_000, per_conversation: in
                         "request_id": f"req-{c}-{seq}" if assistant else None,
                         "idempotency_key": None,
                         "created_at": base + timedelta(microseconds=seq * 1001),
+                        "parent_seq": seq - 1 if seq > 1 else None,
+                        "depth": seq - 1,
+                        "sibling_index": 0,
+                        "on_active_path": True,
                     }
                 )
             written += count
@@ -193,6 +197,10 @@ def generate_database(url: str, *, messages: int = 100_000, per_conversation: in
                     "metadata": None,
                     "created_at": base,
                     "updated_at": last,
+                    "active_leaf_seq": count,
+                    "path_length": count,
+                    "forked_from_conversation_id": None,
+                    "forked_from_message_id": None,
                 }
             )
         bulk_insert(conn, conversations, threads)

@@ -127,3 +127,20 @@ def test_console_bench_runs(tmp_path: Path) -> None:
     assert "conversation page, 20 messages" in completed.stdout
     assert "usage page over 220 messages" in completed.stdout
     assert "ix_messages_usage" in completed.stdout
+
+
+def test_tree_benchmark_runs_on_a_small_size() -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    args = ["--messages", "800", "--backends", "sqlite", "--rounds", "1", "--reads", "5"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.trees", *args, "--appends", "5"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "sqlite: 800 messages" in completed.stdout
+    assert "ratio" in completed.stdout

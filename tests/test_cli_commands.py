@@ -291,8 +291,9 @@ def test_import_foreign_formats_twice(database_url: URL) -> None:
     first = run_json("import", chatgpt, "--user", "gpt-user", "--url", url)
     assert first == {
         "format": "chatgpt",
-        "inserted": {"conversations": 2, "messages": 4},
+        "inserted": {"conversations": 2, "messages": 5},
         "skipped": {"conversations": 0, "messages": 0},
+        "not_imported": {},
     }
     assert run_json("import", chatgpt, "--user", "gpt-user", "--url", url)["inserted"] == {
         "conversations": 0,

@@ -11,44 +11,19 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import queue
-import threading
 import traceback
 import uuid
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from chatledger import AsyncLedger, Ledger, SQLiteWALResetBugWarning
 
+from ._threads import JOIN_TIMEOUT
+from ._threads import run_threads as _run_threads
+
 THREADS = 8
-JOIN_TIMEOUT = 120.0
-
-
-def _run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` for i in 0..count-1 on ``count`` threads released together by a
-    barrier; return the results in thread order. Fails the test with every exception raised
-    in any thread."""
-    barrier = threading.Barrier(count, timeout=30)
-    results: list[Any] = [None] * count
-    errors: list[str] = []
-
-    def body(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except BaseException:
-            errors.append(f"thread {index}:\n{traceback.format_exc()}")
-
-    threads = [threading.Thread(target=body, args=(i,), name=f"t{i}") for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not [t.name for t in threads if t.is_alive()], "threads still running"
-    assert errors == [], "\n".join(errors)
-    return results
 
 
 def _read_all(store: Any, conversation_id: uuid.UUID, page_size: int = 1000) -> list[Any]:

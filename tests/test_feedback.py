@@ -389,7 +389,8 @@ def test_rating_twice_inside_one_transaction_replaces(store, user, answer):
 
 
 def test_concurrent_first_ratings_by_one_rater_leave_one_row(ledger, database_url):
-    from tests.test_concurrency import THREADS, _run_threads
+    from tests._threads import run_threads as _run_threads
+    from tests.test_concurrency import THREADS
 
     rater = ledger.users.create(username="racer")
     chat = ledger.conversations.create(rater.id)

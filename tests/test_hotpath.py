@@ -281,7 +281,7 @@ def test_bulk_insert_conflicts_are_translated(ledger):
     sent = ledger.messages.append(chat.id, "user", "first")
     again = [sent]  # the same id and seq: a unique violation (COPY on PostgreSQL)
     with pytest.raises(ConflictError):
-        ledger._core.db.run(message_ops._insert_batch, again)
+        ledger._core.db.run(message_ops.insert_batch, again)
     assert ledger.messages.count(chat.id) == 1
 
 
@@ -294,7 +294,7 @@ def test_async_append_many_copies_and_translates_conflicts(database_url):
             assert [m.seq for m in stored] == list(range(1, 301))
             assert await store.messages.last(chat.id, 300) == stored
             with pytest.raises(ConflictError):
-                await store._core.db.run(message_ops._insert_batch, [stored[0]])
+                await store._core.db.run(message_ops.insert_batch, [stored[0]])
             assert await store.messages.count(chat.id) == 300
 
     asyncio.run(main())
@@ -328,7 +328,7 @@ def test_message_pages_walk_the_conversation_both_ways(store, chat):
 def test_a_value_the_bind_processing_refuses_is_a_statement_error(ledger):
     chat = ledger.conversations.create(ledger.users.create().id)
     naive = {"b_cid": chat.id, "b_now": datetime(2026, 1, 1)}  # naive: refused
-    bump = message_ops._BUMP[ledger._core.db.backend.update_returning, False]
+    bump = message_ops._BUMP[ledger._core.db.backend.update_returning, False, "newest"]
     with ledger._core.db.engine.begin() as conn, pytest.raises(sa.exc.StatementError):
         bump.execute(conn, naive)
 
@@ -351,6 +351,10 @@ def test_made_records_equal_constructed_ones():
         "request_id": None,
         "idempotency_key": None,
         "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "parent_seq": 2,
+        "depth": 2,
+        "sibling_index": 0,
+        "on_active_path": True,
     }
     made = make(**values)
     assert type(made) is Message

@@ -227,6 +227,21 @@ def test_time_travel_is_a_branch_the_caller_asks_for(ledger):
     # The log is append-only: both branches' messages are in it, in the order written.
     assert [m.content for m in logged(ledger, saver, "t-5")][-2:] == ["instead", "echo: instead"]
     assert len(logged(ledger, saver, "t-5")) == 6
+    # The fork is a branch of the conversation at "echo: one", and the active path.
+    conversation = saver.conversation_id("t-5")
+    assert conversation is not None
+    assert [m.content for m in ledger.messages.last(conversation)] == [
+        "one",
+        "echo: one",
+        "instead",
+        "echo: instead",
+    ]
+    instead = ledger.messages.last(conversation, 2)[0]
+    assert [m.content for m in ledger.trees.siblings(instead.id)] == ["two", "instead"]
+    # The next turn on the fork continues it.
+    app.invoke({"messages": [HumanMessage("three")]}, config("t-5"))
+    assert [m.content for m in ledger.messages.last(conversation, 2)] == ["three", "echo: three"]
+    assert len(ledger.trees.leaves(conversation)) == 2
 
 
 # -- threads and conversations -----------------------------------------------------------------

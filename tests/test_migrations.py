@@ -132,3 +132,82 @@ def test_data_survives_the_upgrade_path(empty_url):
     with Ledger(empty_url) as ledger:
         assert [m.content for m in ledger.messages.last(chat.id)] == ["still here"]
         assert ledger.users.get(user.id).email == "keep@example.com"
+
+
+def test_conversations_written_before_trees_become_one_branch_trees(empty_url):
+    """A database written with the 0004 schema (the release before trees): upgrading makes
+    each conversation a chain in seq order whose active leaf is its last message."""
+    migrate.upgrade(empty_url, "0004")
+    engine = sa.create_engine(empty_url, poolclass=sa.pool.NullPool)
+    assert "parent_seq" not in {c["name"] for c in sa.inspect(engine).get_columns("messages")}
+    # The models' tables bind the values with their types; only 0004's columns are given.
+    import uuid
+    from datetime import UTC, datetime
+
+    from chatledger._schema import conversations, messages, users
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    owner, chat, empty = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                users.insert(),
+                [{"id": owner, "role": "user", "created_at": now, "updated_at": now}],
+            )
+            for key, count in ((chat, 3), (empty, 0)):
+                conn.execute(
+                    conversations.insert(),
+                    [
+                        {
+                            "id": key,
+                            "owner_id": owner,
+                            "status": "active",
+                            "message_count": count,
+                            "last_activity_at": now,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    ],
+                )
+            conn.execute(
+                messages.insert(),
+                [
+                    {
+                        "conversation_id": chat,
+                        "seq": seq,
+                        "id": uuid.uuid4(),
+                        "role": "user" if seq % 2 else "assistant",
+                        "content": f"m{seq}",
+                        "created_at": now,
+                    }
+                    for seq in (1, 2, 3)
+                ],
+            )
+    finally:
+        engine.dispose()
+
+    migrate.upgrade(empty_url)
+    assert migrate.check(empty_url) == []
+    with Ledger(empty_url) as ledger:
+        tree = ledger.trees.tree(chat)
+        assert [
+            (m.seq, m.parent_seq, m.depth, m.sibling_index, m.on_active_path) for m in tree
+        ] == [
+            (1, None, 0, 0, True),
+            (2, 1, 1, 0, True),
+            (3, 2, 2, 0, True),
+        ]
+        moved = ledger.conversations.get(chat)
+        assert (moved.active_leaf_seq, moved.path_length) == (3, 3)
+        untouched = ledger.conversations.get(empty)
+        assert (untouched.active_leaf_seq, untouched.path_length) == (None, 0)
+        assert [m.content for m in ledger.messages.last(chat)] == ["m1", "m2", "m3"]
+        regenerated = ledger.trees.regenerate(tree[1].id, "m2 again")
+        assert (regenerated.parent_seq, regenerated.sibling_index) == (1, 1)
+        assert ledger.messages.append(empty, "user", "first").parent_seq is None
+    migrate.downgrade(empty_url, "0004")
+    assert migrate.current(empty_url) == "0004"
+    older = Ledger(empty_url)
+    with pytest.raises(SchemaOutOfDateError):
+        older.open()
+    older.close()

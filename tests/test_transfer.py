@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import uuid
+import zipfile
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -158,18 +159,22 @@ def test_import_chatgpt_walks_the_visible_thread(ledger: Ledger) -> None:
         transfer.import_data(ledger, path, user=str(uuid.uuid4()))
     assert ledger.users.count() == 0
     report = transfer.import_data(ledger, path, user="chatgpt-owner")
-    assert report.inserted == {"conversations": 2, "messages": 4}
+    assert report.inserted == {"conversations": 2, "messages": 5}
+    assert report.not_imported == {}
     owner = ledger.users.get_by_external_id("chatgpt-owner")
     chats = ledger.conversations.list(owner.id, limit=10).items
     lisbon = next(c for c in chats if c.title == "Lisbon trip")
-    assert lisbon.message_count == 4
+    assert (lisbon.message_count, lisbon.path_length, lisbon.active_leaf_seq) == (5, 4, 5)
     thread = ledger.messages.last(lisbon.id, 10)
-    assert [(m.seq, m.role) for m in thread] == [
-        (1, "user"),
-        (2, "assistant"),
-        (3, "user"),
-        (4, "assistant"),
+    assert [(m.seq, m.role, m.parent_seq) for m in thread] == [
+        (1, "user", None),
+        (3, "assistant", 1),
+        (4, "user", 3),
+        (5, "assistant", 4),
     ]
+    # The edited-away answer n2 is kept, as a sibling of the current one.
+    regenerated = ledger.trees.siblings(thread[1].id)
+    assert [(m.metadata or {}).get("chatgpt_id") for m in regenerated] == ["n2", "n3"]
     assert thread[1].content.startswith("Day 1: Alfama")  # the current branch, not n2
     assert thread[2].content == "Make it four days, with \na day in Cascais."
     assert thread[1].model == "gpt-4o"
@@ -183,7 +188,7 @@ def test_import_chatgpt_walks_the_visible_thread(ledger: Ledger) -> None:
 
     again = transfer.import_data(ledger, path, user=str(owner.id))
     assert again.inserted == {"conversations": 0, "messages": 0}
-    assert again.skipped == {"conversations": 2, "messages": 4}
+    assert again.skipped == {"conversations": 2, "messages": 5}
 
 
 def test_reimporting_a_grown_chatgpt_conversation_adds_the_new_messages(
@@ -209,23 +214,73 @@ def test_reimporting_a_grown_chatgpt_conversation_adds_the_new_messages(
         ledger, _write(tmp_path, "v2.json", json.dumps(docs)), user="grower"
     )
     assert grown.inserted == {"conversations": 0, "messages": 1}
-    assert grown.skipped == {"conversations": 2, "messages": 4}
+    assert grown.skipped == {"conversations": 2, "messages": 5}
     owner = ledger.users.get_by_external_id("grower")
     chat = next(c for c in ledger.conversations.list(owner.id).items if c.title == "Lisbon trip")
-    assert chat.message_count == 5
+    assert chat.message_count == 6
     assert chat.last_message_at is not None
     assert chat.last_message_at.timestamp() == pytest.approx(1718000400.0)
     assert [m.content for m in ledger.messages.last(chat.id, 2)] == [
         "Day 4: Cascais by train.",
         "Thanks!",
     ]
-    # Another branch chosen since: the stored thread is left as it is.
+    # Another branch chosen since: the active path follows it, nothing is added.
     lisbon["current_node"] = "n2"
     branched = transfer.import_data(
         ledger, _write(tmp_path, "v3.json", json.dumps(docs)), user="grower"
     )
     assert branched.inserted == {"conversations": 0, "messages": 0}
-    assert ledger.conversations.get(chat.id).message_count == 5
+    switched = ledger.conversations.get(chat.id)
+    assert (switched.message_count, switched.path_length) == (6, 2)
+    last = ledger.messages.last(chat.id)
+    assert [(m.metadata or {}).get("chatgpt_id") for m in last] == ["n1", "n2"]
+
+
+def test_chatgpt_export_zip_imports_the_tree_and_counts_what_it_cannot(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    docs = json.loads((DATA / "chatgpt_conversations.json").read_text())
+    mapping = docs[0]["mapping"]
+    mapping["n5"]["children"] = ["t", "img"]
+    mapping["t"] = {
+        "id": "t",
+        "parent": "n5",
+        "children": [],
+        "message": {
+            "id": "t",
+            "author": {"role": "assistant"},
+            "create_time": 1718000500.0,
+            "content": {"content_type": "thoughts", "thoughts": [{"content": "hmm"}]},
+        },
+    }
+    mapping["img"] = {
+        "id": "img",
+        "parent": "n5",
+        "children": [],
+        "message": {
+            "id": "img",
+            "author": {"role": "user"},
+            "create_time": 1718000600.0,
+            "metadata": {"attachments": [{"id": "file-1", "name": "plan.pdf"}]},
+            "content": {
+                "content_type": "multimodal_text",
+                "parts": [{"content_type": "image_asset_pointer"}, "and this photo"],
+            },
+        },
+    }
+    docs[0]["current_node"] = "img"
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("chat.html", "<html></html>")
+        zipped.writestr("conversations.json", json.dumps(docs))
+    assert transfer.detect_format(archive) == "chatgpt"
+    report = transfer.import_data(ledger, archive, user="zipped")
+    assert report.inserted == {"conversations": 2, "messages": 6}
+    assert report.not_imported == {"images": 1, "files": 1, "thoughts": 1}
+    owner = ledger.users.get_by_external_id("zipped")
+    chat = next(c for c in ledger.conversations.list(owner.id).items if c.title == "Lisbon trip")
+    assert [m.content for m in ledger.messages.last(chat.id, 2)][-1] == "and this photo"
+    assert len(ledger.trees.leaves(chat.id)) == 2
 
 
 def test_import_visitors_and_feedback_twice_counts_once(ledger: Ledger) -> None:
@@ -481,6 +536,10 @@ def test_bulk_insert_stores_what_insert_stores(ledger: Ledger) -> None:
                 "request_id": None,
                 "idempotency_key": f"k{seq}",
                 "created_at": base.created_at,
+                "parent_seq": None,
+                "depth": 0,
+                "sibling_index": seq - 2,
+                "on_active_path": seq == 6,
             }
             for seq in range(2, 7)
         ]

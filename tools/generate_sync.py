@@ -35,6 +35,7 @@ REPLACEMENTS = {
     "AsyncUsers": "Users",
     "AsyncConversations": "Conversations",
     "AsyncMessages": "Messages",
+    "AsyncTrees": "Trees",
     "AsyncMessageFeedback": "MessageFeedback",
     "AsyncProductFeedbackForms": "ProductFeedbackForms",
     "AsyncCitations": "Citations",

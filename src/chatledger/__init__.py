@@ -27,6 +27,7 @@ from ._async._memory import AsyncConversationMemory
 from ._async._messages import AsyncMessages
 from ._async._surveys import AsyncSurveys
 from ._async._tokens import AsyncTokens
+from ._async._trees import AsyncTrees
 from ._async._usage import AsyncUsage
 from ._async._users import AsyncUsers
 from ._async._visitors import AsyncVisitors
@@ -43,6 +44,7 @@ from ._sync._memory import ConversationMemory
 from ._sync._messages import Messages
 from ._sync._surveys import Surveys
 from ._sync._tokens import Tokens
+from ._sync._trees import Trees
 from ._sync._usage import Usage
 from ._sync._users import Users
 from ._sync._visitors import Visitors
@@ -113,6 +115,7 @@ __all__ = [
     "AsyncProductFeedbackForms",
     "AsyncSurveys",
     "AsyncTokens",
+    "AsyncTrees",
     "AsyncUsage",
     "AsyncUserScope",
     "AsyncUsers",
@@ -166,6 +169,7 @@ __all__ = [
     "TokenEntry",
     "Tokens",
     "TransientError",
+    "Trees",
     "Unset",
     "UpsertReport",
     "Usage",

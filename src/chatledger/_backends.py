@@ -96,6 +96,19 @@ class Backend:
     #: Reads get a pool of their own whose connections are autocommit from the start
     #: (switching a pooled connection's mode costs round trips or Python time per read).
     read_pool: ClassVar[bool] = False
+    #: A table's foreign key to itself can be declared (MariaDB's cascading deletes stop at
+    #: 15 levels and check a self-reference row by row, so a conversation's delete would fail).
+    self_foreign_keys: ClassVar[bool] = True
+
+    def parent_guard_ddl(self) -> list[str]:
+        """Statements that make the database hold ``messages.parent_seq`` to an existing
+        message of the same conversation where :attr:`self_foreign_keys` is false (and the
+        statements that undo them, by :meth:`drop_parent_guard_ddl`)."""
+        return []
+
+    def drop_parent_guard_ddl(self) -> list[str]:
+        """The statements that remove :meth:`parent_guard_ddl`."""
+        return []
 
     def url_for(self, url: URL, *, asynchronous: bool) -> URL:
         """``url`` with a driver chatledger supports on this surface; the driver must be
@@ -359,6 +372,24 @@ class MariaDB(Backend):
     async_drivers: ClassVar[dict[str, str]] = {"aiomysql": "aiomysql", "asyncmy": "asyncmy"}
     update_returning = False
     read_pool = True
+    self_foreign_keys = False
+    #: The triggers that stand for ``fk_messages_parent``: the error they raise reads like
+    #: InnoDB's own foreign-key error (1452, naming the constraint), so it decodes the same.
+    _PARENT_GUARD: ClassVar[str] = (
+        "CREATE TRIGGER trg_messages_parent_{event} BEFORE {event} ON messages FOR EACH ROW "
+        "BEGIN IF NEW.parent_seq IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages p "
+        "WHERE p.conversation_id = NEW.conversation_id AND p.seq = NEW.parent_seq) THEN "
+        "SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 1452, MESSAGE_TEXT = "
+        "'Cannot add or update a child row: a foreign key constraint fails "
+        "(CONSTRAINT `fk_messages_parent`)'; END IF; END"
+    )
+
+    def parent_guard_ddl(self) -> list[str]:
+        return [self._PARENT_GUARD.format(event=event) for event in ("INSERT", "UPDATE")]
+
+    def drop_parent_guard_ddl(self) -> list[str]:
+        return [f"DROP TRIGGER IF EXISTS trg_messages_parent_{e}" for e in ("INSERT", "UPDATE")]
+
     _TRANSIENT: ClassVar[frozenset[int]] = frozenset(
         {
             1205,  # lock wait timeout (rolls back only the statement: we re-run the transaction)

@@ -15,9 +15,11 @@ from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -143,19 +145,59 @@ class ConversationRow(Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The ``seq`` of the active leaf, the end of the path the next reply continues (NULL
+    #: before the first message). Moved by every append, in its transaction, and by switches.
+    active_leaf_seq: Mapped[int | None] = mapped_column(Integer)
+    #: How many messages the active path holds (root to active leaf).
+    path_length: Mapped[int] = mapped_column(Integer)
+    #: Provenance of a fork: the conversation and message it was forked from. Plain ids, no
+    #: foreign keys: the source may belong to another owner and may be deleted or erased
+    #: later (and a key to ``messages`` would make the two tables a cycle).
+    forked_from_conversation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    forked_from_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
     __table_args__ = (
         CheckConstraint(_in("status", CONVERSATION_STATUSES), name="status"),
         CheckConstraint("message_count >= 0", name="message_count"),
+        CheckConstraint(
+            "path_length >= 0 AND path_length <= message_count"
+            " AND (active_leaf_seq IS NULL) = (message_count = 0)"
+            " AND active_leaf_seq <= message_count",
+            name="active_path",
+        ),
         Index("ix_conversations_owner_activity", "owner_id", "last_activity_at", "id"),
         MYSQL_TABLE_OPTIONS,
     )
 
 
+def _self_foreign_keys(
+    ddl: Any,
+    target: Any,
+    bind: Any,
+    tables: Any = None,
+    state: Any = None,
+    *,
+    dialect: Dialect,
+    compiler: Any = None,
+    checkfirst: bool,
+) -> bool:
+    """``create_all`` emits ``fk_messages_parent`` where a self-referencing foreign key
+    works (not on MariaDB: see ``_backends.Backend.self_foreign_keys``; the migration makes
+    its triggers)."""
+    return dialect.name != "mysql"
+
+
 class MessageRow(Base):
     """One message. Append-only; keyed by ``(conversation_id, seq)``, so rows of one
     conversation are contiguous (clustered on InnoDB) and the table can be sharded by
-    ``conversation_id``."""
+    ``conversation_id``.
+
+    A message is a node of its conversation's tree (docs/trees.md): ``parent_seq`` names its
+    parent in the same conversation (a composite foreign key; on MariaDB, whose cascading
+    deletes cannot follow a chain of self-references, a trigger made by ``_backends``), which
+    always precedes it, so no cycle can exist. ``on_active_path`` is the one mutable column:
+    the conversation's active path materialised, so that its last n messages are one index
+    range; an append or a switch rewrites it for the messages that leave or join the path."""
 
     __tablename__ = "messages"
 
@@ -176,11 +218,30 @@ class MessageRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(REQUEST_ID_MAX))
     idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    parent_seq: Mapped[int | None] = mapped_column(Integer)
+    #: 0 for a root.
+    depth: Mapped[int] = mapped_column(Integer)
+    #: The rank among the children of the parent (the roots, for a root), 0 first.
+    sibling_index: Mapped[int] = mapped_column(Integer)
+    on_active_path: Mapped[bool] = mapped_column(Boolean(create_constraint=False))
 
     __table_args__ = (
         PrimaryKeyConstraint("conversation_id", "seq"),
+        ForeignKeyConstraint(
+            ["conversation_id", "parent_seq"],
+            ["messages.conversation_id", "messages.seq"],
+            name="fk_messages_parent",
+        ).ddl_if(callable_=_self_foreign_keys),
+        Index("ix_messages_parent", "conversation_id", "parent_seq"),
+        Index("ix_messages_active_path", "conversation_id", "on_active_path", "seq"),
         CheckConstraint(_in("role", ROLES), name="role"),
         CheckConstraint("seq >= 1", name="seq"),
+        CheckConstraint(
+            "(parent_seq IS NULL AND depth = 0)"
+            " OR (parent_seq >= 1 AND parent_seq < seq AND depth >= 1 AND depth < seq)",
+            name="parent",
+        ),
+        CheckConstraint("sibling_index >= 0", name="sibling_index"),
         CheckConstraint(
             "input_tokens >= 0 AND output_tokens >= 0 AND latency_ms >= 0 AND cost >= 0",
             name="usage_non_negative",

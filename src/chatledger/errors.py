@@ -79,10 +79,14 @@ def _rebuild(cls: type[ChatledgerError], args: tuple[Any, ...], state: dict[str,
 class NotFoundError(ChatledgerError):
     """The object does not exist, or it exists but is not visible to the acting user."""
 
-    def __init__(self, kind: str, key: object = None) -> None:
-        super().__init__(f"{kind} not found" if key is None else f"{kind} {key} not found")
+    def __init__(self, kind: str, key: object = None, *, field: str | None = None) -> None:
+        found = f"{kind} not found" if key is None else f"{kind} {key} not found"
+        super().__init__(found if field is None else f"{field}: {found}")
         self.kind = kind
         self.key = key
+        #: The input field that named the missing object, when it was not the call's subject
+        #: (``parent_id`` of an append, say).
+        self.field = field
 
 
 class ConflictError(ChatledgerError):

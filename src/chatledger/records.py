@@ -88,12 +88,26 @@ class Conversation:
     metadata: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    #: The ``seq`` of the active leaf: where the next append without a parent continues
+    #: (``None`` before the first message).
+    active_leaf_seq: int | None = None
+    #: How many messages the active path holds (``message_count`` counts every branch).
+    path_length: int = 0
+    #: For a fork: the conversation and the message it was forked from.
+    forked_from_conversation_id: uuid.UUID | None = None
+    forked_from_message_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message of a conversation. ``seq`` numbers a conversation's messages 1, 2, 3, …
-    without gaps, in the order they were appended."""
+    without gaps, in the order they were appended.
+
+    A message is a node of the conversation's tree (see docs/trees.md): ``parent_seq`` is the
+    ``seq`` of its parent (``None`` for a root), ``depth`` its distance from the root (0 for a
+    root), ``sibling_index`` its rank among its parent's children (0 first: "2 / 3" is
+    ``sibling_index + 1`` of the sibling count), and ``on_active_path`` whether it was on the
+    conversation's active path when it was read."""
 
     id: uuid.UUID
     conversation_id: uuid.UUID
@@ -110,6 +124,10 @@ class Message:
     request_id: str | None
     idempotency_key: str | None
     created_at: datetime
+    parent_seq: int | None = None
+    depth: int = 0
+    sibling_index: int = 0
+    on_active_path: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,14 @@ The command line (``chatledger copy | export | import``) is a thin layer over th
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import os
 import sqlite3
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -488,8 +490,10 @@ def export_data(
     "exported_at", "scope", "tables": {table: [row, ...]}}`` holding every column (ids, times
     and decimals as strings), written row by row; ``jsonl`` is the same as one header line and
     then one ``{"table": ..., "row": ...}`` line per row; both are lossless and
-    :func:`import_data` reads them back. ``markdown`` is a readable transcript of the
-    conversations. A user's export leaves out the audit log (it belongs to the whole database)
+    :func:`import_data` reads them back (message trees included: parents, sibling order, the
+    active path). ``markdown`` is a readable transcript of each conversation's active path,
+    each message with other versions marked ("version 2 / 3") and the messages on other
+    branches counted. A user's export leaves out the audit log (it belongs to the whole database)
     and ratings by other users; a conversation's holds its owner, its messages, their citations
     with the cited knowledge chunks, and the owner's ratings. Rows are read ``batch_size`` at a
     time, so memory stays flat whatever the size of the database, all from one snapshot (one
@@ -561,14 +565,30 @@ def _markdown(
     for chat in _rows(conn, conversations, scope, batch):
         title = chat["title"] or "Untitled conversation"
         out.write(f"# {title}\n\n")
+        only: _ops.Scope = ("conversation", chat["id"])
+        # The active path, and how many children each message has (for "version 2 / 3").
+        path: list[dict[str, Any]] = []
+        children: dict[int | None, int] = {}
+        for message in _rows(conn, messages, only, batch):
+            children[message["parent_seq"]] = children.get(message["parent_seq"], 0) + 1
+            if message["on_active_path"]:
+                path.append(message)
         out.write(
             f"- conversation: `{chat['id']}`\n- owner: `{chat['owner_id']}`\n"
             f"- created: {chat['created_at'].isoformat()}\n- status: {chat['status']}\n"
-            f"- messages: {chat['message_count']}\n\n"
+            f"- messages: {chat['message_count']}\n"
         )
-        only: _ops.Scope = ("conversation", chat["id"])
-        for message in _rows(conn, messages, only, batch):
+        if len(path) < chat["message_count"]:
+            out.write(
+                f"- active path: {len(path)} messages; "
+                f"{chat['message_count'] - len(path)} more on other branches\n"
+            )
+        out.write("\n")
+        for message in path:
             details = [message["created_at"].isoformat()]
+            versions = children.get(message["parent_seq"], 1)
+            if versions > 1:
+                details.append(f"version {message['sibling_index'] + 1} / {versions}")
             if message["model"]:
                 details.append(message["model"])
             if message["input_tokens"] is not None or message["output_tokens"] is not None:
@@ -595,6 +615,9 @@ class ImportReport:
     format: str
     inserted: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: What the source held that has no place in chatledger, by kind (a ChatGPT export's
+    #: ``images``, ``files``, ``thoughts``): counted, not imported.
+    not_imported: dict[str, int] = field(default_factory=dict)
 
     def add(self, table: str, inserted: int, skipped: int) -> None:
         """Count rows of ``table``."""
@@ -614,6 +637,8 @@ class ImportReport:
 
 def _is_jsonl(name: str) -> bool:
     """Whether the file starts with a chatledger JSON-lines header (a short first line)."""
+    if zipfile.is_zipfile(name):
+        return False
     with open(name, encoding="utf-8") as stream:
         first = stream.readline(_HEADER_MAX)
     try:
@@ -664,7 +689,13 @@ def _detect(name: str, document: Any) -> ImportFormat:
     )
 
 
+#: The file of a ChatGPT export ZIP that holds the conversations.
+_CHATGPT_MEMBER: Final = "conversations.json"
+
+
 def _load(name: str) -> Any:
+    if zipfile.is_zipfile(name):
+        return _load_zip(name)
     try:
         with open(name, encoding="utf-8") as stream:
             return json.load(stream)
@@ -672,6 +703,24 @@ def _load(name: str) -> Any:
         raise ValidationError(name, f"is not valid JSON: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ValidationError(name, f"is not UTF-8 text: {exc}") from None
+
+
+def _load_zip(name: str) -> Any:
+    """The ``conversations.json`` of a ChatGPT export ZIP (read in place)."""
+    with zipfile.ZipFile(name) as archive:
+        members = [
+            member for member in archive.namelist() if member.rsplit("/", 1)[-1] == _CHATGPT_MEMBER
+        ]
+        if not members:
+            raise ValidationError(name, f"is a ZIP without {_CHATGPT_MEMBER}")
+        member = min(members, key=len)
+        try:
+            with archive.open(member) as raw:
+                return json.load(io.TextIOWrapper(raw, encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"{name}:{member}", f"is not valid JSON: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"{name}:{member}", f"is not UTF-8 text: {exc}") from None
 
 
 def _records(name: str, document: Any, key: str) -> list[Any]:
@@ -696,9 +745,12 @@ def import_data(
     - ``chatledger`` / ``chatledger-jsonl``: :func:`export_data`'s output, row for row (ids,
       sequence numbers, times, costs, metadata and all); rows whose primary key exists are
       skipped. The audit chain's head moves forward only. One transaction per table batch.
-    - ``chatgpt``: a ChatGPT export's ``conversations.json``, imported for ``user`` (an id or
-      an external id; a new external id creates the user). One transaction per conversation.
-      A conversation imported before gets the messages it has grown by since.
+    - ``chatgpt``: a ChatGPT export's ``conversations.json`` (or the export ZIP itself),
+      imported for ``user`` (an id or an external id; a new external id creates the user),
+      every branch of each conversation's tree, the active leaf at ``current_node``. One
+      transaction per conversation. A conversation imported before gets the messages it has
+      grown by since. Images, attached files and "thoughts" are counted in
+      ``report.not_imported``, not imported.
     - ``visitors``, ``feedback``: files of the visitor-registry apps. One transaction per file.
 
     Ids are deterministic, so a second import of the same file inserts nothing. Invalid input
@@ -753,7 +805,13 @@ def import_data(
         inserted, skipped = _write(ledger, importers.insert_feedback, rows)
         report.add("product_feedback", inserted, skipped)
         tick("product_feedback", len(records), len(records))
-    logger.info("imported %s: %s inserted, %s skipped", name, report.inserted, report.skipped)
+    logger.info(
+        "imported %s: %s inserted, %s skipped, not imported: %s",
+        name,
+        report.inserted,
+        report.skipped,
+        report.not_imported,
+    )
     return report
 
 
@@ -942,4 +1000,6 @@ def _import_chatgpt(
         created, added, known = _write(ledger, importers.insert_conversation, parsed)
         report.add("conversations", int(created), int(not created))
         report.add("messages", added, known)
+        for kind, count in parsed.not_imported.items():
+            report.not_imported[kind] = report.not_imported.get(kind, 0) + count
         progress("conversations", index + 1, len(records))

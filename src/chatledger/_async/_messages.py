@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from .. import _validate as check
 from .._ops import feedback as _feedback
 from .._ops import messages as _messages
-from .._schema import REASON_MAX, ROLES
+from .._ops import trees as _trees
+from .._schema import ROLES
 from .._validate import Id
 from ..records import Message, MessageDetail, Order, Page, Role
+from ._trees import _debit
 
 if TYPE_CHECKING:
     from ._store import _AsyncStore
@@ -43,9 +45,15 @@ class AsyncMessages:
         idempotency_key: str | None = None,
         charge: int | None = None,
         charge_reason: str = "message",
+        parent_id: Id | None = None,
     ) -> Message:
         """Append a message; it gets the conversation's next ``seq``, and the conversation's
         ``message_count`` and ``last_message_at`` move in the same transaction.
+
+        The message becomes the conversation's active leaf (docs/trees.md). Without
+        ``parent_id`` it continues the active leaf; with one, it starts or extends a branch
+        there (the parent must be a message of this conversation), and the active path
+        becomes the parent's path plus the new message.
 
         With an ``idempotency_key`` already used in this conversation, nothing is written and
         the message first stored with it is returned: retries are safe (and charge nothing).
@@ -70,11 +78,11 @@ class AsyncMessages:
             request_id=request_id,
             idempotency_key=idempotency_key,
         )
-        debit = None
-        if charge is not None:
-            debit = (
-                check.token_amount("charge", charge),
-                check.nonblank("charge_reason", charge_reason, REASON_MAX),
+        debit = _debit(charge, charge_reason)
+        if parent_id is not None:
+            parent = check.identifier("parent_id", parent_id)
+            return await self._store._call(
+                _trees.append_under, self._store._owner, key, new, parent, debit, write=True
             )
         # Without a key or a charge, the append's one write is one statement on PostgreSQL.
         single = idempotency_key is None and debit is None
@@ -116,8 +124,9 @@ class AsyncMessages:
     async def last(
         self, conversation_id: Id, n: int = 20, *, role: Role | None = None
     ) -> builtins.list[Message]:
-        """The last ``n`` messages (of ``role``), oldest first: the context for the next model
-        call. Reads only those rows, however long the conversation."""
+        """The last ``n`` messages (of ``role``) of the active path, oldest first: the context
+        for the next model call. Reads only those rows (one index range), however long the
+        conversation and however many branches it has."""
         key = check.identifier("conversation_id", conversation_id)
         size = check.page_size("n", n, self._store.limits)
         kind = None if role is None else check.choice("role", role, ROLES)
@@ -133,7 +142,8 @@ class AsyncMessages:
         order: Order = "asc",
         role: Role | None = None,
     ) -> Page[Message]:
-        """A page of the conversation's messages in ``seq`` order (oldest first by default)."""
+        """A page of the conversation's messages in ``seq`` order (oldest first by default),
+        every branch (the audit order; :meth:`AsyncTrees.path` reads the active path)."""
         keys = check.paging(_messages.decode_cursor, after, before, limit, self._store.limits)
         key = check.identifier("conversation_id", conversation_id)
         return await self._store._call(

@@ -24,6 +24,7 @@ from ._feedback import AsyncMessageFeedback
 from ._messages import AsyncMessages
 from ._surveys import AsyncSurveys
 from ._tokens import AsyncTokens
+from ._trees import AsyncTrees
 from ._usage import AsyncUsage
 
 __all__ = ["_AsyncCore", "_AsyncStore", "run_op"]
@@ -86,6 +87,7 @@ class _AsyncStore:
         self._owner = owner
         self.conversations = AsyncConversations(self)
         self.messages = AsyncMessages(self)
+        self.trees = AsyncTrees(self)
         self.feedback = AsyncMessageFeedback(self)
         self.citations = AsyncCitations(self)
         self.usage = AsyncUsage(self)

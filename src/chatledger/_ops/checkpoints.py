@@ -41,6 +41,7 @@ from .._schema import (
 from ..errors import ConflictError, NotFoundError, ValidationError
 from . import conversations as _conversations
 from . import messages as _messages
+from . import trees as _trees
 from ._common import utcnow
 
 __all__ = [
@@ -316,7 +317,12 @@ def _log_messages(
     max_batch: int,
 ) -> int:
     """Append the messages whose id (idempotency key) the conversation does not hold yet, in
-    their order; only those are mapped and validated. Returns how many were appended."""
+    their order; only those are mapped and validated. Returns how many were appended.
+
+    They hang under the last stored message the checkpoint's list holds before them: on a
+    linear run that is the active leaf (a plain continuation); on a fork of a past checkpoint
+    (``update_state``, time travel) it is a message further up, and the new messages become a
+    branch of the conversation there (docs/trees.md), made the active path."""
     if not new.messages or new.prepare is None:
         return 0
     m = messages.c
@@ -332,16 +338,44 @@ def _log_messages(
             ).scalars()
         )
     fresh: list[Any] = []
+    anchor: str | None = None
     for key, message in new.messages:
         if key not in seen:
             seen.add(key)
             fresh.append(message)
+        elif not fresh:
+            anchor = key
     if not fresh:
         return 0
     batch = list(new.prepare(fresh))
-    for start in range(0, len(batch), max_batch):
-        _messages.append_many(conn, owner, conversation_id, batch[start : start + max_batch])
+    if anchor is not None and _forks(conn, conversation_id, anchor):
+        parent = conn.execute(
+            select(m.id).where(m.conversation_id == conversation_id, m.idempotency_key == anchor)
+        ).scalar_one()
+        _trees.append_under(conn, owner, conversation_id, batch[0], parent)
+        batch_rest = batch[1:]
+    else:
+        batch_rest = batch
+    for start in range(0, len(batch_rest), max_batch):
+        _messages.append_many(conn, owner, conversation_id, batch_rest[start : start + max_batch])
     return len(batch)
+
+
+def _forks(conn: Connection, conversation_id: uuid.UUID, anchor: str | None) -> bool:
+    """Whether messages that follow the stored message keyed ``anchor`` branch off the
+    conversation's active leaf instead of continuing it. Without an anchor (the checkpoint
+    holds no stored message before them: a first turn, or messages the app appended to the
+    conversation outside the graph) they continue it."""
+    if anchor is None:
+        return False
+    c, m = conversations.c, messages.c
+    leaf = conn.execute(
+        select(c.active_leaf_seq).where(c.id == conversation_id)
+    ).scalar_one_or_none()
+    seq = conn.execute(
+        select(m.seq).where(m.conversation_id == conversation_id, m.idempotency_key == anchor)
+    ).scalar_one()
+    return bool(seq != leaf)
 
 
 def put(conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, max_batch: int) -> Thread:

@@ -1,9 +1,12 @@
 """Other applications' JSON, turned into chatledger rows, and the operations that write them.
 
 - ChatGPT's ``conversations.json``: each conversation's ``mapping`` is a tree of nodes (edits
-  and regenerations branch it); the visible thread is the path from ``current_node`` up to the
-  root, reversed. Nodes without a message, with no text, or hidden from the conversation
-  (``metadata.is_visually_hidden_from_conversation``, the empty system prompt) are skipped.
+  and regenerations branch it), imported whole as a message tree (docs/trees.md): parents
+  kept, ``seq`` in time order, the active leaf at ``current_node`` (the newest leaf under it).
+  Nodes without a message, with no text, or hidden from the conversation
+  (``metadata.is_visually_hidden_from_conversation``, the empty system prompt) are skipped,
+  their children hung on the nearest kept ancestor. What has no place in a message is counted
+  (:data:`NOT_IMPORTED` kinds): images, attached files, "thoughts" (reasoning).
 - Visitors and feedback files of the visitor-registry apps (seed 000): a list of visitor
   objects (``id``, ``name``, ``agent_type``, ``purpose``, ``visit_time``, ``visit_count``,
   ``answers``) and a list of feedback objects (``id``, ``agent_name``, ``agent_type``,
@@ -17,6 +20,7 @@ same file twice finds every row the second time and writes nothing. Each parser 
 
 from __future__ import annotations
 
+import heapq
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, true, update
 
 from .. import _bulk
 from .._schema import (
@@ -50,6 +54,7 @@ from . import visitors as _visitors
 
 __all__ = [
     "NAMESPACE",
+    "NOT_IMPORTED",
     "ParsedConversation",
     "ParsedVisitor",
     "chatgpt_conversation",
@@ -120,10 +125,17 @@ def _time(where: str, name: str, value: object, default: datetime | None = None)
 
 @dataclass(slots=True)
 class ParsedConversation:
-    """A conversation and its messages, as rows."""
+    """A conversation and its messages, as rows (parents first), and what of the source
+    could not be imported, by kind."""
 
     conversation: dict[str, Any]
     messages: list[dict[str, Any]] = field(default_factory=list)
+    not_imported: dict[str, int] = field(default_factory=dict)
+
+
+#: What a ChatGPT export holds that chatledger messages do not: counted, not imported.
+NOT_IMPORTED: Final = ("images", "files", "thoughts")
+_THOUGHTS: Final = frozenset({"thoughts", "reasoning_recap"})
 
 
 def _parts(content: Mapping[str, Any]) -> str:
@@ -144,39 +156,46 @@ def _object(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _thread(mapping: Mapping[str, Any], current: object, where: str) -> list[Mapping[str, Any]]:
-    """The nodes from the root down to ``current``."""
-    if not isinstance(current, str) or current not in mapping:
-        # No current node: follow the latest branch (last child) down from the root.
-        roots = [key for key, node in mapping.items() if not _object(node).get("parent")]
-        if not roots:
-            raise ValidationError(f"{where}.current_node", "names no node and there is no root")
-        leaf: str = roots[0]
-        children = _object(mapping.get(leaf)).get("children")
-        while isinstance(children, list) and children and children[-1] in mapping:
-            leaf = children[-1]
-            children = _object(mapping.get(leaf)).get("children")
-        current = leaf
-    path: list[Mapping[str, Any]] = []
-    seen: set[str] = set()
-    node_id: object = current
-    while isinstance(node_id, str) and node_id in mapping:
-        if node_id in seen:
-            raise ValidationError(f"{where}.mapping", f"node {node_id!r} is its own ancestor")
-        seen.add(node_id)
-        node = mapping[node_id]
+def _nodes(mapping: Mapping[str, Any], where: str) -> dict[str, Mapping[str, Any]]:
+    nodes: dict[str, Mapping[str, Any]] = {}
+    for node_id, node in mapping.items():
         if not isinstance(node, Mapping):
             raise ValidationError(f"{where}.mapping[{node_id!r}]", "must be an object")
-        path.append(node)
-        node_id = node.get("parent")
-    path.reverse()
-    return path
+        nodes[str(node_id)] = node
+    for node_id in nodes:  # the parent links must end at a root
+        seen: set[str] = set()
+        step: object = node_id
+        while isinstance(step, str) and step in nodes:
+            if step in seen:
+                raise ValidationError(f"{where}.mapping", f"node {step!r} is its own ancestor")
+            seen.add(step)
+            step = nodes[step].get("parent")
+    return nodes
+
+
+def _uncounted(
+    message: Mapping[str, Any], content: Mapping[str, Any], tally: dict[str, int]
+) -> None:
+    """Count what of ``message`` has no place in a chatledger message."""
+    kind = content.get("content_type")
+    if kind in _THOUGHTS:
+        tally["thoughts"] += 1
+    parts = content.get("parts")
+    if isinstance(parts, list):
+        tally["images"] += sum(
+            1
+            for part in parts
+            if isinstance(part, Mapping) and "image" in str(part.get("content_type", ""))
+        )
+    attachments = _object(message.get("metadata")).get("attachments")
+    if isinstance(attachments, list):
+        tally["files"] += len(attachments)
 
 
 def chatgpt_conversation(
     doc: object, index: int, owner: uuid.UUID, limits: Limits
 ) -> ParsedConversation:
-    """One conversation of a ChatGPT ``conversations.json``, for ``owner``."""
+    """One conversation of a ChatGPT ``conversations.json``, for ``owner``: the whole tree."""
     where = f"conversation {index}"
     if not isinstance(doc, Mapping):
         raise ValidationError(where, f"must be an object, not {type(doc).__name__}")
@@ -187,64 +206,48 @@ def chatgpt_conversation(
     mapping = doc.get("mapping")
     if not isinstance(mapping, Mapping):
         raise ValidationError(f"{where}.mapping", "must be an object of nodes")
+    nodes = _nodes(mapping, where)
     title = _text(where, "title", doc.get("title"), TITLE_MAX)
     created = _time(where, "create_time", doc.get("create_time"))
     conversation_id = uuid.uuid5(NAMESPACE, f"chatgpt:{owner}:{source_id}")
-    rows: list[dict[str, Any]] = []
-    for node in _thread(mapping, doc.get("current_node"), where):
-        message = node.get("message")
-        if not isinstance(message, Mapping):
-            continue
-        node_where = f"{where}, message {message.get('id') or node.get('id')!r}"
-        author = _object(message.get("author"))
-        role = _ROLES.get(str(author.get("role")))
-        if role is None:
-            raise ValidationError(
-                f"{node_where}.author.role", f"unknown role {author.get('role')!r}"
-            )
-        meta = _object(message.get("metadata"))
-        content = _object(message.get("content"))
-        text = _parts(content)
-        if not text.strip() or meta.get("is_visually_hidden_from_conversation"):
-            continue
-        if "\x00" in text:
-            raise ValidationError(f"{node_where}.content", "contains a NUL character")
-        if len(text) > limits.max_content_chars:
-            raise ValidationError(
-                f"{node_where}.content",
-                f"{len(text):,} characters exceeds the limit of {limits.max_content_chars:,}",
-                limit=limits.max_content_chars,
-            )
-        model = _text(node_where, "metadata.model_slug", meta.get("model_slug"), MODEL_MAX)
-        extra: dict[str, Any] = {"chatgpt_id": message.get("id") or node.get("id")}
-        if content.get("content_type") not in (None, "text"):
-            extra["content_type"] = content.get("content_type")
-        if author.get("name"):
-            extra["author_name"] = author.get("name")
-        moment = _time(node_where, "create_time", message.get("create_time"), default=created)
-        if rows and moment < rows[-1]["created_at"]:
-            moment = rows[-1]["created_at"]  # keep the thread's times in order
-        rows.append(
-            {
-                "conversation_id": conversation_id,
-                "seq": len(rows) + 1,
-                "id": uuid.uuid5(NAMESPACE, f"chatgpt:{owner}:{source_id}:{extra['chatgpt_id']}"),
-                "role": role,
-                "content": text,
-                "intent": None,
-                "metadata": extra,
-                "model": model,
-                "input_tokens": None,
-                "output_tokens": None,
-                "cost": None,
-                "latency_ms": None,
-                "request_id": None,
-                "idempotency_key": None,
-                "created_at": moment,
-            }
-        )
+    tally = dict.fromkeys(NOT_IMPORTED, 0)
+    kept: dict[str, dict[str, Any]] = {}
+    for node_id, node in nodes.items():
+        row = _message_row(node, node_id, where, owner, source_id, created, limits, tally)
+        if row is not None:
+            row["conversation_id"] = conversation_id
+            kept[node_id] = row
+
+    # The nearest kept ancestor of each node (skipped nodes pass their children up).
+    def kept_parent(node_id: str) -> str | None:
+        step = nodes[node_id].get("parent")
+        while isinstance(step, str) and step in nodes and step not in kept:
+            step = nodes[step].get("parent")
+        return step if isinstance(step, str) and step in kept else None
+
+    parents = {node_id: kept_parent(node_id) for node_id in kept}
+    ordered = _in_time_order(kept, parents)
+    seqs: dict[str, int] = {}
+    children: dict[str | None, int] = {}
+    for node_id in ordered:
+        row, parent = kept[node_id], parents[node_id]
+        seqs[node_id] = row["seq"] = len(seqs) + 1
+        row["parent_seq"] = None if parent is None else seqs[parent]
+        row["depth"] = 0 if parent is None else kept[parent]["depth"] + 1
+        row["sibling_index"] = children.get(parent, 0)
+        children[parent] = row["sibling_index"] + 1
+        row["on_active_path"] = False
+        if parent is not None and row["created_at"] < kept[parent]["created_at"]:
+            row["created_at"] = kept[parent]["created_at"]  # a reply never precedes its parent
+    leaf = _active_leaf(doc.get("current_node"), nodes, kept, parents, ordered, kept_parent)
+    step = leaf
+    while step is not None:
+        kept[step]["on_active_path"] = True
+        step = parents[step]
+    rows = [kept[node_id] for node_id in ordered]
+    path_length = sum(1 for row in rows if row["on_active_path"])
     updated = _time(where, "update_time", doc.get("update_time"), default=created)
-    last = rows[-1]["created_at"] if rows else None
+    last = max((row["created_at"] for row in rows), default=None)
     conversation = {
         "id": conversation_id,
         "owner_id": owner,
@@ -258,8 +261,113 @@ def chatgpt_conversation(
         "metadata": {"source": "chatgpt", "chatgpt_id": source_id},
         "created_at": created,
         "updated_at": max(updated, last or created),
+        "active_leaf_seq": None if leaf is None else seqs[leaf],
+        "path_length": path_length,
+        "forked_from_conversation_id": None,
+        "forked_from_message_id": None,
     }
-    return ParsedConversation(conversation, rows)
+    return ParsedConversation(conversation, rows, {k: v for k, v in tally.items() if v})
+
+
+def _message_row(
+    node: Mapping[str, Any],
+    node_id: str,
+    where: str,
+    owner: uuid.UUID,
+    source_id: str,
+    created: datetime,
+    limits: Limits,
+    tally: dict[str, int],
+) -> dict[str, Any] | None:
+    """The message row of one node, or ``None`` for a node that is skipped."""
+    message = node.get("message")
+    if not isinstance(message, Mapping):
+        return None
+    node_where = f"{where}, message {message.get('id') or node_id!r}"
+    author = _object(message.get("author"))
+    role = _ROLES.get(str(author.get("role")))
+    if role is None:
+        raise ValidationError(f"{node_where}.author.role", f"unknown role {author.get('role')!r}")
+    meta = _object(message.get("metadata"))
+    content = _object(message.get("content"))
+    _uncounted(message, content, tally)
+    if content.get("content_type") in _THOUGHTS:
+        return None
+    text = _parts(content)
+    if not text.strip() or meta.get("is_visually_hidden_from_conversation"):
+        return None
+    if "\x00" in text:
+        raise ValidationError(f"{node_where}.content", "contains a NUL character")
+    if len(text) > limits.max_content_chars:
+        raise ValidationError(
+            f"{node_where}.content",
+            f"{len(text):,} characters exceeds the limit of {limits.max_content_chars:,}",
+            limit=limits.max_content_chars,
+        )
+    model = _text(node_where, "metadata.model_slug", meta.get("model_slug"), MODEL_MAX)
+    extra: dict[str, Any] = {"chatgpt_id": message.get("id") or node_id}
+    if content.get("content_type") not in (None, "text"):
+        extra["content_type"] = content.get("content_type")
+    if author.get("name"):
+        extra["author_name"] = author.get("name")
+    return {
+        "id": uuid.uuid5(NAMESPACE, f"chatgpt:{owner}:{source_id}:{extra['chatgpt_id']}"),
+        "role": role,
+        "content": text,
+        "intent": None,
+        "metadata": extra,
+        "model": model,
+        "input_tokens": None,
+        "output_tokens": None,
+        "cost": None,
+        "latency_ms": None,
+        "request_id": None,
+        "idempotency_key": None,
+        "created_at": _time(node_where, "create_time", message.get("create_time"), default=created),
+    }
+
+
+def _in_time_order(
+    kept: Mapping[str, Mapping[str, Any]], parents: Mapping[str, str | None]
+) -> list[str]:
+    """The kept nodes in time order, each after its parent (the append order a chat app
+    would have produced)."""
+    waiting: dict[str | None, list[str]] = {}
+    for node_id, parent in parents.items():
+        waiting.setdefault(parent, []).append(node_id)
+    ready = [(kept[n]["created_at"], n) for n in waiting.get(None, [])]
+    heapq.heapify(ready)
+    ordered: list[str] = []
+    while ready:
+        _, node_id = heapq.heappop(ready)
+        ordered.append(node_id)
+        for child in waiting.get(node_id, []):
+            heapq.heappush(ready, (kept[child]["created_at"], child))
+    return ordered
+
+
+def _active_leaf(
+    current: object,
+    nodes: Mapping[str, Mapping[str, Any]],
+    kept: Mapping[str, Mapping[str, Any]],
+    parents: Mapping[str, str | None],
+    ordered: list[str],
+    kept_parent: Any,
+) -> str | None:
+    """The kept node ``current_node`` names (or its nearest kept ancestor), then the newest
+    leaf under it; without a usable ``current_node``, the newest leaf."""
+    if not ordered:
+        return None
+    start: str | None = None
+    if isinstance(current, str) and current in nodes:
+        start = current if current in kept else kept_parent(current)
+    if start is None:
+        return ordered[-1]  # the newest message: a leaf (nothing can come after it)
+    below = {start}
+    for node_id in ordered:  # parents come first
+        if parents[node_id] in below:
+            below.add(node_id)
+    return max(below, key=lambda node_id: kept[node_id]["seq"])
 
 
 def insert_conversation(conn: Connection, parsed: ParsedConversation) -> tuple[bool, int, int]:
@@ -267,9 +375,9 @@ def insert_conversation(conn: Connection, parsed: ParsedConversation) -> tuple[b
     skipped).
 
     A new conversation is inserted with its messages. One imported before gets the messages
-    its thread has grown by since (a later export of the same chat), under the conversation's
-    row lock, with its counters moved; if its stored messages are not the start of the thread
-    (another branch was chosen in ChatGPT since), it is left as it is."""
+    its tree has grown by since (a later export of the same chat), under the conversation's
+    row lock, with its counters and active path moved; if its stored messages are not the
+    start of the tree's time order, it is left as it is."""
     inserted, _ = transfer.insert_missing(conn, conversations, [parsed.conversation])
     if inserted:
         _bulk.bulk_insert(conn, messages, parsed.messages)
@@ -283,16 +391,31 @@ def insert_conversation(conn: Connection, parsed: ParsedConversation) -> tuple[b
         ).scalars()
     )
     thread = [row["id"] for row in parsed.messages]
-    if len(thread) <= len(stored) or thread[: len(stored)] != stored:
+    if not thread or len(thread) < len(stored) or thread[: len(stored)] != stored:
         return False, 0, len(parsed.messages)
     tail = parsed.messages[len(stored) :]
-    _bulk.bulk_insert(conn, messages, tail)
-    last = tail[-1]["created_at"]
+    path = [row["seq"] for row in parsed.messages if row["on_active_path"]]
+    m = messages.c
+    conn.execute(
+        update(messages)
+        .where(m.conversation_id == key, m.on_active_path == true(), m.seq.not_in(path))
+        .values(on_active_path=False)
+    )
+    conn.execute(
+        update(messages)
+        .where(m.conversation_id == key, m.seq.in_(path))
+        .values(on_active_path=True)
+    )
+    if tail:
+        _bulk.bulk_insert(conn, messages, tail)
+    last = max(row["created_at"] for row in parsed.messages)
     conn.execute(
         update(conversations)
         .where(c.id == key)
         .values(
             message_count=len(thread),
+            active_leaf_seq=parsed.conversation["active_leaf_seq"],
+            path_length=parsed.conversation["path_length"],
             last_message_at=last,
             last_activity_at=last,
             updated_at=parsed.conversation["updated_at"],

@@ -1,4 +1,5 @@
-"""What the framework integrations see of a conversation: its messages minus hidden ranges.
+"""What the framework integrations see of a conversation: its active path (docs/trees.md)
+minus hidden ranges.
 
 chatledger messages are append-only: ``seq`` is gap-free, counts and usage totals are exact.
 LangChain's ``clear()`` and LlamaIndex's deletes therefore do not delete messages: they hide a
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import Connection, Integer, Select, bindparam, exists, func, select
+from sqlalchemy import Connection, Integer, Select, bindparam, exists, func, select, true
 
 from .. import _ids
 from .._schema import conversations, graph_threads, hidden_messages, messages
@@ -52,7 +53,9 @@ def _hidden() -> Any:
 @cache
 def _visible(newest_first: bool, limited: bool) -> Select[Any]:
     m = messages.c
-    query = select(*_COLUMNS).where(m.conversation_id == bindparam("b_cid"), ~_hidden())
+    query = select(*_COLUMNS).where(
+        m.conversation_id == bindparam("b_cid"), m.on_active_path == true(), ~_hidden()
+    )
     query = query.order_by(m.seq.desc() if newest_first else m.seq.asc())
     if limited:
         query = query.limit(bindparam("b_n", type_=Integer()))
@@ -62,8 +65,8 @@ def _visible(newest_first: bool, limited: bool) -> Select[Any]:
 def visible(
     conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID, last: int | None
 ) -> list[Message]:
-    """The conversation's visible messages, oldest first; only the ``last`` ones if given (an
-    index range scan from the end, never the whole conversation)."""
+    """The visible messages of the conversation's active path, oldest first; only the
+    ``last`` ones if given (an index range scan from the end, never the whole conversation)."""
     _messages.require_conversation(conn, owner, conversation_id)
     params: dict[str, Any] = {"b_cid": conversation_id}
     if last is None:
@@ -74,13 +77,13 @@ def visible(
 
 
 def visible_count(conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID) -> int:
-    """How many messages of the conversation are visible."""
+    """How many messages of the conversation's active path are visible."""
     _messages.require_conversation(conn, owner, conversation_id)
     m = messages.c
     query = (
         select(func.count())
         .select_from(messages)
-        .where(m.conversation_id == conversation_id, ~_hidden())
+        .where(m.conversation_id == conversation_id, m.on_active_path == true(), ~_hidden())
     )
     return int(conn.execute(query).scalar_one())
 

@@ -4,6 +4,11 @@ An append is one transaction that bumps the conversation's ``message_count`` (ta
 lock, which serialises appends to one conversation), uses the new count as the message's
 ``seq`` and inserts the message. So ``seq`` is gap-free and ``message_count`` always equals the
 number of messages, under any concurrency, on every backend.
+
+Messages form a tree (docs/trees.md). An append without a parent continues the active leaf:
+its bump matches only while the active leaf is the newest message (the common case, then the
+parent is ``seq - 1``) or equals the leaf read just before (after a switch), and moves the
+leaf in the same statement. Appends with a parent are in :mod:`.trees`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    or_,
     select,
+    true,
     update,
 )
 
@@ -45,24 +52,31 @@ from .._schema import (
     messages,
 )
 from .._types import UTCDateTime
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, NotFoundError, TransientError, ValidationError
 from ..records import Message, Order, Page
 from . import tokens
 from ._common import from_row, keyset_query, page_of, record_columns, record_values, utcnow
 
 __all__ = [
+    "APPENDABLE",
     "NewMessage",
     "append",
     "append_many",
+    "bump_under",
+    "charge_for",
     "count",
+    "existing",
     "get",
+    "insert_batch",
+    "insert_one",
     "last",
     "page",
     "prepare",
     "prepare_many",
+    "stored",
 ]
 
-_APPENDABLE: Final = ("active", "archived")
+APPENDABLE: Final = ("active", "archived")
 _COLUMNS: Final = record_columns(messages, Message)
 _KIND: Final = "messages"
 
@@ -176,67 +190,110 @@ def prepare_many(limits: check.Limits, batch: object) -> list[NewMessage]:
     return prepared
 
 
-def _bump(returning: bool, scoped: bool) -> Any:
-    """``UPDATE conversations`` that counts one more message and moves the activity time
-    forward (never backward: ``created_at`` is the caller's clock, ``seq`` is the order)."""
+def _bump(returning: bool, scoped: bool, leaf: str = "newest") -> Any:
+    """``UPDATE conversations`` that counts one more message, makes it the active leaf and
+    moves the activity time forward (never backward: ``created_at`` is the caller's clock,
+    ``seq`` is the order).
+
+    ``leaf`` says where the new message hangs: ``"newest"`` (under the active leaf while it is
+    the newest message: its parent is ``seq - 1``), ``"given"`` (under the active leaf while
+    it is still ``b_leaf``, read before) or ``"parent"`` (an append with a parent: the path
+    becomes ``b_depth + 1`` long). Returns the new ``message_count`` and ``path_length``."""
     c = conversations.c
     now = bindparam("b_now", type_=UTCDateTime())
     # The statuses are rendered into the SQL: an expanding IN parameter costs post-compile
     # work on every append.
-    appendable = c.status.in_([literal_column(f"'{status}'") for status in _APPENDABLE])
+    appendable = c.status.in_([literal_column(f"'{status}'") for status in APPENDABLE])
     stmt = update(conversations).where(c.id == bindparam("b_cid"), appendable)
     if scoped:
         stmt = stmt.where(c.owner_id == bindparam("b_owner"))
+    path_length: Any = c.path_length + 1
+    if leaf == "newest":
+        stmt = stmt.where(or_(c.active_leaf_seq == c.message_count, c.active_leaf_seq.is_(None)))
+    elif leaf == "given":
+        stmt = stmt.where(c.active_leaf_seq == bindparam("b_leaf", type_=Integer()))
+    else:
+        path_length = bindparam("b_depth", type_=Integer()) + 1
     count_value: Any = c.message_count + 1
     if not returning:
         # MariaDB has no UPDATE ... RETURNING: LAST_INSERT_ID(expr) hands the new count back in
         # the statement's OK packet (cursor.lastrowid), without another round trip.
         count_value = func.last_insert_id(count_value)
-    stmt = stmt.values(
-        message_count=count_value,
-        last_message_at=case(
-            (c.last_message_at.is_(None) | (c.last_message_at < now), now),
-            else_=c.last_message_at,
+    # Ordered: MariaDB evaluates SET left to right with the values already assigned, the
+    # others with the old row; reading message_count before assigning it agrees on both.
+    stmt = stmt.ordered_values(
+        (c.active_leaf_seq, c.message_count + 1),
+        (c.path_length, path_length),
+        (c.message_count, count_value),
+        (
+            c.last_message_at,
+            case(
+                (c.last_message_at.is_(None) | (c.last_message_at < now), now),
+                else_=c.last_message_at,
+            ),
         ),
-        last_activity_at=case((c.last_activity_at < now, now), else_=c.last_activity_at),
-        updated_at=now,
+        (c.last_activity_at, case((c.last_activity_at < now, now), else_=c.last_activity_at)),
+        (c.updated_at, now),
     )
-    return stmt.returning(c.message_count) if returning else stmt
+    return stmt.returning(c.message_count, c.path_length) if returning else stmt
 
 
-_BUMP: Final = {(r, s): Prepared(_bump(r, s)) for r in (True, False) for s in (True, False)}
+_BUMP: Final = {
+    (r, s, leaf): Prepared(_bump(r, s, leaf))
+    for r in (True, False)
+    for s in (True, False)
+    for leaf in ("newest", "given", "parent")
+}
 
 
-def _bump_and_insert(scoped: bool) -> Any:
+def _bump_and_insert(scoped: bool, leaf: str) -> Any:
     """The append in one statement, where the database has writable CTEs (PostgreSQL):
-    ``WITH bump AS (UPDATE conversations ... RETURNING message_count) INSERT INTO messages
-    ... SELECT ..., bump.message_count, ... FROM bump RETURNING seq``. No conversation row
-    matched: nothing is inserted and no row comes back."""
-    bump = _bump(True, scoped).cte("bump")
+    ``WITH bump AS (UPDATE conversations ... RETURNING message_count, path_length) INSERT
+    INTO messages ... SELECT ..., bump.message_count, ... FROM bump RETURNING seq, ...``. No
+    conversation row matched: nothing is inserted and no row comes back."""
+    bump = _bump(True, scoped, leaf).cte("bump")
+    parent: Any = (
+        func.nullif(bump.c.message_count - 1, 0)
+        if leaf == "newest"
+        else bindparam("b_leaf", type_=Integer())
+    )
+    computed = {
+        "seq": bump.c.message_count,
+        "parent_seq": parent,
+        "depth": bump.c.path_length - 1,
+    }
     row = [
-        bump.c.message_count
-        if column.name == "seq"
+        computed[column.name]
+        if column.name in computed
         else bindparam(
             "b_cid" if column.name == "conversation_id" else f"m_{column.name}",
             type_=column.type,
         )
         for column in _COLUMNS
     ]
+    m = messages.c
     return (
         messages.insert()
         .from_select([column.name for column in _COLUMNS], select(*row).select_from(bump))
-        .returning(messages.c.seq)
+        .returning(m.seq, m.parent_seq, m.depth)
     )
 
 
-_BUMP_INSERT: Final = {scoped: Prepared(_bump_and_insert(scoped)) for scoped in (True, False)}
+_BUMP_INSERT: Final = {
+    (scoped, leaf): Prepared(_bump_and_insert(scoped, leaf))
+    for scoped in (True, False)
+    for leaf in ("newest", "given")
+}
 
-# After a lost race on an idempotency key: undo the bump. Runs under the row lock.
+# After a lost race on an idempotency key: undo the bump of an append under the active leaf
+# (the leaf goes back to the parent, the path one shorter). Runs under the row lock.
 _UNBUMP: Final = (
     update(conversations)
     .where(conversations.c.id == bindparam("b_cid"))
     .values(
         message_count=conversations.c.message_count - 1,
+        active_leaf_seq=bindparam("b_leaf", type_=Integer()),
+        path_length=conversations.c.path_length - 1,
         last_message_at=(
             select(func.max(messages.c.created_at))
             .where(messages.c.conversation_id == bindparam("b_cid"))
@@ -251,8 +308,29 @@ _UNBUMP: Final = (
     )
 )
 _INSERT: Final = messages.insert()
+
+
+def _insert_reading_depth() -> Any:
+    """The insert where the bump returned no path length (MariaDB): the depth is the
+    conversation's new path length less one, read by the insert from the row it locked."""
+    c = conversations.c
+    depth = (
+        select(c.path_length - 1)
+        .where(c.id == bindparam("conversation_id", type_=c.id.type))
+        .scalar_subquery()
+    )
+    values = {
+        column.name: bindparam(column.name, type_=column.type)
+        for column in messages.columns
+        if column.name != "depth"
+    }
+    return messages.insert().values(depth=depth, **values)
+
+
 #: Every column, bound by name: the append's insert, run on the driver's cursor.
 _INSERT_ONE: Final = Prepared(_INSERT)
+#: MariaDB's append insert: it reads the depth and hands it back (``INSERT ... RETURNING``).
+_INSERT_READING_DEPTH: Final = Prepared(_insert_reading_depth().returning(messages.c.depth))
 
 
 def _owned(scoped: bool) -> Any:
@@ -288,8 +366,11 @@ def _select(scoped: bool, role: bool, by_key: bool = False) -> Select[Any]:
 
 @cache
 def _last(scoped: bool, role: bool) -> Select[Any]:
+    # The active path is one range of ix_messages_active_path, in seq order (a parent always
+    # precedes its child, so the path's seq order is its root-to-leaf order).
     return (
         _select(scoped, role)
+        .where(messages.c.on_active_path == true())
         .order_by(messages.c.seq.desc())
         .limit(bindparam("b_n", type_=Integer()))
     )
@@ -317,7 +398,7 @@ def _params(owner: uuid.UUID | None, conversation_id: uuid.UUID) -> dict[str, An
 _BY_KEY: Final = {scoped: Prepared(_select(scoped, False, True)) for scoped in (True, False)}
 
 
-def _existing(
+def existing(
     conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID, key: str
 ) -> Message | None:
     params = _params(owner, conversation_id)
@@ -337,16 +418,26 @@ def require_conversation(
         raise NotFoundError("conversation", conversation_id)
 
 
-def _refusal(conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID) -> Exception:
-    """Why an append matched no conversation row: missing (or not owner's), or its status."""
+def _leaf_or_refusal(conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID) -> int:
+    """Why an append's bump matched no conversation row: missing (or not owner's), its
+    status, or an active leaf that is not the newest message (then its ``seq`` is returned,
+    for the bump that continues it)."""
     c = conversations.c
-    query = select(c.status).where(c.id == conversation_id)
+    query = select(c.status, c.active_leaf_seq).where(c.id == conversation_id)
     if owner is not None:
         query = query.where(c.owner_id == owner)
-    status = conn.execute(query).scalar()
-    if status is None:
-        return NotFoundError("conversation", conversation_id)
-    return ConflictError(f"cannot append to a {status} conversation", field="status")
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFoundError("conversation", conversation_id)
+    status, leaf = row
+    if status not in APPENDABLE:
+        raise ConflictError(f"cannot append to a {status} conversation", field="status")
+    return int(leaf)
+
+
+#: Bumps lost to concurrent switches before an append gives up (each loss means another
+#: transaction moved the active leaf between our read and our bump).
+_LEAF_ATTEMPTS: Final = 100
 
 
 def append(
@@ -356,47 +447,100 @@ def append(
     new: NewMessage,
     charge: tuple[int, str] | None = None,
 ) -> Message:
-    """Append ``new`` to the conversation; with an idempotency key already used there, return
-    the message it stored instead and write nothing. With ``charge=(amount, reason)``, debit
-    the conversation's owner in the same transaction (nothing is written if the balance does
-    not cover it)."""
+    """Append ``new`` to the conversation, under its active leaf; with an idempotency key
+    already used there, return the message it stored instead and write nothing. With
+    ``charge=(amount, reason)``, debit the conversation's owner in the same transaction
+    (nothing is written if the balance does not cover it)."""
     key = new.idempotency_key
-    if key is not None and (found := _existing(conn, owner, conversation_id, key)) is not None:
+    if key is not None and (found := existing(conn, owner, conversation_id, key)) is not None:
         return found
     backend = backend_of(conn)
     now = utcnow()
     params = _params(owner, conversation_id)
     params["b_now"] = now
+    scoped = owner is not None
     if key is None and backend.writable_cte:
-        message = _stored(new, conversation_id, 0, now)
+        message = stored(new, conversation_id, 0, now)
         values = record_values(message)
-        del values["conversation_id"], values["seq"]
+        for name in ("conversation_id", "seq", "parent_seq", "depth"):
+            del values[name]
         params.update({f"m_{name}": value for name, value in values.items()})
-        seq = _BUMP_INSERT[owner is not None].first_value(conn, params)
-        if seq is None:
-            raise _refusal(conn, owner, conversation_id)
-        message = _with_seq(message, seq)
-        _charge(conn, owner, conversation_id, message, charge)
-        return message
-    bump = _BUMP[backend.update_returning, owner is not None]
-    if backend.update_returning:
-        seq = bump.first_value(conn, params)
-    else:
-        rowcount, lastrowid = bump.execute_lastrowid(conn, params)
-        seq = lastrowid if rowcount == 1 else None
-    if seq is None:
-        raise _refusal(conn, owner, conversation_id)
-    if key is not None and (found := _existing(conn, owner, conversation_id, key)) is not None:
+        leaf = "newest"
+        for _ in range(_LEAF_ATTEMPTS):
+            rows = _BUMP_INSERT[scoped, leaf].rows(conn, params)
+            if rows:
+                seq, parent_seq, depth = rows[0]
+                message = _placed(message, seq, parent_seq, depth)
+                charge_for(conn, owner, conversation_id, message, charge)
+                return message
+            params["b_leaf"] = _leaf_or_refusal(conn, owner, conversation_id)
+            leaf = "given"
+        raise TransientError("the active leaf kept moving under the append")
+    seq, depth, parent_seq = _bump_linear(conn, backend.update_returning, owner, params)
+    if key is not None and (found := existing(conn, owner, conversation_id, key)) is not None:
         # Another append with this key committed while we waited for the row lock.
-        conn.execute(_UNBUMP, {"b_cid": conversation_id})
+        conn.execute(_UNBUMP, {"b_cid": conversation_id, "b_leaf": parent_seq})
         return found
-    message = _stored(new, conversation_id, seq, now)
-    _INSERT_ONE.execute_record(conn, message)
-    _charge(conn, owner, conversation_id, message, charge)
+    message = stored(new, conversation_id, seq, now, parent_seq=parent_seq, depth=depth)
+    if depth < 0:
+        values = record_values(message)
+        del values["depth"]
+        depth = _INSERT_READING_DEPTH.first_value(conn, values)
+        message = _placed(message, seq, parent_seq, depth)
+    else:
+        _INSERT_ONE.execute_record(conn, message)
+    charge_for(conn, owner, conversation_id, message, charge)
     return message
 
 
-def _charge(
+def bump_under(conn: Connection, conversation_id: uuid.UUID, depth: int) -> int:
+    """Bump the conversation (locked already) for a message of ``depth`` that becomes the
+    active leaf; its ``seq``."""
+    params = {"b_cid": conversation_id, "b_now": utcnow(), "b_depth": depth}
+    backend = backend_of(conn)
+    bump = _BUMP[backend.update_returning, False, "parent"]
+    if backend.update_returning:
+        seq, _path_length = bump.rows(conn, params)[0]
+        return int(seq)
+    _rowcount, lastrowid = bump.execute_lastrowid(conn, params)
+    return int(lastrowid)
+
+
+def insert_one(conn: Connection, message: Message) -> None:
+    """Insert one message record as it is."""
+    _INSERT_ONE.execute_record(conn, message)
+
+
+def _bump_linear(
+    conn: Connection, returning: bool, owner: uuid.UUID | None, params: dict[str, Any]
+) -> tuple[int, int, int | None]:
+    """Bump the conversation for an append under its active leaf: ``(seq, depth,
+    parent_seq)`` of the new message. Without ``RETURNING`` (MariaDB) the depth is not known
+    here: the insert reads it from the conversation row (``-1`` stands for it)."""
+    leaf = "newest"
+    for _ in range(_LEAF_ATTEMPTS):
+        bump = _BUMP[returning, owner is not None, leaf]
+        if returning:
+            rows = bump.rows(conn, params)
+            if rows:
+                seq, path_length = rows[0]
+                return seq, path_length - 1, _parent_of(seq, leaf, params)
+        else:
+            rowcount, lastrowid = bump.execute_lastrowid(conn, params)
+            if rowcount == 1:
+                return lastrowid, -1, _parent_of(lastrowid, leaf, params)
+        params["b_leaf"] = _leaf_or_refusal(conn, owner, params["b_cid"])
+        leaf = "given"
+    raise TransientError("the active leaf kept moving under the append")
+
+
+def _parent_of(seq: int, leaf: str, params: dict[str, Any]) -> int | None:
+    if leaf == "given":
+        return int(params["b_leaf"])
+    return seq - 1 if seq > 1 else None
+
+
+def charge_for(
     conn: Connection,
     owner: uuid.UUID | None,
     conversation_id: uuid.UUID,
@@ -415,10 +559,11 @@ def _charge(
     tokens.debit_in(conn, payer, amount, reason, message.id)
 
 
-def _with_seq(message: Message, seq: int) -> Message:
-    """``message`` numbered ``seq`` (built before the database gave the number)."""
+def _placed(message: Message, seq: int, parent_seq: int | None, depth: int) -> Message:
+    """``message`` numbered ``seq`` under ``parent_seq`` (built before the database gave the
+    numbers)."""
     values = record_values(message)
-    values["seq"] = seq
+    values["seq"], values["parent_seq"], values["depth"] = seq, parent_seq, depth
     return _make_message(**values)
 
 
@@ -426,7 +571,17 @@ def _with_seq(message: Message, seq: int) -> Message:
 _make_message: Final = record_maker(Message)
 
 
-def _stored(new: NewMessage, conversation_id: uuid.UUID, seq: int, now: datetime) -> Message:
+def stored(
+    new: NewMessage,
+    conversation_id: uuid.UUID,
+    seq: int,
+    now: datetime,
+    *,
+    parent_seq: int | None = None,
+    depth: int = 0,
+    sibling_index: int = 0,
+) -> Message:
+    """The record of ``new`` as it will be stored (on the active path: the new leaf)."""
     return _make_message(
         id=_ids.new_id(),
         conversation_id=conversation_id,
@@ -443,6 +598,10 @@ def _stored(new: NewMessage, conversation_id: uuid.UUID, seq: int, now: datetime
         request_id=new.request_id,
         idempotency_key=new.idempotency_key,
         created_at=new.created_at or now,
+        parent_seq=parent_seq,
+        depth=depth,
+        sibling_index=sibling_index,
+        on_active_path=True,
     )
 
 
@@ -456,19 +615,24 @@ def append_many(
     update. Messages whose idempotency key the conversation already holds are not written;
     the stored ones are returned in their place. The result is in the batch's order."""
     c = conversations.c
-    query = select(c.status, c.message_count, c.last_message_at, c.last_activity_at).where(
-        c.id == conversation_id
-    )
+    query = select(
+        c.status,
+        c.message_count,
+        c.last_message_at,
+        c.last_activity_at,
+        c.active_leaf_seq,
+        c.path_length,
+    ).where(c.id == conversation_id)
     if owner is not None:
         query = query.where(c.owner_id == owner)
     row = conn.execute(query.with_for_update()).first()
     if row is None:
         raise NotFoundError("conversation", conversation_id)
-    status, count_before, last_message_at, last_activity_at = row
-    if status not in _APPENDABLE:
+    status, count_before, last_message_at, last_activity_at, leaf, path_length = row
+    if status not in APPENDABLE:
         raise ConflictError(f"cannot append to a {status} conversation", field="status")
     keys = [new.idempotency_key for new in batch if new.idempotency_key is not None]
-    stored: dict[str, Message] = {}
+    known: dict[str, Message] = {}
     if keys:
         m = messages.c
         found = conn.execute(
@@ -476,26 +640,33 @@ def append_many(
                 m.conversation_id == conversation_id, m.idempotency_key.in_(keys)
             )
         )
-        stored = {message.idempotency_key or "": message for message in map(_to_message, found)}
+        known = {message.idempotency_key or "": message for message in map(_to_message, found)}
     now = utcnow()
     result: list[Message] = []
     fresh: list[Message] = []
     for new in batch:
-        if new.idempotency_key is not None and new.idempotency_key in stored:
-            result.append(stored[new.idempotency_key])
+        if new.idempotency_key is not None and new.idempotency_key in known:
+            result.append(known[new.idempotency_key])
             continue
-        message = _stored(new, conversation_id, count_before + len(fresh) + 1, now)
+        # A chain under the active leaf (a leaf: the first child, like each after it).
+        seq = count_before + len(fresh) + 1
+        message = stored(
+            new, conversation_id, seq, now, parent_seq=leaf, depth=path_length + len(fresh)
+        )
+        leaf = seq
         fresh.append(message)
         result.append(message)
     if not fresh:
         return result
-    _insert_batch(conn, fresh)
+    insert_batch(conn, fresh)
     newest = max(message.created_at for message in fresh)
     conn.execute(
         update(conversations)
         .where(c.id == conversation_id)
         .values(
             message_count=count_before + len(fresh),
+            active_leaf_seq=leaf,
+            path_length=path_length + len(fresh),
             last_message_at=max(newest, last_message_at) if last_message_at else newest,
             last_activity_at=max(newest, last_activity_at),
             updated_at=now,
@@ -504,7 +675,7 @@ def append_many(
     return result
 
 
-def _insert_batch(conn: Connection, batch: list[Message]) -> None:
+def insert_batch(conn: Connection, batch: list[Message]) -> None:
     """Insert the messages with the backend's bulk path: ``COPY`` on PostgreSQL (values made
     straight from the records), ``executemany`` of the prepared insert elsewhere (PyMySQL
     turns it into multi-row ``INSERT`` statements). A driver error is raised as
@@ -540,7 +711,8 @@ def last(
     n: int,
     role: str | None,
 ) -> list[Message]:
-    """The last ``n`` messages, oldest first: an index range scan, never the whole thread."""
+    """The last ``n`` messages of the active path, oldest first: an index range scan, never
+    the whole thread."""
     params = _params(owner, conversation_id)
     params["b_n"] = n
     if role is not None:

@@ -41,13 +41,14 @@ def estimate_tokens(message: Message) -> int:
 
 @dataclass(slots=True)
 class _Entry:
-    """The cached newest messages of one conversation: a gap-free run of seqs ending at
-    ``total``, the conversation's message count when last known. ``len(messages) == total``
-    means the whole conversation is cached."""
+    """The cached end of one conversation's active path: a chain of messages (each the
+    parent of the next) ending at the active leaf ``leaf``, when the conversation held
+    ``total`` messages. A chain that starts at a root is the whole path."""
 
     messages: list[Message]
     total: int
-    #: ``time.monotonic()`` when ``total`` was last known to be the conversation's count.
+    leaf: int | None
+    #: ``time.monotonic()`` when ``(total, leaf)`` was last known to be the conversation's.
     checked: float
 
 
@@ -60,19 +61,22 @@ class ConversationMemory:
 
     - Messages appended through this memory are written to the store first and cached only
       once the write succeeded (write-through): a failed append leaves the cache as it was.
-    - Another process (or another memory) appending to the same conversation is noticed when
-      the cached entry is older than ``max_age`` seconds (default 5): the next read then checks
-      the conversation's message count (one primary-key lookup) and fetches only the messages
-      it lacks. ``max_age=0`` checks on every read (never stale, one cheap query per read);
-      ``max_age=None`` never checks (right when one process owns each conversation). Own
-      appends that land right after the cached newest message count as a check.
+    - The memory holds the end of the conversation's active path (docs/trees.md): what
+      ``messages.last`` reads. Another process (or another memory) appending to the same
+      conversation, or editing, regenerating or switching branches there, is noticed when
+      the cached entry is older than ``max_age`` seconds (default 5): the next read then
+      checks the conversation's message count and active leaf (one primary-key lookup) and
+      fetches only the messages it lacks. ``max_age=0`` checks on every read (never stale,
+      one cheap query per read); ``max_age=None`` never checks (right when one process owns
+      each conversation). Own appends that land right after the cached newest message count
+      as a check.
       :meth:`refresh` reloads a conversation on demand.
     - Inside a transaction of the store (``with store.transaction()``) the memory reads from
       the store and caches nothing, and an append there drops the conversation's entry: what
       the transaction wrote may still roll back.
-    - Messages are append-only and numbered without gaps, so a cached run is never wrong, only
-      possibly short of the newest messages; a deleted conversation raises NotFoundError and
-      is dropped.
+    - Messages are append-only and a message's parent never changes, so a cached chain is
+      never wrong, only possibly not the newest path; a deleted conversation raises
+      NotFoundError and is dropped.
 
     At most ``max_conversations`` conversations are cached (least recently used evicted), each
     with its newest ``max_messages`` messages (at most ``Limits.max_page_size``). Safe to share
@@ -116,7 +120,8 @@ class ConversationMemory:
         return self._max_age is None or time.monotonic() - entry.checked < self._max_age
 
     def _serves(self, entry: _Entry, needed: int) -> bool:
-        return len(entry.messages) >= needed or len(entry.messages) == entry.total
+        messages = entry.messages
+        return len(messages) >= needed or (messages[0].depth == 0 if messages else entry.total == 0)
 
     def _merge(
         self,
@@ -124,40 +129,39 @@ class ConversationMemory:
         messages: Iterable[Message],
         *,
         total: int,
+        leaf: int | None,
         checked: float | None,
         create: bool,
     ) -> _Entry | None:
         """Fold what was learnt about a conversation into its entry (the caller holds the
-        lock): known messages by seq, the newest count, when it was known. The entry keeps the
-        gap-free run of messages ending at the newest count."""
+        lock): known messages by seq, the conversation's count and active leaf, when they
+        were known. The entry keeps the chain of parents ending at the active leaf."""
         entry = self._entries.get(key)
         if entry is None and not create:
             return None
         by_seq = {message.seq: message for message in messages}
-        newest = max(total, max(by_seq, default=0))
         if entry is not None:
             by_seq.update((message.seq, message) for message in entry.messages)
-            newest = max(newest, entry.total)
         run: list[Message] = []
-        seq = newest
-        while seq in by_seq and len(run) < self._max_messages:
+        seq = leaf
+        while seq is not None and seq in by_seq and len(run) < self._max_messages:
             run.append(by_seq[seq])
-            seq -= 1
+            seq = by_seq[seq].parent_seq
         run.reverse()
         known = checked if checked is not None else float("-inf")
         if entry is None:
-            entry = _Entry(run, newest, known)
+            entry = _Entry(run, total, leaf, known)
             self._entries[key] = entry
             while len(self._entries) > self._max_conversations:
                 self._entries.popitem(last=False)
         else:
-            entry.messages, entry.total = run, newest
+            entry.messages, entry.total, entry.leaf = run, total, leaf
             entry.checked = max(entry.checked, known)
             self._entries.move_to_end(key)
         return entry
 
     def _load(self, key: uuid.UUID) -> list[Message]:
-        """Read the newest messages from the store and cache them."""
+        """Read the end of the active path from the store and cache it."""
         started = time.monotonic()
         try:
             loaded = self._store.messages.last(key, self._max_messages)
@@ -169,47 +173,49 @@ class ConversationMemory:
             entry = self._merge(
                 key,
                 loaded,
-                total=loaded[-1].seq if loaded else 0,
+                total=max((message.seq for message in loaded), default=0),
+                leaf=loaded[-1].seq if loaded else None,
                 checked=started,
                 create=True,
             )
             return list(entry.messages) if entry is not None else loaded
 
-    def _catch_up(self, key: uuid.UUID, total: int) -> None:
-        """Check a stale entry against the conversation's count; fetch what it lacks."""
+    def _catch_up(self, key: uuid.UUID, entry_total: int, entry_leaf: int | None) -> None:
+        """Check a stale entry against the conversation's count and active leaf; fetch what
+        the new path's end lacks."""
         started = time.monotonic()
         try:
-            count = self._store.messages.count(key)
-            missing = count - total
-            fetched = (
-                self._store.messages.last(key, min(missing, self._max_messages))
-                if missing > 0
-                else []
-            )
+            conversation = self._store.conversations.get(key)
+            count, leaf = conversation.message_count, conversation.active_leaf_seq
+            fetched: list[Message] = []
+            if (count, leaf) != (entry_total, entry_leaf):
+                wanted = max(1, min(count - entry_total, self._max_messages))
+                fetched = self._store.messages.last(key, wanted)
         except NotFoundError:
             with self._lock:
                 self._entries.pop(key, None)
             raise
         with self._lock:
-            if missing < 0:  # cannot happen to an append-only conversation: start afresh
+            if count < entry_total:  # cannot happen to an append-only conversation
                 self._entries.pop(key, None)
                 return
-            self._merge(key, fetched, total=count, checked=started, create=False)
+            self._merge(key, fetched, total=count, leaf=leaf, checked=started, create=False)
 
     def _window(self, key: uuid.UUID, needed: int) -> list[Message]:
-        """At least ``needed`` of the newest messages (or all there are), oldest first."""
+        """At least ``needed`` of the active path's newest messages (or all there are),
+        oldest first."""
         if self._in_transaction():
             return self._store.messages.last(key, self._max_messages)
-        usable, total = False, 0
+        usable, total, leaf = False, 0, None
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
                 if self._serves(entry, needed) and self._fresh(entry):
                     return list(entry.messages)
-                usable, total = self._serves(entry, needed), entry.total
+                usable, total, leaf = self._serves(entry, needed), entry.total, entry.leaf
         if usable:
-            self._catch_up(key, total)
+            self._catch_up(key, total, leaf)
             with self._lock:
                 entry = self._entries.get(key)
                 if entry is not None and self._serves(entry, needed):
@@ -226,21 +232,25 @@ class ConversationMemory:
             if self._in_transaction():
                 self._entries.pop(key, None)
             elif fields.get("idempotency_key") is None:
-                # A new message: its seq is the conversation's count now. Right after the
-                # cached newest one, it also proves nobody else appended in between.
+                # A new message: the active leaf, its seq the conversation's count now. Right
+                # after the cached count and under the cached leaf, it also proves nobody
+                # else appended or switched in between.
                 entry = self._entries.get(key)
-                previous = entry.total if entry is not None else 0 if message.seq == 1 else None
-                connected = previous == message.seq - 1
+                previous = (entry.total, entry.leaf) if entry is not None else None
+                if entry is None and message.seq == 1:
+                    previous = (0, None)
+                connected = previous == (message.seq - 1, message.parent_seq)
                 self._merge(
                     key,
                     [message],
                     total=message.seq,
+                    leaf=message.seq,
                     checked=started if connected else None,
                     create=True,
                 )
             else:
-                # Perhaps a replay of an older message: it proves nothing about the count.
-                self._merge(key, [message], total=0, checked=None, create=False)
+                # Perhaps a replay of an older message: it proves nothing; check next read.
+                self._entries.pop(key, None)
         return message
 
     def last(self, conversation_id: Id, n: int) -> list[Message]:

@@ -26,6 +26,7 @@ from ._feedback import MessageFeedback
 from ._messages import Messages
 from ._surveys import Surveys
 from ._tokens import Tokens
+from ._trees import Trees
 from ._usage import Usage
 
 __all__ = ["_Core", "_Store", "run_op"]
@@ -86,6 +87,7 @@ class _Store:
         self._owner = owner
         self.conversations = Conversations(self)
         self.messages = Messages(self)
+        self.trees = Trees(self)
         self.feedback = MessageFeedback(self)
         self.citations = Citations(self)
         self.usage = Usage(self)

@@ -98,7 +98,14 @@ def import_(
             progress=tick,
         )
     if as_json:
-        emit_json({"format": report.format, "inserted": report.inserted, "skipped": report.skipped})
+        emit_json(
+            {
+                "format": report.format,
+                "inserted": report.inserted,
+                "skipped": report.skipped,
+                "not_imported": report.not_imported,
+            }
+        )
         return
     if quiet:
         return
@@ -110,6 +117,9 @@ def import_(
         f"{report.total_inserted} rows inserted, {report.total_skipped} already there",
         highlight=False,
     )
+    if report.not_imported:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in report.not_imported.items())
+        out.print(f"not imported (no place in chatledger): {kinds}", highlight=False)
 
 
 def export(

@@ -3,8 +3,11 @@ which hands this script an open connection (and holds the migration lock)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from alembic import context
 
+from chatledger._backends import backend_of
 from chatledger._schema import Base
 from chatledger.migrate import VERSION_TABLE, include_object
 
@@ -21,7 +24,9 @@ context.configure(
     version_table=VERSION_TABLE,
     render_as_batch=True,
     compare_type=True,
-    include_object=include_object,
+    include_object=partial(
+        include_object, self_foreign_keys=backend_of(connection).self_foreign_keys
+    ),
 )
 with context.begin_transaction():
     context.run_migrations()

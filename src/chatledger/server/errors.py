@@ -128,7 +128,7 @@ def _limit(value: Any) -> Any:
 def from_library(exc: ChatledgerError, retry_after: int) -> ApiError:
     """The API error for one of chatledger's exceptions."""
     if isinstance(exc, NotFoundError):
-        return ApiError(404, "not_found", str(exc))
+        return ApiError(404, "not_found", str(exc), field=exc.field)
     if isinstance(exc, ValidationError):
         return ApiError(422, "invalid_request", str(exc), field=exc.field, limit=_limit(exc.limit))
     if isinstance(exc, InsufficientBalanceError):

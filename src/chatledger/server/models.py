@@ -185,11 +185,9 @@ class ConversationUpdate(_In):
     metadata: JsonObject | None = None
 
 
-class MessageCreate(_In):
-    """A message to append. ``charge`` debits the conversation owner's tokens in the same
-    transaction (409 ``insufficient_balance`` and nothing written when they do not cover it)."""
+class _MessageBody(_In):
+    """What every appended message may carry."""
 
-    role: Role
     content: Content
     intent: Intent | None = None
     metadata: JsonObject | None = None
@@ -201,6 +199,46 @@ class MessageCreate(_In):
     request_id: RequestIdText | None = None
     charge: _Tokens | None = None
     charge_reason: Reason = "message"
+
+
+class MessageCreate(_MessageBody):
+    """A message to append. ``charge`` debits the conversation owner's tokens in the same
+    transaction (409 ``insufficient_balance`` and nothing written when they do not cover it)."""
+
+    role: Role
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        description="Append under this message of the conversation (a branch); without it, "
+        "under the active leaf.",
+    )
+
+
+class EditIn(_In):
+    """The new version of a user message: appended as its sibling, made the active leaf."""
+
+    content: Content
+    intent: Intent | None = None
+    metadata: JsonObject | None = None
+
+
+class RegenerateIn(_MessageBody):
+    """A regenerated answer: appended as a sibling of the assistant message, made the
+    active leaf (``charge`` as for an append)."""
+
+
+class SwitchIn(_In):
+    """The message whose newest leaf becomes the active leaf (a sibling the user picked)."""
+
+    message_id: uuid.UUID
+
+
+class ForkIn(_In):
+    """Fork the conversation at ``message_id`` into a new one (of ``user_id``: admin keys
+    only; else of the caller)."""
+
+    message_id: uuid.UUID
+    title: Title | None = None
+    user_id: uuid.UUID | None = None
 
 
 class RatingIn(_In):

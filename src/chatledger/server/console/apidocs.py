@@ -60,6 +60,36 @@ EXAMPLES: Final[dict[str, dict[str, dict[str, Any]]]] = {
     "ConversationUpdate": {
         "title": {"summary": "Rename the chat", "value": {"title": "Refund issued (order 4417)"}}
     },
+    "EditIn": {
+        "edit": {
+            "summary": "A new version of the user's question",
+            "value": {"content": "I was charged twice for order 4417. Please refund both."},
+        }
+    },
+    "RegenerateIn": {
+        "regenerate": {
+            "summary": "Another answer from the model",
+            "value": {
+                "content": "I've refunded the duplicate $24.90 charge for order 4417.",
+                "model": "gpt-4o",
+            },
+        }
+    },
+    "SwitchIn": {
+        "switch": {
+            "summary": "Show the branch of this version",
+            "value": {"message_id": "0193b5d2-8a10-7c42-9d4e-6f708192a3b4"},
+        }
+    },
+    "ForkIn": {
+        "fork": {
+            "summary": "Continue from this answer in a new chat",
+            "value": {
+                "message_id": "0193b5d2-8a10-7c42-9d4e-6f708192a3b4",
+                "title": "Refund, second try",
+            },
+        }
+    },
     "MessageCreate": {
         "user": {
             "summary": "The user's message",

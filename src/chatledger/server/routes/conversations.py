@@ -164,8 +164,8 @@ async def last_messages(
     n: Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many, 1 to 100.")] = 20,
     role: Role | None = None,
 ) -> list[Message]:
-    """The last ``n`` messages (of ``role``), oldest first: the context for the next model
-    call."""
+    """The last ``n`` messages (of ``role``) of the active path, oldest first: the context
+    for the next model call."""
     return await caller.store.messages.last(conversation_id, n, role=role)
 
 
@@ -211,6 +211,7 @@ async def append_message(
             idempotency_key=key,
             charge=body.charge,
             charge_reason=body.charge_reason,
+            parent_id=body.parent_id,
         )
         return _MESSAGE.dump_json(message).decode()
 
