@@ -31,6 +31,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ._types import JSONDocument, LongBlob, LongText, Money, UTCDateTime
