@@ -55,6 +55,13 @@ class Tokens:
         user = acting_user(self._store, user_id)
         return self._store._call(_tokens.balance, user)
 
+    def held(self, user_id: Id | None = None) -> int:
+        """How many of the user's tokens streaming replies hold (reserved at their begin,
+        settled at their finish, released by the sweep): only ``balance - held`` may be
+        spent or held again (docs/streaming.md)."""
+        user = acting_user(self._store, user_id)
+        return self._store._call(_tokens.held, user)
+
     def credit(
         self,
         amount: int,
