@@ -42,6 +42,7 @@ from .._backends import backend_of
 from .._schema import (
     TOKEN_AMOUNT_MAX,
     conversations,
+    message_streams,
     messages,
     survey_responses,
     token_balances,
@@ -430,13 +431,22 @@ def balance(conn: Connection, user_id: uuid.UUID) -> int:
 
 
 def verify(conn: Connection, user_id: uuid.UUID) -> bool:
-    """Whether the user's balance equals the sum of the user's ledger entries."""
+    """Whether the user's balance equals the sum of the user's ledger entries, and what is
+    held equals the sum of the holds of the user's streaming replies."""
     total = conn.execute(
         select(func.coalesce(func.sum(token_ledger.c.delta), 0)).where(
             token_ledger.c.user_id == user_id
         )
     ).scalar_one()
-    return balance(conn, user_id) == int(total)
+    s = message_streams.c
+    holds = conn.execute(
+        select(func.coalesce(func.sum(s.hold), 0)).where(
+            s.conversation_id.in_(
+                select(conversations.c.id).where(conversations.c.owner_id == user_id)
+            )
+        )
+    ).scalar_one()
+    return balance(conn, user_id) == int(total) and held(conn, user_id) == int(holds)
 
 
 def decode_cursor(field: str, cursor: str | None) -> list[Any] | None:

@@ -111,10 +111,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("stream_chunks")
-    with op.batch_alter_table("message_streams", schema=None) as batch_op:
-        batch_op.drop_index("ix_message_streams_lease_expires_at")
-        batch_op.drop_index("ix_message_streams_conversation_id")
-    op.drop_table("message_streams")
+    op.drop_table("message_streams")  # its indexes go with it
     with op.batch_alter_table("token_balances", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_token_balances_held"), type_="check")
         batch_op.drop_column("held")
