@@ -105,9 +105,7 @@ def test_follow_resumes_from_an_offset_and_ends_with_the_final_state(store, chat
         store.streams.delta(begun.id, index, text)
     store.streams.finish(begun.id, text="jk")
     events = list(store.streams.follow(begun.id, 4))
-    assert [(e.start, e.end, e.text, e.status) for e in events] == [
-        (4, 11, "efghijk", "completed")
-    ]
+    assert [(e.start, e.end, e.text, e.status) for e in events] == [(4, 11, "efghijk", "completed")]
     assert list(store.streams.follow(begun.id, 11))[-1].text == ""  # nothing new, but done
     assert [e.text for e in store.streams.follow(begun.id, 99)] == [""]
 
@@ -446,3 +444,15 @@ def test_threaded_readers_and_a_writer_share_a_store(database_url, chat):
         ledger.streams.finish(begun.id)
         reader.join(60)
         assert "".join(got) == "".join(str(n % 10) for n in range(20))
+
+
+def test_the_docs_example_runs(tmp_path):
+    from .test_readme import run_docs_page
+
+    output = run_docs_page(
+        Path(__file__).resolve().parent.parent / "docs" / "streaming.md", tmp_path
+    )
+    assert "resumed: 'of small debts, / each line ' up to 36" in output
+    assert "completed 'Columns of small debts, / each line a promise kept'" in output
+    assert "balance 974 held 0" in output
+    assert "swept now: []" in output
