@@ -74,7 +74,8 @@ def test_a_reply_takes_its_place_at_begin_and_streams_into_the_store(store, chat
     writer.flush()
     flushed = store.streams.read(begun.id, 5)
     assert (flushed.start, flushed.end, flushed.text) == (5, 24, "upon a time, there!")
-    assert flushed.status == "streaming" and not flushed.done
+    assert flushed.status == "streaming"
+    assert not flushed.done
     assert store.messages.get(begun.id).content == ""  # the row gets its text at the finish
 
     writer.write(" was a ledger.")
@@ -91,7 +92,8 @@ def test_a_reply_takes_its_place_at_begin_and_streams_into_the_store(store, chat
     assert (done.cached_input_tokens, done.reasoning_tokens) == (4, 2)
     assert store.messages.get(begun.id) == done
     stream = store.streams.get(begun.id)
-    assert stream.finished_at is not None and stream.lease_expires_at is None
+    assert stream.finished_at is not None
+    assert stream.lease_expires_at is None
     assert stream.char_count == len(done.content)
     tail = store.streams.read(begun.id, 24)
     assert (tail.text, tail.start, tail.end, tail.done) == (" was a ledger.", 24, 38, True)

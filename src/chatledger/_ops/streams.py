@@ -23,9 +23,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Integer, bindparam, delete, func, insert, select, update
 
 from .._schema import conversations, message_streams, messages, stream_chunks
+from .._types import UTCDateTime
 from ..errors import ConflictError, ValidationError
 from ..records import Message, Stream, StreamEvent
 from . import messages as _messages
@@ -51,6 +52,98 @@ ENDINGS: Final = ("completed", "incomplete", "failed")
 SWEPT: Final = "the writer stopped (lease expired)"
 
 _COLUMNS: Final = record_columns(message_streams, Stream)
+
+
+def _stream_query(scoped: bool, lock: bool) -> Any:
+    """The stream row of ``b_id`` (in a conversation of ``b_owner`` when scoped)."""
+    s, c = message_streams.c, conversations.c
+    query = select(*_COLUMNS).where(s.message_id == bindparam("b_id"))
+    if scoped:
+        owned = select(c.id).where(c.owner_id == bindparam("b_owner"))
+        query = query.where(s.conversation_id.in_(owned))
+    return query.with_for_update() if lock else query
+
+
+# Built once: building a statement costs more than running it on SQLite.
+_STREAM: Final = {
+    (scoped, lock): _stream_query(scoped, lock)
+    for scoped in (True, False)
+    for lock in (True, False)
+}
+_REPLAY: Final = select(messages.c.id).where(
+    messages.c.id == bindparam("b_id"), messages.c.conversation_id == bindparam("b_cid")
+)
+_INSERT_STREAM: Final = insert(message_streams)
+_PAYER: Final = select(conversations.c.owner_id).where(conversations.c.id == bindparam("b_cid"))
+_CHUNK_TEXT: Final = select(stream_chunks.c.text).where(
+    stream_chunks.c.message_id == bindparam("b_id"), stream_chunks.c.idx == bindparam("b_idx")
+)
+_TEXT: Final = (
+    select(stream_chunks.c.text)
+    .where(stream_chunks.c.message_id == bindparam("b_id"))
+    .order_by(stream_chunks.c.idx)
+)
+_INSERT_CHUNK: Final = insert(stream_chunks)
+_RENEW: Final = (
+    update(message_streams)
+    .where(message_streams.c.message_id == bindparam("b_id"))
+    .values(
+        chunk_count=message_streams.c.chunk_count + 1,
+        char_count=message_streams.c.char_count + bindparam("b_len", type_=Integer()),
+        lease_expires_at=bindparam("b_lease", type_=UTCDateTime()),
+        updated_at=bindparam("b_now", type_=UTCDateTime()),
+    )
+)
+_FINAL_FIELDS: Final = (
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "cost",
+    "latency_ms",
+)
+
+
+def _finalise() -> Any:
+    """The finish's write of the message row: the text, the state, and each usage field
+    given (a ``NULL`` parameter keeps the value the begin stored)."""
+    m = messages.c
+    usage = {
+        name: func.coalesce(bindparam(f"b_{name}", type_=m[name].type), m[name])
+        for name in _FINAL_FIELDS
+    }
+    return (
+        update(messages)
+        .where(m.id == bindparam("b_id"))
+        .values(
+            content=bindparam("b_content", type_=m.content.type),
+            status=bindparam("b_status"),
+            status_reason=bindparam("b_reason", type_=m.status_reason.type),
+            **usage,
+        )
+    )
+
+
+_FINALISE: Final = _finalise()
+_DROP_CHUNKS: Final = delete(stream_chunks).where(stream_chunks.c.message_id == bindparam("b_id"))
+_RETIRE: Final = (
+    update(message_streams)
+    .where(message_streams.c.message_id == bindparam("b_id"))
+    .values(
+        char_count=bindparam("b_chars", type_=Integer()),
+        lease_expires_at=None,
+        hold=None,
+        updated_at=bindparam("b_now", type_=UTCDateTime()),
+        finished_at=bindparam("b_now", type_=UTCDateTime()),
+    )
+)
+
+
+def _stream_params(owner: uuid.UUID | None, message_id: uuid.UUID) -> dict[str, Any]:
+    if owner is None:
+        return {"b_id": message_id}
+    return {"b_id": message_id, "b_owner": owner}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +181,7 @@ def begin(
     with ``hold=(amount, reason)``, reserve that much of the owner's balance. A retry of a
     begin that committed returns its message."""
     assert new.id is not None  # drawn by the facade, once per call
-    m = messages.c
-    replay = conn.execute(
-        select(m.id).where(m.id == new.id, m.conversation_id == conversation_id)
-    ).first()
+    replay = conn.execute(_REPLAY, {"b_id": new.id, "b_cid": conversation_id}).first()
     if replay is not None:
         return _message(conn, owner, new.id)
     if parent_id is None:
@@ -106,19 +196,20 @@ def begin(
     if amount is not None:
         tokens.hold_in(conn, _payer(conn, conversation_id), amount)
     conn.execute(
-        insert(message_streams).values(
-            message_id=message.id,
-            conversation_id=conversation_id,
-            chunk_count=0,
-            char_count=0,
-            lease_seconds=lease_seconds,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            hold=amount,
-            charge_reason=reason,
-            started_at=now,
-            updated_at=now,
-            finished_at=None,
-        )
+        _INSERT_STREAM,
+        {
+            "message_id": message.id,
+            "conversation_id": conversation_id,
+            "chunk_count": 0,
+            "char_count": 0,
+            "lease_seconds": lease_seconds,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "hold": amount,
+            "charge_reason": reason,
+            "started_at": now,
+            "updated_at": now,
+            "finished_at": None,
+        },
     )
     return message
 
@@ -132,11 +223,14 @@ def _payer(conn: Connection, conversation_id: uuid.UUID) -> uuid.UUID:
 def _locked(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> Stream:
     """The message's stream, locked; NotFoundError for an unknown (or not owner's) message,
     ConflictError for a message that was not begun as a stream."""
-    s = message_streams.c
-    query = select(*_COLUMNS).where(s.message_id == message_id)
-    if owner is not None:
-        query = query.where(s.conversation_id.in_(_owned_conversations(owner)))
-    row = conn.execute(query.with_for_update()).first()
+    return _stream(conn, owner, message_id, lock=True)
+
+
+def _stream(
+    conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID, *, lock: bool
+) -> Stream:
+    statement = _STREAM[owner is not None, lock]
+    row = conn.execute(statement, _stream_params(owner, message_id)).first()
     if row is None:
         _message(conn, owner, message_id)  # NotFoundError unless it is a visible message
         raise ConflictError("the message was not begun as a stream", field="message_id")
@@ -150,15 +244,7 @@ def _owned_conversations(owner: uuid.UUID) -> Any:
 
 def get(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> Stream:
     """The stream of a message begun streaming."""
-    s = message_streams.c
-    query = select(*_COLUMNS).where(s.message_id == message_id)
-    if owner is not None:
-        query = query.where(s.conversation_id.in_(_owned_conversations(owner)))
-    row = conn.execute(query).first()
-    if row is None:
-        _message(conn, owner, message_id)
-        raise ConflictError("the message was not begun as a stream", field="message_id")
-    return from_row(Stream, row)
+    return _stream(conn, owner, message_id, lock=False)
 
 
 def _finished_conflict(conn: Connection, owner: uuid.UUID | None, stream: Stream) -> None:
@@ -180,10 +266,7 @@ def delta(
     if stream.finished_at is not None:
         _finished_conflict(conn, owner, stream)
     if index < stream.chunk_count:
-        k = stream_chunks.c
-        stored = conn.execute(
-            select(k.text).where(k.message_id == message_id, k.idx == index)
-        ).scalar()
+        stored = conn.execute(_CHUNK_TEXT, {"b_id": message_id, "b_idx": index}).scalar()
         if stored != text:
             raise ConflictError(f"chunk {index} was stored with another text", field="index")
         return stream
@@ -200,26 +283,18 @@ def delta(
         )
     now = utcnow()
     conn.execute(
-        insert(stream_chunks).values(
-            message_id=message_id,
-            idx=index,
-            start_char=stream.char_count,
-            text=text,
-            created_at=now,
-        )
+        _INSERT_CHUNK,
+        {
+            "message_id": message_id,
+            "idx": index,
+            "start_char": stream.char_count,
+            "text": text,
+            "created_at": now,
+        },
     )
     lease = now + timedelta(seconds=stream.lease_seconds)
-    s = message_streams.c
-    conn.execute(
-        update(message_streams)
-        .where(s.message_id == message_id)
-        .values(
-            chunk_count=s.chunk_count + 1,
-            char_count=s.char_count + len(text),
-            lease_expires_at=lease,
-            updated_at=now,
-        )
-    )
+    params = {"b_id": message_id, "b_len": len(text), "b_lease": lease, "b_now": now}
+    conn.execute(_RENEW, params)
     return Stream(
         message_id=stream.message_id,
         conversation_id=stream.conversation_id,
@@ -236,9 +311,7 @@ def delta(
 
 
 def _text(conn: Connection, message_id: uuid.UUID) -> str:
-    k = stream_chunks.c
-    rows = conn.execute(select(k.text).where(k.message_id == message_id).order_by(k.idx))
-    return "".join(text for (text,) in rows)
+    return "".join(conn.execute(_TEXT, {"b_id": message_id}).scalars())
 
 
 def finish(
@@ -278,37 +351,17 @@ def _close(conn: Connection, stream: Stream, text: str, ending: Ending) -> None:
         if ending.charge is not None:
             reason = stream.charge_reason or "message"
             tokens.debit_in(conn, payer, ending.charge, reason, stream.message_id)
-    values: dict[str, Any] = {
-        "content": text,
-        "status": ending.status,
-        "status_reason": ending.reason,
+    params: dict[str, Any] = {
+        "b_id": stream.message_id,
+        "b_content": text,
+        "b_status": ending.status,
+        "b_reason": ending.reason,
     }
-    for name in (
-        "model",
-        "input_tokens",
-        "output_tokens",
-        "cached_input_tokens",
-        "reasoning_tokens",
-        "cost",
-        "latency_ms",
-    ):
-        value = getattr(ending, name)
-        if value is not None:
-            values[name] = value
-    conn.execute(update(messages).where(messages.c.id == stream.message_id).values(**values))
-    conn.execute(delete(stream_chunks).where(stream_chunks.c.message_id == stream.message_id))
-    now = utcnow()
-    conn.execute(
-        update(message_streams)
-        .where(message_streams.c.message_id == stream.message_id)
-        .values(
-            char_count=len(text),
-            lease_expires_at=None,
-            hold=None,
-            updated_at=now,
-            finished_at=now,
-        )
-    )
+    for name in _FINAL_FIELDS:
+        params[f"b_{name}"] = getattr(ending, name)
+    conn.execute(_FINALISE, params)
+    conn.execute(_DROP_CHUNKS, {"b_id": stream.message_id})
+    conn.execute(_RETIRE, {"b_id": stream.message_id, "b_chars": len(text), "b_now": utcnow()})
 
 
 def read(
