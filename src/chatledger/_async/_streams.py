@@ -18,11 +18,11 @@ from .. import _ids
 from .. import _validate as check
 from .._ops import messages as _messages
 from .._ops import streams as _streams
+from .._run.compat_async import sleep
 from .._schema import MODEL_MAX, REASON_MAX
 from .._validate import Id
 from ..errors import ValidationError
 from ..records import Message, Stream, StreamEvent
-from ._compat import sleep
 from ._trees import _debit
 
 if TYPE_CHECKING:

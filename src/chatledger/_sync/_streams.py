@@ -20,11 +20,11 @@ from .. import _ids
 from .. import _validate as check
 from .._ops import messages as _messages
 from .._ops import streams as _streams
+from .._run.compat_sync import sleep
 from .._schema import MODEL_MAX, REASON_MAX
 from .._validate import Id
 from ..errors import ValidationError
 from ..records import Message, Stream, StreamEvent
-from ._compat import sleep
 from ._trees import _debit
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ __all__ = ["StreamWriter", "Streams"]
 
 #: The default lease of a writer: a stream not flushed for this long is swept.
 LEASE_SECONDS = 60
-#: The default wake-up interval of :meth:`AsyncStreams.follow` (seconds between polls).
+#: The default wake-up interval of :meth:`Streams.follow` (seconds between polls).
 POLL_INTERVAL = 0.05
 
 
@@ -59,7 +59,7 @@ class Streams:
         lease_seconds: int = LEASE_SECONDS,
     ) -> Message:
         """Begin an assistant reply in state ``streaming``: it takes its ``seq`` and place in
-        the tree at once (like :meth:`AsyncMessages.append`, ``parent_id`` included), with
+        the tree at once (like :meth:`Messages.append`, ``parent_id`` included), with
         empty content until :meth:`finish`.
 
         ``charge`` reserves that many tokens of the conversation owner's balance (an
@@ -270,7 +270,7 @@ class StreamWriter:
 
     def finish(self, **usage: Any) -> Message:
         """Finish the reply ``completed`` with the buffered rest and the final usage (the
-        keywords of :meth:`AsyncStreams.finish`: ``input_tokens``, ``charge``, …)."""
+        keywords of :meth:`Streams.finish`: ``input_tokens``, ``charge``, …)."""
         message = self._streams.finish(self.message.id, text=self._pending(), **usage)
         self._buffer.clear()
         self._buffered = 0
