@@ -190,12 +190,29 @@ class Blocking:
         if name == "transaction":
             return lambda: _BlockingContext(attr(), self._portal)
         if inspect.iscoroutinefunction(attr):
-            return lambda *args, **kwargs: self._portal.call(attr(*args, **kwargs))
+            return lambda *args, **kwargs: self._wrap(self._portal.call(attr(*args, **kwargs)))
+        if inspect.isasyncgenfunction(attr):
+            return lambda *args, **kwargs: self._iterate(attr(*args, **kwargs))
         if name == "as_user":
             return lambda user_id: Blocking(attr(user_id), self._portal)
         if hasattr(attr, "_store"):  # a resource of the store
             return Blocking(attr, self._portal)
         return attr
+
+    def _wrap(self, result: Any) -> Any:
+        """A result with async methods of its own (a stream writer) is blocking too."""
+        return Blocking(result, self._portal) if hasattr(result, "_store") else result
+
+    def _iterate(self, iterator: Any) -> Iterator[Any]:
+        """An async iterator, consumed on the portal's loop."""
+        try:
+            while True:
+                try:
+                    yield self._portal.call(iterator.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._portal.call(iterator.aclose())
 
     def __enter__(self) -> Blocking:
         self._portal.call(self._target.open())

@@ -355,6 +355,10 @@ def test_made_records_equal_constructed_ones():
         "depth": 2,
         "sibling_index": 0,
         "on_active_path": True,
+        "status": "incomplete",
+        "status_reason": "stopped",
+        "cached_input_tokens": 1,
+        "reasoning_tokens": None,
     }
     made = make(**values)
     assert type(made) is Message

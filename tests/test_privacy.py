@@ -37,6 +37,8 @@ USER_TABLES = {
     "graph_blobs": "thread_key -> their checkpoint threads",
     "graph_writes": "thread_key -> their checkpoint threads",
     "hidden_messages": "conversation_id -> their conversations",
+    "message_streams": "conversation_id -> their conversations",
+    "stream_chunks": "message_id -> their streams",
 }
 USER_COLUMN_NAMES = {"user_id", "owner_id", "rater_id"}
 
@@ -241,6 +243,9 @@ def test_erase_leaves_nothing_of_the_user_in_any_table(store, engine, alice_and_
         "graph_checkpoints": 0,
         "graph_threads": 0,
         "hidden_messages": 0,
+        # Streams: tests/test_streams.py erases those.
+        "stream_chunks": 0,
+        "message_streams": 0,
         "messages": 2,
         "conversations": 1,
         "token_balances": 1,

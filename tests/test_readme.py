@@ -73,6 +73,35 @@ def environment(database_url: str) -> dict[str, str]:
     return env
 
 
+def run_docs_page(page: Path, tmp_path: Path) -> str:
+    """Run each ``python`` block of a docs page, in order, against one fresh SQLite database
+    with this checkout's chatledger; fail with the block's line on an error. Their output."""
+    import chatledger
+
+    blocks = python_blocks(page.read_text(encoding="utf-8"))
+    assert blocks, f"{page.name} has no python example"
+    source = str(Path(chatledger.__file__).resolve().parent.parent)
+    output: list[str] = []
+    for block in blocks:
+        script = tmp_path / f"block{block.number}.py"
+        script.write_text("\n" * (block.line) + block.code)
+        env = environment(f"sqlite:///{tmp_path / 'docs.db'}")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+        result = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert result.returncode == 0, f"{page.name} line {block.line}:\n{result.stderr}"
+        output.append(result.stdout)
+    return "".join(output)
+
+
 def run(args: list[str], cwd: Path, database_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],

@@ -540,6 +540,7 @@ def test_bulk_insert_stores_what_insert_stores(ledger: Ledger) -> None:
                 "depth": 0,
                 "sibling_index": seq - 2,
                 "on_active_path": seq == 6,
+                "status": "completed",
             }
             for seq in range(2, 7)
         ]

@@ -367,34 +367,9 @@ def test_markdown_export_shows_the_active_path_and_marks_branches(ledger):
 
 
 def test_the_docs_examples_run(tmp_path):
-    import os
-    import subprocess
-    import sys
     from pathlib import Path
 
-    import chatledger
-
-    from .test_readme import TIMEOUT, environment, python_blocks
+    from .test_readme import run_docs_page
 
     page = Path(__file__).resolve().parent.parent / "docs" / "trees.md"
-    blocks = python_blocks(page.read_text(encoding="utf-8"))
-    assert blocks, "docs/trees.md shows an edit/regenerate example"
-    for block in blocks:
-        script = tmp_path / f"block{block.number}.py"
-        script.write_text("\n" * (block.line) + block.code)
-        env = environment(f"sqlite:///{tmp_path / 'docs.db'}")
-        # This checkout's chatledger, not whichever the interpreter has installed.
-        source = str(Path(chatledger.__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
-        result = subprocess.run(
-            [sys.executable, str(script)],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-        assert result.returncode == 0, f"docs/trees.md line {block.line}:\n{result.stderr}"
-        assert "2 / 2" in result.stdout
+    assert "2 / 2" in run_docs_page(page, tmp_path)

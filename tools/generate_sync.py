@@ -36,6 +36,8 @@ REPLACEMENTS = {
     "AsyncConversations": "Conversations",
     "AsyncMessages": "Messages",
     "AsyncTrees": "Trees",
+    "AsyncStreams": "Streams",
+    "AsyncStreamWriter": "StreamWriter",
     "AsyncMessageFeedback": "MessageFeedback",
     "AsyncProductFeedbackForms": "ProductFeedbackForms",
     "AsyncCitations": "Citations",

@@ -25,6 +25,7 @@ from ._async._feedback import AsyncMessageFeedback, AsyncProductFeedbackForms
 from ._async._knowledge import AsyncKnowledge
 from ._async._memory import AsyncConversationMemory
 from ._async._messages import AsyncMessages
+from ._async._streams import AsyncStreams, AsyncStreamWriter
 from ._async._surveys import AsyncSurveys
 from ._async._tokens import AsyncTokens
 from ._async._trees import AsyncTrees
@@ -42,6 +43,7 @@ from ._sync._feedback import MessageFeedback, ProductFeedbackForms
 from ._sync._knowledge import Knowledge
 from ._sync._memory import ConversationMemory
 from ._sync._messages import Messages
+from ._sync._streams import Streams, StreamWriter
 from ._sync._surveys import Surveys
 from ._sync._tokens import Tokens
 from ._sync._trees import Trees
@@ -82,11 +84,14 @@ from .records import (
     KnowledgeChunk,
     Message,
     MessageDetail,
+    MessageStatus,
     Order,
     Page,
     ProductFeedback,
     RetentionReport,
     Role,
+    Stream,
+    StreamEvent,
     SurveyResponse,
     Thumb,
     TokenEntry,
@@ -113,6 +118,8 @@ __all__ = [
     "AsyncMessageFeedback",
     "AsyncMessages",
     "AsyncProductFeedbackForms",
+    "AsyncStreamWriter",
+    "AsyncStreams",
     "AsyncSurveys",
     "AsyncTokens",
     "AsyncTrees",
@@ -151,6 +158,7 @@ __all__ = [
     "Message",
     "MessageDetail",
     "MessageFeedback",
+    "MessageStatus",
     "Messages",
     "MissingDependencyError",
     "NotFoundError",
@@ -163,6 +171,10 @@ __all__ = [
     "Role",
     "SQLiteWALResetBugWarning",
     "SchemaOutOfDateError",
+    "Stream",
+    "StreamEvent",
+    "StreamWriter",
+    "Streams",
     "SurveyResponse",
     "Surveys",
     "Thumb",

@@ -55,6 +55,9 @@ MYSQL_TABLE_OPTIONS: Final[dict[str, str]] = {
 
 ROLES: Final = ("user", "assistant", "system", "tool")
 CONVERSATION_STATUSES: Final = ("active", "archived", "closed", "deleted")
+#: The life cycle of a message: ``streaming`` while a reply is being written (docs/streaming.md),
+#: then ``completed``, ``incomplete`` (aborted or swept, with a reason) or ``failed``.
+MESSAGE_STATUSES: Final = ("streaming", "completed", "incomplete", "failed")
 
 # Column sizes, in characters.
 EXTERNAL_ID_MAX: Final = 255
@@ -225,6 +228,15 @@ class MessageRow(Base):
     #: The rank among the children of the parent (the roots, for a root), 0 first.
     sibling_index: Mapped[int] = mapped_column(Integer)
     on_active_path: Mapped[bool] = mapped_column(Boolean(create_constraint=False))
+    #: ``streaming`` until a streamed reply is finished; every other message is ``completed``
+    #: when written. ``content`` holds the final text from the finish on (docs/streaming.md).
+    status: Mapped[str] = mapped_column(String(16))
+    #: Why a reply ended ``incomplete`` or ``failed``.
+    status_reason: Mapped[str | None] = mapped_column(String(REASON_MAX))
+    #: Input tokens the provider served from its prompt cache (part of ``input_tokens``).
+    cached_input_tokens: Mapped[int | None] = mapped_column(Integer)
+    #: Reasoning ("thinking") tokens the provider reported (part of ``output_tokens``).
+    reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         PrimaryKeyConstraint("conversation_id", "seq"),
@@ -259,6 +271,8 @@ class MessageRow(Base):
             "cost",
             "conversation_id",
         ),
+        CheckConstraint("cached_input_tokens >= 0 AND reasoning_tokens >= 0", name="usage_details"),
+        CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
         Index(
             "uq_messages_conversation_id_idempotency_key",
             "conversation_id",
@@ -267,6 +281,69 @@ class MessageRow(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
             sqlite_where=text("idempotency_key IS NOT NULL"),
         ),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class MessageStreamRow(Base):
+    """The stream of a reply begun in state ``streaming``. Live until its finish (or the
+    sweep, once ``lease_expires_at`` has passed without a flush); then ``finished_at`` is set
+    and its chunks are gone (the text is the message's content).
+
+    ``hold`` tokens of the conversation owner are reserved (``token_balances.held``) until the
+    finish settles the real amount or the sweep releases them."""
+
+    __tablename__ = "message_streams"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    #: How many chunks and characters have been flushed.
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    char_count: Mapped[int] = mapped_column(Integer)
+    #: How long a flush renews the lease for, and when it runs out.
+    lease_seconds: Mapped[int] = mapped_column(Integer)
+    #: ``NULL`` once finished.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Tokens reserved until the finish (``NULL``: none, or settled).
+    hold: Mapped[int | None] = mapped_column(BigInteger)
+    charge_reason: Mapped[str | None] = mapped_column(String(REASON_MAX))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_message_streams_conversation_id", "conversation_id"),
+        Index("ix_message_streams_lease_expires_at", "lease_expires_at"),
+        CheckConstraint(
+            "chunk_count >= 0 AND char_count >= 0 AND lease_seconds >= 1 AND hold >= 1",
+            name="counts",
+        ),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class StreamChunkRow(Base):
+    """One flushed batch of deltas of a streaming reply: characters ``[start_char,
+    start_char + len(text))`` of its text. Deleted with the stream when the text moves to the
+    message at the finish."""
+
+    __tablename__ = "stream_chunks"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("message_streams.message_id", ondelete="CASCADE")
+    )
+    idx: Mapped[int] = mapped_column(Integer)
+    start_char: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("message_id", "idx"),
+        CheckConstraint("idx >= 0 AND start_char >= 0", name="position"),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -438,9 +515,16 @@ class TokenBalanceRow(Base):
         Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     balance: Mapped[int] = mapped_column(BigInteger)
+    #: Tokens reserved by streaming replies (the sum of their ``message_streams.hold``); a
+    #: debit or a new hold may use only ``balance - held``.
+    held: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (CheckConstraint("balance >= 0", name="balance"), MYSQL_TABLE_OPTIONS)
+    __table_args__ = (
+        CheckConstraint("balance >= 0", name="balance"),
+        CheckConstraint("held >= 0 AND held <= balance", name="held"),
+        MYSQL_TABLE_OPTIONS,
+    )
 
 
 class TokenLedgerRow(Base):
@@ -694,6 +778,8 @@ graph_checkpoints: Final[Table] = Base.metadata.tables["graph_checkpoints"]
 graph_blobs: Final[Table] = Base.metadata.tables["graph_blobs"]
 graph_writes: Final[Table] = Base.metadata.tables["graph_writes"]
 hidden_messages: Final[Table] = Base.metadata.tables["hidden_messages"]
+message_streams: Final[Table] = Base.metadata.tables["message_streams"]
+stream_chunks: Final[Table] = Base.metadata.tables["stream_chunks"]
 
 #: Table -> the kind of object a row is, as errors name it.
 KINDS: Final[dict[str, str]] = {

@@ -50,6 +50,8 @@ class Limits:
     max_metadata_bytes: int = 1_048_576
     #: Largest page a listing may ask for.
     max_page_size: int = 1000
+    #: Maximum characters of one flushed batch of a streaming reply (``streams.delta``).
+    max_delta_chars: int = 100_000
     #: Most items one batch call may write (``append_many``, ``bulk_upsert``, ``add_many``).
     max_batch_size: int = 10_000
 

@@ -29,11 +29,14 @@ __all__ = [
     "KnowledgeChunk",
     "Message",
     "MessageDetail",
+    "MessageStatus",
     "Order",
     "Page",
     "ProductFeedback",
     "RetentionReport",
     "Role",
+    "Stream",
+    "StreamEvent",
     "SurveyResponse",
     "Thumb",
     "TokenEntry",
@@ -47,6 +50,8 @@ __all__ = [
 Role: TypeAlias = Literal["user", "assistant", "system", "tool"]
 #: The life cycle of a conversation. ``deleted`` is a soft delete: hidden from default listings.
 ConversationStatus: TypeAlias = Literal["active", "archived", "closed", "deleted"]
+#: The life cycle of a message (docs/streaming.md).
+MessageStatus: TypeAlias = Literal["streaming", "completed", "incomplete", "failed"]
 #: Sort order of a listing: ``"asc"`` oldest first, ``"desc"`` newest first.
 Order: TypeAlias = Literal["asc", "desc"]
 #: A thumbs-up or thumbs-down rating.
@@ -128,6 +133,55 @@ class Message:
     depth: int = 0
     sibling_index: int = 0
     on_active_path: bool = True
+    #: ``streaming`` while a reply is being written (its text is read with
+    #: ``store.streams.read``), then ``completed``, ``incomplete`` or ``failed``
+    #: (docs/streaming.md); every message appended whole is ``completed``.
+    status: MessageStatus = "completed"
+    #: Why the reply ended ``incomplete`` or ``failed``.
+    status_reason: str | None = None
+    #: Input tokens served from the provider's prompt cache (part of ``input_tokens``).
+    cached_input_tokens: int | None = None
+    #: Reasoning tokens the provider reported (part of ``output_tokens``).
+    reasoning_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """The stream of a reply that was begun streaming (docs/streaming.md): how much of it has
+    been flushed, until when its writer's lease runs, the tokens it holds. ``finished_at`` is
+    set, and the lease and hold cleared, when it was finished, aborted or swept."""
+
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    chunk_count: int
+    char_count: int
+    lease_seconds: int
+    lease_expires_at: datetime | None
+    hold: int | None
+    charge_reason: str | None
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """Text of a streamed reply from character ``start`` to ``end`` (exclusive), read while
+    it streams or after. ``end`` is where the next read resumes (the SSE event id);
+    ``status`` is the message's state when it was read: the last event of a finished reply
+    carries its final state."""
+
+    message_id: uuid.UUID
+    start: int
+    end: int
+    text: str
+    status: MessageStatus
+    status_reason: str | None
+
+    @property
+    def done(self) -> bool:
+        """Whether the reply is finished (no more text will come)."""
+        return self.status != "streaming"
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +325,10 @@ class UsageTotals:
     input_tokens: int
     output_tokens: int
     cost: Decimal
+    #: Of ``input_tokens``: served from the provider's prompt cache.
+    cached_input_tokens: int = 0
+    #: Of ``output_tokens``: reasoning tokens.
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

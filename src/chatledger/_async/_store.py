@@ -22,6 +22,7 @@ from ._citations import AsyncCitations
 from ._conversations import AsyncConversations
 from ._feedback import AsyncMessageFeedback
 from ._messages import AsyncMessages
+from ._streams import AsyncStreams
 from ._surveys import AsyncSurveys
 from ._tokens import AsyncTokens
 from ._trees import AsyncTrees
@@ -88,6 +89,7 @@ class _AsyncStore:
         self.conversations = AsyncConversations(self)
         self.messages = AsyncMessages(self)
         self.trees = AsyncTrees(self)
+        self.streams = AsyncStreams(self)
         self.feedback = AsyncMessageFeedback(self)
         self.citations = AsyncCitations(self)
         self.usage = AsyncUsage(self)

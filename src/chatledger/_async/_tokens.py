@@ -53,6 +53,13 @@ class AsyncTokens:
         user = acting_user(self._store, user_id)
         return await self._store._call(_tokens.balance, user)
 
+    async def held(self, user_id: Id | None = None) -> int:
+        """How many of the user's tokens streaming replies hold (reserved at their begin,
+        settled at their finish, released by the sweep): only ``balance - held`` may be
+        spent or held again (docs/streaming.md)."""
+        user = acting_user(self._store, user_id)
+        return await self._store._call(_tokens.held, user)
+
     async def credit(
         self,
         amount: int,
@@ -126,7 +133,8 @@ class AsyncTokens:
         )
 
     async def verify(self, user_id: Id | None = None) -> bool:
-        """Whether the user's balance equals the sum of the user's ledger entries (it always
-        should: a ``False`` means the tables were changed behind chatledger's back)."""
+        """Whether the user's balance equals the sum of the user's ledger entries and what is
+        held equals the holds of the user's streaming replies (it always should: a ``False``
+        means the tables were changed behind chatledger's back)."""
         user = acting_user(self._store, user_id)
         return await self._store._call(_tokens.verify, user)

@@ -237,6 +237,7 @@ def chatgpt_conversation(
         row["sibling_index"] = children.get(parent, 0)
         children[parent] = row["sibling_index"] + 1
         row["on_active_path"] = False
+        row["status"] = "completed"
         if parent is not None and row["created_at"] < kept[parent]["created_at"]:
             row["created_at"] = kept[parent]["created_at"]  # a reply never precedes its parent
     leaf = _active_leaf(doc.get("current_node"), nodes, kept, parents, ordered, kept_parent)

@@ -98,6 +98,12 @@ class NewMessage:
     idempotency_key: str | None
     #: For imports: when the message was originally written (``None``: now).
     created_at: datetime | None = None
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    #: ``streaming`` for the begin of a streamed reply (``_ops.streams``).
+    status: str = "completed"
+    #: The id, when the caller drew it before the first attempt (``None``: drawn here).
+    id: uuid.UUID | None = None
 
 
 #: ``NewMessage(...)`` without the frozen dataclass ``__init__`` (batches build thousands).
@@ -119,6 +125,8 @@ def prepare(
     request_id: object = None,
     idempotency_key: object = None,
     created_at: object = None,
+    cached_input_tokens: object = None,
+    reasoning_tokens: object = None,
 ) -> NewMessage:
     """Validate a message before anything is written."""
     return _make_new_message(
@@ -136,6 +144,10 @@ def prepare(
             "idempotency_key", idempotency_key, IDEMPOTENCY_KEY_MAX
         ),
         created_at=check.optional_aware_datetime("created_at", created_at),
+        cached_input_tokens=check.count("cached_input_tokens", cached_input_tokens),
+        reasoning_tokens=check.count("reasoning_tokens", reasoning_tokens),
+        status="completed",
+        id=None,
     )
 
 
@@ -153,6 +165,8 @@ _BATCH_FIELDS: Final = frozenset(
         "request_id",
         "idempotency_key",
         "created_at",
+        "cached_input_tokens",
+        "reasoning_tokens",
     )
 )
 
@@ -583,7 +597,7 @@ def stored(
 ) -> Message:
     """The record of ``new`` as it will be stored (on the active path: the new leaf)."""
     return _make_message(
-        id=_ids.new_id(),
+        id=new.id or _ids.new_id(),
         conversation_id=conversation_id,
         seq=seq,
         role=new.role,  # validated against ROLES
@@ -602,6 +616,10 @@ def stored(
         depth=depth,
         sibling_index=sibling_index,
         on_active_path=True,
+        status=new.status,
+        status_reason=None,
+        cached_input_tokens=new.cached_input_tokens,
+        reasoning_tokens=new.reasoning_tokens,
     )
 
 

@@ -44,7 +44,9 @@ from .._schema import (
     hidden_messages,
     idempotent_requests,
     message_feedback,
+    message_streams,
     messages,
+    stream_chunks,
     survey_responses,
     token_balances,
     token_ledger,
@@ -111,6 +113,13 @@ USER_ROWS: Final[dict[str, Callable[[uuid.UUID], ColumnElement[bool]]]] = {
     "graph_blobs": lambda u: graph_blobs.c.thread_key.in_(_threads_of(u)),
     "graph_writes": lambda u: graph_writes.c.thread_key.in_(_threads_of(u)),
     "hidden_messages": lambda u: hidden_messages.c.conversation_id.in_(_conversations_of(u)),
+    # Their streaming replies and the chunks flushed so far.
+    "message_streams": lambda u: message_streams.c.conversation_id.in_(_conversations_of(u)),
+    "stream_chunks": lambda u: stream_chunks.c.message_id.in_(
+        select(message_streams.c.message_id).where(
+            message_streams.c.conversation_id.in_(_conversations_of(u))
+        )
+    ),
 }
 
 #: Tables that hold nobody's personal data, and why.
@@ -142,6 +151,8 @@ ERASE_ORDER: Final = (
     "graph_checkpoints",
     "graph_threads",
     "hidden_messages",
+    "stream_chunks",
+    "message_streams",
     "messages",
     "conversations",
     "token_balances",

@@ -41,6 +41,7 @@ from .._backends import backend_of
 from .._schema import (
     TOKEN_AMOUNT_MAX,
     conversations,
+    message_streams,
     messages,
     survey_responses,
     token_balances,
@@ -64,8 +65,11 @@ __all__ = [
     "decode_cursor",
     "ensure_balance_row",
     "find_grant",
+    "held",
     "history",
+    "hold_in",
     "lock_balance",
+    "release_in",
     "verify",
 ]
 
@@ -88,7 +92,9 @@ def _change(returning: bool, debit: bool) -> Any:
     delta = bindparam("b_delta", type_=BigInteger())
     bound = bindparam("b_bound", type_=BigInteger())
     stmt = update(token_balances).where(
-        b.user_id == bindparam("b_user"), b.balance >= bound if debit else b.balance <= bound
+        b.user_id == bindparam("b_user"),
+        # A debit may use what streaming replies have not reserved (``held``).
+        b.balance - b.held >= bound if debit else b.balance <= bound,
     )
     value: Any = b.balance - delta if debit else b.balance + delta
     if not returning:
@@ -156,7 +162,9 @@ def ensure_balance_row(conn: Connection, user_id: uuid.UUID) -> None:
     try:
         with conn.begin_nested():
             conn.execute(
-                insert(token_balances).values(user_id=user_id, balance=0, updated_at=utcnow())
+                insert(token_balances).values(
+                    user_id=user_id, balance=0, held=0, updated_at=utcnow()
+                )
             )
     except IntegrityError as exc:
         if backend_of(conn).violation(exc).kind != "unique":
@@ -294,13 +302,63 @@ def debit_in(
     Arguments are trusted (validated by the caller); ``message_id`` is not checked."""
     after = _apply(conn, user_id, amount, debit=True)
     if after is None:
-        current = _stored_balance(conn, user_id)
-        if current is None:
-            if not _user_exists(conn, user_id):
-                raise NotFoundError("user", user_id)
-            current = 0
-        raise InsufficientBalanceError(balance=current, requested=amount)
+        raise InsufficientBalanceError(balance=_available(conn, user_id), requested=amount)
     return _entry(conn, user_id, -amount, after, reason, message_id=message_id)
+
+
+def _available(conn: Connection, user_id: uuid.UUID) -> int:
+    """What the user may spend: the balance less the holds (0 without a balance row);
+    :class:`NotFoundError` for an unknown user."""
+    b = token_balances.c
+    row = conn.execute(select(b.balance - b.held).where(b.user_id == user_id)).first()
+    if row is None:
+        if not _user_exists(conn, user_id):
+            raise NotFoundError("user", user_id)
+        return 0
+    return int(row[0])
+
+
+_HOLD: Final = (
+    update(token_balances)
+    .where(
+        token_balances.c.user_id == bindparam("b_user"),
+        token_balances.c.balance - token_balances.c.held >= bindparam("b_amount"),
+    )
+    .values(held=token_balances.c.held + bindparam("b_amount"), updated_at=bindparam("b_now"))
+)
+_RELEASE: Final = (
+    update(token_balances)
+    .where(token_balances.c.user_id == bindparam("b_user"))
+    .values(held=token_balances.c.held - bindparam("b_amount"), updated_at=bindparam("b_now"))
+)
+
+
+def hold_in(conn: Connection, user_id: uuid.UUID, amount: int) -> None:
+    """Reserve ``amount`` of the user's balance (a streaming reply's estimate) inside the
+    caller's transaction: one conditional ``UPDATE``, so parallel holds and debits can never
+    together exceed the balance. :class:`InsufficientBalanceError` when what is not yet held
+    does not cover it. A hold moves no tokens: the ledger records only the settled debit."""
+    ensure_balance_row(conn, user_id)
+    params = {"b_user": user_id, "b_amount": amount, "b_now": utcnow()}
+    if conn.execute(_HOLD, params).rowcount != 1:
+        raise InsufficientBalanceError(balance=_available(conn, user_id), requested=amount)
+
+
+def release_in(conn: Connection, user_id: uuid.UUID, amount: int) -> None:
+    """Give back a hold taken by :func:`hold_in` (inside the caller's transaction)."""
+    conn.execute(_RELEASE, {"b_user": user_id, "b_amount": amount, "b_now": utcnow()})
+
+
+def held(conn: Connection, user_id: uuid.UUID) -> int:
+    """How many of the user's tokens streaming replies hold (0 without a balance row)."""
+    value = conn.execute(
+        select(token_balances.c.held).where(token_balances.c.user_id == user_id)
+    ).scalar()
+    if value is None:
+        if not _user_exists(conn, user_id):
+            raise NotFoundError("user", user_id)
+        return 0
+    return int(value)
 
 
 def _require_message(conn: Connection, user_id: uuid.UUID, message_id: uuid.UUID) -> None:
@@ -372,13 +430,22 @@ def balance(conn: Connection, user_id: uuid.UUID) -> int:
 
 
 def verify(conn: Connection, user_id: uuid.UUID) -> bool:
-    """Whether the user's balance equals the sum of the user's ledger entries."""
+    """Whether the user's balance equals the sum of the user's ledger entries, and what is
+    held equals the sum of the holds of the user's streaming replies."""
     total = conn.execute(
         select(func.coalesce(func.sum(token_ledger.c.delta), 0)).where(
             token_ledger.c.user_id == user_id
         )
     ).scalar_one()
-    return balance(conn, user_id) == int(total)
+    s = message_streams.c
+    holds = conn.execute(
+        select(func.coalesce(func.sum(s.hold), 0)).where(
+            s.conversation_id.in_(
+                select(conversations.c.id).where(conversations.c.owner_id == user_id)
+            )
+        )
+    ).scalar_one()
+    return balance(conn, user_id) == int(total) and held(conn, user_id) == int(holds)
 
 
 #: Reads back the sort key of this listing's cursors: (created_at, id) of a token-ledger entry.

@@ -407,8 +407,16 @@ def fork(
             depth=index,
             sibling_index=0,
             on_active_path=True,
+            # A reply still streaming is copied as far as its message row goes: ended.
+            status="incomplete" if original.status == "streaming" else original.status,
+            status_reason=(
+                "forked while streaming"
+                if original.status == "streaming"
+                else original.status_reason
+            ),
         )
         for index, original in enumerate(copied)
+        for streaming in (original.status == "streaming",)
     ]
     newest = max(copy.created_at for copy in copies)
     conversation = Conversation(

@@ -36,6 +36,8 @@ def _aggregates() -> list[ColumnElement[Any]]:
         func.sum(m.input_tokens),
         func.sum(m.output_tokens),
         func.sum(m.cost, type_=Money()),
+        func.sum(m.cached_input_tokens),
+        func.sum(m.reasoning_tokens),
     ]
 
 
@@ -75,13 +77,15 @@ def _filtered(
 
 
 def _totals(key: str, row: Any) -> UsageTotals:
-    count, input_tokens, output_tokens, cost = row
+    count, input_tokens, output_tokens, cost, cached_input_tokens, reasoning_tokens = row
     return UsageTotals(
         key=key,
         messages=int(count),
         input_tokens=int(input_tokens or 0),
         output_tokens=int(output_tokens or 0),
         cost=Decimal(0) if cost is None else cost,
+        cached_input_tokens=int(cached_input_tokens or 0),
+        reasoning_tokens=int(reasoning_tokens or 0),
     )
 
 

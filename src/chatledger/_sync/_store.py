@@ -24,6 +24,7 @@ from ._citations import Citations
 from ._conversations import Conversations
 from ._feedback import MessageFeedback
 from ._messages import Messages
+from ._streams import Streams
 from ._surveys import Surveys
 from ._tokens import Tokens
 from ._trees import Trees
@@ -88,6 +89,7 @@ class _Store:
         self.conversations = Conversations(self)
         self.messages = Messages(self)
         self.trees = Trees(self)
+        self.streams = Streams(self)
         self.feedback = MessageFeedback(self)
         self.citations = Citations(self)
         self.usage = Usage(self)

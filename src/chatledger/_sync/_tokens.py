@@ -55,6 +55,13 @@ class Tokens:
         user = acting_user(self._store, user_id)
         return self._store._call(_tokens.balance, user)
 
+    def held(self, user_id: Id | None = None) -> int:
+        """How many of the user's tokens streaming replies hold (reserved at their begin,
+        settled at their finish, released by the sweep): only ``balance - held`` may be
+        spent or held again (docs/streaming.md)."""
+        user = acting_user(self._store, user_id)
+        return self._store._call(_tokens.held, user)
+
     def credit(
         self,
         amount: int,
@@ -128,7 +135,8 @@ class Tokens:
         )
 
     def verify(self, user_id: Id | None = None) -> bool:
-        """Whether the user's balance equals the sum of the user's ledger entries (it always
-        should: a ``False`` means the tables were changed behind chatledger's back)."""
+        """Whether the user's balance equals the sum of the user's ledger entries and what is
+        held equals the holds of the user's streaming replies (it always should: a ``False``
+        means the tables were changed behind chatledger's back)."""
         user = acting_user(self._store, user_id)
         return self._store._call(_tokens.verify, user)
