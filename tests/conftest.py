@@ -269,3 +269,12 @@ def user(store: Any) -> Any:
 @pytest.fixture
 def chat(store: Any, user: Any) -> Any:
     return store.conversations.create(user.id, title="a chat")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs on SQLite (its id names sqlite: a ``backend`` parameter, or a
+    file or test about SQLite) with ``sqlite``: ``make test`` runs those a second time on the
+    system SQLite library (``CHATLEDGER_SQLITE_LIBRARY=system``)."""
+    for item in items:
+        if "sqlite" in item.nodeid.lower():
+            item.add_marker(pytest.mark.sqlite)

@@ -10,7 +10,7 @@ from .._backends import backend_for, is_memory_sqlite
 from ..config import Config
 from .database_async import AsyncDatabase, NativeDatabase, ThreadedDatabase
 from .database_sync import Database
-from .engine import adopt_engine, async_engine, sync_engine
+from .engine import adopt_engine, async_engine, pool_budget, sync_engine
 from .inline import Inline
 
 __all__ = ["open_database"]
@@ -28,12 +28,13 @@ def open_database(config: Config, engine: Engine | AsyncEngine | None) -> AsyncD
         return NativeDatabase(engine, adopt_engine(engine.sync_engine, config))
     if engine is None and not backend_for(config.url).threaded_async:
         native, backend = async_engine(config)
-        native_reader = async_engine(config, reader=True)[0] if backend.read_pool else None
+        reads = pool_budget(config, backend).reads
+        native_reader = async_engine(config, reader=True)[0] if reads is not None else None
         return NativeDatabase(native, backend, reader=native_reader)
     reader = inline = None
     if engine is None:
         engine, backend = sync_engine(config)
-        if backend.read_pool:
+        if pool_budget(config, backend).reads is not None:
             reader, _ = sync_engine(config, reader=True)
         if _inlines(config, engine):
             inline_engine, _ = sync_engine(config, inline=True)
