@@ -237,13 +237,14 @@ def test_downgrade_refuses_without_yes_when_not_on_a_terminal(tmp_path: Path) ->
     assert migrate.current(url) == migrate.head()
     assert _backups(database) == []
 
-    done = cli("db", "downgrade", "--url", url, "--yes", "--json")  # one revision down
+    done = cli("db", "downgrade", "base", "--url", url, "--yes", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["before"] == migrate.head()
-    assert report["revision"] == migrate.history()[1].revision
+    assert report["revision"] is None
     assert report["backup"] == str(_backups(database)[0])
-    assert report["removed_tables"]  # the newest revision's tables, with their row counts
+    assert report["removed_tables"]["users"] == 1  # every table, with the rows it held
+    assert report["removed_tables"]["messages"] == 1
 
 
 def test_downgrade_of_an_empty_database_does_not_ask(tmp_path: Path) -> None:
