@@ -1,9 +1,10 @@
 # chatledger's developer commands. Needs only python3 (3.11 or newer) on PATH: every target
 # that runs Python first creates .venv and installs the package into it.
 #
-#   make demo                 run examples/demo.py (core install, default SQLite database)
+#   make demo                 run examples/demo.py (core + the bundled SQLite, default database)
 #   make serve                the HTTP API on the default SQLite database (SERVE_ARGS="--port 9000")
-#   make test                 the full test suite on every core; PYTEST_ARGS="-x tests/test_x.py"
+#   make test                 the full test suite on every core, then the SQLite tests again on
+#                             the system SQLite library; PYTEST_ARGS="-x tests/test_x.py"
 #   make browser              install Debian's chromium + chromium-driver when absent (browser tests)
 #   make screenshots          regenerate docs/console/*.png (the console in Chromium)
 #   make lint                 ruff, ruff format --check, mypy, generated-code check
@@ -39,9 +40,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# The package alone (what `make demo` needs).
+# The package with the bundled SQLite (what `make demo` needs).
 $(CORE_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[sqlite]'
 	@touch $@
 
 # The package with every extra and the development tools. It includes the core, so the core
@@ -70,8 +71,11 @@ demo: venv-core
 serve: $(SERVER_STAMP)
 	$(VENV)/bin/chatledger serve $(SERVE_ARGS)
 
+# The suite runs on the bundled SQLite (pysqlite3, in the dev extra); the second run repeats
+# every SQLite test on the library Python links (CHATLEDGER_SQLITE_LIBRARY=system).
 test: venv browser
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	CHATLEDGER_SQLITE_LIBRARY=system $(PY) -m pytest -n $(TEST_WORKERS) -m sqlite $(PYTEST_ARGS)
 
 # The console's browser tests drive Debian's Chromium (a test tool's own browser download does
 # not work offline). Installed with apt when absent; needs root (CI runs as root).

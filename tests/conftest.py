@@ -22,10 +22,23 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, make_url
 
 from chatledger import AsyncLedger, Ledger, migrate
+from chatledger._backends import sqlite_library
 from chatledger._schema import Base, audit_chain
+
+
+def _same_sqlite_library(cls: type) -> Any:
+    return sqlite_library()
+
+
+# The tests' own engines (sa.create_engine("sqlite:///...")) open the files with the SQLite
+# library chatledger uses: two copies of SQLite in one process must not share a file (each
+# ignores the other's POSIX locks; with the bundled pysqlite3, readers through Python's sqlite3
+# saw stale rows).
+SQLiteDialect_pysqlite.import_dbapi = classmethod(_same_sqlite_library)  # type: ignore[method-assign,assignment]
 
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
 SURFACES = ["sync", "async"]
@@ -286,3 +299,12 @@ def user(store: Any) -> Any:
 @pytest.fixture
 def chat(store: Any, user: Any) -> Any:
     return store.conversations.create(user.id, title="a chat")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs on SQLite (its id names sqlite: a ``backend`` parameter, or a
+    file or test about SQLite) with ``sqlite``: ``make test`` runs those a second time on the
+    system SQLite library (``CHATLEDGER_SQLITE_LIBRARY=system``)."""
+    for item in items:
+        if "sqlite" in item.nodeid.lower():
+            item.add_marker(pytest.mark.sqlite)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from chatledger import AsyncLedger, Config, Ledger
+from chatledger._backends import sqlite_library
 from chatledger._run.database_async import ThreadedDatabase
 from chatledger._run.inline import COOLDOWN, Inline, _key
 
@@ -145,7 +145,9 @@ def test_a_write_locked_by_another_connection_waits_on_a_worker(url: str, chat: 
     fails at once, and the append waits on a worker while the loop keeps running."""
     path = sa.make_url(url).database
     assert path is not None
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # The library chatledger uses: two copies of SQLite in one process do not see each
+    # other's locks.
+    other = sqlite_library().connect(path, isolation_level=None, check_same_thread=False)
     releaser = threading.Timer(1.0, other.execute, ("COMMIT",))
 
     async def main() -> None:

@@ -315,11 +315,14 @@ def test_file_url_without_password_takes_the_env_password(tmp_path: Path) -> Non
     assert config.sources["url"] == f"file {cfg}, env DB_PASSWORD"
 
 
-def test_env_parts_replace_the_file_parts_entirely(tmp_path: Path) -> None:
+def test_env_parts_and_file_parts_are_merged_field_by_field(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.yaml", "database:\n  type: mariadb\n  mariadb:\n    database: app\n")
     config = Config.load(config_file=cfg, environ={"DB_HOST": "pg"})
-    assert plain(config) == "postgresql+psycopg://postgres@pg:5432/chatledger"
-    assert config.sources["url"] == "env DB_HOST"
+    assert plain(config) == "mysql+pymysql://root@pg:3306/app"
+    assert config.sources["url"] == f"file {cfg}, env DB_HOST"
+    assert config.sources["url.host"] == "env DB_HOST"
+    assert config.sources["url.database"] == f"file {cfg}"
+    assert config.sources["url.username"] == "default"
 
 
 # --- the YAML file ---------------------------------------------------------------------------
@@ -472,7 +475,12 @@ def test_file_settings_and_their_sources(tmp_path: Path) -> None:
     assert config.sqlite_inline_budget == 0.0
     assert (config.pool_size, config.max_overflow) == (5, 6)
     assert (config.pool_timeout, config.pool_recycle) == (7.5, 8)
-    assert set(config.sources.values()) == {f"file {cfg}"}
+    # The file names the backend; the URL's parts it leaves out are defaults.
+    unset = ("url.", "open_")  # the URL's parts and the open settings the file leaves out
+    assert {config.sources[name] for name in config.sources if not name.startswith(unset)} == {
+        f"file {cfg}"
+    }
+    assert config.sources["url.host"] == "default"
 
 
 def test_file_pool_settings_come_from_the_section_of_the_backend_in_use(tmp_path: Path) -> None:
@@ -643,6 +651,11 @@ def test_rag_app_database_type_and_pool_variables() -> None:
     assert (config.pool_timeout, config.pool_recycle) == (30.0, 3600)
     assert dict(config.sources) == {
         "url": "env DATABASE_TYPE, DB_HOST, DB_NAME, DB_USER, DB_PASSWORD",
+        "url.host": "env DB_HOST",
+        "url.port": "default",
+        "url.database": "env DB_NAME",
+        "url.username": "env DB_USER",
+        "url.password": "env DB_PASSWORD",
         "echo": "env DATABASE_ECHO",
         "pool_size": "env DATABASE_POOL_SIZE",
         "max_overflow": "env DATABASE_MAX_OVERFLOW",
@@ -652,6 +665,9 @@ def test_rag_app_database_type_and_pool_variables() -> None:
         "sqlite_busy_timeout": "default",
         "sqlite_inline_budget": "default",
         "auto_upgrade": "default",
+        "open_timeout": "default",
+        "open_retries": "default",
+        "open_retry_delay": "default",
     }
 
 
@@ -850,6 +866,7 @@ def test_default_settings_and_sources() -> None:
     assert config.sqlite_inline_budget == 0.002
     assert list(config.sources) == [
         "url",
+        "url.database",
         "echo",
         "pool_size",
         "max_overflow",
@@ -859,5 +876,58 @@ def test_default_settings_and_sources() -> None:
         "sqlite_busy_timeout",
         "sqlite_inline_budget",
         "auto_upgrade",
+        "open_timeout",
+        "open_retries",
+        "open_retry_delay",
     ]
     assert set(config.sources.values()) == {"default"}
+
+
+# --- each part of the URL on its own (issue 20) ---------------------------------------------
+
+
+def test_coloraria_host_from_env_keeps_the_file_database_and_user(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "config" / "config.yaml",
+        "database:\n  type: mariadb\n  mariadb:\n    host: mariadb\n"
+        "    database: coloraria\n    user: coloraria\n",
+    )
+    env = {"MARIADB_HOST": "db.example", "MARIADB_PASSWORD": PASSWORD}
+    config = Config.load(config_file=cfg, environ=env)
+    assert plain(config) == f"mysql+pymysql://coloraria:{ESCAPED}@db.example:3306/coloraria"
+    assert config.sources["url.host"] == "env MARIADB_HOST"
+    assert config.sources["url.database"] == f"file {cfg}"
+    assert config.sources["url.username"] == f"file {cfg}"
+    assert config.sources["url.password"] == "env MARIADB_PASSWORD"
+    assert config.sources["url.port"] == "default"
+    assert config.sources["url"] == f"file {cfg}, env MARIADB_HOST, MARIADB_PASSWORD"
+
+
+def test_database_type_sqlite_uses_the_file_sqlite_path(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "config" / "config.yaml",
+        "database:\n  type: mariadb\n  mariadb:\n    host: mariadb\n"
+        "  sqlite:\n    path: data/coloraria.db\n",
+    )
+    config = Config.load(config_file=cfg, environ={"DATABASE_TYPE": "sqlite"})
+    assert config.url.database == str(tmp_path / "config" / "data" / "coloraria.db")
+    assert config.sources["url.database"] == f"file {cfg}"
+    assert config.sources["url"] == f"file {cfg}, env DATABASE_TYPE"
+
+
+def test_env_parts_fill_a_file_url_field_by_field(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "c.yaml",
+        "database:\n  url: postgresql+psycopg://app@pg:6543/app?sslmode=disable\n",
+    )
+    config = Config.load(config_file=cfg, environ={"DB_NAME": "other", "DB_PASSWORD": PASSWORD})
+    assert plain(config) == f"postgresql+psycopg://app:{ESCAPED}@pg:6543/other?sslmode=disable"
+    assert config.sources["url.port"] == f"file {cfg}"
+    assert config.sources["url.database"] == "env DB_NAME"
+
+
+def test_a_password_alone_does_not_change_the_file_backend(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.yaml", "database:\n  postgresql:\n    host: pg\n")
+    config = Config.load(config_file=cfg, environ={"MARIADB_PASSWORD": PASSWORD})
+    assert config.backend == "postgresql"
+    assert config.url.password is None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import sqlite3
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatledger import AsyncLedger, ChatledgerError, ConflictError, Ledger, NotFoundError
+from chatledger._backends import sqlite_library
 from chatledger._ops import conversations as conversation_ops
 from chatledger._ops import messages as message_ops
 from chatledger._ops._common import from_row
@@ -399,7 +399,7 @@ def test_json_loading_matches_sqlalchemys_on_each_dialect(document):
 
 def _autocommit(dbapi_connection: Any) -> bool:
     """Whether a driver connection is in autocommit mode (no transaction around a write)."""
-    if isinstance(dbapi_connection, sqlite3.Connection):  # chatledger begins explicitly
+    if isinstance(dbapi_connection, sqlite_library().Connection):  # chatledger begins itself
         return not dbapi_connection.in_transaction
     if hasattr(dbapi_connection, "get_autocommit"):  # PyMySQL
         return bool(dbapi_connection.get_autocommit())

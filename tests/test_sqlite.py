@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import threading
 import warnings
 
@@ -104,7 +103,7 @@ def test_wal_reset_bug_versions(version, affected):
 
 def test_opening_with_an_affected_sqlite_warns_once(monkeypatch, tmp_path):
     monkeypatch.setattr(backends, "_warned_versions", set())
-    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 45, 1))
+    monkeypatch.setattr(backends.sqlite_library(), "sqlite_version_info", (3, 45, 1))
     with pytest.warns(SQLiteWALResetBugWarning, match=r"3\.45\.1"):
         Ledger(f"sqlite:///{tmp_path / 'a.db'}").close()
     with warnings.catch_warnings():
@@ -114,7 +113,7 @@ def test_opening_with_an_affected_sqlite_warns_once(monkeypatch, tmp_path):
 
 def test_a_fixed_sqlite_does_not_warn(monkeypatch, tmp_path):
     monkeypatch.setattr(backends, "_warned_versions", set())
-    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 51, 3))
+    monkeypatch.setattr(backends.sqlite_library(), "sqlite_version_info", (3, 51, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Ledger(f"sqlite:///{tmp_path / 'a.db'}").close()

@@ -114,12 +114,12 @@ def test_a_deadlocked_transaction_is_re_run(database_url, backend):
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_busy_sqlite_is_retried_then_succeeds(database_url, caplog):
     import dataclasses
-    import sqlite3
 
     from chatledger import Config
+    from chatledger._backends import sqlite_library
 
     config = dataclasses.replace(Config.load(database_url), sqlite_busy_timeout=0.02)
-    holder = sqlite3.connect(
+    holder = sqlite_library().connect(
         str(database_url.database), isolation_level=None, check_same_thread=False
     )
     holder.execute("BEGIN IMMEDIATE")
@@ -137,13 +137,13 @@ def test_busy_sqlite_is_retried_then_succeeds(database_url, caplog):
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_retries_are_bounded(database_url):
     import dataclasses
-    import sqlite3
 
     from chatledger import Config
+    from chatledger._backends import sqlite_library
 
     config = dataclasses.replace(Config.load(database_url), sqlite_busy_timeout=0.01)
     with Ledger(config=config, retry=RetryPolicy(attempts=3, base_delay=0.001)) as ledger:
-        holder = sqlite3.connect(str(database_url.database), isolation_level=None)
+        holder = sqlite_library().connect(str(database_url.database), isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         try:
             with pytest.raises(TransientError) as caught:

@@ -16,43 +16,9 @@ from __future__ import annotations
 
 import inspect
 import typing
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from ._async._api_keys import AsyncApiKeys
-from ._async._audit import AsyncAuditLog, AsyncAuditLogger
-from ._async._citations import AsyncCitations
-from ._async._conversations import AsyncConversations
-from ._async._feedback import AsyncMessageFeedback, AsyncProductFeedbackForms
-from ._async._knowledge import AsyncKnowledge
-from ._async._memory import AsyncConversationMemory
-from ._async._messages import AsyncMessages
-from ._async._streams import AsyncStreams, AsyncStreamWriter
-from ._async._surveys import AsyncSurveys
-from ._async._tokens import AsyncTokens
-from ._async._trees import AsyncTrees
-from ._async._usage import AsyncUsage
-from ._async._users import AsyncUsers
-from ._async._visitors import AsyncVisitors
-from ._async.ledger import AsyncLedger, AsyncUserScope
-from ._ops._common import UNSET, Unset
-from ._run.retry import RetryPolicy
-from ._sync._api_keys import ApiKeys
-from ._sync._audit import AuditLog, AuditLogger
-from ._sync._citations import Citations
-from ._sync._conversations import Conversations
-from ._sync._feedback import MessageFeedback, ProductFeedbackForms
-from ._sync._knowledge import Knowledge
-from ._sync._memory import ConversationMemory
-from ._sync._messages import Messages
-from ._sync._streams import Streams, StreamWriter
-from ._sync._surveys import Surveys
-from ._sync._tokens import Tokens
-from ._sync._trees import Trees
-from ._sync._usage import Usage
-from ._sync._users import Users
-from ._sync._visitors import Visitors
-from ._sync.ledger import Ledger, UserScope
-from ._validate import Limits
-from .config import Config
 from .errors import (
     AuthenticationError,
     ChatledgerError,
@@ -68,40 +34,157 @@ from .errors import (
     TransientError,
     ValidationError,
 )
-from .records import (
-    ApiKey,
-    AuditCategory,
-    AuditEvent,
-    AuditSeverity,
-    AuditVerification,
-    Citation,
-    Conversation,
-    ConversationStatus,
-    CreatedApiKey,
-    ErasureReport,
-    Feedback,
-    FeedbackSummary,
-    KnowledgeChunk,
-    Message,
-    MessageDetail,
-    MessageStatus,
-    Order,
-    Page,
-    ProductFeedback,
-    RetentionReport,
-    Role,
-    Stream,
-    StreamEvent,
-    SurveyResponse,
-    Thumb,
-    TokenEntry,
-    UpsertReport,
-    UsageTotals,
-    User,
-    Visitor,
-)
+
+if TYPE_CHECKING:
+    from ._async._api_keys import AsyncApiKeys
+    from ._async._audit import AsyncAuditLog, AsyncAuditLogger
+    from ._async._citations import AsyncCitations
+    from ._async._conversations import AsyncConversations
+    from ._async._feedback import AsyncMessageFeedback, AsyncProductFeedbackForms
+    from ._async._knowledge import AsyncKnowledge
+    from ._async._memory import AsyncConversationMemory
+    from ._async._messages import AsyncMessages
+    from ._async._streams import AsyncStreams, AsyncStreamWriter
+    from ._async._surveys import AsyncSurveys
+    from ._async._tokens import AsyncTokens
+    from ._async._trees import AsyncTrees
+    from ._async._usage import AsyncUsage
+    from ._async._users import AsyncUsers
+    from ._async._visitors import AsyncVisitors
+    from ._async.ledger import AsyncLedger, AsyncUserScope
+    from ._ops._common import UNSET, Unset
+    from ._run.retry import RetryPolicy
+    from ._sync._api_keys import ApiKeys
+    from ._sync._audit import AuditLog, AuditLogger
+    from ._sync._citations import Citations
+    from ._sync._conversations import Conversations
+    from ._sync._feedback import MessageFeedback, ProductFeedbackForms
+    from ._sync._knowledge import Knowledge
+    from ._sync._memory import ConversationMemory
+    from ._sync._messages import Messages
+    from ._sync._streams import Streams, StreamWriter
+    from ._sync._surveys import Surveys
+    from ._sync._tokens import Tokens
+    from ._sync._trees import Trees
+    from ._sync._usage import Usage
+    from ._sync._users import Users
+    from ._sync._visitors import Visitors
+    from ._sync.ledger import Ledger, UserScope
+    from ._validate import Limits
+    from .config import Config
+    from .records import (
+        ApiKey,
+        AuditCategory,
+        AuditEvent,
+        AuditSeverity,
+        AuditVerification,
+        Citation,
+        Conversation,
+        ConversationStatus,
+        CreatedApiKey,
+        ErasureReport,
+        Feedback,
+        FeedbackSummary,
+        KnowledgeChunk,
+        Message,
+        MessageDetail,
+        MessageStatus,
+        Order,
+        Page,
+        ProductFeedback,
+        RetentionReport,
+        Role,
+        Stream,
+        StreamEvent,
+        SurveyResponse,
+        Thumb,
+        TokenEntry,
+        UpsertReport,
+        UsageTotals,
+        User,
+        Visitor,
+    )
 
 __version__ = "0.1.0"
+
+#: Public name -> the private module it is imported from on first use.
+_LAZY: dict[str, str] = {
+    "AsyncApiKeys": "._async._api_keys",
+    "AsyncAuditLog": "._async._audit",
+    "AsyncAuditLogger": "._async._audit",
+    "AsyncCitations": "._async._citations",
+    "AsyncConversations": "._async._conversations",
+    "AsyncMessageFeedback": "._async._feedback",
+    "AsyncProductFeedbackForms": "._async._feedback",
+    "AsyncKnowledge": "._async._knowledge",
+    "AsyncConversationMemory": "._async._memory",
+    "AsyncMessages": "._async._messages",
+    "AsyncStreams": "._async._streams",
+    "AsyncStreamWriter": "._async._streams",
+    "AsyncTrees": "._async._trees",
+    "AsyncSurveys": "._async._surveys",
+    "AsyncTokens": "._async._tokens",
+    "AsyncUsage": "._async._usage",
+    "AsyncUsers": "._async._users",
+    "AsyncVisitors": "._async._visitors",
+    "AsyncLedger": "._async.ledger",
+    "AsyncUserScope": "._async.ledger",
+    "UNSET": "._ops._common",
+    "Unset": "._ops._common",
+    "RetryPolicy": "._run.retry",
+    "ApiKeys": "._sync._api_keys",
+    "AuditLog": "._sync._audit",
+    "AuditLogger": "._sync._audit",
+    "Citations": "._sync._citations",
+    "Conversations": "._sync._conversations",
+    "MessageFeedback": "._sync._feedback",
+    "ProductFeedbackForms": "._sync._feedback",
+    "Knowledge": "._sync._knowledge",
+    "ConversationMemory": "._sync._memory",
+    "Messages": "._sync._messages",
+    "Streams": "._sync._streams",
+    "StreamWriter": "._sync._streams",
+    "Trees": "._sync._trees",
+    "Surveys": "._sync._surveys",
+    "Tokens": "._sync._tokens",
+    "Usage": "._sync._usage",
+    "Users": "._sync._users",
+    "Visitors": "._sync._visitors",
+    "Ledger": "._sync.ledger",
+    "UserScope": "._sync.ledger",
+    "Limits": "._validate",
+    "Config": ".config",
+    "ApiKey": ".records",
+    "AuditCategory": ".records",
+    "AuditEvent": ".records",
+    "AuditSeverity": ".records",
+    "AuditVerification": ".records",
+    "Citation": ".records",
+    "Conversation": ".records",
+    "ConversationStatus": ".records",
+    "CreatedApiKey": ".records",
+    "ErasureReport": ".records",
+    "Feedback": ".records",
+    "FeedbackSummary": ".records",
+    "KnowledgeChunk": ".records",
+    "Message": ".records",
+    "MessageDetail": ".records",
+    "MessageStatus": ".records",
+    "Stream": ".records",
+    "StreamEvent": ".records",
+    "Order": ".records",
+    "Page": ".records",
+    "ProductFeedback": ".records",
+    "RetentionReport": ".records",
+    "Role": ".records",
+    "SurveyResponse": ".records",
+    "Thumb": ".records",
+    "TokenEntry": ".records",
+    "UpsertReport": ".records",
+    "UsageTotals": ".records",
+    "User": ".records",
+    "Visitor": ".records",
+}
 
 __all__ = [
     "UNSET",
@@ -212,4 +295,20 @@ def _as_public(value: object) -> None:
 
 
 for _name in __all__:
-    _as_public(globals()[_name])
+    if _name not in _LAZY and _name != "__version__":
+        _as_public(globals()[_name])
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562), and keep it as a module attribute."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    _as_public(value)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -162,6 +162,18 @@ class Backend:
         """Release a session-level migration lock once the migration's transaction has ended
         (so that a process that waited for it never sees a half-committed migration)."""
 
+    def missing_database(self, exc: DBAPIError) -> str | None:
+        """The database name when ``exc`` says the configured database does not exist."""
+        return None
+
+    #: The database to connect to when creating another one (None: no database).
+    maintenance_database: ClassVar[str | None] = None
+
+    def create_database(self, conn: Connection, name: str) -> bool:
+        """Create the database ``name`` on an autocommit connection to the server; False when
+        it exists already."""
+        raise ConfigurationError(f"{self.name} databases are created by opening them")
+
     def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
         """The UTC calendar day of a :class:`~chatledger._types.UTCDateTime` column, as
         ``'YYYY-MM-DD'`` text (for grouping by day)."""
@@ -193,7 +205,10 @@ class SQLite(Backend):
     )
 
     def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
-        options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+        options: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False},
+            "module": sqlite_library(),
+        }
         if is_memory_sqlite(url):
             from sqlalchemy.pool import StaticPool
 
@@ -201,7 +216,8 @@ class SQLite(Backend):
         return options
 
     def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
-        warn_if_wal_reset_bug(sqlite3.sqlite_version_info)
+        library: Any = engine.dialect.dbapi  # the module the engine was created with
+        warn_if_wal_reset_bug(library.sqlite_version_info)
         memory = is_memory_sqlite(engine.url)
         pragmas = [
             "PRAGMA foreign_keys=ON",
@@ -355,6 +371,25 @@ class PostgreSQL(Backend):
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
         yield
 
+    maintenance_database = "postgres"
+    _MISSING = re.compile(r'database "(.+)" does not exist')
+
+    def missing_database(self, exc: DBAPIError) -> str | None:
+        # psycopg reports a failed connection without a SQLSTATE: read the message too.
+        match = self._MISSING.search(str(exc.orig))
+        if self.error_code(exc) == "3D000" or match:
+            return match.group(1) if match else "?"
+        return None
+
+    def create_database(self, conn: Connection, name: str) -> bool:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        )
+        if exists.first() is not None:
+            return False
+        conn.execute(text(f"CREATE DATABASE {conn.dialect.identifier_preparer.quote(name)}"))
+        return True
+
 
 class MariaDB(Backend):
     name = "mariadb"
@@ -464,6 +499,25 @@ class MariaDB(Backend):
         if got != 1:
             raise TransientError("timed out waiting for another process's schema migration")
         yield  # GET_LOCK is the session's: released after the commit, not here
+
+    _MISSING = re.compile(r"Unknown database '(.+)'")
+
+    def missing_database(self, exc: DBAPIError) -> str | None:
+        if self.error_code(exc) != "1049":
+            return None
+        match = self._MISSING.search(str(exc.orig))
+        return match.group(1) if match else "?"
+
+    def create_database(self, conn: Connection, name: str) -> bool:
+        exists = conn.execute(
+            text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"),
+            {"name": name},
+        )
+        if exists.first() is not None:
+            return False
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        conn.execute(text(f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+        return True
 
     def release_migration_lock(self, conn: Connection) -> None:
         # Released before the commit, the lock would let a waiting process read the version
@@ -580,6 +634,31 @@ def write_lock(url: URL) -> threading.Lock:
     key = str(url.database)
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(key, threading.Lock())
+
+
+#: CHATLEDGER_SQLITE_LIBRARY: "bundled" (pysqlite3, the ``sqlite`` extra), "system" (Python's
+#: sqlite3), or unset: the bundled one when it is installed.
+SQLITE_LIBRARY_VAR: Final = "CHATLEDGER_SQLITE_LIBRARY"
+
+
+def sqlite_library() -> Any:
+    """The DB-API module chatledger opens SQLite files with: ``pysqlite3`` (a current SQLite,
+    bundled in its wheel: ``pip install 'chatledger[sqlite]'``) when installed, else Python's
+    ``sqlite3``. :data:`SQLITE_LIBRARY_VAR` forces one."""
+    choice = os.environ.get(SQLITE_LIBRARY_VAR, "").strip().lower()
+    if choice not in ("", "bundled", "system"):
+        raise ConfigurationError(
+            f"env {SQLITE_LIBRARY_VAR}: expected bundled or system, got {choice!r}"
+        )
+    if choice != "system":
+        try:
+            from pysqlite3 import dbapi2
+        except ImportError:
+            if choice == "bundled":
+                raise MissingDependencyError("pysqlite3", "sqlite") from None
+        else:
+            return dbapi2
+    return sqlite3
 
 
 def has_wal_reset_bug(version: tuple[int, int, int]) -> bool:

@@ -4,17 +4,18 @@ gathered without changing anything (an SQLite file that does not exist is not cr
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import migrate
-from ._backends import has_wal_reset_bug, is_memory_sqlite
-from ._run.engine import sync_engine
+from ._backends import backend_for, has_wal_reset_bug, is_memory_sqlite, sqlite_library
+from ._run.engine import pool_budget, sync_engine
 from ._run.translate import translate
+from ._schema import Base
 from .config import Config
 from .errors import ChatledgerError
 
@@ -39,9 +40,17 @@ class Diagnosis:
     #: Differences between the database and chatledger's models (at the newest revision).
     pending: list[str] = field(default_factory=list)
     sqlite_version: str | None = None
+    #: The DB-API module SQLite is used through, and its file.
+    sqlite_library: str | None = None
+    sqlite_wal_reset_bug: bool | None = None
     journal_mode: str | None = None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The most connections one process opens, and how the pools share them.
+    connections: int = 0
+    pools: str = ""
+    #: What will happen on first open (an empty database is set up then), not a problem.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -51,7 +60,8 @@ class Diagnosis:
 
 def _server_version(conn: Connection) -> str:
     if conn.dialect.name == "sqlite":
-        return sqlite3.sqlite_version
+        library: Any = conn.dialect.dbapi  # the module the engine was created with
+        return str(library.sqlite_version)
     version = conn.execute(text("SELECT version()")).scalar_one()
     return str(version)
 
@@ -73,7 +83,17 @@ def _inspect(conn: Connection, found: Diagnosis) -> None:
         newer = steps[: known.index(found.revision)] if found.revision else steps
         found.migrations = [f"{step.revision} {step.message}".strip() for step in reversed(newer)]
         if found.revision is None:
-            found.problems.append("the schema is not installed: run `chatledger init`")
+            ours = set(inspect(conn).get_table_names()) & set(Base.metadata.tables)
+            if ours:
+                found.problems.append(
+                    "the database has tables named like chatledger's "
+                    f"({', '.join(sorted(ours))}) but no chatledger revision: opening it fails"
+                )
+            else:
+                found.notes.append(
+                    f"the database is empty: the first open (the library, `chatledger serve`, "
+                    f"any command) installs the schema at {found.head}, or run `chatledger init`"
+                )
         elif found.migrations:
             found.problems.append(
                 f"the schema is at {found.revision}, this chatledger needs {found.head}: "
@@ -87,6 +107,17 @@ def _inspect(conn: Connection, found: Diagnosis) -> None:
         conn.rollback()
 
 
+def _setting(config: Config, name: str) -> object:
+    """A setting's value as shown: the URL and its parts (``url.host``...) without password."""
+    if name == "url":
+        return config.redacted_url()
+    if name == "url.password":
+        return "***"
+    if name.startswith("url."):
+        return getattr(config.url, name.removeprefix("url."))
+    return getattr(config, name)
+
+
 def diagnose(config: Config) -> Diagnosis:
     """Check the configured database: reachable, its version, its schema revision and pending
     differences, and for SQLite the library version (WAL-reset bug) and the journal mode."""
@@ -94,26 +125,35 @@ def diagnose(config: Config) -> Diagnosis:
         url=config.redacted_url(),
         backend=config.backend,
         settings={
-            name: (
-                config.redacted_url() if name == "url" else getattr(config, name),
-                source,
-            )
-            for name, source in config.sources.items()
+            name: (_setting(config, name), source) for name, source in config.sources.items()
         },
     )
+    budget = pool_budget(config, backend_for(config.url))
+    found.connections = budget.connections
+    found.pools = f"writes {budget.writes[0]} + {budget.writes[1]} overflow" + (
+        f", autocommit reads {budget.reads[0]} + {budget.reads[1]} overflow" if budget.reads else ""
+    )
     if config.backend == "sqlite":
-        found.sqlite_version = sqlite3.sqlite_version
-        if has_wal_reset_bug(sqlite3.sqlite_version_info):
+        library = sqlite_library()
+        found.sqlite_version = library.sqlite_version
+        found.sqlite_library = f"{library.__name__.split('.')[0]} ({library.__file__})"
+        found.sqlite_wal_reset_bug = has_wal_reset_bug(library.sqlite_version_info)
+        if found.sqlite_wal_reset_bug:
             found.warnings.append(
-                f"SQLite {sqlite3.sqlite_version} has the WAL-reset corruption bug (fixed in "
-                "3.51.3, 3.50.7 and 3.44.6): use a Python built with a fixed SQLite in production"
+                f"SQLite {library.sqlite_version} has the WAL-reset corruption bug (fixed in "
+                "3.51.3, 3.50.7 and 3.44.6): install chatledger[sqlite] (a current SQLite) "
+                "for production"
             )
         database = config.url.database
         on_disk = database and not database.startswith("file:") and not is_memory_sqlite(config.url)
         if on_disk and not Path(str(database)).expanduser().is_file():
-            found.problems.append(
-                f"the database file {database} does not exist: run `chatledger init`"
+            found.notes.append(
+                f"the database file {database} does not exist yet: the first open (the "
+                "library, `chatledger serve`, any command) creates it, its directory and the "
+                f"schema at {found.head}, or run `chatledger init`"
             )
+            steps = reversed(migrate.history())
+            found.migrations = [f"{step.revision} {step.message}".strip() for step in steps]
             return found
     try:
         engine, backend = sync_engine(config)

@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
-from email_validator import EmailNotValidError, validate_email
-
 from ._schema import INT32_MAX, TOKEN_AMOUNT_MAX
 from ._types import MONEY_SCALE, canonical_decimal
 from .errors import ValidationError
@@ -212,6 +210,8 @@ def email(field: str, value: object, max_chars: int) -> str | None:
     if value is None:
         return None
     raw = text(field, value, max_chars).strip()
+    from email_validator import EmailNotValidError, validate_email  # ~30 ms: imported on use
+
     try:
         checked = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:

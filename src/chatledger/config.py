@@ -47,7 +47,30 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "sqlite_busy_timeout": ((), _SECONDS),
     "sqlite_inline_budget": ((), _SECONDS),
     "auto_upgrade": (("CHATLEDGER_AUTO_UPGRADE",), _BOOL),
+    "open_timeout": (("DATABASE_TIMEOUT",), _SECONDS),
+    "open_retries": (("DATABASE_INIT_RETRY_COUNT",), _COUNT),
+    "open_retry_delay": (("DATABASE_INIT_RETRY_DELAY_MS",), _SECONDS),
 }
+#: Settings that are a number of seconds (the others that are numbers count things).
+_FLOATS = frozenset(
+    {
+        "pool_timeout",
+        "sqlite_busy_timeout",
+        "sqlite_inline_budget",
+        "open_timeout",
+        "open_retry_delay",
+    }
+)
+#: Settings that cannot be None.
+_REQUIRED = frozenset(
+    {
+        "sqlite_busy_timeout",
+        "sqlite_inline_budget",
+        "open_timeout",
+        "open_retries",
+        "open_retry_delay",
+    }
+)
 _PYDANTIC_MESSAGES = {"extra_forbidden": "unknown key", "model_type": "must be a mapping"}
 _Count = Annotated[int, Field(strict=True, ge=0)]
 _Seconds = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
@@ -87,6 +110,9 @@ class _DatabaseSection(_Section):
     url: str | None = None
     echo: bool | None = None
     auto_upgrade: bool | None = None
+    open_timeout: _Seconds | None = None
+    open_retries: _Count | None = None
+    open_retry_delay: _Seconds | None = None
     sqlite: _SqliteSection | None = None
     postgresql: _ServerSection | None = None
     mariadb: _ServerSection | None = None
@@ -111,6 +137,13 @@ class Config:
     sqlite_busy_timeout: float = 10.0
     sqlite_inline_budget: float = 0.002
     auto_upgrade: bool = False
+    #: Seconds the first open keeps retrying a database it cannot reach (0: the retry
+    #: policy's few attempts only). See docs/configuration.md "Waiting for the database".
+    open_timeout: float = 0.0
+    #: Retries of the first open at least, whatever the timeout.
+    open_retries: int = 0
+    #: Seconds before the first retry of the first open; it doubles each time (up to 5 s).
+    open_retry_delay: float = 0.1
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -153,14 +186,13 @@ class Config:
             accepted = ", ".join(_SETTINGS)
             raise ConfigurationError(f"unknown setting(s) {', '.join(unknown)}; use {accepted}")
         db, path = _read_file(config_file, env)
-        file_url = _url_from_file(db, path, env) if db is not None and path is not None else None
+        sources: dict[str, str]
         if url is not None:
-            resolved = (_parse_url(url, "argument url"), "argument")
+            resolved, sources = _parse_url(url, "argument url"), {"url": "argument"}
         else:
-            resolved = _url_from_env(env, file_url is not None) or file_url or _default()
-        values: dict[str, Any] = {"url": resolved[0]}
-        sources = {"url": resolved[1]}
-        backend = backend_for(resolved[0], "argument url" if url is not None else resolved[1]).name
+            resolved, sources = _resolve_url(env, db, path)
+        values: dict[str, Any] = {"url": resolved}
+        backend = backend_for(resolved, "argument url" if url is not None else sources["url"]).name
         from_file: dict[str, object] = {}
         if db is not None:
             lite = db.sqlite or _SqliteSection()
@@ -168,6 +200,9 @@ class Config:
             from_file = {
                 "echo": db.echo,
                 "auto_upgrade": db.auto_upgrade,
+                "open_timeout": db.open_timeout,
+                "open_retries": db.open_retries,
+                "open_retry_delay": db.open_retry_delay,
                 "sqlite_synchronous": lite.synchronous,
                 "sqlite_busy_timeout": lite.busy_timeout,
                 "sqlite_inline_budget": lite.inline_budget,
@@ -198,12 +233,10 @@ def _check(name: str, value: object) -> object:
         value = value.upper() if isinstance(value, str) else value
         ok = value in ("NORMAL", "FULL")
     elif value is None:
-        ok = name not in ("sqlite_busy_timeout", "sqlite_inline_budget")
+        ok = name not in _REQUIRED
     elif isinstance(value, bool):
         ok = False
-    elif name in ("pool_timeout", "sqlite_busy_timeout", "sqlite_inline_budget") and isinstance(
-        value, int | float
-    ):
+    elif name in _FLOATS and isinstance(value, int | float):
         value = float(value)
         ok = math.isfinite(value) and value >= 0
     elif isinstance(value, int):
@@ -235,7 +268,9 @@ def _setting_from_env(
             value = text.upper() if text.upper() in ("NORMAL", "FULL") else None
         else:
             try:
-                number = float(text) if name == "pool_timeout" else int(text)
+                number = float(text) if name in _FLOATS else int(text)
+                if var.endswith("_MS"):
+                    number /= 1000
                 value = number if math.isfinite(number) and number >= 0 else None
             except ValueError:
                 pass
@@ -273,16 +308,6 @@ def _parse_url(raw: str | URL, source: str) -> URL:
     return url if drivername == url.drivername else url.set(drivername=drivername)
 
 
-def _with_env_password(url: URL, env: Mapping[str, str], source: str) -> tuple[URL, str]:
-    """Fill a URL's missing password from MARIADB_PASSWORD / DB_PASSWORD."""
-    if url.password is None and url.username:
-        for var in _PASSWORD_VARS.get(BACKEND_NAMES.get(url.get_backend_name(), "sqlite"), ()):
-            if (password := _get(env, var)) is not None:
-                sep = ", " if source.startswith("env ") else ", env "
-                return url.set(password=password), f"{source}{sep}{var}"
-    return url, source
-
-
 def _sqlite_url(raw: str, base: Path) -> URL:
     """A SQLite URL for ``raw``, resolved against ``base`` when relative."""
     if raw.strip() == ":memory:":
@@ -291,78 +316,10 @@ def _sqlite_url(raw: str, base: Path) -> URL:
     return URL.create("sqlite", database=os.path.normpath(base / path))
 
 
-def _server_url(kind: str, sec: _ServerSection) -> URL:
-    """A PostgreSQL or MariaDB URL from parts, with chatledger's defaults for missing parts."""
-    backend = backend_named(kind)
-    return URL.create(
-        f"{backend.dialect}+{backend.default_driver}",
-        username=sec.user or backend.default_user,
-        password=sec.password or None,
-        host=sec.host or "localhost",
-        port=sec.port or backend.default_port,
-        database=sec.database or "chatledger",
-    )
-
-
 def _default() -> tuple[URL, str]:
     """The default: a SQLite file in the user's data directory (not created here)."""
     path = Path(platformdirs.user_data_dir("chatledger")) / "chatledger.db"
     return URL.create("sqlite", database=str(path)), "default"
-
-
-def _url_from_env(env: Mapping[str, str], file_has_url: bool) -> tuple[URL, str] | None:
-    """Steps 2-5: full URLs, then MARIADB_URI, then parts. None if the env names no database."""
-    for var in ("CHATLEDGER_DATABASE_URL", "DATABASE_URL"):
-        if (raw := _get(env, var)) is not None:
-            return _with_env_password(_parse_url(raw, f"env {var}"), env, f"env {var}")
-    type_raw = _get(env, "DATABASE_TYPE")
-    kind = BACKEND_NAMES.get(type_raw.strip().lower()) if type_raw else None
-    if type_raw and kind is None:
-        raise ConfigurationError(
-            "env DATABASE_TYPE: expected sqlite, postgresql (or postgres) or mariadb "
-            f"(or mysql), got {type_raw!r}"
-        )
-    if kind in (None, "mariadb") and (raw := _get(env, "MARIADB_URI")) is not None:
-        return _with_env_password(_parse_url(raw, "env MARIADB_URI"), env, "env MARIADB_URI")
-    if kind is None:
-        maria = [v for v in (*_MARIADB_PARTS, "MARIADB_PORT") if _get(env, v)]
-        generic = [v for v in _DB_PARTS if _get(env, v)]
-        kind = "mariadb" if maria else "postgresql" if generic else None
-        if kind is None:
-            kind = "sqlite" if _get(env, "DB_PATH") else None
-        elif file_has_url and all(v.endswith("_PASSWORD") for v in maria + generic):
-            return None  # passwords alone do not override the file; they fill it in
-        if kind is None:
-            return None
-    used = ["DATABASE_TYPE"] if type_raw else []
-
-    def part(maria_var: str, generic_var: str) -> str | None:
-        for var in (maria_var, generic_var) if kind == "mariadb" else (generic_var,):
-            if (value := _get(env, var)) is not None:
-                used.append(var)
-                return value if var.endswith("_PASSWORD") else value.strip()
-        return None
-
-    if kind == "sqlite":
-        path = part("DB_PATH", "DB_PATH")
-        url = _sqlite_url(path, Path.cwd()) if path else _default()[0]
-    else:
-        host, port_raw = part("MARIADB_HOST", "DB_HOST"), part("MARIADB_PORT", "DB_PORT")
-        port = None
-        if port_raw is not None:
-            try:
-                port = int(port_raw)
-            except ValueError:
-                port = 0
-            if not 1 <= port <= 65535:
-                raise ConfigurationError(
-                    f"env {used[-1]}: expected a port number from 1 to 65535, got {port_raw!r}"
-                )
-        name, user = part("MARIADB_DATABASE", "DB_NAME"), part("MARIADB_USER", "DB_USER")
-        password = part("MARIADB_PASSWORD", "DB_PASSWORD")
-        parts = _ServerSection(host=host, port=port, database=name, user=user, password=password)
-        url = _server_url(kind, parts)
-    return url, "env " + ", ".join(used)
 
 
 def _read_file(
@@ -401,39 +358,218 @@ def _read_file(
     return db, path
 
 
-def _url_from_file(
-    db: _DatabaseSection, path: Path, env: Mapping[str, str]
-) -> tuple[URL, str] | None:
-    """Step 6: the file's URL, or its parts for the selected type. None if it names none."""
+# --------------------------------------------------------------------------------------------
+# The database URL, field by field
+
+
+#: The server backends, whose URLs are made of parts.
+_SERVERS: tuple[BackendName, ...] = ("postgresql", "mariadb")
+
+
+def _drivername(kind: BackendName) -> str:
+    """The SQLAlchemy driver name chatledger uses by default for ``kind``."""
+    backend = backend_named(kind)
+    return (
+        f"{backend.dialect}+{backend.default_driver}" if backend.default_driver else backend.dialect
+    )
+
+
+#: The URL's parts, each with the variables read for it per backend (first set wins).
+_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "host": {"mariadb": ("MARIADB_HOST", "DB_HOST"), "postgresql": ("DB_HOST",)},
+    "port": {"mariadb": ("MARIADB_PORT", "DB_PORT"), "postgresql": ("DB_PORT",)},
+    "database": {"mariadb": ("MARIADB_DATABASE", "DB_NAME"), "postgresql": ("DB_NAME",)},
+    "username": {"mariadb": ("MARIADB_USER", "DB_USER"), "postgresql": ("DB_USER",)},
+    "password": {"mariadb": ("MARIADB_PASSWORD", "DB_PASSWORD"), "postgresql": ("DB_PASSWORD",)},
+}
+_PART_DEFAULTS: dict[str, Mapping[str, object]] = {
+    "host": {"mariadb": "localhost", "postgresql": "localhost"},
+    "port": {name: backend_named(name).default_port for name in _SERVERS},
+    "database": {"mariadb": "chatledger", "postgresql": "chatledger"},
+    "username": {name: backend_named(name).default_user for name in _SERVERS},
+    "password": {},
+}
+
+
+def _full_url_from_env(env: Mapping[str, str]) -> tuple[URL, dict[str, str]] | None:
+    """A whole URL from the environment (CHATLEDGER_DATABASE_URL, DATABASE_URL, MARIADB_URI):
+    it names the database entirely; only a missing password is filled from the environment."""
+    kind = _type_from_env(env)
+    names = ["CHATLEDGER_DATABASE_URL", "DATABASE_URL"]
+    if kind in (None, "mariadb"):
+        names.append("MARIADB_URI")
+    for var in names:
+        if (raw := _get(env, var)) is None:
+            continue
+        url, sources = _parse_url(raw, f"env {var}"), {"url": f"env {var}"}
+        backend = BACKEND_NAMES.get(url.get_backend_name())
+        if url.password is None and url.username and backend in _PARTS["password"]:
+            for password_var in _PARTS["password"][backend]:
+                if (password := _get(env, password_var)) is not None:
+                    url = url.set(password=password)
+                    sources = {"url": f"env {var}, {password_var}"}
+                    sources["url.password"] = f"env {password_var}"
+                    break
+        return url, sources
+    return None
+
+
+def _type_from_env(env: Mapping[str, str]) -> BackendName | None:
+    """DATABASE_TYPE's backend, or None when it is unset."""
+    raw = _get(env, "DATABASE_TYPE")
+    if raw is None:
+        return None
+    kind = BACKEND_NAMES.get(raw.strip().lower())
+    if kind is None:
+        raise ConfigurationError(
+            "env DATABASE_TYPE: expected sqlite, postgresql (or postgres) or mariadb "
+            f"(or mysql), got {raw!r}"
+        )
+    return kind
+
+
+def _file_kind(db: _DatabaseSection, path: Path) -> BackendName | None:
+    """The backend the file names (``database.type``, its URL's, or its one section)."""
     source = f"file {path}"
     if db.url is not None:
-        url = _parse_url(db.url, f"{source} (database.url)")
-        backend = backend_for(url, f"{source} (database.url)").name
+        backend = backend_for(_parse_url(db.url, f"{source} (database.url)"), source).name
         if db.type is not None and backend != db.type:
             raise ConfigurationError(
                 f"{source}: database.url is a {backend} URL but database.type is {db.type}"
             )
-        return _with_env_password(url, env, source)
-    kind = db.type
-    if kind is None:
-        found = ["sqlite"] if db.sqlite is not None and db.sqlite.path else []
-        for name, sec in (("postgresql", db.postgresql), ("mariadb", db.mariadb)):
-            if sec is not None and sec.model_fields_set & {"host", "port", "database", "user"}:
-                found.append(name)
-        if len(found) > 1:
-            raise ConfigurationError(
-                f"{source}: database.type is required when several backends are configured "
-                f"({', '.join(found)})"
-            )
-        kind = BACKEND_NAMES[found[0]] if found else None
-    if kind is None:
-        return None
+        return backend
+    if db.type is not None:
+        return db.type
+    found = ["sqlite"] if db.sqlite is not None and db.sqlite.path else []
+    for name, sec in (("postgresql", db.postgresql), ("mariadb", db.mariadb)):
+        if sec is not None and sec.model_fields_set & {"host", "port", "database", "user"}:
+            found.append(name)
+    if len(found) > 1:
+        raise ConfigurationError(
+            f"{source}: database.type is required when several backends are configured "
+            f"({', '.join(found)})"
+        )
+    return BACKEND_NAMES[found[0]] if found else None
+
+
+def _file_url(db: _DatabaseSection, path: Path, kind: BackendName) -> URL | None:
+    """What the file says of a ``kind`` database: its ``database.url`` if of that backend,
+    else the parts in that backend's section (None for the parts it leaves out)."""
+    if db.url is not None:
+        url = _parse_url(db.url, f"file {path} (database.url)")
+        if BACKEND_NAMES.get(url.get_backend_name()) == kind:
+            return url
     if kind == "sqlite":
         lite = db.sqlite.path if db.sqlite is not None else None
-        return (_sqlite_url(lite, path.parent) if lite else _default()[0]), source
+        return _sqlite_url(lite, path.parent) if lite else None
     sec = (db.postgresql if kind == "postgresql" else db.mariadb) or _ServerSection()
-    for var in _PASSWORD_VARS[kind]:
-        if (value := _get(env, var)) is not None:
-            sec, source = sec.model_copy(update={"password": value}), f"{source}, env {var}"
-            break
-    return _server_url(kind, sec), source
+    return URL.create(
+        _drivername(kind),
+        username=sec.user or None,
+        password=sec.password or None,
+        host=sec.host or None,
+        port=sec.port,
+        database=sec.database or None,
+    )
+
+
+def _kind_of(
+    env: Mapping[str, str], file_kind: BackendName | None
+) -> tuple[BackendName | None, str | None]:
+    """The backend to use and the variable that chose it (None: the file or a default).
+    DATABASE_TYPE first; then MARIADB_* variables; then the file; then DB_* parts
+    (PostgreSQL), then DB_PATH (SQLite). Passwords alone never choose: they fill in."""
+    if (kind := _type_from_env(env)) is not None:
+        return kind, "DATABASE_TYPE"
+
+    def named(variables: tuple[str, ...]) -> bool:
+        return any(_get(env, var) for var in variables if not var.endswith("_PASSWORD"))
+
+    if named((*_MARIADB_PARTS, "MARIADB_PORT")):
+        return "mariadb", None
+    if file_kind is not None:
+        return file_kind, None
+    if named(_DB_PARTS) or _get(env, "DB_PASSWORD"):
+        return "postgresql", None
+    if _get(env, "MARIADB_PASSWORD"):
+        return "mariadb", None
+    if _get(env, "DB_PATH"):
+        return "sqlite", None
+    return None, None
+
+
+def _resolve_url(
+    env: Mapping[str, str], db: _DatabaseSection | None, path: Path | None
+) -> tuple[URL, dict[str, str]]:
+    """The database URL with each part resolved on its own: environment over file over
+    default. Returns it with ``sources``: ``url`` (every source that contributed, as one
+    line) and ``url.<part>`` for each part."""
+    if (full := _full_url_from_env(env)) is not None:
+        return full
+    file_kind = _file_kind(db, path) if db is not None and path is not None else None
+    kind, kind_var = _kind_of(env, file_kind)
+    if kind is None:
+        url, source = _default()
+        return url, {"url": source, "url.database": source}
+    file_source = f"file {path}"
+    file_url = _file_url(db, path, kind) if db is not None and path is not None else None
+    parts: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    if kind == "sqlite":
+        if (raw := _get(env, "DB_PATH")) is not None:
+            url, sources["database"] = _sqlite_url(raw, Path.cwd()), "DB_PATH"
+        elif file_url is not None:
+            url, sources["database"] = file_url, file_source
+        else:
+            url, sources["database"] = _default()[0], "default"
+    else:
+        for part, variables in _PARTS.items():
+            for var in variables[kind]:
+                if (raw := _get(env, var)) is not None:
+                    parts[part] = raw if part == "password" else raw.strip()
+                    sources[part] = var
+                    break
+            else:
+                value = getattr(file_url, part) if file_url is not None else None
+                if value is not None:
+                    parts[part], sources[part] = value, file_source
+                elif (default := _PART_DEFAULTS[part].get(kind)) is not None:
+                    parts[part], sources[part] = default, "default"
+        if sources.get("port", "").endswith("_PORT"):
+            parts["port"] = _port(str(parts["port"]), sources["port"])
+        drivername = file_url.drivername if file_url is not None else _drivername(kind)
+        query = file_url.query if file_url is not None else {}
+        url = URL.create(drivername, query=query, **parts)  # type: ignore[arg-type]
+    return url, _url_sources(kind_var, file_kind is not None and file_kind == kind, path, sources)
+
+
+def _port(raw: str, var: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ConfigurationError(f"env {var}: expected a port number from 1 to 65535, got {raw!r}")
+    return port
+
+
+def _url_sources(
+    kind_var: str | None, from_file: bool, path: Path | None, parts: dict[str, str]
+) -> dict[str, str]:
+    """``url``: the file (if it chose the backend or gave a part), then ``env`` and the
+    variables read, in part order; ``url.<part>``: where each part came from."""
+    file_source = f"file {path}"
+    variables = [kind_var] if kind_var else []
+    variables += [
+        source for source in parts.values() if not source.startswith(("file ", "default"))
+    ]
+    summary = []
+    if from_file or file_source in parts.values():
+        summary.append(file_source)
+    if variables:
+        summary.append("env " + ", ".join(dict.fromkeys(variables)))
+    sources = {"url": ", ".join(summary) or "default"}
+    for part, source in parts.items():
+        named = source if source.startswith(("file ", "default")) else f"env {source}"
+        sources[f"url.{part}"] = named
+    return sources

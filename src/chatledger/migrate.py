@@ -14,14 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, func, inspect, select, table
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,14 +27,22 @@ from ._schema import Base
 from .config import Config
 from .errors import ConfigurationError, SchemaOutOfDateError
 
+if TYPE_CHECKING:  # Alembic is imported when a migration function first runs.
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
 __all__ = [
+    "SEEDED_TABLES",
     "VERSION_TABLE",
     "Revision",
+    "TableState",
     "check",
+    "create_database",
     "current",
     "downgrade",
     "head",
     "history",
+    "inventory",
     "upgrade",
 ]
 
@@ -60,6 +63,61 @@ class Revision:
     is_head: bool
 
 
+#: Tables whose rows the migrations write themselves (the audit chain's head), so that they
+#: hold rows in a database nobody has written to.
+SEEDED_TABLES: Final = frozenset({"audit_chain"})
+
+
+@dataclass(frozen=True, slots=True)
+class TableState:
+    """One of chatledger's tables as it is in a database: its rows and its columns."""
+
+    rows: int
+    columns: frozenset[str]
+
+
+def inventory(target: Target = None) -> dict[str, TableState]:
+    """chatledger's tables present in the database, with their row counts and columns (what a
+    downgrade would remove is the difference between two inventories)."""
+    with _connection(target) as conn:
+        inspector = inspect(conn)
+        found: dict[str, TableState] = {}
+        for name in sorted(set(inspector.get_table_names()) & set(Base.metadata.tables)):
+            rows = conn.execute(select(func.count()).select_from(table(name))).scalar_one()
+            columns = frozenset(column["name"] for column in inspector.get_columns(name))
+            found[name] = TableState(int(rows), columns)
+        if conn.in_transaction():
+            conn.rollback()
+        return found
+
+
+def create_database(target: URL | str | None = None) -> bool:
+    """Create the PostgreSQL or MariaDB database the URL names, connecting to the server's
+    maintenance database (``postgres``; none on MariaDB) with the same credentials. Returns
+    False when it exists already. SQLite files are created by opening them."""
+    config = Config.load(target)
+    backend = backend_for(config.url)
+    name = config.url.database
+    if backend.name == "sqlite" or not name:
+        return False
+    server = config.url._replace(database=backend.maintenance_database)
+    engine, _ = sync_engine(Config.load(server))
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            created = backend.create_database(conn, name)
+    except SQLAlchemyError as exc:
+        password = engine.url.password
+        raise translate(
+            exc, backend, secret=password if isinstance(password, str) else None
+        ) from exc
+    finally:
+        engine.dispose()
+    if created:
+        logger.info("created the database %s", name)
+    return created
+
+
 def include_object(
     obj: Any,
     name: str | None,
@@ -78,6 +136,8 @@ def include_object(
 
 
 def _alembic_config(conn: Connection | None = None) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", "chatledger:migrations")
     if conn is not None:
@@ -87,6 +147,8 @@ def _alembic_config(conn: Connection | None = None) -> AlembicConfig:
 
 @cache
 def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config())
 
 
@@ -138,6 +200,8 @@ def _connection(target: Target) -> Iterator[Connection]:
 
 
 def _current(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
 
@@ -172,6 +236,8 @@ def _migrating(conn: Connection) -> Iterator[None]:
 
 
 def _run(conn: Connection, action: str, revision: str) -> None:
+    from alembic import command
+
     before = _current(conn)
     if action == "upgrade":
         command.upgrade(_alembic_config(conn), revision)
@@ -195,6 +261,9 @@ def downgrade(target: Target = None, revision: str = "-1") -> None:
 def check(target: Target = None) -> list[Any]:
     """Differences between the database and chatledger's models that a migration would
     have to make; empty when they agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
     with _connection(target) as conn:
         context = MigrationContext.configure(
             conn,

@@ -7,7 +7,8 @@
   stopped, and ends by comparing row counts and checksums of every table.
 - :func:`export_data` writes everything, one user or one conversation as chatledger's own
   lossless JSON (or JSON lines), or a Markdown transcript, streaming batch by batch.
-- :func:`import_data` reads chatledger's own export, a ChatGPT ``conversations.json``, or the
+- :func:`import_data` reads chatledger's own export, a ChatGPT export (the ZIP or its
+  ``conversations.json``), or the
   visitors and feedback files of the visitor-registry apps. Importing the same file twice
   writes nothing the second time.
 
@@ -17,26 +18,23 @@ The command line (``chatledger copy | export | import``) is a thin layer over th
 from __future__ import annotations
 
 import functools
-import io
 import json
 import logging
 import os
-import sqlite3
 import time
 import uuid
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, TextIO, TypeVar
+from typing import Any, Final, Literal, TextIO, TypeVar, cast
 
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.engine import URL
 
-from . import _bulk, migrate
-from ._backends import is_memory_sqlite
+from . import _bulk, _inputs, migrate
+from ._backends import is_memory_sqlite, sqlite_library
 from ._ops import importers
 from ._ops import transfer as _ops
 from ._ops._common import utcnow
@@ -187,14 +185,15 @@ def backup_sqlite(url: URL, *, now: datetime | None = None) -> Path:
     while backup.exists():
         serial += 1
         backup = path.with_name(f"{path.name}.backup.{stamp}-{serial}")
-    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    library = sqlite_library()
+    source = library.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        target = sqlite3.connect(backup)
+        target = library.connect(str(backup))
         try:
             source.backup(target)
         finally:
             target.close()
-    except sqlite3.Error as exc:
+    except library.Error as exc:
         backup.unlink(missing_ok=True)
         raise ConfigurationError(f"cannot back up {path}: {exc}") from exc
     finally:
@@ -309,6 +308,29 @@ def _compare(
     ]
 
 
+class _BackupFirst:
+    """The target's :class:`Database`, seen through :attr:`db`: the first write through it
+    backs the SQLite source at ``source`` up first, so a copy that writes nothing (a finished
+    copy run again) leaves no backup behind, and one that writes leaves exactly one."""
+
+    def __init__(self, target: Database, source: URL | None) -> None:
+        self._target = target
+        self._source = source
+        #: Where the backup was written, once it was.
+        self.saved: Path | None = None
+        self.db = cast(Database, self)
+
+    def run(self, op: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # Moving the audit chain's head is a compare-and-set that writes only when the events
+        # it covers were copied (and backed up for) already.
+        if self._source is not None and self.saved is None and op is not _ops.advance_audit_chain:
+            self.saved = backup_sqlite(self._source)
+        return self._target.run(op, *args, **kwargs)
+
+    def read(self, op: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return self._target.read(op, *args, **kwargs)
+
+
 def copy_database(
     source: Target,
     target: Target,
@@ -320,7 +342,8 @@ def copy_database(
     """Copy every chatledger table of ``source`` into ``target`` and verify the result.
 
     ``source`` and ``target`` are URLs (or :class:`Config`), of any backend. An SQLite source is
-    first backed up next to itself (:func:`backup_sqlite`; ``backup=False`` skips it). The
+    backed up next to itself (:func:`backup_sqlite`; ``backup=False`` skips it) just before
+    the first row is written, so a run with nothing to copy makes no backup. The
     source must be at this chatledger's schema revision; the target is initialised or upgraded
     to it, and refused if a newer chatledger migrated it. Tables are copied parents first, each
     in primary-key order from one snapshot of the source, ``batch_size`` rows per target
@@ -337,25 +360,23 @@ def copy_database(
     if source_config.url == target_config.url:
         raise ConfigurationError("the source and the target are the same database")
     started = time.perf_counter()
-    saved = None
     url = source_config.url
     on_disk = source_config.backend == "sqlite" and not is_memory_sqlite(url)
     if on_disk and url.database and not Path(url.database).expanduser().is_file():
         raise ConfigurationError(f"the source database {url.database} does not exist")
     source_db, target_db = _database(source_config), _database(target_config)
+    writer = _BackupFirst(target_db, url if on_disk and backup else None)
     try:
-        # Both ends are checked before anything is written (the backup included).
+        # Both ends are checked before anything is written.
         source_db.read(_check_source, source_config.redacted_url())
         target_db.run_raw(migrate.ensure_schema, auto_upgrade=True)
-        if on_disk and backup:
-            saved = backup_sqlite(url)
 
         def run(conn: Connection) -> tuple[dict[str, int], list[TableCheck]]:
             with _bulk.snapshot(conn) as snap:
                 copied: dict[str, int] = {}
                 known: dict[str, _ops.Digest] = {}
                 for table in Base.metadata.sorted_tables:
-                    rows, digest = _copy_table(snap, target_db, table, batch, report_progress)
+                    rows, digest = _copy_table(snap, writer.db, table, batch, report_progress)
                     copied[table.name] = rows
                     if digest is not None:
                         known[table.name] = digest
@@ -369,7 +390,7 @@ def copy_database(
     return CopyReport(
         source=source_config.redacted_url(),
         target=target_config.redacted_url(),
-        backup=saved,
+        backup=writer.saved,
         tables=checks,
         copied=copied,
         seconds=time.perf_counter() - started,
@@ -431,17 +452,31 @@ def table_counts(ledger: Ledger, *, user: str | uuid.UUID | None = None) -> dict
 
 
 def resolve_user(ledger: Ledger, user: str | uuid.UUID) -> uuid.UUID:
-    """A user's id from their id or their external id; :class:`NotFoundError` if neither."""
+    """The id of the user ``user`` names: their id, external id, email or username.
+
+    Every field is looked up; :class:`NotFoundError` if none matches, :class:`ConflictError`
+    if the text names different users in different fields (then give the id)."""
     if isinstance(user, uuid.UUID):
         return ledger.users.get(user).id
-    try:
-        ident = uuid.UUID(user)
-    except ValueError:
-        return ledger.users.get_by_external_id(user).id
-    try:
-        return ledger.users.get(ident).id
-    except NotFoundError:
-        return ledger.users.get_by_external_id(user).id
+    lookups: list[tuple[str, Callable[[str], Any]]] = [
+        ("external id", ledger.users.get_by_external_id),
+        ("email", ledger.users.get_by_email),
+        ("username", ledger.users.get_by_username),
+    ]
+    if _is_uuid(user):
+        lookups.insert(0, ("id", ledger.users.get))
+    found: dict[uuid.UUID, str] = {}
+    for field_name, lookup in lookups:
+        try:
+            found.setdefault(lookup(user).id, field_name)
+        except (NotFoundError, ValidationError):
+            continue
+    if not found:
+        raise NotFoundError("user", user)
+    if len(found) > 1:
+        named = "; ".join(f"{field_name} of user {ident}" for ident, field_name in found.items())
+        raise ConflictError(f"{user!r} names more than one user ({named}): give the id")
+    return next(iter(found))
 
 
 def _rows(
@@ -637,13 +672,12 @@ class ImportReport:
 
 def _is_jsonl(name: str) -> bool:
     """Whether the file starts with a chatledger JSON-lines header (a short first line)."""
-    if zipfile.is_zipfile(name):
+    first = _inputs.read_head(name, _HEADER_MAX)
+    if first is None:
         return False
-    with open(name, encoding="utf-8") as stream:
-        first = stream.readline(_HEADER_MAX)
     try:
         head = json.loads(first)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except json.JSONDecodeError:
         return False
     return isinstance(head, Mapping) and head.get("kind") == _ops.KIND and "tables" not in head
 
@@ -689,38 +723,8 @@ def _detect(name: str, document: Any) -> ImportFormat:
     )
 
 
-#: The file of a ChatGPT export ZIP that holds the conversations.
-_CHATGPT_MEMBER: Final = "conversations.json"
-
-
 def _load(name: str) -> Any:
-    if zipfile.is_zipfile(name):
-        return _load_zip(name)
-    try:
-        with open(name, encoding="utf-8") as stream:
-            return json.load(stream)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(name, f"is not valid JSON: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ValidationError(name, f"is not UTF-8 text: {exc}") from None
-
-
-def _load_zip(name: str) -> Any:
-    """The ``conversations.json`` of a ChatGPT export ZIP (read in place)."""
-    with zipfile.ZipFile(name) as archive:
-        members = [
-            member for member in archive.namelist() if member.rsplit("/", 1)[-1] == _CHATGPT_MEMBER
-        ]
-        if not members:
-            raise ValidationError(name, f"is a ZIP without {_CHATGPT_MEMBER}")
-        member = min(members, key=len)
-        try:
-            with archive.open(member) as raw:
-                return json.load(io.TextIOWrapper(raw, encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"{name}:{member}", f"is not valid JSON: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise ValidationError(f"{name}:{member}", f"is not UTF-8 text: {exc}") from None
+    return _inputs.load_document(name)
 
 
 def _records(name: str, document: Any, key: str) -> list[Any]:
@@ -745,7 +749,7 @@ def import_data(
     - ``chatledger`` / ``chatledger-jsonl``: :func:`export_data`'s output, row for row (ids,
       sequence numbers, times, costs, metadata and all); rows whose primary key exists are
       skipped. The audit chain's head moves forward only. One transaction per table batch.
-    - ``chatgpt``: a ChatGPT export's ``conversations.json`` (or the export ZIP itself),
+    - ``chatgpt``: a ChatGPT export (the ZIP ChatGPT delivers, or its ``conversations.json``),
       imported for ``user`` (an id or an external id; a new external id creates the user),
       every branch of each conversation's tree, the active leaf at ``current_node``. One
       transaction per conversation. A conversation imported before gets the messages it has
@@ -776,7 +780,7 @@ def import_data(
     report = ImportReport(kind)
     tick = progress or _quiet
     if kind == "chatledger-jsonl":
-        with open(name, encoding="utf-8") as stream:
+        with _inputs.open_text(name) as stream:
             _import_lines(ledger, name, stream, report, batch, tick)
         return report
     if document is None:
@@ -938,7 +942,12 @@ def _import_document(
 def _import_lines(
     ledger: Ledger, name: str, stream: TextIO, report: ImportReport, batch: int, progress: Progress
 ) -> None:
-    header = json.loads(stream.readline())
+    try:
+        header = json.loads(stream.readline())
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{name}: line 1", f"is not valid JSON: {exc}") from None
+    if not isinstance(header, Mapping):
+        raise ValidationError(f"{name}: line 1", "is not a chatledger JSON-lines header")
     _check_header(name, header)
     writer = _Batches(ledger, name, report, batch, progress)
     rank = {table.name: i for i, table in enumerate(Base.metadata.sorted_tables)}

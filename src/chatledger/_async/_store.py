@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 from .. import migrate
 from .._run.compat_async import Awaitable, Lock, sleep
 from .._run.database_async import AsyncDatabase, AsyncTransaction
-from .._run.retry import RetryPolicy
+from .._run.retry import OpenWait, RetryPolicy
 from .._validate import Limits
 from ..config import Config
 from ..errors import ConfigurationError, TransientError
@@ -60,10 +61,34 @@ class _AsyncCore:
             raise ConfigurationError("the store is closed")
         async with self.open_lock:
             if not self.opened:
-                await self.retrying(
-                    self.db.run_raw, migrate.ensure_schema, auto_upgrade=self.config.auto_upgrade
-                )
+                await self._first_open()
                 self.opened = True
+
+    async def _first_open(self) -> None:
+        """Set the schema up, waiting for an unreachable database as long as the
+        configuration says (``open_timeout``, ``open_retries``, ``open_retry_delay``)."""
+        config = self.config
+        wait = OpenWait(config.open_timeout, config.open_retries, config.open_retry_delay)
+        started = time.monotonic()
+        failures = 0
+        while True:
+            try:
+                await self.retrying(
+                    self.db.run_raw, migrate.ensure_schema, auto_upgrade=config.auto_upgrade
+                )
+                return
+            except TransientError as exc:
+                failures += 1
+                delay = wait.delay(failures, time.monotonic() - started)
+                if delay is None:
+                    raise
+                logger.warning(
+                    "%s is not reachable yet (%s): trying again in %.2f s",
+                    config.redacted_url(),
+                    exc,
+                    delay,
+                )
+                await sleep(delay)
 
     async def retrying(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """``await fn(*args, **kwargs)``, re-run after transient failures per the policy."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
@@ -14,17 +15,59 @@ from .._backends import Backend, backend_for, is_memory_sqlite
 from ..config import Config
 from ..errors import ConfigurationError
 
-__all__ = ["adopt_engine", "async_engine", "sync_engine"]
+__all__ = [
+    "PoolBudget",
+    "adopt_engine",
+    "async_engine",
+    "pool_budget",
+    "prepare_sqlite_file",
+    "sync_engine",
+]
 
 logger = logging.getLogger(__name__)
+
+
+#: SQLAlchemy's own pool defaults, used for a backend with one pool.
+_SQLALCHEMY_POOL: Final = (5, 10)
+#: The defaults for a backend with a read pool: the process total that two pools of
+#: SQLAlchemy's defaults made before ``pool_size`` counted both.
+_SPLIT_POOL: Final = (10, 20)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolBudget:
+    """The connections one process may open: ``(pool_size, max_overflow)`` of the pool for
+    writes (and everything, when there is no read pool) and of the autocommit read pool."""
+
+    writes: tuple[int, int]
+    reads: tuple[int, int] | None
+
+    @property
+    def connections(self) -> int:
+        """The most connections the process holds at once."""
+        return sum(self.writes) + (sum(self.reads) if self.reads else 0)
+
+
+def pool_budget(config: Config, backend: Backend) -> PoolBudget:
+    """How ``config.pool_size`` and ``config.max_overflow`` (the process's totals) are shared
+    between the write pool and, on backends that have one, the read pool: half each, the
+    odd connection to writes; a read pool that would get no steady connection is not made."""
+    default = _SPLIT_POOL if backend.read_pool else _SQLALCHEMY_POOL
+    size = default[0] if config.pool_size is None else config.pool_size
+    overflow = default[1] if config.max_overflow is None else config.max_overflow
+    if not backend.read_pool or size // 2 == 0:
+        return PoolBudget((size, overflow), None)
+    return PoolBudget((size - size // 2, overflow - overflow // 2), (size // 2, overflow // 2))
 
 
 def _options(config: Config, backend: Backend, url: URL, *, reader: bool = False) -> dict[str, Any]:
     options: dict[str, Any] = {"echo": config.echo, "hide_parameters": not config.echo}
     if not is_memory_sqlite(url):
+        budget = pool_budget(config, backend)
+        share = budget.reads if reader and budget.reads is not None else budget.writes
         pool = {
-            "pool_size": config.pool_size,
-            "max_overflow": config.max_overflow,
+            "pool_size": share[0],
+            "max_overflow": share[1],
             "pool_timeout": config.pool_timeout,
             "pool_recycle": config.pool_recycle,
         }
@@ -45,7 +88,8 @@ def _options(config: Config, backend: Backend, url: URL, *, reader: bool = False
     return options
 
 
-def _prepare_sqlite_file(url: URL) -> None:
+def prepare_sqlite_file(url: URL) -> None:
+    """Create the directory of an SQLite file URL if it is missing (SQLite creates the file)."""
     if is_memory_sqlite(url) or url.database is None or url.database.startswith("file:"):
         return
     directory = Path(url.database).expanduser().resolve().parent
@@ -68,7 +112,7 @@ def sync_engine(
     backend = backend_for(config.url) if backend is None else backend
     url = backend.url_for(config.url, asynchronous=False)
     if backend.name == "sqlite":
-        _prepare_sqlite_file(url)
+        prepare_sqlite_file(url)
     options = _options(config, backend, url, reader=reader)
     if inline:
         options.update(pool_size=1, max_overflow=0)

@@ -10,7 +10,7 @@ from .._backends import backend_for, is_memory_sqlite
 from ..config import Config
 from .database_async import AsyncDatabase, NativeDatabase, ThreadedDatabase
 from .database_sync import Database
-from .engine import adopt_engine, async_engine, sync_engine
+from .engine import adopt_engine, async_engine, pool_budget, sync_engine
 from .inline import Inline
 
 __all__ = ["open_database"]
@@ -33,10 +33,12 @@ def open_database(config: Config, engine: Engine | AsyncEngine | None) -> AsyncD
     backend = backend_for(config.url)
     if not backend.threaded_async:
         native, _ = async_engine(config, backend)
-        native_reader = async_engine(config, backend, reader=True)[0] if backend.read_pool else None
+        reads = pool_budget(config, backend).reads is not None
+        native_reader = async_engine(config, backend, reader=True)[0] if reads else None
         return NativeDatabase(native, backend, reader=native_reader)
     engine, _ = sync_engine(config, backend)
-    reader = sync_engine(config, backend, reader=True)[0] if backend.read_pool else None
+    reads = pool_budget(config, backend).reads is not None
+    reader = sync_engine(config, backend, reader=True)[0] if reads else None
     inline = None
     if _inlines(config, engine):
         inline = Inline(

@@ -6,7 +6,7 @@ from sqlalchemy import Engine
 
 from ..config import Config
 from .database_sync import Database
-from .engine import adopt_engine, sync_engine
+from .engine import adopt_engine, pool_budget, sync_engine
 
 __all__ = ["open_database"]
 
@@ -16,7 +16,7 @@ def open_database(config: Config, engine: Engine | None) -> Database:
     reader = None
     if engine is None:
         engine, backend = sync_engine(config)
-        if backend.read_pool:
+        if pool_budget(config, backend).reads is not None:
             reader, _ = sync_engine(config, backend, reader=True)
     else:
         backend = adopt_engine(engine, config)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-__all__ = ["RetryPolicy"]
+__all__ = ["OpenWait", "RetryPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +30,27 @@ class RetryPolicy:
             return None
         ceiling = min(self.max_delay, self.base_delay * 2 ** (failures - 1))
         return random.uniform(0, ceiling)
+
+
+#: The longest pause between two attempts of a first open.
+_OPEN_MAX_DELAY = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWait:
+    """How the first open waits for a database it cannot reach yet (a server still starting):
+    it tries again after ``first_delay`` seconds, doubling each time up to 5 s, until
+    ``timeout`` seconds have passed and at least ``retries`` retries were made."""
+
+    timeout: float = 0.0
+    retries: int = 0
+    first_delay: float = 0.1
+
+    def delay(self, failures: int, elapsed: float) -> float | None:
+        """Seconds to wait after ``failures`` failed opens, ``elapsed`` seconds after the
+        first began, or ``None`` to give up."""
+        owed = failures <= self.retries
+        if elapsed >= self.timeout and not owed:
+            return None
+        pause = min(_OPEN_MAX_DELAY, self.first_delay * 2.0 ** (failures - 1))
+        return pause if owed else max(0.0, min(pause, self.timeout - elapsed))

@@ -11,6 +11,7 @@ from .._backends import Backend
 from .._schema import KINDS, UNIQUE_FIELDS, Base
 from ..errors import (
     ChatledgerError,
+    ConfigurationError,
     ConflictError,
     DatabaseError,
     NotFoundError,
@@ -61,6 +62,12 @@ def translate(
         return DatabaseError(f"database error: {_summary(exc, secret)}")
 
     code = backend.error_code(exc)
+    if (missing := backend.missing_database(exc)) is not None:
+        return ConfigurationError(
+            f"the database {missing!r} does not exist on the {backend.name} server: create it "
+            f"(e.g. CREATE DATABASE {missing}), or run `chatledger init --create-database` "
+            "if your database user may create databases"
+        )
     if backend.is_transient(exc):
         detail = _summary(exc.orig or exc, secret)
         return TransientError(f"transient database failure: {detail}", code=code)

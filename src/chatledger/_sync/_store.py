@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 from .. import migrate
 from .._run.compat_sync import Awaitable, Lock, sleep
 from .._run.database_sync import Database, Transaction
-from .._run.retry import RetryPolicy
+from .._run.retry import OpenWait, RetryPolicy
 from .._validate import Limits
 from ..config import Config
 from ..errors import ConfigurationError, TransientError
@@ -60,10 +61,34 @@ class _Core:
             raise ConfigurationError("the store is closed")
         with self.open_lock:
             if not self.opened:
-                self.retrying(
-                    self.db.run_raw, migrate.ensure_schema, auto_upgrade=self.config.auto_upgrade
-                )
+                self._first_open()
                 self.opened = True
+
+    def _first_open(self) -> None:
+        """Set the schema up, waiting for an unreachable database as long as the
+        configuration says (``open_timeout``, ``open_retries``, ``open_retry_delay``)."""
+        config = self.config
+        wait = OpenWait(config.open_timeout, config.open_retries, config.open_retry_delay)
+        started = time.monotonic()
+        failures = 0
+        while True:
+            try:
+                self.retrying(
+                    self.db.run_raw, migrate.ensure_schema, auto_upgrade=config.auto_upgrade
+                )
+                return
+            except TransientError as exc:
+                failures += 1
+                delay = wait.delay(failures, time.monotonic() - started)
+                if delay is None:
+                    raise
+                logger.warning(
+                    "%s is not reachable yet (%s): trying again in %.2f s",
+                    config.redacted_url(),
+                    exc,
+                    delay,
+                )
+                sleep(delay)
 
     def retrying(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)``, re-run after transient failures per the policy."""

@@ -53,7 +53,11 @@ def _os_error(exc: OSError) -> str:
 app = typer.Typer(
     name="chatledger",
     cls=_Commands,
-    help="chatledger: the conversation store for LLM apps.",
+    help="chatledger: the conversation store for LLM apps.\n\n"
+    "Naming a user: every command that takes a user (users, keys, erase-user, stats, export, "
+    "import) accepts their id, external id, email or username, and refuses a text that names "
+    "two different users (give the id then). Errors are one line on stderr and exit code 1 "
+    "(usage errors: 2); --json prints JSON for scripts.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -73,9 +77,23 @@ app.command()(retention)
 app.command()(serve)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"chatledger {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     if debug:
         logging.basicConfig(level=logging.DEBUG)

@@ -12,7 +12,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
@@ -25,16 +25,20 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 
-from .._sync.ledger import Ledger
-from ..config import Config
 from ..errors import ChatledgerError
+
+if TYPE_CHECKING:  # imported when a command runs, so `chatledger --help` stays quick
+    from .._sync.ledger import Ledger
+    from ..config import Config
 
 __all__ = [
     "AsJson",
     "ConfigFile",
     "Quiet",
     "Url",
+    "UserRef",
     "Yes",
     "confirm",
     "emit_json",
@@ -43,7 +47,9 @@ __all__ = [
     "open_ledger",
     "out",
     "progress_bar",
+    "resolve_user",
     "state",
+    "table",
 ]
 
 out = Console(soft_wrap=True)
@@ -66,6 +72,9 @@ ConfigFile = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+#: How every command names a user (docs/cli.md "Naming a user").
+USER_REF_HELP = "A user: their id, external id, email or username."
+UserRef = Annotated[str, typer.Argument(help=USER_REF_HELP, show_default=False)]
 
 #: Set by the top-level ``--debug`` option.
 state = {"debug": False}
@@ -73,14 +82,43 @@ state = {"debug": False}
 
 def load_config(url: str | None, config_file: str | None) -> Config:
     """The configuration a command acts on: ``--url``/``--config``, else the environment."""
+    from ..config import Config
+
     return Config.load(url, config_file=config_file)
 
 
 @contextmanager
 def open_ledger(url: str | None, config_file: str | None) -> Iterator[Ledger]:
     """An opened ledger on the configured database (an empty one is initialised)."""
+    from .._sync.ledger import Ledger
+
     with Ledger(config=load_config(url, config_file)) as ledger:
         yield ledger
+
+
+def resolve_user(ledger: Ledger, ref: str) -> UUID:
+    """The id of the user ``ref`` names (:data:`USER_REF_HELP`)."""
+    from ..transfer import resolve_user
+
+    return resolve_user(ledger, ref)
+
+
+#: Columns that hold UUIDs (36 characters): never cut or wrapped, so they can be copied whole.
+_ID_COLUMNS = frozenset({"id", "user", "owner", "conversation"})
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    """A Rich table whose id columns keep their full width (a narrow terminal folds the
+    other columns instead)."""
+    grid = Table(title=title)
+    for name in columns:
+        if name in _ID_COLUMNS:
+            grid.add_column(name, no_wrap=True, min_width=36)
+        elif name.endswith(" id"):
+            grid.add_column(name, no_wrap=True)
+        else:
+            grid.add_column(name, overflow="fold")
+    return grid
 
 
 def _plain(value: Any) -> Any:

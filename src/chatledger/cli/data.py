@@ -5,13 +5,13 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.table import Table
 
-from .. import transfer
 from ._common import (
+    USER_REF_HELP,
     AsJson,
     ConfigFile,
     Quiet,
@@ -22,7 +22,11 @@ from ._common import (
     open_ledger,
     out,
     progress_bar,
+    resolve_user,
 )
+
+if TYPE_CHECKING:
+    from .. import transfer
 
 __all__ = ["copy", "export", "import_"]
 
@@ -46,13 +50,20 @@ class ExportFormat(enum.StrEnum):
 
 
 def _import_format(chosen: ImportFormat | None) -> transfer.ImportFormat | None:
+    from .. import transfer
+
     return None if chosen is None else next(f for f in transfer.IMPORT_FORMATS if f == chosen)
 
 
 def _export_format(chosen: ExportFormat) -> transfer.ExportFormat:
+    from .. import transfer
+
     return next(f for f in transfer.EXPORT_FORMATS if f == chosen)
 
 
+#: ``transfer.DEFAULT_BATCH_SIZE`` (a test holds them equal): the CLI does not import
+#: ``transfer`` until a command runs.
+DEFAULT_BATCH_SIZE = 5000
 BatchSize = Annotated[
     int,
     typer.Option("--batch-size", min=1, max=100_000, help="Rows per batch (one transaction each)."),
@@ -62,7 +73,12 @@ BatchSize = Annotated[
 def import_(
     path: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, readable=True, help="The JSON file to import."),
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The file to import: JSON, JSON lines, or the ZIP a ChatGPT export comes in.",
+        ),
     ],
     format: Annotated[
         ImportFormat | None,
@@ -76,18 +92,23 @@ def import_(
         str | None,
         typer.Option(
             "--user",
-            help="ChatGPT imports: the owner's id or external id (a new external id is created).",
+            help=f"ChatGPT imports: the owner. {USER_REF_HELP} "
+            "An unknown external id creates the user.",
             show_default=False,
         ),
     ] = None,
-    batch_size: BatchSize = transfer.DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
     url: Url = None,
     config_file: ConfigFile = None,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Import chatledger's own export (JSON or JSON lines), a ChatGPT conversations.json, or a
-    visitors or feedback JSON file. Importing the same file twice adds nothing."""
+    """Import chatledger's own export (JSON or JSON lines), a ChatGPT export (its ZIP or the
+    conversations.json in it), or a visitors or feedback JSON file. Importing the same file
+    twice adds nothing. A file that cannot be read is one error line naming it and the
+    problem (exit code 1)."""
+    from .. import transfer
+
     with open_ledger(url, config_file) as ledger, progress_bar(not (quiet or as_json)) as tick:
         report = transfer.import_data(
             ledger,
@@ -133,23 +154,24 @@ def export(
     ] = ExportFormat.json,
     user: Annotated[
         str | None,
-        typer.Option("--user", help="Only this user (id or external id).", show_default=False),
+        typer.Option("--user", help=f"Only this user. {USER_REF_HELP}", show_default=False),
     ] = None,
     conversation: Annotated[
         str | None,
         typer.Option("--conversation", help="Only this conversation (id).", show_default=False),
     ] = None,
-    batch_size: BatchSize = transfer.DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
     url: Url = None,
     config_file: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Export everything, one user or one conversation as JSON, JSON lines or Markdown."""
+    from .. import transfer
+
     to_stdout = output == "-"
     with open_ledger(url, config_file) as ledger:
         # Resolve the scope before creating the file: a wrong id leaves no empty file behind.
-        if user is not None:
-            transfer.resolve_user(ledger, user)
+        owner = None if user is None else resolve_user(ledger, user)
         if conversation is not None:
             ledger.conversations.get(conversation)
         target = Path(output)
@@ -163,7 +185,7 @@ def export(
                     ledger,
                     stream,
                     format=_export_format(format),
-                    user=user,
+                    user=owner,
                     conversation=conversation,
                     batch_size=batch_size,
                     progress=tick,
@@ -186,9 +208,14 @@ def export(
 def copy(
     source: Annotated[str, typer.Argument(help="URL of the database to copy.")],
     target: Annotated[str, typer.Argument(help="URL of the database to copy into.")],
-    batch_size: BatchSize = transfer.DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
     backup: Annotated[
-        bool, typer.Option("--backup/--no-backup", help="Back an SQLite source up first.")
+        bool,
+        typer.Option(
+            "--backup/--no-backup",
+            help="Back an SQLite source up before the first write (a run with nothing to "
+            "copy makes no backup); the path is printed.",
+        ),
     ] = True,
     as_json: AsJson = False,
     quiet: Quiet = False,
@@ -196,6 +223,8 @@ def copy(
     """Copy a whole database into another one, on any backend (e.g. an SQLite file into
     PostgreSQL or MariaDB), then verify every table. Safe to rerun: it resumes, and never
     copies a row twice. Exits 1 when a table differs."""
+    from .. import transfer
+
     if not (quiet or as_json):
         err.print(
             f"copying {load_config(source, None).redacted_url()} -> "

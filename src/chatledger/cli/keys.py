@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from .. import transfer
-from .._ops._common import utcnow
 from ..records import ApiKey
-from ._common import AsJson, ConfigFile, Quiet, Url, emit_json, err, open_ledger, out
+from ._common import (
+    USER_REF_HELP,
+    AsJson,
+    ConfigFile,
+    Quiet,
+    Url,
+    UserRef,
+    emit_json,
+    err,
+    open_ledger,
+    out,
+    resolve_user,
+    table,
+)
 
 __all__ = ["keys"]
 
@@ -20,7 +30,7 @@ keys = typer.Typer(help="API keys.", no_args_is_help=True)
 
 @keys.command()
 def create(
-    user: Annotated[str, typer.Argument(help="The owner's id or external id.")],
+    user: UserRef,
     name: Annotated[str | None, typer.Option(help="A label.", show_default=False)] = None,
     expires_in_days: Annotated[
         int | None,
@@ -34,11 +44,11 @@ def create(
     quiet: Quiet = False,
 ) -> None:
     """Create an API key. Its secret is printed this once and stored nowhere."""
-    expires = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
+    expires = None
+    if expires_in_days is not None:
+        expires = datetime.now(UTC) + timedelta(days=expires_in_days)
     with open_ledger(url, config_file) as ledger:
-        created = ledger.api_keys.create(
-            transfer.resolve_user(ledger, user), name=name, expires_at=expires
-        )
+        created = ledger.api_keys.create(resolve_user(ledger, user), name=name, expires_at=expires)
     if as_json:
         emit_json({"key": created.key, "secret": created.secret})
     elif quiet:
@@ -69,7 +79,7 @@ def _row(key: ApiKey) -> list[str]:
 def list_(
     user: Annotated[
         str | None,
-        typer.Option(help="Only this user's keys (id or external id).", show_default=False),
+        typer.Option(help=f"Only this user's keys. {USER_REF_HELP}", show_default=False),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
     url: Url = None,
@@ -78,15 +88,15 @@ def list_(
 ) -> None:
     """List API keys, oldest first (never their secrets)."""
     with open_ledger(url, config_file) as ledger:
-        owner = None if user is None else transfer.resolve_user(ledger, user)
+        owner = None if user is None else resolve_user(ledger, user)
         found = ledger.api_keys.list(user_id=owner, include_revoked=all_)
     if as_json:
         emit_json(found)
         return
-    table = Table("id", "user", "name", "prefix", "created", "expires", "revoked", "last used")
+    grid = table("id", "user", "name", "prefix", "created", "expires", "revoked", "last used")
     for key in found:
-        table.add_row(*_row(key))
-    out.print(table)
+        grid.add_row(*_row(key))
+    out.print(grid)
 
 
 @keys.command()

@@ -8,9 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .. import transfer
 from ..records import UsageTotals
-from ._common import AsJson, ConfigFile, Url, emit_json, open_ledger, out
+from ._common import (
+    USER_REF_HELP,
+    AsJson,
+    ConfigFile,
+    Url,
+    emit_json,
+    open_ledger,
+    out,
+    resolve_user,
+)
 
 __all__ = ["stats"]
 
@@ -39,7 +47,7 @@ def _table(title: str, key: str, rows: list[UsageTotals]) -> Table:
 
 def stats(
     user: Annotated[
-        str | None, typer.Option(help="Only this user's conversations (id or external id).")
+        str | None, typer.Option(help=f"Only this user's conversations. {USER_REF_HELP}")
     ] = None,
     since: Annotated[str | None, typer.Option(help="From this UTC day (YYYY-MM-DD).")] = None,
     until: Annotated[
@@ -55,8 +63,10 @@ def stats(
     end = _day(until, "--until")
     if end is not None:
         end += timedelta(days=1)
+    from .. import transfer
+
     with open_ledger(url, config_file) as ledger:
-        owner = None if user is None else transfer.resolve_user(ledger, user)
+        owner = None if user is None else resolve_user(ledger, user)
         overall = ledger.usage.overall(user_id=owner, since=start, until=end)
         by_model = ledger.usage.totals("model", user_id=owner, since=start, until=end)
         by_day = ledger.usage.totals("day", user_id=owner, since=start, until=end)

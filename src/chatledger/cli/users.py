@@ -5,10 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from .. import transfer
-from ._common import AsJson, ConfigFile, Quiet, Url, Yes, confirm, emit_json, open_ledger, out
+from ._common import (
+    AsJson,
+    ConfigFile,
+    Quiet,
+    Url,
+    UserRef,
+    Yes,
+    confirm,
+    emit_json,
+    open_ledger,
+    out,
+    resolve_user,
+    table,
+)
 
 __all__ = ["erase_user", "users"]
 
@@ -29,7 +40,14 @@ def create(
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Create a user."""
+    """Create a user. Give at least one of --external-id, --email and --username: they are
+    how the user is found again."""
+    if external_id is None and email is None and username is None:
+        raise typer.BadParameter(
+            "give at least one of --external-id, --email and --username "
+            "(a user with none of them cannot be named again)",
+            param_hint="'--external-id' / '--email' / '--username'",
+        )
     with open_ledger(url, config_file) as ledger:
         user = ledger.users.create(
             external_id=external_id,
@@ -71,9 +89,9 @@ def list_(
             }
         )
         return
-    table = Table("id", "external id", "email", "username", "name", "role", "created")
+    grid = table("id", "external id", "email", "username", "name", "role", "created")
     for user in page.items:
-        table.add_row(
+        grid.add_row(
             str(user.id),
             user.external_id or "",
             user.email or "",
@@ -82,13 +100,13 @@ def list_(
             user.role,
             user.created_at.isoformat(timespec="seconds"),
         )
-    out.print(table)
+    out.print(grid)
     if page.has_more:
         out.print(f"more: --after {page.last_cursor}", highlight=False)
 
 
 def erase_user(
-    user: Annotated[str, typer.Argument(help="The user's id or external id.")],
+    user: UserRef,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, change nothing.")] = False,
     yes: Yes = False,
     url: Url = None,
@@ -97,7 +115,7 @@ def erase_user(
 ) -> None:
     """Erase a user and every row of theirs for good (their audit events are redacted)."""
     with open_ledger(url, config_file) as ledger:
-        user_id = transfer.resolve_user(ledger, user)
+        user_id = resolve_user(ledger, user)
         if dry_run:
             report = ledger.users.preview_erase(user_id)
         else:
@@ -106,10 +124,10 @@ def erase_user(
     if as_json:
         emit_json({"dry_run": dry_run, **vars_of(report)})
         return
-    table = Table("table", "rows" + (" to delete" if dry_run else " deleted"))
+    grid = table("table", "rows" + (" to delete" if dry_run else " deleted"))
     for name, count in report.deleted.items():
-        table.add_row(name, str(count))
-    out.print(table)
+        grid.add_row(name, str(count))
+    out.print(grid)
     verb = "would be" if dry_run else "were"
     out.print(
         f"{report.redacted_audit_events} audit events {verb} redacted"

@@ -43,6 +43,7 @@ from sqlalchemy.engine import URL  # noqa: E402
 from .. import _validate as check  # noqa: E402
 from .._ops import checkpoints as _ckpt  # noqa: E402
 from .._ops.checkpoints import CheckpointConflictError  # noqa: E402
+from .._run.engine import prepare_sqlite_file  # noqa: E402
 from .._validate import Id  # noqa: E402
 from ..config import Config  # noqa: E402
 from ..errors import ConfigurationError  # noqa: E402
@@ -471,6 +472,13 @@ def _kind(url: URL) -> str:
 
 
 def _sqlite_path(url: URL) -> str:
+    """The file of an SQLite URL, its directory created as chatledger's own open does."""
+    try:
+        prepare_sqlite_file(url)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create the directory of the SQLite database {url.database}: {exc.strerror}"
+        ) from exc
     return url.database or ":memory:"
 
 
@@ -584,7 +592,12 @@ def checkpointer_for(
     environment, the configuration file, the default SQLite file). The saver is
     ``SqliteSaver``/``AsyncSqliteSaver``, ``PostgresSaver``/``AsyncPostgresSaver``, or
     ``PyMySQLSaver``/``AIOMySQLSaver`` for MySQL and MariaDB (``async_=True`` for the async
-    one, entered with ``async with``)."""
+    one, entered with ``async with``).
+
+    LangGraph's SQLite savers use Python's own ``sqlite3``. With chatledger's bundled SQLite
+    (the ``sqlite`` extra) that is a second copy of SQLite in the process, and two copies must
+    not open the same file (each ignores the other's locks): give the saver a file of its own
+    (a URL or ``Config`` naming another file), or use :class:`ChatledgerSaver`."""
     url = _url_of(source)
     _kind(url)
     return _async_saver(url) if async_ else _sync_saver(url)
