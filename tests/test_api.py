@@ -81,6 +81,7 @@ PUBLIC = {
     "Thumb",
     "TokenEntry",
     "Tokens",
+    "OutcomeUnknownError",
     "TransientError",
     "UpsertReport",
     "Usage",
