@@ -85,6 +85,7 @@ PUBLIC = {
     "Thumb",
     "TokenEntry",
     "Tokens",
+    "OutcomeUnknownError",
     "Stream",
     "StreamEvent",
     "StreamWriter",

@@ -147,6 +147,13 @@ class Backend:
         """Whether re-running the transaction may cure ``exc``."""
         return bool(exc.connection_invalidated)
 
+    def connection_lost(self, exc: DBAPIError) -> bool:
+        """Whether ``exc`` means the connection (SQLite: the storage) failed, so that a COMMIT
+        or an autocommit statement sent on it may have taken effect although its reply never
+        came: the outcome of a write is then unknown. A deadlock, a serialization failure, a
+        lock timeout or a busy database are known to have rolled back (``False``)."""
+        return bool(exc.connection_invalidated)
+
     def violation(self, exc: DBAPIError) -> Violation:
         """Decode an integrity error."""
         return Violation("other", None)
@@ -273,7 +280,21 @@ class SQLite(Backend):
         if code in self._TRANSIENT:
             return True
         message = str(exc.orig)
-        return "database is locked" in message or super().is_transient(exc)
+        return (
+            "database is locked" in message
+            or self.connection_lost(exc)
+            or super().is_transient(exc)
+        )
+
+    def connection_lost(self, exc: DBAPIError) -> bool:
+        # SQLITE_IOERR and its extended codes: "if an I/O error occurs during COMMIT, the
+        # transaction may or may not have been rolled back" (the SQLite result-code docs).
+        # A process crash needs no classification (nobody is left to retry); SQLITE_FULL and
+        # SQLITE_BUSY roll back.
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        return (isinstance(code, int) and code & 0xFF == _SQLITE_IOERR) or bool(
+            exc.connection_invalidated
+        )
 
     def violation(self, exc: DBAPIError) -> Violation:
         match = self._VIOLATION.search(str(exc.orig))
@@ -293,6 +314,7 @@ class SQLite(Backend):
         return Violation(kinds[match.group(1)], name or None)
 
 
+_SQLITE_IOERR: Final = 10
 #: On the driver's cursor: SQLAlchemy's execution path cost as much as the BEGIN itself.
 _BEGIN_IMMEDIATE: Final = Prepared(text("BEGIN IMMEDIATE"))
 
@@ -359,6 +381,24 @@ class PostgreSQL(Backend):
             # psycopg reports a failed or broken connection without a SQLSTATE.
             return isinstance(exc, OperationalError | InterfaceError) or super().is_transient(exc)
         return code in self._TRANSIENT or code.startswith("08") or super().is_transient(exc)
+
+    #: The session ended under the statement: terminated by an administrator
+    #: (``pg_terminate_backend``) or a server shutdown or crash.
+    _SESSION_ENDED: ClassVar[frozenset[str]] = frozenset({"57P01", "57P02"})
+    #: Connection exceptions that happen before any statement is sent.
+    _NOT_CONNECTED: ClassVar[frozenset[str]] = frozenset({"08001", "08004"})
+
+    def connection_lost(self, exc: DBAPIError) -> bool:
+        code = self.error_code(exc)
+        if code is None:
+            return isinstance(exc, OperationalError | InterfaceError) or super().connection_lost(
+                exc
+            )
+        if code in self._SESSION_ENDED:
+            return True
+        return (
+            code.startswith("08") and code not in self._NOT_CONNECTED
+        ) or super().connection_lost(exc)
 
     def violation(self, exc: DBAPIError) -> Violation:
         kind = self._KINDS.get(self.error_code(exc) or "")
@@ -482,6 +522,16 @@ class MariaDB(Backend):
         if code is not None and int(code) in self._TRANSIENT:
             return True
         return super().is_transient(exc)
+
+    #: The connection died under a statement: killed (``KILL CONNECTION``), gone away, lost
+    #: during a query, or closed for inactivity. (2002/2003 fail to connect: nothing was sent.)
+    _LOST: ClassVar[frozenset[int]] = frozenset({1927, 2006, 2013, 4031})
+
+    def connection_lost(self, exc: DBAPIError) -> bool:
+        code = self.error_code(exc)
+        if code is not None and int(code) in self._LOST:
+            return True
+        return super().connection_lost(exc)
 
     def violation(self, exc: DBAPIError) -> Violation:
         code = self.error_code(exc)

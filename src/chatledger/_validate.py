@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,12 @@ class Limits:
     max_delta_chars: int = 100_000
     #: Most items one batch call may write (``append_many``, ``bulk_upsert``, ``add_many``).
     max_batch_size: int = 10_000
+    #: Deepest nesting of objects and arrays in a JSON document (``{"a": 1}`` is 1 deep). The
+    #: same on every backend: MariaDB's JSON check refuses documents nested 32 deep or more.
+    max_json_depth: int = 30
+    #: Refuse e-mail addresses in special-use or reserved domains (``corp.local``,
+    #: ``example.test``). Off by default: internal domains are common for staff accounts.
+    strict_email_domains: bool = False
 
 
 def text(field: str, value: object, max_chars: int) -> str:
@@ -202,11 +209,37 @@ def metadata(field: str, value: object, limits: Limits) -> dict[str, Any] | None
     if "\\u0000" in encoded:
         _check_json_strings(field, value)
     result: dict[str, Any] = json.loads(encoded)
+    if _depth(result, limits.max_json_depth) > limits.max_json_depth:
+        raise ValidationError(
+            field,
+            f"JSON nested deeper than the limit of {limits.max_json_depth} levels",
+            limit=limits.max_json_depth,
+        )
     return result
 
 
-def email(field: str, value: object, max_chars: int) -> str | None:
-    """``None`` or a syntactically valid address, normalised: trimmed and lower-cased."""
+def _depth(document: Any, ceiling: int) -> int:
+    """How deep objects and arrays nest in ``document`` (stops counting past ``ceiling``)."""
+    deepest = 0
+    level: list[Any] = [document]
+    while level and deepest <= ceiling:
+        deepest += 1
+        children: list[Any] = []
+        for node in level:
+            values = node.values() if isinstance(node, dict) else node
+            children.extend(child for child in values if isinstance(child, dict | list))
+        level = children
+    return deepest
+
+
+#: A host name of letters, digits and hyphens in dot-separated labels (internal domains).
+_HOST: Final = re.compile(r"(?i)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
+
+
+def email(field: str, value: object, max_chars: int, *, strict: bool = False) -> str | None:
+    """``None`` or a syntactically valid address, normalised: trimmed and lower-cased.
+    Internal domains (``corp.local``, one-label hosts) are accepted unless ``strict``
+    (``Limits.strict_email_domains``)."""
     if value is None:
         return None
     raw = text(field, value, max_chars).strip()
@@ -215,7 +248,15 @@ def email(field: str, value: object, max_chars: int) -> str | None:
     try:
         checked = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise ValidationError(field, f"is not a valid email address: {exc}") from None
+        local, at, domain = raw.rpartition("@")
+        if strict or not at or not _HOST.fullmatch(domain):
+            raise ValidationError(field, f"is not a valid email address: {exc}") from None
+        # Not a public domain: check the local part alone, against a public one.
+        try:
+            checked_local = validate_email(f"{local}@example.com", check_deliverability=False)
+        except EmailNotValidError as local_exc:
+            raise ValidationError(field, f"is not a valid email address: {local_exc}") from None
+        return f"{checked_local.local_part}@{domain}".lower()
     return checked.normalized.lower()
 
 

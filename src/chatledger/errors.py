@@ -14,6 +14,7 @@ The tree is shallow on purpose::
      ├── ConfigurationError       the configuration is incomplete or contradictory
      ├── SchemaOutOfDateError     run ``chatledger db upgrade`` (or open with auto_upgrade=True)
      ├── TransientError           retrying the whole transaction may succeed
+     ├── OutcomeUnknownError      a write whose commit may or may not have happened (not retriable)
      ├── MissingDependencyError   an optional extra is not installed (also an ImportError)
      ├── AuthenticationError      a password or API key did not verify (one error for every cause)
      └── DatabaseError            any other database failure, translated
@@ -24,6 +25,13 @@ an SQLite database is opened with a library that has the WAL-reset corruption bu
 Only :class:`TransientError` has ``retriable = True``. chatledger retries transient failures
 itself (the whole transaction, with exponential backoff and jitter); when it gives up, the last
 :class:`TransientError` reaches the caller.
+
+:class:`OutcomeUnknownError` is a sibling of :class:`TransientError`, not a subclass, on purpose:
+it is raised when the connection was lost while a write's COMMIT (or its one autocommit statement)
+may have reached the server and chatledger could not learn, within its retries, whether it
+committed. Code that re-runs every ``TransientError`` would then write twice; this error must be
+handled by looking first (``exc.kind``/``exc.key`` name the row to look for). See
+docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ __all__ = [
     "InsufficientBalanceError",
     "MissingDependencyError",
     "NotFoundError",
+    "OutcomeUnknownError",
     "SQLiteWALResetBugWarning",
     "SchemaOutOfDateError",
     "TransientError",
@@ -144,9 +153,41 @@ class SchemaOutOfDateError(ChatledgerError):
 
 class TransientError(ChatledgerError):
     """A failure that re-running the whole transaction may cure: lock contention, a deadlock, a
-    serialization failure, a dropped connection, a server that became read-only during failover."""
+    serialization failure, a dropped connection, a server that became read-only during failover.
+
+    ``outcome_unknown`` is true when the connection was lost after a statement may have reached
+    the server: a write's transaction may then have committed (chatledger's retries look before
+    they write again). A deadlock, a serialization failure or a busy database are known to have
+    rolled back (``False``)."""
 
     retriable = True
+
+    def __init__(
+        self, message: str, *, code: str | None = None, outcome_unknown: bool = False
+    ) -> None:
+        super().__init__(message, code=code)
+        self.outcome_unknown = outcome_unknown
+
+
+class OutcomeUnknownError(ChatledgerError):
+    """A write may or may not have committed: the connection was lost after its COMMIT (or its
+    single autocommit statement) was sent, and the retries could not reach the database to learn
+    which. Do not simply run the write again: look for ``key`` (the id the write gave its
+    ``kind`` of row, e.g. ``messages.get(key)``) first, or repeat it with the same idempotency
+    key. ``retriable`` is false for that reason."""
+
+    def __init__(self, kind: str, key: object = None, *, code: str | None = None) -> None:
+        where = f"{kind} {key}" if key is not None else kind
+        super().__init__(
+            f"the outcome of this write is unknown: the connection was lost after it may have "
+            f"committed, and the database could not be reached to find out; look for {where} "
+            "before writing it again",
+            code=code,
+        )
+        #: What the write stores (``"message"``, ``"token entry"``, ...).
+        self.kind = kind
+        #: The id the write gave its row, when it draws one, else ``None``.
+        self.key = key
 
 
 class MissingDependencyError(ChatledgerError, ImportError):

@@ -39,7 +39,9 @@ class AsyncApiKeys:
         expiry = check.optional_aware_datetime("expires_at", expires_at)
         if expiry is not None and expiry <= utcnow():
             raise ValidationError("expires_at", "must be in the future")
-        return await self._store._call(_api_keys.create, owner, label, expiry, write=True)
+        return await self._store._call(
+            _api_keys.create, owner, label, expiry, write=True, settle=_api_keys.CREATED
+        )
 
     async def verify(self, key: str) -> ApiKey:
         """The key whose full secret is ``key``, if it is valid. Unknown, malformed, wrong,

@@ -98,7 +98,7 @@ class AsyncAuditLog:
             description=description,
             metadata=metadata,
         )
-        return await self._store._call(_audit.append, new, write=True)
+        return await self._store._call(_audit.append, new, write=True, settle=_audit.APPENDED)
 
     async def get(self, seq_or_id: int | Id) -> AuditEvent:
         """The event with this ``seq`` (an int) or id."""
@@ -230,7 +230,7 @@ class AsyncAuditLogger:
             metadata=metadata,
         )
         try:
-            event = await self._store._call(_audit.append, new, write=True)
+            event = await self._store._call(_audit.append, new, write=True, settle=_audit.APPENDED)
         except (TransientError, DatabaseError) as exc:
             self._write_unstored(new, exc)
             return None

@@ -56,7 +56,12 @@ class AsyncCitations:
             rank=rank,
         )
         (stored,) = await self._store._call(
-            _citations.add_many, self._store._owner, key, [new], write=True
+            _citations.add_many,
+            self._store._owner,
+            key,
+            [new],
+            write=True,
+            settle=_citations.ADDED,
         )
         return stored
 
@@ -70,7 +75,12 @@ class AsyncCitations:
         if not batch:
             return []
         return await self._store._call(
-            _citations.add_many, self._store._owner, key, batch, write=True
+            _citations.add_many,
+            self._store._owner,
+            key,
+            batch,
+            write=True,
+            settle=_citations.ADDED,
         )
 
     async def for_message(self, message_id: Id) -> list[Citation]:

@@ -11,6 +11,8 @@ from .. import _validate as check
 from .._ops import conversations as _conversations
 from .._ops import privacy as _privacy
 from .._ops._common import UNSET, Unset, given, utcnow
+from .._ops._once import gone
+from .._schema import conversations
 from .._validate import Id
 from ..errors import NotFoundError, ValidationError
 from ..records import Conversation, ConversationStatus, Order, Page, RetentionReport
@@ -53,7 +55,9 @@ class AsyncConversations:
         fields = _conversations.prepare(
             self._store.limits, {"title": title, "intent": intent, "metadata": metadata}
         )
-        return await self._store._call(_conversations.create, owner, fields, write=True)
+        return await self._store._call(
+            _conversations.create, owner, fields, write=True, settle=_conversations.CREATED
+        )
 
     async def get(self, conversation_id: Id) -> Conversation:
         """The conversation with this id, whatever its status."""
@@ -106,7 +110,13 @@ class AsyncConversations:
             await self._transition(conversation_id, "delete")
             return
         key = check.identifier("conversation_id", conversation_id)
-        await self._store._call(_conversations.delete_hard, self._store._owner, key, write=True)
+        await self._store._call(
+            _conversations.delete_hard,
+            self._store._owner,
+            key,
+            write=True,
+            settle=gone("conversation", conversations, key),
+        )
 
     async def list(
         self,

@@ -85,7 +85,14 @@ class AsyncMessageFeedback:
         NotFoundError if there is none."""
         message = check.identifier("message_id", message_id)
         rater = self._rater(rater_id)
-        await self._store._call(_feedback.remove, self._store._owner, message, rater, write=True)
+        await self._store._call(
+            _feedback.remove,
+            self._store._owner,
+            message,
+            rater,
+            write=True,
+            settle=_feedback.removed(message, rater),
+        )
 
     async def summary(
         self,
@@ -148,7 +155,9 @@ class AsyncProductFeedbackForms:
             additional_comments=additional_comments,
             usability_rating=usability_rating,
         )
-        return await self._store._call(_feedback.submit_form, form, write=True)
+        return await self._store._call(
+            _feedback.submit_form, form, write=True, settle=_feedback.FORM_SUBMITTED
+        )
 
     async def get(self, feedback_id: Id) -> ProductFeedback:
         """The form with this id."""

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
 from .._ops import knowledge as _knowledge
-from .._schema import EXTERNAL_ID_MAX, SOURCE_MAX
+from .._ops._once import gone
+from .._schema import EXTERNAL_ID_MAX, SOURCE_MAX, knowledge_chunks
 from .._validate import Id
 from ..records import KnowledgeChunk, Page, UpsertReport
 
@@ -103,7 +104,12 @@ class AsyncKnowledge:
     async def delete(self, chunk_id: Id) -> None:
         """Delete the chunk; citations of it stay, with ``chunk_id`` cleared."""
         key = check.identifier("chunk_id", chunk_id)
-        await self._store._call(_knowledge.delete_one, key, write=True)
+        await self._store._call(
+            _knowledge.delete_one,
+            key,
+            write=True,
+            settle=gone("knowledge chunk", knowledge_chunks, key),
+        )
 
     async def delete_source(self, source: str) -> int:
         """Delete every chunk of ``source``; returns how many were deleted."""

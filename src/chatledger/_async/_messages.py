@@ -91,7 +91,14 @@ class AsyncMessages:
         # Without a key or a charge, the append's one write is one statement on PostgreSQL.
         single = idempotency_key is None and debit is None
         return await self._store._call(
-            _messages.append, self._store._owner, key, new, debit, write=True, single=single
+            _messages.append,
+            self._store._owner,
+            key,
+            new,
+            debit,
+            write=True,
+            single=single,
+            settle=_messages.APPENDED,
         )
 
     async def append_many(
@@ -111,7 +118,12 @@ class AsyncMessages:
         if not batch:
             return []
         return await self._store._call(
-            _messages.append_many, self._store._owner, key, batch, write=True
+            _messages.append_many,
+            self._store._owner,
+            key,
+            batch,
+            write=True,
+            settle=_messages.appended_many(key, batch),
         )
 
     async def get(self, message_id: Id) -> Message:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import time
 import uuid
@@ -13,12 +14,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from .. import migrate
+from .._ids import Draws, Replaying
+from .._ops._once import NOT_WRITTEN, Settle
 from .._run.compat_async import Awaitable, Lock, sleep
 from .._run.database_async import AsyncDatabase, AsyncTransaction
 from .._run.retry import OpenWait, RetryPolicy
 from .._validate import Limits
 from ..config import Config
-from ..errors import ConfigurationError, TransientError
+from ..errors import ChatledgerError, ConfigurationError, OutcomeUnknownError, TransientError
 from ._citations import AsyncCitations
 from ._conversations import AsyncConversations
 from ._feedback import AsyncMessageFeedback
@@ -74,7 +77,9 @@ class _AsyncCore:
         while True:
             try:
                 await self.retrying(
-                    self.db.run_raw, migrate.ensure_schema, auto_upgrade=config.auto_upgrade
+                    functools.partial(
+                        self.db.run_raw, migrate.ensure_schema, auto_upgrade=config.auto_upgrade
+                    )
                 )
                 return
             except TransientError as exc:
@@ -90,19 +95,74 @@ class _AsyncCore:
                 )
                 await sleep(delay)
 
-    async def retrying(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """``await fn(*args, **kwargs)``, re-run after transient failures per the policy."""
+    async def retrying(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        draws: Draws | None = None,
+        settle: Settle[T] | None = None,
+        single: bool = False,
+    ) -> T:
+        """``await attempt()``, re-run after transient failures per the policy.
+
+        ``draws`` (a write): the values its operation draws, the same on every attempt. When
+        an attempt's outcome is unknown (the connection was lost after the operation returned
+        and COMMIT was sent, or during a ``single`` autocommit statement), ``settle`` first
+        looks whether it committed and returns its result if so; without ``settle``, or when
+        the database cannot be reached to look before the retries run out,
+        :class:`OutcomeUnknownError` is raised instead of a plain failure."""
         failures = 0
+        unknown: TransientError | None = None  # an attempt that may have committed, unsettled
+        doubted = False  # some attempt's outcome was unknown at some point
         while True:
             try:
-                return await fn(*args, **kwargs)
+                if unknown is not None and settle is not None and draws is not None:
+                    found = await self.db.read(settle.find, draws.values, *settle.args)
+                    unknown = None
+                    if found is not NOT_WRITTEN:
+                        logger.info("an earlier attempt of this %s committed", settle.kind)
+                        return found
+                if draws is not None:
+                    draws.attempt()
+                return await attempt()
             except TransientError as exc:
+                if draws is not None and _may_have_committed(exc, draws, single):
+                    unknown = exc
+                    doubted = True
                 failures += 1
                 delay = self.retry.delay(failures)
                 if delay is None:
+                    if unknown is not None:
+                        raise _unknown(settle, draws) from exc
                     raise
                 logger.info("retrying after a transient failure (%d): %s", failures, exc)
                 await sleep(delay)
+            except ChatledgerError as exc:
+                # A late commit of an earlier attempt can make this one fail (the same ids
+                # are taken, the balance was spent): that attempt's result is the answer.
+                if not doubted or draws is None:
+                    raise
+                if settle is None:
+                    raise _unknown(settle, draws) from exc
+                found = await self.db.read(settle.find, draws.values, *settle.args)
+                if found is NOT_WRITTEN:
+                    raise
+                return found
+
+
+def _may_have_committed(exc: TransientError, draws: Draws, single: bool) -> bool:
+    """Whether the failed attempt of a write may have committed: the connection was lost
+    (``exc.outcome_unknown``) after its operation returned (COMMIT was sent), or while a
+    ``single`` operation ran in autocommit mode (each statement commits itself). Lost before
+    or inside the operation of a transaction, it rolled back: the server ends it with the
+    session."""
+    return exc.outcome_unknown and (draws.returned or (single and draws.started))
+
+
+def _unknown(settle: Settle[Any] | None, draws: Draws | None) -> OutcomeUnknownError:
+    if settle is None or draws is None:
+        return OutcomeUnknownError("write")
+    return OutcomeUnknownError(settle.kind, settle.key(draws.values))
 
 
 class _AsyncStore:
@@ -132,11 +192,13 @@ class _AsyncStore:
         *args: Any,
         write: bool = False,
         single: bool = False,
+        settle: Settle[Any] | None = None,
         **kwargs: Any,
     ) -> T:
         """Run ``op`` in the caller's transaction, or in one of its own with retries.
         ``write``: ``op`` writes; ``single``: with one statement at most (autocommit where
-        that saves round trips, see ``Database.run_single``)."""
+        that saves round trips, see ``Database.run_single``); ``settle``: how a retry learns
+        whether an attempt whose outcome is unknown committed (see ``_ops/_once.py``)."""
         core = self._core
         tx = core.current.get()
         if tx is not None:
@@ -144,9 +206,18 @@ class _AsyncStore:
         if not core.opened:
             await core.open()
         db = core.db
-        how = (db.run_single if single else db.run) if write else db.read
-        result: T = await core.retrying(how, op, *args, **kwargs)
-        return result
+        if not write:
+            result: T = await core.retrying(functools.partial(db.read, op, *args, **kwargs))
+            return result
+        draws = Draws()
+        run = db.run_single if single else db.run
+        written: T = await core.retrying(
+            functools.partial(run, Replaying(op, draws), *args, **kwargs),
+            draws=draws,
+            settle=settle,
+            single=single,
+        )
+        return written
 
     @contextlib.asynccontextmanager
     async def transaction(self: S) -> AsyncIterator[S]:
@@ -179,12 +250,16 @@ class _AsyncStore:
             # Inside an outer transaction: only the outer one can be re-run.
             async with self.transaction() as store:
                 return await fn(store)
-        result: T = await self._core.retrying(self._once, fn)
+        draws = Draws()
+        result: T = await self._core.retrying(functools.partial(self._once, fn, draws), draws=draws)
         return result
 
-    async def _once(self: S, fn: Callable[[S], Awaitable[T]]) -> T:
+    async def _once(self: S, fn: Callable[[S], Awaitable[T]], draws: Draws) -> T:
+        draws.started = True
         async with self.transaction() as store:
-            return await fn(store)
+            result = await fn(store)
+            draws.returned = True  # the block's COMMIT follows
+            return result
 
 
 async def run_op(

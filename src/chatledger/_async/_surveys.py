@@ -48,7 +48,9 @@ class AsyncSurveys:
         if stored is None:
             raise ValidationError("answers", "is required (a mapping)")
         tokens = check.token_amount("grant", grant, minimum=0)
-        return await self._store._call(_surveys.submit, user, name, stored, tokens, write=True)
+        return await self._store._call(
+            _surveys.submit, user, name, stored, tokens, write=True, settle=_surveys.SUBMITTED
+        )
 
     async def get(self, response_id: Id) -> SurveyResponse:
         """The survey response with this id."""

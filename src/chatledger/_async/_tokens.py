@@ -88,7 +88,15 @@ class AsyncTokens:
             else check.identifier("survey_response_id", survey_response_id)
         )
         return await self._store._call(
-            _tokens.credit, user, value, why, key, message, response, write=True
+            _tokens.credit,
+            user,
+            value,
+            why,
+            key,
+            message,
+            response,
+            write=True,
+            settle=_tokens.ENTRY,
         )
 
     async def debit(
@@ -111,7 +119,9 @@ class AsyncTokens:
         value = check.token_amount("amount", amount)
         why = check.nonblank("reason", reason, REASON_MAX)
         message = None if message_id is None else check.identifier("message_id", message_id)
-        return await self._store._call(_tokens.debit, user, value, why, message, write=True)
+        return await self._store._call(
+            _tokens.debit, user, value, why, message, write=True, settle=_tokens.ENTRY
+        )
 
     async def history(
         self,

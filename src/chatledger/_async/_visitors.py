@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 
 from .. import _validate as check
 from .._ops import visitors as _visitors
+from .._ops._once import gone
 from .._schema import (
     AGENT_TYPE_MAX,
     ANSWER_KEY_MAX,
     ANSWER_VALUE_MAX,
     PURPOSE_MAX,
     VISITOR_NAME_MAX,
+    visitors,
 )
 from .._validate import Id
 from ..errors import ValidationError
@@ -99,6 +101,7 @@ class AsyncVisitors:
             clean_purpose,
             clean_answers,
             write=True,
+            settle=_visitors.visited(identity),
         )
 
     async def get(self, visitor_id: Id) -> Visitor:
@@ -143,4 +146,6 @@ class AsyncVisitors:
     async def delete(self, visitor_id: Id) -> None:
         """Delete the visitor and all its answers."""
         key = check.identifier("visitor_id", visitor_id)
-        await self._store._call(_visitors.delete_visitor, key, write=True)
+        await self._store._call(
+            _visitors.delete_visitor, key, write=True, settle=gone("visitor", visitors, key)
+        )

@@ -13,6 +13,7 @@ import hmac
 import secrets
 import string
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -25,6 +26,7 @@ from .._backends import backend_of
 from .._schema import api_keys
 from ..errors import AuthenticationError, NotFoundError
 from ..records import ApiKey, CreatedApiKey
+from . import _once
 from ._common import from_row, record_columns, record_values, utcnow
 
 __all__ = [
@@ -82,7 +84,7 @@ def create(
     conn: Connection, user_id: uuid.UUID, name: str | None, expires_at: datetime | None
 ) -> CreatedApiKey:
     """A new key of ``user_id``; its secret is in the result and nowhere else."""
-    prefix, key = _new_key()
+    prefix, key = _ids.drawn(_new_key)  # the same secret on every attempt of this call
     record = ApiKey(
         id=_ids.new_id(),
         user_id=user_id,
@@ -180,3 +182,20 @@ def revoke(conn: Connection, key_id: uuid.UUID) -> ApiKey:
     now = utcnow()
     conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now))
     return replace(current, revoked_at=now)
+
+
+def _created(conn: Connection, drawn: Sequence[Any]) -> CreatedApiKey | _once.NotWritten:
+    key_id = _once.first_id(drawn)
+    if key_id is None:
+        return _once.NOT_WRITTEN
+    try:
+        record = get(conn, key_id)
+    except NotFoundError:
+        return _once.NOT_WRITTEN
+    _prefix, secret = drawn[0]
+    return CreatedApiKey(key=record, secret=secret)
+
+
+#: A retried create learns whether an earlier attempt committed (see ``_once``), and hands
+#: back the secret that attempt drew.
+CREATED: Final = _once.Settle("API key", _created)

@@ -59,6 +59,7 @@ from .._schema import (
 )
 from ..errors import ConflictError, NotFoundError
 from ..records import AuditEvent, AuditVerification, Order, Page
+from . import _once
 from ._common import paginate, utcnow
 
 __all__ = [
@@ -526,3 +527,7 @@ def redact_user(conn: Connection, user_id: uuid.UUID, names: Sequence[str] = ())
         )
     )
     return int(conn.execute(stmt).rowcount)
+
+
+#: A retried append learns whether an earlier attempt committed (see ``_once``).
+APPENDED: Final = _once.found("audit event", get)

@@ -32,6 +32,7 @@ from .._schema import (
 )
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Citation, Message
+from . import _once
 from ._common import from_row, record_columns, record_values, utcnow
 
 __all__ = [
@@ -167,6 +168,10 @@ def prepare_many(limits: check.Limits, batch: object) -> list[NewCitation]:
 
 def _to_citation(row: Row[Any]) -> Citation:
     return from_row(Citation, row)
+
+
+#: A retried batch learns whether an earlier attempt committed (see ``_once``).
+ADDED: Final = _once.inserted_many("citation", citations, Citation)
 
 
 def add_many(

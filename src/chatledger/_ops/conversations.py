@@ -20,6 +20,7 @@ from .._schema import CONVERSATION_STATUSES, INTENT_MAX, TITLE_MAX, conversation
 from .._types import UTCDateTime
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..records import Conversation, ConversationStatus, Order, Page
+from . import _once
 from ._common import from_row, keyset_query, page_of, record_columns, record_values, utcnow
 
 __all__ = [
@@ -63,6 +64,10 @@ def prepare(limits: check.Limits, fields: dict[str, Any]) -> dict[str, Any]:
 
 def _to_conversation(row: Row[Any]) -> Conversation:
     return from_row(Conversation, row)
+
+
+#: A retried create learns whether an earlier attempt committed (see ``_once``).
+CREATED: Final = _once.inserted("conversation", conversations, Conversation)
 
 
 def create(conn: Connection, owner_id: uuid.UUID, fields: dict[str, Any]) -> Conversation:

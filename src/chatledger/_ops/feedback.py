@@ -55,6 +55,7 @@ from ..records import (
     Page,
     ProductFeedback,
 )
+from . import _once
 from . import citations as _citations
 from . import messages as _messages
 from ._common import from_row, paginate, record_columns, record_values, utcnow
@@ -361,6 +362,21 @@ def remove(
         raise NotFoundError("feedback")
 
 
+def _removed(
+    conn: Connection, drawn: list[Any], message_id: uuid.UUID, rater_id: uuid.UUID
+) -> _once.NotWritten | None:
+    f = message_feedback.c
+    row = conn.execute(
+        select(f.id).where(f.message_id == message_id, f.rater_id == rater_id)
+    ).first()
+    return None if row is None else _once.NOT_WRITTEN
+
+
+def removed(message_id: uuid.UUID, rater_id: uuid.UUID) -> _once.Settle[None]:
+    """How a retried :func:`remove` learns that an earlier attempt deleted the rating."""
+    return _once.Settle("feedback removal", _removed, (message_id, rater_id))
+
+
 def summary(
     conn: Connection,
     owner: uuid.UUID | None,
@@ -479,6 +495,10 @@ def prepare_form(
         ),
         usability_rating=rating,
     )
+
+
+#: A retried form learns whether an earlier attempt committed (see ``_once``).
+FORM_SUBMITTED: Final = _once.inserted("product feedback", product_feedback, ProductFeedback)
 
 
 def submit_form(conn: Connection, form: NewForm) -> ProductFeedback:

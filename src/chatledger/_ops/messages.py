@@ -54,7 +54,7 @@ from .._schema import (
 from .._types import UTCDateTime
 from ..errors import ConflictError, NotFoundError, TransientError, ValidationError
 from ..records import Message, Order, Page
-from . import tokens
+from . import _once, tokens
 from ._common import from_row, keyset_query, page_of, record_columns, record_values, utcnow
 
 __all__ = [
@@ -454,6 +454,10 @@ def _leaf_or_refusal(conn: Connection, owner: uuid.UUID | None, conversation_id:
 _LEAF_ATTEMPTS: Final = 100
 
 
+#: A retried append learns whether an earlier attempt committed (see ``_once``).
+APPENDED: Final = _once.inserted("message", messages, Message)
+
+
 def append(
     conn: Connection,
     owner: uuid.UUID | None,
@@ -691,6 +695,48 @@ def append_many(
         )
     )
     return result
+
+
+def _appended_many(
+    conn: Connection,
+    drawn: list[Any],
+    conversation_id: uuid.UUID,
+    batch: list[NewMessage],
+) -> list[Message] | _once.NotWritten:
+    """The result of an :func:`append_many` attempt that committed the ids ``drawn``: each
+    keyed item is the conversation's message with its key, the others take the attempt's
+    unkeyed messages in the order of their ids (one transaction: all of them or none)."""
+    ids = [value for value in drawn if isinstance(value, uuid.UUID)]
+    if not ids:
+        return _once.NOT_WRITTEN
+    m = messages.c
+    written = {
+        message.id: message
+        for message in map(_to_message, conn.execute(select(*_COLUMNS).where(m.id.in_(ids))))
+    }
+    if not written:
+        return _once.NOT_WRITTEN
+    keys = [new.idempotency_key for new in batch if new.idempotency_key is not None]
+    by_key: dict[str, Message] = {}
+    if keys:
+        found = conn.execute(
+            select(*_COLUMNS).where(
+                m.conversation_id == conversation_id, m.idempotency_key.in_(keys)
+            )
+        )
+        by_key = {message.idempotency_key or "": message for message in map(_to_message, found)}
+    unkeyed = iter(
+        [written[key] for key in ids if key in written and written[key].idempotency_key is None]
+    )
+    return [
+        by_key[new.idempotency_key] if new.idempotency_key is not None else next(unkeyed)
+        for new in batch
+    ]
+
+
+def appended_many(conversation_id: uuid.UUID, batch: list[NewMessage]) -> _once.Settle[Any]:
+    """How a retried :func:`append_many` learns whether an earlier attempt committed."""
+    return _once.Settle("message batch", _appended_many, (conversation_id, batch))
 
 
 def insert_batch(conn: Connection, batch: list[Message]) -> None:

@@ -22,6 +22,7 @@ from .._backends import backend_of
 from .._schema import survey_responses
 from ..errors import NotFoundError
 from ..records import SurveyResponse
+from . import _once
 from . import tokens as _tokens
 from ._common import from_row, record_columns, record_values, utcnow
 
@@ -33,6 +34,10 @@ _COLUMNS: Final = record_columns(survey_responses, SurveyResponse)
 def grant_key(survey: str) -> str:
     """The ledger grant key of a survey: at most one grant per user and key."""
     return f"survey:{survey}"
+
+
+#: A retried submission learns whether an earlier attempt committed (see ``_once``).
+SUBMITTED: Final = _once.inserted("survey response", survey_responses, SurveyResponse)
 
 
 def submit(

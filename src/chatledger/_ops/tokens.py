@@ -51,6 +51,7 @@ from .._schema import (
 from .._types import UTCDateTime
 from ..errors import ConflictError, InsufficientBalanceError, NotFoundError
 from ..records import Order, Page, TokenEntry
+from . import _once
 from ._common import from_row, paginate, record_columns, record_values, utcnow
 
 __all__ = [
@@ -379,6 +380,10 @@ def _require_response(conn: Connection, user_id: uuid.UUID, response_id: uuid.UU
     found = conn.execute(select(s.id).where(s.id == response_id, s.user_id == user_id)).first()
     if found is None:
         raise NotFoundError("survey_response", response_id)
+
+
+#: A retried credit or debit learns whether an earlier attempt committed (see ``_once``).
+ENTRY: Final = _once.inserted("token entry", token_ledger, TokenEntry)
 
 
 def credit(

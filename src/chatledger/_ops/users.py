@@ -26,7 +26,7 @@ from .._schema import (
 )
 from ..errors import ConflictError, NotFoundError
 from ..records import ErasureReport, Order, Page, User
-from . import privacy
+from . import _once, privacy
 from ._common import from_row, paginate, record_columns, record_values, utcnow
 
 __all__ = [
@@ -51,7 +51,7 @@ def prepare(limits: check.Limits, fields: dict[str, Any]) -> dict[str, Any]:
     """Validate and normalise user fields (any subset of them)."""
     validators: dict[str, Callable[[Any], Any]] = {
         "external_id": lambda v: check.optional_text("external_id", v, EXTERNAL_ID_MAX),
-        "email": lambda v: check.email("email", v, EMAIL_MAX),
+        "email": lambda v: check.email("email", v, EMAIL_MAX, strict=limits.strict_email_domains),
         "username": lambda v: None if v is None else check.nonblank("username", v, USERNAME_MAX),
         "display_name": lambda v: check.optional_text("display_name", v, DISPLAY_NAME_MAX),
         "role": lambda v: check.nonblank("role", v, USER_ROLE_MAX),
@@ -62,6 +62,10 @@ def prepare(limits: check.Limits, fields: dict[str, Any]) -> dict[str, Any]:
 
 def _to_user(row: Row[Any]) -> User:
     return from_row(User, row)
+
+
+#: A retried create learns whether an earlier attempt committed (see ``_once``).
+CREATED: Final = _once.inserted("user", users, User)
 
 
 def create(conn: Connection, fields: dict[str, Any]) -> User:
@@ -105,9 +109,15 @@ def get_or_create(conn: Connection, external_id: str, defaults: dict[str, Any]) 
             return create(conn, {**defaults, "external_id": external_id})
     except IntegrityError as exc:
         error = translate(exc, backend_of(conn))
-        if not (isinstance(error, ConflictError) and error.field == "external_id"):
+        if not isinstance(error, ConflictError):
             raise
-    return get_by(conn, "external_id", external_id)
+        # A racer created the user first: which unique index reports the clash (external_id
+        # or email) differs by backend. The racer's row is the answer; any other holder of
+        # the email is a real conflict.
+        try:
+            return get_by(conn, "external_id", external_id)
+        except NotFoundError:
+            raise error from exc
 
 
 def update_fields(conn: Connection, user_id: uuid.UUID, changes: dict[str, Any]) -> User:

@@ -29,6 +29,7 @@ from .._schema import visitor_answers, visitors
 from .._types import UTCDateTime
 from ..errors import NotFoundError, ValidationError
 from ..records import Order, Page, Visitor
+from . import _once
 from ._common import paginate, utcnow
 
 __all__ = [
@@ -222,8 +223,9 @@ def record_visit(
     answers: dict[str, str],
 ) -> Visitor:
     """Record a visit: a new visitor (``visit_count`` 1), or one more visit of a known one
-    (``visit_count + 1``, ``visit_time`` now, ``purpose`` replaced if given, answers merged)."""
-    now = utcnow()
+    (``visit_count + 1``, ``visit_time`` now, ``purpose`` replaced if given, answers merged).
+    ``now`` is drawn once per call: a retry recognises its earlier attempt by it."""
+    now = _ids.drawn(utcnow)
     for _ in range(_ATTEMPTS):
         visitor_id = _find(conn, ident)
         if visitor_id is None:
@@ -294,3 +296,23 @@ def page(
         first_cursor=rows.first_cursor,
         last_cursor=rows.last_cursor,
     )
+
+
+def _visited(conn: Connection, drawn: Sequence[Any], ident: str) -> Visitor | _once.NotWritten:
+    """The visitor, if the attempt that drew ``drawn`` committed its visit: the visit time is
+    that attempt's clock (a later visit of the same visitor in the retry window hides it)."""
+    if not drawn:
+        return _once.NOT_WRITTEN
+    visitor_id = _find(conn, ident)
+    if visitor_id is None:
+        return _once.NOT_WRITTEN
+    try:
+        visitor = get(conn, visitor_id)
+    except NotFoundError:
+        return _once.NOT_WRITTEN
+    return visitor if visitor.visit_time == drawn[0] else _once.NOT_WRITTEN
+
+
+def visited(ident: str) -> _once.Settle[Visitor]:
+    """How a retried :func:`record_visit` learns whether an earlier attempt committed."""
+    return _once.Settle("visit", _visited, (ident,))

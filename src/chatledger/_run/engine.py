@@ -95,7 +95,13 @@ def prepare_sqlite_file(url: URL) -> None:
     directory = Path(url.database).expanduser().resolve().parent
     if not directory.exists():
         logger.info("creating directory %s for the SQLite database", directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the directory {directory} for the SQLite database "
+                f"{url.database}: {exc.strerror or exc}"
+            ) from exc
 
 
 def sync_engine(

@@ -70,7 +70,11 @@ def translate(
         )
     if backend.is_transient(exc):
         detail = _summary(exc.orig or exc, secret)
-        return TransientError(f"transient database failure: {detail}", code=code)
+        return TransientError(
+            f"transient database failure: {detail}",
+            code=code,
+            outcome_unknown=backend.connection_lost(exc),
+        )
     if isinstance(exc, sa_exc.IntegrityError):
         violation = backend.violation(exc)
         if violation.kind == "unique":

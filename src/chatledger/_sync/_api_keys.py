@@ -41,7 +41,9 @@ class ApiKeys:
         expiry = check.optional_aware_datetime("expires_at", expires_at)
         if expiry is not None and expiry <= utcnow():
             raise ValidationError("expires_at", "must be in the future")
-        return self._store._call(_api_keys.create, owner, label, expiry, write=True)
+        return self._store._call(
+            _api_keys.create, owner, label, expiry, write=True, settle=_api_keys.CREATED
+        )
 
     def verify(self, key: str) -> ApiKey:
         """The key whose full secret is ``key``, if it is valid. Unknown, malformed, wrong,

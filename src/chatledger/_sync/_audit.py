@@ -100,7 +100,7 @@ class AuditLog:
             description=description,
             metadata=metadata,
         )
-        return self._store._call(_audit.append, new, write=True)
+        return self._store._call(_audit.append, new, write=True, settle=_audit.APPENDED)
 
     def get(self, seq_or_id: int | Id) -> AuditEvent:
         """The event with this ``seq`` (an int) or id."""
@@ -230,7 +230,7 @@ class AuditLogger:
             metadata=metadata,
         )
         try:
-            event = self._store._call(_audit.append, new, write=True)
+            event = self._store._call(_audit.append, new, write=True, settle=_audit.APPENDED)
         except (TransientError, DatabaseError) as exc:
             self._write_unstored(new, exc)
             return None

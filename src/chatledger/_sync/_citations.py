@@ -58,7 +58,12 @@ class Citations:
             rank=rank,
         )
         (stored,) = self._store._call(
-            _citations.add_many, self._store._owner, key, [new], write=True
+            _citations.add_many,
+            self._store._owner,
+            key,
+            [new],
+            write=True,
+            settle=_citations.ADDED,
         )
         return stored
 
@@ -69,7 +74,14 @@ class Citations:
         batch = _citations.prepare_many(self._store.limits, citations)
         if not batch:
             return []
-        return self._store._call(_citations.add_many, self._store._owner, key, batch, write=True)
+        return self._store._call(
+            _citations.add_many,
+            self._store._owner,
+            key,
+            batch,
+            write=True,
+            settle=_citations.ADDED,
+        )
 
     def for_message(self, message_id: Id) -> list[Citation]:
         """The message's citations by ``rank`` (unranked last), then in the order added."""

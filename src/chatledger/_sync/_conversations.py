@@ -13,6 +13,8 @@ from .. import _validate as check
 from .._ops import conversations as _conversations
 from .._ops import privacy as _privacy
 from .._ops._common import UNSET, Unset, given, utcnow
+from .._ops._once import gone
+from .._schema import conversations
 from .._validate import Id
 from ..errors import NotFoundError, ValidationError
 from ..records import Conversation, ConversationStatus, Order, Page, RetentionReport
@@ -55,7 +57,9 @@ class Conversations:
         fields = _conversations.prepare(
             self._store.limits, {"title": title, "intent": intent, "metadata": metadata}
         )
-        return self._store._call(_conversations.create, owner, fields, write=True)
+        return self._store._call(
+            _conversations.create, owner, fields, write=True, settle=_conversations.CREATED
+        )
 
     def get(self, conversation_id: Id) -> Conversation:
         """The conversation with this id, whatever its status."""
@@ -108,7 +112,13 @@ class Conversations:
             self._transition(conversation_id, "delete")
             return
         key = check.identifier("conversation_id", conversation_id)
-        self._store._call(_conversations.delete_hard, self._store._owner, key, write=True)
+        self._store._call(
+            _conversations.delete_hard,
+            self._store._owner,
+            key,
+            write=True,
+            settle=gone("conversation", conversations, key),
+        )
 
     def list(
         self,

@@ -87,7 +87,14 @@ class MessageFeedback:
         NotFoundError if there is none."""
         message = check.identifier("message_id", message_id)
         rater = self._rater(rater_id)
-        self._store._call(_feedback.remove, self._store._owner, message, rater, write=True)
+        self._store._call(
+            _feedback.remove,
+            self._store._owner,
+            message,
+            rater,
+            write=True,
+            settle=_feedback.removed(message, rater),
+        )
 
     def summary(
         self,
@@ -150,7 +157,9 @@ class ProductFeedbackForms:
             additional_comments=additional_comments,
             usability_rating=usability_rating,
         )
-        return self._store._call(_feedback.submit_form, form, write=True)
+        return self._store._call(
+            _feedback.submit_form, form, write=True, settle=_feedback.FORM_SUBMITTED
+        )
 
     def get(self, feedback_id: Id) -> ProductFeedback:
         """The form with this id."""

@@ -93,7 +93,14 @@ class Messages:
         # Without a key or a charge, the append's one write is one statement on PostgreSQL.
         single = idempotency_key is None and debit is None
         return self._store._call(
-            _messages.append, self._store._owner, key, new, debit, write=True, single=single
+            _messages.append,
+            self._store._owner,
+            key,
+            new,
+            debit,
+            write=True,
+            single=single,
+            settle=_messages.APPENDED,
         )
 
     def append_many(
@@ -112,7 +119,14 @@ class Messages:
         batch = _messages.prepare_many(self._store.limits, messages)
         if not batch:
             return []
-        return self._store._call(_messages.append_many, self._store._owner, key, batch, write=True)
+        return self._store._call(
+            _messages.append_many,
+            self._store._owner,
+            key,
+            batch,
+            write=True,
+            settle=_messages.appended_many(key, batch),
+        )
 
     def get(self, message_id: Id) -> Message:
         """The message with this id."""

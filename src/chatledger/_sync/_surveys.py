@@ -50,7 +50,9 @@ class Surveys:
         if stored is None:
             raise ValidationError("answers", "is required (a mapping)")
         tokens = check.token_amount("grant", grant, minimum=0)
-        return self._store._call(_surveys.submit, user, name, stored, tokens, write=True)
+        return self._store._call(
+            _surveys.submit, user, name, stored, tokens, write=True, settle=_surveys.SUBMITTED
+        )
 
     def get(self, response_id: Id) -> SurveyResponse:
         """The survey response with this id."""

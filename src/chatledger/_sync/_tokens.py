@@ -90,7 +90,15 @@ class Tokens:
             else check.identifier("survey_response_id", survey_response_id)
         )
         return self._store._call(
-            _tokens.credit, user, value, why, key, message, response, write=True
+            _tokens.credit,
+            user,
+            value,
+            why,
+            key,
+            message,
+            response,
+            write=True,
+            settle=_tokens.ENTRY,
         )
 
     def debit(
@@ -113,7 +121,9 @@ class Tokens:
         value = check.token_amount("amount", amount)
         why = check.nonblank("reason", reason, REASON_MAX)
         message = None if message_id is None else check.identifier("message_id", message_id)
-        return self._store._call(_tokens.debit, user, value, why, message, write=True)
+        return self._store._call(
+            _tokens.debit, user, value, why, message, write=True, settle=_tokens.ENTRY
+        )
 
     def history(
         self,

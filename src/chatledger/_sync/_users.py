@@ -11,8 +11,9 @@ from .._ops import credentials as _credentials
 from .._ops import privacy as _privacy
 from .._ops import users as _users
 from .._ops._common import UNSET, Unset, given
+from .._ops._once import gone
 from .._run.compat_sync import to_thread
-from .._schema import EMAIL_MAX, USER_ROLE_MAX
+from .._schema import EMAIL_MAX, USER_ROLE_MAX, users
 from .._validate import Id
 from ..errors import AuthenticationError, ValidationError
 from ..records import ErasureReport, Order, Page, User
@@ -52,7 +53,7 @@ class Users:
                 "metadata": metadata,
             },
         )
-        return self._store._call(_users.create, fields, write=True)
+        return self._store._call(_users.create, fields, write=True, settle=_users.CREATED)
 
     def get(self, user_id: Id) -> User:
         """The user with this id."""
@@ -148,7 +149,7 @@ class Users:
     def delete(self, user_id: Id) -> None:
         """Delete the user and everything the user owns (conversations, messages, ...)."""
         key = check.identifier("user_id", user_id)
-        self._store._call(_users.delete_one, key, write=True)
+        self._store._call(_users.delete_one, key, write=True, settle=gone("user", users, key))
 
     def set_password(self, user_id: Id, password: str) -> None:
         """Set (or replace) the user's password: 8 to 1024 characters, no NUL. Only an argon2id

@@ -27,6 +27,7 @@ from ..errors import (
     ConflictError,
     InsufficientBalanceError,
     NotFoundError,
+    OutcomeUnknownError,
     SchemaOutOfDateError,
     TransientError,
     ValidationError,
@@ -137,6 +138,14 @@ def from_library(exc: ChatledgerError, retry_after: int) -> ApiError:
         return ApiError(409, "conflict", str(exc), field=exc.field)
     if isinstance(exc, AuthenticationError):
         return ApiError(401, "unauthorized", "invalid API key", headers=_BEARER)
+    if isinstance(exc, OutcomeUnknownError):
+        return ApiError(
+            503,
+            "outcome_unknown",
+            "the database connection was lost while the write may have been committed: "
+            "retry with the same Idempotency-Key, or look for it before writing it again",
+            headers={"Retry-After": str(retry_after)},
+        )
     if isinstance(exc, TransientError):
         return ApiError(
             503,

@@ -1,0 +1,579 @@
+"""Exactly-once writes under faults whose outcome is unknown (issue 12, section 1).
+
+Every write operation the retry loop can re-run is called through a fault layer
+(tests/_faults.py): on PostgreSQL and MariaDB a loopback TCP proxy that cuts the connection
+(a) before a message reaches the server, (b) after it reached the server but before the reply
+reaches chatledger (for COMMIT: committed, and nobody told), (c) in the middle of a reply; on
+SQLite a connection class that raises SQLite's own I/O error at the same three points. Each
+deterministic case asserts the cut fired, the call was acknowledged, it wrote exactly once, and
+the ledger's invariants hold. The randomized run adds server-side session kills.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+import chatledger
+from chatledger import (
+    AsyncLedger,
+    ChatledgerError,
+    Ledger,
+    OutcomeUnknownError,
+    RetryPolicy,
+    TransientError,
+    migrate,
+)
+
+from ._faults import POINTS, Point, Proxy, SQLiteFaults, faulty_sqlite, kill_sessions
+from .conftest import Blocking, Portal
+
+#: Enough attempts to outlast one cut and a settle read, quick enough for CI.
+RETRY = RetryPolicy(attempts=8, base_delay=0.005, max_delay=0.05)
+
+
+class Faulty:
+    """A ledger on one database through a fault layer, and a direct one to check it."""
+
+    def __init__(self, backend: str, url: URL, surface: str) -> None:
+        self.backend = backend
+        self.url = url
+        self.proxy: Proxy | None = None
+        self.sqlite: SQLiteFaults | None = None
+        self.portal: Portal | None = None
+        target: Any
+        if backend == "sqlite":
+            self.sqlite = SQLiteFaults()
+            target = sa.create_engine(
+                url,
+                connect_args={"factory": faulty_sqlite(self.sqlite), "check_same_thread": False},
+            )
+        else:
+            self.proxy = Proxy(url.host or "127.0.0.1", url.port or 0)
+            target = self.proxy.url(url)
+        if surface == "sync":
+            self.store: Any = Ledger(target, retry=RETRY)
+        else:
+            self.portal = Portal()
+            self.store = Blocking(AsyncLedger(target, retry=RETRY), self.portal)
+        self.store.__enter__()
+        self.direct = Ledger(url)
+        self.direct.__enter__()
+        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+    def arm(self, point: Point, pattern: bytes) -> Any:
+        layer: Any = self.sqlite if self.sqlite is not None else self.proxy
+        return layer.arm(point, pattern)
+
+    @property
+    def cuts(self) -> int:
+        layer: Any = self.sqlite if self.sqlite is not None else self.proxy
+        return int(layer.cut_count)
+
+    def rows(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+    def ids(self, table: str) -> list[uuid.UUID]:
+        with self.engine.connect() as conn:
+            column = sa.table(table, sa.column("id", sa.Uuid()))
+            return list(conn.execute(sa.select(column.c.id)).scalars())
+
+    def check_invariants(self) -> None:
+        """message_count == rows and seq gap-free per conversation; balance == Σ ledger per
+        user; the audit chain verifies."""
+        with self.engine.connect() as conn:
+            counts = conn.execute(
+                sa.text(
+                    "SELECT c.id, c.message_count, COUNT(m.id), COALESCE(MAX(m.seq), 0), "
+                    "COUNT(DISTINCT m.seq) FROM conversations c "
+                    "LEFT JOIN messages m ON m.conversation_id = c.id "
+                    "GROUP BY c.id, c.message_count"
+                )
+            ).all()
+            for cid, count, rows, top, distinct in counts:
+                assert count == rows == top == distinct, f"conversation {cid}: {count}/{rows}"
+            balances = conn.execute(
+                sa.text(
+                    "SELECT b.user_id, b.balance, COALESCE(SUM(l.delta), 0) "
+                    "FROM token_balances b LEFT JOIN token_ledger l ON l.user_id = b.user_id "
+                    "GROUP BY b.user_id, b.balance"
+                )
+            ).all()
+            for user_id, balance, total in balances:
+                assert int(balance) == int(total), f"user {user_id}: {balance} != {total}"
+        verification = self.direct.audit.verify()
+        assert verification.ok, verification
+
+    def close(self) -> None:
+        self.store.__exit__(None, None, None)
+        if self.portal is not None:
+            self.portal.close()
+        self.direct.__exit__(None, None, None)
+        self.engine.dispose()
+        if self.proxy is not None:
+            self.proxy.close()
+
+
+@pytest.fixture(scope="module")
+def fault_layers(make_database: Callable[[str, str], URL]) -> Iterator[Callable[..., Faulty]]:
+    """``layer(backend, surface)``: one faulty ledger per backend and surface for the module,
+    on a database of its own (cases measure what they add, so they share it)."""
+    opened: dict[tuple[str, str], Faulty] = {}
+
+    def layer(backend: str, surface: str) -> Faulty:
+        if (backend, surface) not in opened:
+            url = make_database(backend, f"faults_{surface}")
+            migrate.upgrade(url)
+            opened[backend, surface] = Faulty(backend, url, surface)
+        return opened[backend, surface]
+
+    yield layer
+    for faulty in opened.values():
+        faulty.close()
+
+
+@pytest.fixture
+def faulty(backend: str, surface: str, fault_layers: Callable[..., Faulty]) -> Faulty:
+    return fault_layers(backend, surface)
+
+
+@dataclass
+class Case:
+    """One write operation: ``call(store, ctx, i)`` makes its ``i``-th call; ``tables`` says how
+    many rows one acknowledged call adds; ``check(faulty, ctx, results)`` checks the rest."""
+
+    name: str
+    call: Callable[[Any, dict[str, Any], int], Any]
+    tables: dict[str, int]
+    check: Callable[[Faulty, dict[str, Any], list[Any]], None] | None = None
+    #: PostgreSQL runs it as one autocommit statement: no COMMIT to cut, the statement is it.
+    autocommit: bool = False
+    prepare: Callable[[Ledger, dict[str, Any], int], None] | None = None
+
+
+def _ids_exist(table: str) -> Callable[[Faulty, dict[str, Any], list[Any]], None]:
+    def check(faulty: Faulty, ctx: dict[str, Any], results: list[Any]) -> None:
+        stored = faulty.ids(table)
+        for result in results:
+            for item in result if isinstance(result, list) else [result]:
+                assert stored.count(item.id) == 1, (
+                    f"{table} {item.id} stored {stored.count(item.id)}x"
+                )
+
+    return check
+
+
+def _secrets_verify(faulty: Faulty, ctx: dict[str, Any], results: list[Any]) -> None:
+    for created in results:
+        assert faulty.direct.api_keys.verify(created.secret).id == created.key.id
+
+
+def _visits_counted(faulty: Faulty, ctx: dict[str, Any], results: list[Any]) -> None:
+    (visitor,) = [v for v in faulty.direct.visitors.list(limit=100) if v.name == ctx["tag"]]
+    assert visitor.visit_count == len(results) + ctx.get("visits", 0)
+
+
+def _deleted(faulty: Faulty, ctx: dict[str, Any], results: list[Any]) -> None:
+    for doomed in ctx["doomed"]:
+        with pytest.raises(ChatledgerError):
+            faulty.direct.conversations.get(doomed)
+
+
+def _doom(direct: Ledger, ctx: dict[str, Any], i: int) -> None:
+    ctx.setdefault("doomed", []).append(direct.conversations.create(ctx["user"]).id)
+
+
+def _first_visit(direct: Ledger, ctx: dict[str, Any], i: int) -> None:
+    if "visits" not in ctx:
+        direct.visitors.record_visit(ctx["tag"], agent_type="bot")
+        ctx["visits"] = 1
+
+
+def _fresh_message(direct: Ledger, ctx: dict[str, Any], i: int) -> None:
+    ctx["rated"] = direct.messages.append(ctx["chat"], "assistant", f"rate me {i}").id
+
+
+CASES = [
+    Case(
+        "messages.append",
+        lambda s, c, i: s.messages.append(c["chat"], "user", f"hello {i}"),
+        {"messages": 1},
+        _ids_exist("messages"),
+        autocommit=True,
+    ),
+    Case(
+        "messages.append(idempotency_key)",
+        lambda s, c, i: s.messages.append(c["chat"], "user", "keyed", idempotency_key=f"k-{i}"),
+        {"messages": 1},
+        _ids_exist("messages"),
+    ),
+    Case(
+        "messages.append(charge)",
+        lambda s, c, i: s.messages.append(c["chat"], "assistant", "paid", charge=3),
+        {"messages": 1, "token_ledger": 1},
+        _ids_exist("messages"),
+    ),
+    Case(
+        "messages.append_many",
+        lambda s, c, i: s.messages.append_many(
+            c["chat"],
+            [
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b", "idempotency_key": f"m-{i}"},
+                {"role": "user", "content": "c"},
+            ],
+        ),
+        {"messages": 3},
+        _ids_exist("messages"),
+    ),
+    Case(
+        "tokens.debit",
+        lambda s, c, i: s.tokens.debit(2, user_id=c["user"], reason="use"),
+        {"token_ledger": 1},
+        _ids_exist("token_ledger"),
+    ),
+    Case(
+        "tokens.credit",
+        lambda s, c, i: s.tokens.credit(5, user_id=c["user"], reason="top-up"),
+        {"token_ledger": 1},
+        _ids_exist("token_ledger"),
+    ),
+    Case(
+        "surveys.submit(grant)",
+        lambda s, c, i: s.surveys.submit(f"survey-{i}", {"q": i}, user_id=c["user"], grant=4),
+        {"survey_responses": 1, "token_ledger": 1},
+        _ids_exist("survey_responses"),
+    ),
+    Case(
+        "feedback.rate",
+        lambda s, c, i: s.feedback.rate(c["rated"], rater_id=c["user"], thumb="up"),
+        {"message_feedback": 1},
+        _ids_exist("message_feedback"),
+        prepare=_fresh_message,
+    ),
+    Case(
+        "product_feedback.submit",
+        lambda s, c, i: s.product_feedback.submit(f"agent {i}", usability_rating=7),
+        {"product_feedback": 1},
+        _ids_exist("product_feedback"),
+    ),
+    Case(
+        "citations.add",
+        lambda s, c, i: s.citations.add(c["answer"], url=f"https://example.com/{i}"),
+        {"citations": 1},
+        _ids_exist("citations"),
+    ),
+    Case(
+        "knowledge.upsert",
+        lambda s, c, i: s.knowledge.upsert("docs", f"{c['tag']}-{i}", f"text {i}"),
+        {"knowledge_chunks": 1},
+        _ids_exist("knowledge_chunks"),
+    ),
+    Case(
+        "audit.record",
+        lambda s, c, i: s.audit.record("login", user_id=c["user"]),
+        {"audit_events": 1},
+        _ids_exist("audit_events"),
+    ),
+    Case(
+        "visitors.record_visit",
+        lambda s, c, i: s.visitors.record_visit(c["tag"], agent_type="bot"),
+        {"visitors": 0},
+        _visits_counted,
+        prepare=_first_visit,
+    ),
+    Case(
+        "users.create",
+        lambda s, c, i: s.users.create(email=f"{c['tag']}-{i}@example.com"),
+        {"users": 1},
+        _ids_exist("users"),
+    ),
+    Case(
+        "users.get_or_create",
+        lambda s, c, i: s.users.get_or_create(
+            f"x{c['tag']}-{i}", email=f"x{c['tag']}-{i}@example.com"
+        ),
+        {"users": 1},
+        _ids_exist("users"),
+    ),
+    Case(
+        "api_keys.create",
+        lambda s, c, i: s.api_keys.create(c["user"], name=f"key {i}"),
+        {"api_keys": 1},
+        _secrets_verify,
+    ),
+    Case(
+        "conversations.create",
+        lambda s, c, i: s.conversations.create(c["user"], title=f"chat {i}"),
+        {"conversations": 1},
+        _ids_exist("conversations"),
+    ),
+    Case(
+        "conversations.delete(hard)",
+        lambda s, c, i: s.conversations.delete(c["doomed"][-1], hard=True),
+        {"conversations": -1},
+        _deleted,
+        prepare=_doom,
+    ),
+]
+CASE_IDS = [case.name for case in CASES]
+#: The operations also run on the async surface (its drivers report lost connections
+#: differently: psycopg's async connection, aiomysql, SQLite on worker threads).
+ASYNC_CASES = frozenset(
+    {"messages.append", "messages.append(charge)", "messages.append_many", "tokens.debit"}
+)
+
+
+def _context(faulty: Faulty) -> dict[str, Any]:
+    direct = faulty.direct
+    tag = uuid.uuid4().hex[:12]
+    user = direct.users.create(email=f"owner-{tag}@example.com").id
+    chat = direct.conversations.create(user).id
+    direct.tokens.credit(1_000_000, user_id=user, reason="start")
+    answer = direct.messages.append(chat, "assistant", "an answer").id
+    return {"user": user, "chat": chat, "answer": answer, "tag": tag}
+
+
+def _pattern(case: Case, backend: str, point: Point) -> bytes:
+    """What to cut at: the COMMIT (the statement itself for PostgreSQL's autocommit appends);
+    for a cut in the middle of a result, the first statement that returns rows."""
+    if case.autocommit and backend == "postgresql":
+        return rb"INSERT INTO messages"
+    if point == "result":
+        return rb"SELECT|RETURNING|INSERT|DELETE"
+    return rb"COMMIT"
+
+
+def _counts(faulty: Faulty, case: Case) -> dict[str, int]:
+    return {table: faulty.rows(table) for table in case.tables}
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_one_cut_writes_exactly_once(
+    backend: str, surface: str, case: Case, point: Point, fault_layers: Callable[..., Faulty]
+) -> None:
+    if surface == "async" and case.name not in ASYNC_CASES:
+        pytest.skip("the async surface runs the same retry loop: checked on a few operations")
+    faulty = fault_layers(backend, surface)
+    ctx = _context(faulty)
+    results = []
+    for i in range(2):  # one clean call, then one cut
+        if case.prepare is not None:
+            case.prepare(faulty.direct, ctx, i)
+        before = _counts(faulty, case)
+        cut = faulty.arm(point, _pattern(case, faulty.backend, point)) if i == 1 else None
+        results.append(case.call(faulty.store, ctx, i))
+        if cut is not None:
+            assert cut.fired == 1, "the fault was never injected"
+        after = _counts(faulty, case)
+        for table, added in case.tables.items():
+            assert after[table] - before[table] == added, f"{table}: {before} -> {after}"
+    if case.check is not None:
+        case.check(faulty, ctx, results)
+    faulty.check_invariants()
+
+
+@pytest.mark.parametrize("surface", ["sync"])
+def test_unreachable_after_a_lost_commit_is_outcome_unknown(faulty: Faulty) -> None:
+    """The COMMIT reached the server, the reply was lost, and the server stays unreachable for
+    every retry: OutcomeUnknownError names the message, which is there once the server is back."""
+    if faulty.proxy is None:
+        pytest.skip("SQLite has no server to lose")
+    ctx = _context(faulty)
+    faulty.proxy.arm("reply", rb"COMMIT", then_down=True)  # and the server seems gone
+    try:
+        with pytest.raises(OutcomeUnknownError) as caught:
+            faulty.store.messages.append(ctx["chat"], "user", "lost?", idempotency_key="x")
+    finally:
+        faulty.proxy.refusing = False
+    error = caught.value
+    assert error.kind == "message"
+    assert isinstance(error.key, uuid.UUID)
+    assert not error.retriable
+    assert not isinstance(error, TransientError)
+    found = faulty.store.messages.get(error.key)  # how to find out
+    assert found.content == "lost?"
+    again = faulty.store.messages.append(ctx["chat"], "user", "lost?", idempotency_key="x")
+    assert again.id == error.key
+    faulty.check_invariants()
+
+
+@pytest.mark.parametrize("surface", ["sync"])
+def test_deadlock_like_failures_are_not_outcome_unknown(faulty: Faulty) -> None:
+    """A cut before the operation's statements reach the server is known not to have
+    committed: with retries exhausted the caller gets a TransientError, not
+    OutcomeUnknownError, and nothing was written."""
+    if faulty.proxy is None:
+        pytest.skip("covered by the proxy backends")
+    ctx = _context(faulty)
+    before = faulty.rows("token_ledger")
+    faulty.proxy.down()
+    try:
+        with pytest.raises(TransientError) as caught:
+            faulty.store.tokens.debit(1, user_id=ctx["user"], reason="never")
+    finally:
+        faulty.proxy.refusing = False
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert faulty.rows("token_ledger") == before
+
+
+# -- the randomized run ----------------------------------------------------------------------
+
+#: Operations of the randomized run (a subset that keeps every table's count predictable).
+RANDOM_CASES = [
+    case
+    for case in CASES
+    if case.prepare is None and case.name not in ("users.get_or_create", "users.create")
+]
+
+
+@dataclass
+class Tally:
+    calls: int = 0
+    acknowledged: dict[str, list[Any]] = field(default_factory=dict)
+    unknown: dict[str, list[OutcomeUnknownError]] = field(default_factory=dict)
+    failed: int = 0
+
+
+@pytest.mark.parametrize("surface", ["sync"])
+def test_randomized_faults_write_exactly_once(
+    faulty: Faulty, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Four writer threads, a seeded mix of every write, while the fault layer cuts random
+    connections at random points (and, on the servers, sessions are killed): every
+    acknowledged write is stored once, nothing unacknowledged is stored twice, and the
+    invariants hold."""
+    seed = 12
+    ctx = _context(faulty)
+    start = {name: faulty.rows(name) for case in RANDOM_CASES for name in case.tables}
+    tally = Tally()
+    lock = threading.Lock()
+    stop = threading.Event()
+    admin = None
+    if faulty.proxy is None:
+        assert faulty.sqlite is not None
+        faulty.sqlite.random = (random.Random(seed + 1), 0.05)
+    else:
+        admin = sa.create_engine(
+            faulty.url.set(database="postgres" if backend == "postgresql" else "mysql"),
+            isolation_level="AUTOCOMMIT",
+            poolclass=sa.pool.NullPool,
+        )
+
+    def chaos() -> None:
+        chaos_rng = random.Random(seed + 2)
+        while not stop.wait(chaos_rng.uniform(0.005, 0.03)):
+            assert faulty.proxy is not None
+            assert admin is not None
+            if chaos_rng.random() < 0.3:
+                kill_sessions(admin, str(faulty.url.database), chaos_rng)
+            else:
+                faulty.proxy.cut_any(chaos_rng)
+
+    def writer(index: int, calls: int) -> None:
+        mine = random.Random(seed * 100 + index)
+        for i in range(calls):
+            case = mine.choice(RANDOM_CASES)
+            try:
+                result = case.call(faulty.store, ctx, index * 10_000 + i)
+            except OutcomeUnknownError as exc:
+                with lock:
+                    tally.unknown.setdefault(case.name, []).append(exc)
+            except (TransientError, ChatledgerError):
+                with lock:
+                    tally.failed += 1
+            else:
+                with lock:
+                    tally.acknowledged.setdefault(case.name, []).append(result)
+            finally:
+                with lock:
+                    tally.calls += 1
+
+    threads = [threading.Thread(target=writer, args=(n, 60)) for n in range(4)]
+    chaotic = threading.Thread(target=chaos) if faulty.proxy is not None else None
+    for thread in threads:
+        thread.start()
+    if chaotic is not None:
+        chaotic.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    if chaotic is not None:
+        chaotic.join()
+    if faulty.sqlite is not None:
+        faulty.sqlite.random = None
+    if admin is not None:
+        admin.dispose()
+
+    duplicates = lost = 0
+    for table in sorted({name for case in RANDOM_CASES for name in case.tables}):
+        low = sum(
+            len(tally.acknowledged.get(case.name, [])) * case.tables.get(table, 0)
+            for case in RANDOM_CASES
+        )
+        high = low + sum(
+            len(tally.unknown.get(case.name, [])) * case.tables.get(table, 0)
+            for case in RANDOM_CASES
+        )
+        grew = faulty.rows(table) - start[table]
+        duplicates += max(0, grew - high)
+        lost += max(0, low - grew)
+    for case in RANDOM_CASES:
+        results = tally.acknowledged.get(case.name, [])
+        if case.check is not None and results:
+            case.check(faulty, ctx, results)  # each acknowledged id stored exactly once
+    faulty.check_invariants()
+    request.node.user_properties.append(
+        (
+            "exactly_once",
+            {
+                "backend": backend,
+                "calls": tally.calls,
+                "acknowledged": sum(map(len, tally.acknowledged.values())),
+                "outcome_unknown": sum(map(len, tally.unknown.values())),
+                "failed": tally.failed,
+                "cuts": faulty.cuts,
+                "duplicates": duplicates,
+                "lost": lost,
+            },
+        )
+    )
+    assert faulty.cuts > 0
+    assert duplicates == 0
+    assert lost == 0
+
+
+def test_reliability_doc_example_runs(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "reliability.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    assert blocks
+    # The package under test, also when PYTHONPATH names it relative to the checkout.
+    source = str(Path(chatledger.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    warnings = ["-W", "ignore::chatledger.SQLiteWALResetBugWarning"]
+    for block in blocks:
+        result = subprocess.run(
+            [sys.executable, *warnings, "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "1"
