@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import Query, Request
 
+from ..auth import authenticate_first
 from ..errors import ApiError
 from ..models import Instant
 from ..operations import OperationIndex
@@ -40,6 +41,7 @@ async def reject_unknown_query(request: Request) -> None:
         return
     unknown = sorted(set(request.query_params) - names)
     if unknown:
+        await authenticate_first(request)
         raise ApiError(
             422,
             "invalid_request",
