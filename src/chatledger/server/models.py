@@ -268,7 +268,7 @@ class MessageCreate(_In):
 
 class RatingIn(_In):
     """The caller's rating of a message: a thumb, a ``score`` within ``scale`` (``[min, max]``,
-    as the library's ``scale=(min, max)``), or both."""
+    as the library's ``scale=(min, max)``, ``min < max``), or both; neither is a 422."""
 
     thumb: Thumb | None = None
     score: _Finite | None = None
@@ -278,7 +278,8 @@ class RatingIn(_In):
 
 
 class CitationCreate(_In):
-    """A source the assistant message cites: a knowledge chunk, an http(s) URL, or both."""
+    """A source the assistant message cites: a knowledge chunk, an http(s) URL, or both.
+    ``start_char`` and ``end_char`` come together (``end_char >= start_char``)."""
 
     chunk_id: uuid.UUID | None = None
     url: Url | None = None
@@ -343,7 +344,8 @@ class KnowledgeBulk(_In):
 
 
 class ApiKeyCreate(_In):
-    """A new API key, of ``user_id`` (admin keys only) or of the caller."""
+    """A new API key, of ``user_id`` (admin keys only) or of the caller; ``expires_at``, when
+    given, is in the future."""
 
     user_id: uuid.UUID | None = None
     name: ApiKeyName | None = None
