@@ -5,8 +5,9 @@ the OpenAPI document states what the store accepts: no NUL character, at most so
 characters, not blank where the library strips and requires a value. Responses are the
 library's records (frozen dataclasses), which Pydantic serialises as they are.
 
-Numbers and booleans are strict: a JSON ``false`` is not the integer 0 and ``"3"`` is not 3,
-as the document says (``type: integer``) and as the library refuses a ``bool`` where it counts.
+Numbers and booleans are JSON Schema's: a JSON ``false`` is not the integer 0 and ``"3"`` is
+not 3 (``3.0`` is), as the document says (``type: integer``) and as the library refuses a
+``bool`` where it counts.
 """
 
 from __future__ import annotations
@@ -145,6 +146,19 @@ class _KeysMatching:
 
 Answers = Annotated[dict[AnswerKey, AnswerValue], Field(max_length=100), _KeysMatching(NOT_BLANK)]
 _Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+
+def _json_integer(value: object) -> object:
+    """An integer as JSON Schema has it: ``3`` and ``3.0``, not ``true`` or ``"3"``."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: JSON Schema's ``integer`` (pydantic's strict mode would refuse ``3.0``, its lax mode ``"3"``).
+_WHOLE = BeforeValidator(_json_integer)
 JsonValue = TypeAliasType(
     "JsonValue",
     Union[
@@ -172,8 +186,8 @@ def _iso_instant(value: object) -> object:
 #: An RFC 3339 date-time with its offset (a bare number is not a time here).
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_instant)]
 
-_Count = Annotated[int, Strict(), Field(ge=0, le=s.INT32_MAX)]
-_Tokens = Annotated[int, Strict(), Field(ge=1, le=s.TOKEN_AMOUNT_MAX)]
+_Count = Annotated[int, _WHOLE, Field(ge=0, le=s.INT32_MAX)]
+_Tokens = Annotated[int, _WHOLE, Field(ge=1, le=s.TOKEN_AMOUNT_MAX)]
 #: An amount of money as JSON can hold it exactly: a plain decimal string or a whole number.
 MONEY_TEXT = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?$"
 _MONEY_MAX = 10**9 - 1
@@ -183,7 +197,9 @@ def _money(value: object) -> Decimal:
     """The library's money rule (its ValidationError, field and limit), then the shape JSON
     carries exactly: no float (a binary fraction), no exponent, sign or padding."""
     amount = _check.money("cost", value)
-    if isinstance(value, float) or (isinstance(value, str) and not re.fullmatch(MONEY_TEXT, value)):
+    if (isinstance(value, float) and not value.is_integer()) or (
+        isinstance(value, str) and not re.fullmatch(MONEY_TEXT, value)
+    ):
         raise ValidationError(
             "cost", 'must be a decimal string such as "0.000199" or a whole number'
         )
@@ -296,7 +312,7 @@ class SurveySubmit(_In):
 
     answers: JsonObject
     user_id: uuid.UUID | None = None
-    grant: Annotated[int, Strict(), Field(ge=0, le=s.TOKEN_AMOUNT_MAX)] = 0
+    grant: Annotated[int, _WHOLE, Field(ge=0, le=s.TOKEN_AMOUNT_MAX)] = 0
 
 
 class VisitIn(_In):
@@ -324,7 +340,7 @@ class ProductFeedbackCreate(_In):
     issues: FormText | None = None
     feature_requests: FormText | None = None
     additional_comments: FormText | None = None
-    usability_rating: Annotated[int, Strict(), Field(ge=1, le=10)] | None = None
+    usability_rating: Annotated[int, _WHOLE, Field(ge=1, le=10)] | None = None
 
 
 class KnowledgeUpsert(_In):
