@@ -164,3 +164,21 @@ def test_the_envelope_of_requests_the_http_server_refuses() -> None:
     assert error["field"] is None
     assert error["limit"] is None
     assert error["request_id"]
+
+
+def test_the_document_states_bounds_in_json_schema_words(api: Api) -> None:
+    """Every bound is ``minimum``/``maximum``/... in the document: a pydantic keyword
+    (``ge``, ``le``) left in it would be ignored by clients and generators alike."""
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            found.extend(f"{where}.{key}" for key in ("ge", "le", "gt", "lt") if key in node)
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(api.app.openapi(), "openapi")
+    assert found == []

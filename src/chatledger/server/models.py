@@ -186,8 +186,8 @@ def _iso_instant(value: object) -> object:
 #: An RFC 3339 date-time with its offset (a bare number is not a time here).
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_instant)]
 
-_Count = Annotated[int, _WHOLE, Field(ge=0, le=s.INT32_MAX)]
-_Tokens = Annotated[int, _WHOLE, Field(ge=1, le=s.TOKEN_AMOUNT_MAX)]
+_Count = Annotated[int, Field(ge=0, le=s.INT32_MAX), _WHOLE]
+_Tokens = Annotated[int, Field(ge=1, le=s.TOKEN_AMOUNT_MAX), _WHOLE]
 #: An amount of money as JSON can hold it exactly: a plain decimal string or a whole number.
 MONEY_TEXT = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?$"
 _MONEY_MAX = 10**9 - 1
@@ -312,7 +312,7 @@ class SurveySubmit(_In):
 
     answers: JsonObject
     user_id: uuid.UUID | None = None
-    grant: Annotated[int, _WHOLE, Field(ge=0, le=s.TOKEN_AMOUNT_MAX)] = 0
+    grant: Annotated[int, Field(ge=0, le=s.TOKEN_AMOUNT_MAX), _WHOLE] = 0
 
 
 class VisitIn(_In):
@@ -340,7 +340,7 @@ class ProductFeedbackCreate(_In):
     issues: FormText | None = None
     feature_requests: FormText | None = None
     additional_comments: FormText | None = None
-    usability_rating: Annotated[int, _WHOLE, Field(ge=1, le=10)] | None = None
+    usability_rating: Annotated[int, Field(ge=1, le=10), _WHOLE] | None = None
 
 
 class KnowledgeUpsert(_In):
