@@ -209,6 +209,8 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
     document is one field; pydantic's type tags (``constrained-str``, ``function-after[...]``)
     are not fields."""
     parts = list(loc)
+    if parts == ["body"]:
+        return "body"  # the body as a whole (not an object, say)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
     name = index = ""
