@@ -107,7 +107,9 @@ def count(field: str, value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
     if not 0 <= value <= INT32_MAX:
-        raise ValidationError(field, f"{value} is outside 0..{INT32_MAX}", limit=INT32_MAX)
+        raise ValidationError(
+            field, f"{value} is outside 0..{INT32_MAX}", limit=0 if value < 0 else INT32_MAX
+        )
     return value
 
 

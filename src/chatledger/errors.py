@@ -129,7 +129,9 @@ class AuthenticationError(ChatledgerError):
 
 class ValidationError(ChatledgerError, ValueError):
     """Input was rejected before anything was written. Names the field and, where one applies,
-    the limit that was exceeded."""
+    the limit: a number (the bound that was crossed: a length, a size, a maximum or a minimum)
+    or a tuple of strings (the values allowed). The HTTP API answers the same ``field`` and
+    ``limit`` in its 422 envelope (docs/server.md, "One contract")."""
 
     def __init__(self, field: str, problem: str, *, limit: object | None = None) -> None:
         super().__init__(f"{field}: {problem}")

@@ -30,18 +30,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO, TypeVar, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table
 from sqlalchemy.engine import URL
 
 from . import _bulk, _inputs, migrate
 from ._backends import is_memory_sqlite, sqlite_library
 from ._ops import importers
+from ._ops import sync as _sync
 from ._ops import transfer as _ops
 from ._ops._common import utcnow
 from ._ops.privacy import EXPORT_FORMAT
 from ._run.database_sync import Database
 from ._run.engine import sync_engine
-from ._schema import Base, audit_chain, conversations, messages
+from ._schema import Base, audit_events, conversations, messages, token_ledger
 from ._sync._store import run_op
 from ._sync.ledger import Ledger
 from .config import Config
@@ -129,8 +130,14 @@ class TableCheck:
     target_rows: int
     source_checksum: str
     target_checksum: str
-    #: Rows this run wrote to the target.
+    #: Rows this run inserted into the target.
     copied: int = 0
+    #: Rows of the target this run changed to the source's values (counters excepted: they
+    #: move with the rows they count).
+    updated: int = 0
+    #: Rows of the target this run deleted because the source no longer holds them (children
+    #: deleted with their parent are not counted).
+    deleted: int = 0
 
     @property
     def ok(self) -> bool:
@@ -146,9 +153,13 @@ class CopyReport:
     target: str
     backup: Path | None
     tables: list[TableCheck]
-    #: Rows written by this run, per table.
+    #: Rows inserted by this run, per table.
     copied: dict[str, int]
     seconds: float
+    #: Rows changed by this run, per table.
+    updated: dict[str, int] = field(default_factory=dict)
+    #: Rows deleted by this run, per table.
+    deleted: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -216,67 +227,79 @@ def _check_source(conn: Connection, name: str) -> None:
         )
 
 
+def _check_origin(source: Connection, target: Database, batch: int) -> None:
+    """Refuse, before anything is written, a target that is not a copy of this source: one
+    that holds none of the source's users or conversations, or whose append-only rows
+    (messages, ledger entries, audit events) the source does not have."""
+    if not target.read(_sync.shares_origin, source):
+        raise ConflictError(
+            "the target holds data but none of the source's users or conversations: it is "
+            "not a copy of this source (copy into an empty database)"
+        )
+    for table in (messages, token_ledger, audit_events):
+        after: tuple[Any, ...] | None = None
+        while True:
+            reason, after = target.read(_sync.divergence, source, table, after, batch)
+            if reason is not None:
+                raise ConflictError(f"{reason} (nothing was written)")
+            if after is None:
+                break
+
+
+def _delete_stale(source: Connection, target: Database, table: Table, batch: int) -> int:
+    """Delete the target's rows of ``table`` that the source no longer holds, a batch per
+    transaction (children go with their parents: ``ON DELETE CASCADE``)."""
+    deleted = 0
+    after: tuple[Any, ...] | None = None
+    while True:
+        keys = target.read(_sync.target_keys, table, after, batch)
+        stale = _sync.absent(source, table, keys)
+        if stale:
+            deleted += target.run(_sync.delete_missing, table, stale)
+        if len(keys) < batch:
+            return deleted
+        after = keys[-1]
+
+
 def _copy_table(
     source: Connection,
     target: Database,
     table: Table,
     batch: int,
     progress: Progress,
-) -> tuple[int, _ops.Digest | None]:
-    """Copy the rows the target lacks, in key order, batch after batch. Returns the rows
-    written and, when this run read the whole source table, its digest."""
+) -> tuple[int, int, _ops.Digest]:
+    """Bring the target's ``table`` to the source's rows, batch after batch in copy order
+    (:func:`chatledger._ops.sync.sync_batch`, one target transaction each). Returns the rows
+    inserted and updated, and the source table's digest."""
     total = _ops.count_rows(source, table)
-    if table is audit_chain:
-        head = source.execute(select(*audit_chain.columns)).mappings().first()
-        moved = head is not None and target.run(_ops.advance_audit_chain, dict(head))
-        progress(table.name, total, total)
-        return int(moved), None
-    held = target.read(_ops.count_rows, table)
+    fresh = target.read(_ops.count_rows, table) == 0
+    progress(table.name, 0, total)
+    inserted = updated = done = 0
+    digest = _ops.Digest()
     after: tuple[Any, ...] | None = None
-    if held:
-        # The target holds the first `held` rows of the source, in the source's key order:
-        # continue after the last of them. (Spot-checked here; the final comparison proves it.)
-        after = _ops.key_at(source, table, held - 1)
-        first = _ops.key_at(source, table, 0)
-        if (
-            after is None
-            or first is None
-            or not all(target.read(_ops.has_key, table, key) for key in (first, after))
-        ):
-            raise ConflictError(
-                f"the target's {table.name} table holds rows that are not a prefix of the "
-                "source's: it is not a partial copy of this source, or the source changed "
-                "since that copy (copy into an empty database)"
-            )
-    done = held
-    progress(table.name, done, total)
-    copied = 0
-    digest = _ops.Digest() if held == 0 else None
     while True:
-        rows = _ops.read_batch(source, table, ("all", None), after, batch)
-        if digest is not None:
-            digest.add(rows)
+        rows = _sync.read_ordered(source, table, after, batch)
+        digest.add(rows)
         if rows:
-            try:
-                target.run(_bulk.bulk_insert, table, rows)
-            except ConflictError as exc:
-                raise ConflictError(
-                    f"the target's {table.name} table already holds a row the source has after "
-                    f"its first {held}: it is not a partial copy of this source ({exc})"
-                ) from exc
-            copied += len(rows)
+            # A batch the target already holds as it is writes nothing (and backs nothing up).
+            if fresh or any(target.read(_sync.pending, table, rows, fresh=False)):
+                added, changed = target.run(_sync.sync_batch, table, rows, fresh=fresh)
+            else:
+                added = changed = 0
+            inserted += added
+            updated += changed
             done += len(rows)
-            after = _ops.key_of(table, rows[-1])
+            after = _sync.order_key(table, rows[-1])
             progress(table.name, done, total)
         if len(rows) < batch:
-            return copied, digest
+            return inserted, updated, digest
 
 
 def _compare(
     source: Connection,
     target: Database,
     batch: int,
-    copied: Mapping[str, int],
+    written: Mapping[str, tuple[int, int, int]],
     known: Mapping[str, _ops.Digest],
     progress: Progress,
 ) -> list[TableCheck]:
@@ -302,7 +325,7 @@ def _compare(
             theirs.count,
             mine.hexdigest,
             theirs.hexdigest,
-            copied.get(table.name, 0),
+            *written.get(table.name, (0, 0, 0)),
         )
         for table, mine, theirs in zip(tables, sources, targets, strict=True)
     ]
@@ -339,20 +362,26 @@ def copy_database(
     backup: bool = True,
     progress: Progress | None = None,
 ) -> CopyReport:
-    """Copy every chatledger table of ``source`` into ``target`` and verify the result.
+    """Make ``target`` an exact copy of ``source`` as it is now, and verify the result.
 
     ``source`` and ``target`` are URLs (or :class:`Config`), of any backend. An SQLite source is
     backed up next to itself (:func:`backup_sqlite`; ``backup=False`` skips it) just before
     the first row is written, so a run with nothing to copy makes no backup. The
     source must be at this chatledger's schema revision; the target is initialised or upgraded
-    to it, and refused if a newer chatledger migrated it. Tables are copied parents first, each
-    in primary-key order from one snapshot of the source, ``batch_size`` rows per target
-    transaction, with the backend's bulk path. The target always holds a prefix of each table,
-    so running the copy again after an interruption continues after the last row copied, and a
-    run over a finished copy writes nothing. A target table holding rows that are not such a
-    prefix raises :class:`ConflictError`. Afterwards every table is compared: its row count
-    and a checksum of its rows' canonical values (:class:`chatledger._ops.transfer.Digest`,
-    independent of each backend's row order); :attr:`CopyReport.ok` says whether all match.
+    to it, and refused if a newer chatledger migrated it.
+
+    Everything is read from one snapshot of the source. An empty target gets every row, table
+    after table, parents first, ``batch_size`` rows per target transaction with the backend's
+    bulk path. A target copied from this source before (a finished copy, an interrupted one,
+    and the source written to since) is brought up to date: rows the source no longer holds
+    are deleted, changed rows updated, new rows inserted. The ledger's invariants hold on the
+    target after every one of its transactions, so an interruption leaves a consistent target
+    and a rerun continues (:mod:`chatledger._ops.sync`). A target that is not a copy of this
+    source (it holds none of its users or conversations, or messages, ledger entries or audit
+    events the source does not have) raises :class:`ConflictError` before anything is written.
+    Afterwards every table is compared: its row count and a checksum of its rows' canonical
+    values (:class:`chatledger._ops.transfer.Digest`, independent of each backend's row order);
+    :attr:`CopyReport.ok` says whether all match.
     """
     batch = _batch_size(batch_size)
     report_progress = progress or _quiet
@@ -366,24 +395,30 @@ def copy_database(
         raise ConfigurationError(f"the source database {url.database} does not exist")
     source_db, target_db = _database(source_config), _database(target_config)
     writer = _BackupFirst(target_db, url if on_disk and backup else None)
+    order = _sync.sync_order()
     try:
         # Both ends are checked before anything is written.
         source_db.read(_check_source, source_config.redacted_url())
         target_db.run_raw(migrate.ensure_schema, auto_upgrade=True)
 
-        def run(conn: Connection) -> tuple[dict[str, int], list[TableCheck]]:
+        def run(conn: Connection) -> tuple[dict[str, tuple[int, int, int]], list[TableCheck]]:
             with _bulk.snapshot(conn) as snap:
-                copied: dict[str, int] = {}
+                _check_origin(snap, target_db, batch)
+                deleted = {
+                    table.name: _delete_stale(snap, writer.db, table, batch) for table in order
+                }
+                written: dict[str, tuple[int, int, int]] = {}
                 known: dict[str, _ops.Digest] = {}
-                for table in Base.metadata.sorted_tables:
-                    rows, digest = _copy_table(snap, writer.db, table, batch, report_progress)
-                    copied[table.name] = rows
-                    if digest is not None:
-                        known[table.name] = digest
-                logger.info("copied %s", copied)
-                return copied, _compare(snap, target_db, batch, copied, known, report_progress)
+                for table in order:
+                    inserted, updated, digest = _copy_table(
+                        snap, writer.db, table, batch, report_progress
+                    )
+                    written[table.name] = (inserted, updated, deleted[table.name])
+                    known[table.name] = digest
+                logger.info("copied (inserted, updated, deleted) %s", written)
+                return written, _compare(snap, target_db, batch, written, known, report_progress)
 
-        copied, checks = source_db.read(run)
+        written, checks = source_db.read(run)
     finally:
         source_db.dispose()
         target_db.dispose()
@@ -392,8 +427,10 @@ def copy_database(
         target=target_config.redacted_url(),
         backup=writer.saved,
         tables=checks,
-        copied=copied,
+        copied={name: counts[0] for name, counts in written.items()},
         seconds=time.perf_counter() - started,
+        updated={name: counts[1] for name, counts in written.items()},
+        deleted={name: counts[2] for name, counts in written.items()},
     )
 
 

@@ -71,7 +71,7 @@ def test_framework_errors_use_the_envelope(api: Api) -> None:
         content=b"{not json",
         headers={"Content-Type": "application/json"},
     )
-    assert error(not_json, 422, "invalid_request")["field"] == "body"
+    assert error(not_json, 400, "bad_request")["field"] == "body"
     unknown_field = api.call(api.alice, "POST", "/v1/conversations", json={"titel": "typo"})
     assert error(unknown_field, 422, "invalid_request")["field"] == "titel"
     typo = api.call(api.alice, "GET", "/v1/conversations", params={"limt": 5})

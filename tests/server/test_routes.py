@@ -317,7 +317,7 @@ def test_feedback_and_citations(api: Api) -> None:
             api.admin,
             "PUT",
             f"/v1/messages/{answer['id']}/feedback/mine",
-            json={"score": 2, "scale_min": 0, "scale_max": 10},
+            json={"score": 2, "scale": [0, 10]},
         )
     )
     assert admin_rating["rater_id"] == api.admin.user_id

@@ -3,6 +3,7 @@ temporary SQLite file and a free port, answers a real HTTP request with the key 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -30,6 +31,17 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _raw(port: int, request: bytes) -> tuple[bytes, bytes]:
+    """Send bytes as they are; the response's head and body, read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return head, body
 
 
 class Server:
@@ -99,6 +111,11 @@ def test_serve_prints_a_first_admin_key_once_and_answers_with_it(
     assert me.json()["role"] == "admin"
     assert httpx.get(f"{first.base}/v1/me").status_code == 401
     assert httpx.get(f"{first.base}/readyz").json()["status"] == "ready"
+    # A request the HTTP server itself refuses is a 400 in the envelope too.
+    head, body = _raw(first.port, b"GET /v1/me HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["type"] == "bad_request"
     assert first.stop() == 0
 
     # Started again, the store has an admin key: none is created or printed.

@@ -175,7 +175,7 @@ def prepare_rating(
             raise ValidationError(
                 "score",
                 f"{score_value:g} is outside the scale {low:g}..{high:g}",
-                limit=(low, high),
+                limit=low if score_value < low else high,
             )
     if thumb_value is None and score_value is None:
         raise ValidationError("thumb", "give a thumb, a score, or both")
@@ -194,7 +194,7 @@ def window(since: object, until: object) -> tuple[datetime | None, datetime | No
     start = check.optional_aware_datetime("since", since)
     end = check.optional_aware_datetime("until", until)
     if start is not None and end is not None and end < start:
-        raise ValidationError("until", "must not be before since", limit=start)
+        raise ValidationError("until", "must not be before since")
     return start, end
 
 

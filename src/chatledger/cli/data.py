@@ -221,8 +221,9 @@ def copy(
     quiet: Quiet = False,
 ) -> None:
     """Copy a whole database into another one, on any backend (e.g. an SQLite file into
-    PostgreSQL or MariaDB), then verify every table. Safe to rerun: it resumes, and never
-    copies a row twice. Exits 1 when a table differs."""
+    PostgreSQL or MariaDB), then verify every table. Safe to rerun: it brings the target up to
+    date with the source as it is now, and never copies a row twice. Exits 1 when a table
+    differs."""
     from .. import transfer
 
     if not (quiet or as_json):

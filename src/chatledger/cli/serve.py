@@ -20,6 +20,8 @@ __all__ = ["serve", "worker_app"]
 
 #: How ``serve --workers N`` hands its options to the worker processes.
 _OPTIONS_ENV: Final = "CHATLEDGER_SERVE_OPTIONS"
+#: uvicorn's HTTP protocol with its own 400s in the error envelope.
+_PROTOCOL: Final = "chatledger.server.protocol:HTTPProtocol"
 
 
 def _settings(options: dict[str, Any]) -> Any:
@@ -114,7 +116,11 @@ def serve(
     out.print(f"Console: {base}/console (sign in with an API key)", markup=False)
     if workers == 1:
         uvicorn.run(
-            create_app(config, settings=settings), host=host, port=port, log_level=log_level
+            create_app(config, settings=settings),
+            host=host,
+            port=port,
+            log_level=log_level,
+            http=_PROTOCOL,
         )
         return
     os.environ[_OPTIONS_ENV] = json.dumps(options)
@@ -130,4 +136,5 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        http=_PROTOCOL,
     )

@@ -18,6 +18,7 @@ from .._async.ledger import AsyncLedger
 from ..config import Config
 from ..errors import ChatledgerError
 from . import console
+from .auth import authenticate_first
 from .errors import ERROR_RESPONSES, BodyLimit, RequestId, install_error_handlers
 from .routes import ROUTERS, health
 from .routes._params import reject_unknown_query
@@ -110,7 +111,7 @@ def create_app(
         },
     )
     app.state.settings = settings
-    install_error_handlers(app, settings.retry_after)
+    install_error_handlers(app, settings.retry_after, authenticate_first)
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")

@@ -21,6 +21,7 @@ from .._ops import api_keys as _api_keys
 from ..errors import AuthenticationError, ChatledgerError, NotFoundError
 from ..records import ApiKey, User
 from .errors import _BEARER, ApiError
+from .operations import OperationIndex
 
 __all__ = [
     "ADMIN_ROLE",
@@ -29,6 +30,7 @@ __all__ = [
     "Principal",
     "audit",
     "authenticate",
+    "authenticate_first",
     "ledger_of",
     "not_self",
     "require_admin",
@@ -145,6 +147,14 @@ async def authenticate(
 
 
 Caller = Annotated[Principal, Depends(authenticate)]
+
+
+async def authenticate_first(request: Request) -> None:
+    """Raise the 401 of a request to an operation that needs a key and has none that
+    verifies. Called before any input error is answered, so that a caller without a valid
+    key learns nothing about the operation's input rules (401 before 422 on every route)."""
+    if OperationIndex.of(request.app).secured(request.method, request.url.path):
+        await authenticate(request, await bearer(request))
 
 
 async def require_admin(caller: Caller) -> Principal:

@@ -10,7 +10,10 @@ and the client gets a 500 naming only that id.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
@@ -56,10 +59,13 @@ class ErrorBody(BaseModel):
     type: str
     #: A human-readable sentence; never a driver message or a traceback.
     message: str
-    #: The request field at fault, when there is one.
+    #: The request field at fault, when there is one, named as the library names it:
+    #: ``title``, ``metadata`` (a JSON document is one field), ``chunks[3].content``.
     field: str | None = None
-    #: The limit that was exceeded, when there is one.
-    limit: int | float | str | list[str] | None = None
+    #: The limit, in one of two shapes (the same as :attr:`chatledger.ValidationError.limit`):
+    #: a number (the bound that was crossed: a length, a size, a maximum or minimum) or a list
+    #: of strings (the values allowed); ``null`` when no limit applies.
+    limit: int | float | list[str] | None = None
     #: The id of the request (also in the ``X-Request-ID`` header); quote it when reporting.
     request_id: str | None = None
 
@@ -116,14 +122,19 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
-def _limit(value: Any) -> Any:
+def _limit(value: Any) -> int | float | list[str] | None:
+    """A limit in the envelope's shape: a number, a list of allowed strings, or ``None``."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float | str):
+    if isinstance(value, int | float):
         return value
-    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-        return list(value)
-    return str(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list | tuple | frozenset | set) and all(
+        isinstance(item, str) for item in value
+    ):
+        return sorted(value)
+    return None
 
 
 def from_library(exc: ChatledgerError, retry_after: int) -> ApiError:
@@ -194,11 +205,46 @@ _HTTP_TYPES: Final = {
 }
 
 
+#: Fields holding a JSON document: an error anywhere inside one names the field (the library
+#: validates the document as a whole, see ``_validate.metadata``).
+_DOCUMENTS: Final = frozenset({"metadata", "answers"})
+#: pydantic's names of the union member or type at a location (not fields of ours).
+_TYPE_TAGS: Final = frozenset({"str", "int", "float", "bool", "decimal", "list", "dict", "tuple"})
+_QUOTED: Final = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
 def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
-    parts = [str(part) for part in loc]
+    """The library's name of the field at ``loc``: ``title``, ``chunks[3].content``; a JSON
+    document is one field; pydantic's type tags (``constrained-str``, ``function-after[...]``)
+    are not fields."""
+    parts = list(loc)
+    if parts == ["body"]:
+        return "body"  # the body as a whole (not an object, say)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
-    return ".".join(parts) or None
+    name = index = ""
+    for part in parts:
+        if isinstance(part, int):
+            index += f"[{part}]"
+            continue
+        text = str(part)
+        if name and (not index or "-" in text or "[" in text or text in _TYPE_TAGS):
+            break  # a key inside a document, or a type tag
+        name = f"{name}{index}.{text}" if name else text
+        index = ""
+        if text in _DOCUMENTS:
+            break
+    return name or None
+
+
+def _validation_limit(error: Mapping[str, Any]) -> int | float | list[str] | None:
+    ctx = error.get("ctx") or {}
+    if error.get("type") in ("literal_error", "enum") and "expected" in ctx:
+        return sorted(_QUOTED.findall(str(ctx["expected"]))) or None
+    for name in ("max_length", "le", "lt", "ge", "gt", "min_length", "decimal_places"):
+        if name in ctx:
+            return _limit(ctx[name])
+    return None
 
 
 def _validation_error(exc: RequestValidationError) -> ApiError:
@@ -206,23 +252,26 @@ def _validation_error(exc: RequestValidationError) -> ApiError:
     if not errors:
         return ApiError(422, "invalid_request", "invalid request")
     first = errors[0]
-    field = _field(first.get("loc", ()))
-    ctx = first.get("ctx") or {}
-    limit = None
-    for name in ("max_length", "le", "lt", "ge", "gt", "min_length", "pattern", "expected"):
-        if name in ctx:
-            limit = _limit(ctx[name])
-            break
-    message = str(first.get("msg", "invalid value"))
     if first.get("type") == "json_invalid":
-        return ApiError(422, "invalid_request", "the body is not valid JSON", field="body")
+        return ApiError(400, "bad_request", "the body is not valid JSON", field="body")
+    raised = (first.get("ctx") or {}).get("error")
+    if isinstance(raised, ValidationError):
+        # A model field validated by the library's own rule: its error as it is.
+        return from_library(raised, 0)
+    field = _field(first.get("loc", ()))
+    limit = _validation_limit(first)
+    message = str(first.get("msg", "invalid value"))
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     text = f"{field}: {message}{more}" if field else f"{message}{more}"
     return ApiError(422, "invalid_request", text, field=field, limit=limit)
 
 
-def install_error_handlers(app: FastAPI, retry_after: int) -> None:
-    """Route every kind of error to the envelope."""
+def install_error_handlers(
+    app: FastAPI, retry_after: int, authenticate_first: Callable[[Request], Awaitable[None]]
+) -> None:
+    """Route every kind of error to the envelope. ``authenticate_first(request)`` raises the
+    401 of a request that must authenticate and does not: input errors are answered only
+    to callers that may call the operation (FastAPI parses a body before any dependency)."""
 
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -241,6 +290,10 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        try:
+            await authenticate_first(request)
+        except ApiError as denied:
+            return render(request, denied)
         return render(request, _validation_error(exc))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:

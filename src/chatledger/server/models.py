@@ -4,6 +4,10 @@ String limits are the schema's column sizes (``_schema``) and the default :class
 the OpenAPI document states what the store accepts: no NUL character, at most so many
 characters, not blank where the library strips and requires a value. Responses are the
 library's records (frozen dataclasses), which Pydantic serialises as they are.
+
+Numbers and booleans are JSON Schema's: a JSON ``false`` is not the integer 0 and ``"3"`` is
+not 3 (``3.0`` is), as the document says (``type: integer``) and as the library refuses a
+``bool`` where it counts.
 """
 
 from __future__ import annotations
@@ -20,12 +24,21 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    GetJsonSchemaHandler,
+    PlainValidator,
+    Strict,
+    StrictBool,
     StringConstraints,
+    WithJsonSchema,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 from typing_extensions import TypeAliasType
 
 from .. import _schema as s
+from .. import _validate as _check
 from .._validate import Limits
+from ..errors import ValidationError
 from ..records import ApiKey, AuditCategory, AuditSeverity, Page, Role, Thumb
 
 __all__ = [
@@ -108,22 +121,58 @@ EventType = Annotated[
 Description = Annotated[str, StringConstraints(max_length=s.DESCRIPTION_MAX, pattern=NO_NUL)]
 Email = Annotated[EmailStr, StringConstraints(max_length=s.EMAIL_MAX)]
 Url = Annotated[str, StringConstraints(max_length=s.URL_MAX, pattern=r"^https?://[^\x00\s]+$")]
-Answers = Annotated[dict[AnswerKey, AnswerValue], Field(max_length=100)]
-_Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _KeysMatching:
+    """States a mapping's key rule as ``patternProperties`` with ``additionalProperties:
+    false`` (``propertyNames`` alone is ignored by generators such as schemathesis, and
+    ``patternProperties`` alone allows other keys), so that data valid by the document is
+    valid for the server: a JSON key holds no NUL."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        patterns = schema.get("patternProperties") or {
+            self.pattern: schema.pop("additionalProperties", True)
+        }
+        schema["patternProperties"] = patterns
+        schema["additionalProperties"] = False
+        return schema
+
+
+Answers = Annotated[dict[AnswerKey, AnswerValue], Field(max_length=100), _KeysMatching(NOT_BLANK)]
+_Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+
+def _json_integer(value: object) -> object:
+    """An integer as JSON Schema has it: ``3`` and ``3.0``, not ``true`` or ``"3"``."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: JSON Schema's ``integer`` (pydantic's strict mode would refuse ``3.0``, its lax mode ``"3"``).
+_WHOLE = BeforeValidator(_json_integer)
 JsonValue = TypeAliasType(
     "JsonValue",
     Union[
         Annotated[str, StringConstraints(pattern=NO_NUL)],
-        Annotated[int, Field(ge=-(2**53), le=2**53)],
+        Annotated[int, Strict(), Field(ge=-(2**53), le=2**53)],
         _Finite,
         bool,
         "list[JsonValue]",
-        "dict[_Key, JsonValue]",
+        "Annotated[dict[_Key, JsonValue], _KeysMatching(NO_NUL)]",
         None,
     ],
 )
 #: A JSON object (metadata, answers), up to ``Limits.max_metadata_bytes`` serialised.
-JsonObject: TypeAlias = dict[_Key, JsonValue]
+JsonObject: TypeAlias = Annotated[dict[_Key, JsonValue], _KeysMatching(NO_NUL)]
 
 _ISO_INSTANT = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)")
 
@@ -137,9 +186,39 @@ def _iso_instant(value: object) -> object:
 #: An RFC 3339 date-time with its offset (a bare number is not a time here).
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_instant)]
 
-_Count = Annotated[int, Field(ge=0, le=s.INT32_MAX)]
-_Tokens = Annotated[int, Field(ge=1, le=s.TOKEN_AMOUNT_MAX)]
-_Money = Annotated[Decimal, Field(ge=0, lt=Decimal(10) ** 9, decimal_places=9, allow_inf_nan=False)]
+_Count = Annotated[int, Field(ge=0, le=s.INT32_MAX), _WHOLE]
+_Tokens = Annotated[int, Field(ge=1, le=s.TOKEN_AMOUNT_MAX), _WHOLE]
+#: An amount of money as JSON can hold it exactly: a plain decimal string or a whole number.
+MONEY_TEXT = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?$"
+_MONEY_MAX = 10**9 - 1
+
+
+def _money(value: object) -> Decimal:
+    """The library's money rule (its ValidationError, field and limit), then the shape JSON
+    carries exactly: no float (a binary fraction), no exponent, sign or padding."""
+    amount = _check.money("cost", value)
+    if (isinstance(value, float) and not value.is_integer()) or (
+        isinstance(value, str) and not re.fullmatch(MONEY_TEXT, value)
+    ):
+        raise ValidationError(
+            "cost", 'must be a decimal string such as "0.000199" or a whole number'
+        )
+    assert amount is not None
+    return amount
+
+
+_Money = Annotated[
+    Decimal,
+    PlainValidator(_money),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": MONEY_TEXT},
+                {"type": "integer", "minimum": 0, "maximum": _MONEY_MAX},
+            ]
+        }
+    ),
+]
 
 
 class _In(BaseModel):
@@ -242,19 +321,19 @@ class ForkIn(_In):
 
 
 class RatingIn(_In):
-    """The caller's rating of a message: a thumb, a score on ``[scale_min, scale_max]``, or
-    both."""
+    """The caller's rating of a message: a thumb, a ``score`` within ``scale`` (``[min, max]``,
+    as the library's ``scale=(min, max)``, ``min < max``), or both; neither is a 422."""
 
     thumb: Thumb | None = None
     score: _Finite | None = None
-    scale_min: _Finite = 1
-    scale_max: _Finite = 5
+    scale: tuple[_Finite, _Finite] = (1, 5)
     categories: Annotated[list[Category], Field(max_length=20)] | None = None
     comment: Comment | None = None
 
 
 class CitationCreate(_In):
-    """A source the assistant message cites: a knowledge chunk, an http(s) URL, or both."""
+    """A source the assistant message cites: a knowledge chunk, an http(s) URL, or both.
+    ``start_char`` and ``end_char`` come together (``end_char >= start_char``)."""
 
     chunk_id: uuid.UUID | None = None
     url: Url | None = None
@@ -271,7 +350,7 @@ class SurveySubmit(_In):
 
     answers: JsonObject
     user_id: uuid.UUID | None = None
-    grant: Annotated[int, Field(ge=0, le=s.TOKEN_AMOUNT_MAX)] = 0
+    grant: Annotated[int, Field(ge=0, le=s.TOKEN_AMOUNT_MAX), _WHOLE] = 0
 
 
 class VisitIn(_In):
@@ -288,7 +367,7 @@ class VisitorAnswers(_In):
     """Answers to set on a visitor; ``replace`` drops the others."""
 
     answers: Answers
-    replace: bool = False
+    replace: StrictBool = False
 
 
 class ProductFeedbackCreate(_In):
@@ -299,7 +378,7 @@ class ProductFeedbackCreate(_In):
     issues: FormText | None = None
     feature_requests: FormText | None = None
     additional_comments: FormText | None = None
-    usability_rating: Annotated[int, Field(ge=1, le=10)] | None = None
+    usability_rating: Annotated[int, Field(ge=1, le=10), _WHOLE] | None = None
 
 
 class KnowledgeUpsert(_In):
@@ -319,7 +398,8 @@ class KnowledgeBulk(_In):
 
 
 class ApiKeyCreate(_In):
-    """A new API key, of ``user_id`` (admin keys only) or of the caller."""
+    """A new API key, of ``user_id`` (admin keys only) or of the caller; ``expires_at``, when
+    given, is in the future."""
 
     user_id: uuid.UUID | None = None
     name: ApiKeyName | None = None

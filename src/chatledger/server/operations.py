@@ -1,5 +1,6 @@
 """What the app's own OpenAPI document says about a request's path: the methods it serves
-there (for ``Allow`` on a 405) and the query parameters an operation takes."""
+there (for ``Allow`` on a 405), the query parameters an operation takes and whether it needs
+an API key."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ class _Path:
     pattern: re.Pattern[str]
     #: Per method (upper case), the names of its query parameters.
     queries: dict[str, frozenset[str]]
+    #: The methods whose operation needs an API key.
+    secured: frozenset[str]
 
 
 class OperationIndex:
@@ -32,6 +35,11 @@ class OperationIndex:
                     )
                     for method, operation in operations.items()
                 },
+                frozenset(
+                    method.upper()
+                    for method, operation in operations.items()
+                    if operation.get("security")
+                ),
             )
             for path, operations in app.openapi()["paths"].items()
         ]
@@ -47,6 +55,10 @@ class OperationIndex:
     def methods(self, path: str) -> list[str]:
         """The methods the document lists for ``path``, sorted."""
         return sorted({m for p in self._paths if p.pattern.match(path) for m in p.queries})
+
+    def secured(self, method: str, path: str) -> bool:
+        """Whether the operation at ``method path`` needs an API key."""
+        return any(p.pattern.match(path) and method in p.secured for p in self._paths)
 
     def query_names(self, method: str, path: str) -> frozenset[str] | None:
         """The query parameters of the operation at ``method path``; ``None`` if the

@@ -140,7 +140,7 @@ EXAMPLES: Final[dict[str, dict[str, dict[str, Any]]]] = {
         },
         "score": {
             "summary": "A score from 1 to 5",
-            "value": {"score": 4, "scale_min": 1, "scale_max": 5},
+            "value": {"score": 4, "scale": [1, 5]},
         },
     },
     "CitationCreate": {

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import Query, Request
 
+from ..auth import authenticate_first
 from ..errors import ApiError
 from ..models import Instant
 from ..operations import OperationIndex
@@ -17,17 +18,27 @@ __all__ = ["After", "Before", "Limit", "Order", "Since", "Until", "reject_unknow
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, 1 to {MAX_PAGE}.")]
 After = Annotated[
     str | None,
-    Query(max_length=512, description="A page's `last_cursor`: read the items after it."),
+    Query(
+        max_length=512,
+        description="A page's `last_cursor`: read the items after it. Not with `before`; a "
+        "cursor this listing did not issue is a 422.",
+    ),
 ]
 Before = Annotated[
     str | None,
-    Query(max_length=512, description="A page's `first_cursor`: read the items before it."),
+    Query(
+        max_length=512,
+        description="A page's `first_cursor`: read the items before it. Not with `after`.",
+    ),
 ]
 Order = Annotated[
     Literal["asc", "desc"], Query(description="`asc`: oldest first; `desc`: newest first.")
 ]
 Since = Annotated[Instant | None, Query(description="From this time (inclusive, with offset).")]
-Until = Annotated[Instant | None, Query(description="Until this time (exclusive, with offset).")]
+Until = Annotated[
+    Instant | None,
+    Query(description="Until this time (exclusive, with offset); not before `since`."),
+]
 
 
 async def reject_unknown_query(request: Request) -> None:
@@ -40,6 +51,7 @@ async def reject_unknown_query(request: Request) -> None:
         return
     unknown = sorted(set(request.query_params) - names)
     if unknown:
+        await authenticate_first(request)
         raise ApiError(
             422,
             "invalid_request",

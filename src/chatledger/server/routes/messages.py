@@ -50,7 +50,7 @@ async def rate_message(message_id: uuid.UUID, body: RatingIn, caller: Caller) ->
         rater_id=caller.user.id,
         thumb=body.thumb,
         score=body.score,
-        scale=(body.scale_min, body.scale_max),
+        scale=body.scale,
         categories=body.categories,
         comment=body.comment,
     )
