@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, event, func, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from ._fulltext import FullText, MariaDBFullText, PostgresFullText, SQLiteFullText
 from ._prepared import Prepared
 from .errors import (
     ConfigurationError,
@@ -78,6 +79,8 @@ class Backend:
     #: Reads get a pool of their own whose connections are autocommit from the start
     #: (switching a pooled connection's mode costs round trips or Python time per read).
     read_pool: ClassVar[bool] = False
+    #: The full-text engine: its index objects and how a search uses them.
+    fulltext: ClassVar[FullText]
 
     def url_for(self, url: URL, *, asynchronous: bool) -> URL:
         """``url`` with a driver chatledger supports on this surface; the driver must be
@@ -140,6 +143,7 @@ class Backend:
 class SQLite(Backend):
     name = "sqlite"
     extra = "sqlite"
+    fulltext = SQLiteFullText()
     sync_drivers: ClassVar[dict[str, str]] = {"pysqlite": ""}
     # The async surface runs the sync driver on worker threads: one hop per operation instead
     # of aiosqlite's one hop per statement.
@@ -251,6 +255,7 @@ _BEGIN_IMMEDIATE: Final = Prepared(text("BEGIN IMMEDIATE"))
 class PostgreSQL(Backend):
     name = "postgresql"
     extra = "postgres"
+    fulltext = PostgresFullText()
     autocommit_reads = True
     autocommit_writes = True
     writable_cte = True
@@ -322,6 +327,7 @@ class PostgreSQL(Backend):
 class MariaDB(Backend):
     name = "mariadb"
     extra = "mariadb"
+    fulltext = MariaDBFullText()
     sync_drivers: ClassVar[dict[str, str]] = {
         "pymysql": "pymysql",
         "mysqldb": "MySQLdb",

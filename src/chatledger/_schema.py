@@ -38,7 +38,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from ._types import JSONDocument, LongText, Money, UTCDateTime
+from ._types import (
+    JSONDocument,
+    LongText,
+    Money,
+    SearchableText,
+    UTCDateTime,
+    searchable_string,
+)
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -100,10 +107,63 @@ THUMBS: Final = ("up", "down")
 AUDIT_CATEGORIES: Final = ("security", "compliance", "access", "system", "general")
 AUDIT_SEVERITIES: Final = ("debug", "info", "warning", "error", "critical")
 IDEMPOTENT_REQUEST_STATES: Final = ("running", "done")
+#: How embeddings of a knowledge source are compared.
+METRICS: Final = ("cosine", "l2", "dot")
+EMBEDDING_DIMENSION_MAX: Final = 4_096
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class _FromBase64(ColumnElement[bytes]):
+    """``FROM_BASE64(value)`` on MySQL/MariaDB, the bare value elsewhere (see LongBlob)."""
+
+    inherit_cache = True
+
+    def __init__(self, value: ColumnElement[Any]) -> None:
+        self.value = value
+        self.type = value.type
+
+
+@compiles(_FromBase64)
+def _from_base64_default(element: _FromBase64, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.value, **kw))
+
+
+@compiles(_FromBase64, "mysql")
+@compiles(_FromBase64, "mariadb")
+def _from_base64_mysql(element: _FromBase64, compiler: Any, **kw: Any) -> str:
+    return f"FROM_BASE64({compiler.process(element.value, **kw)})"
+
+
+class LongBlob(TypeDecorator[bytes]):
+    """Serialised checkpoint data: ``BYTEA`` on PostgreSQL, ``BLOB`` on SQLite, ``LONGBLOB`` on
+    MariaDB (its ``BLOB`` stops at 64 KB).
+
+    On MySQL/MariaDB the value travels as base64 text decoded by the server: aiomysql 0.3 cannot
+    escape ``bytes`` parameters with PyMySQL 1.2 (it imports a converter PyMySQL removed), and
+    the same statement then serves PyMySQL and aiomysql alike."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.LONGBLOB())
+        return dialect.type_descriptor(LargeBinary())
+
+    def bind_expression(self, bindvalue: BindParameter[bytes]) -> ColumnElement[bytes]:
+        return _FromBase64(bindvalue)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return _base64
+        return super().bind_processor(dialect)
+
+
+def _base64(value: bytes | None) -> str | None:
+    return None if value is None else base64.b64encode(value).decode("ascii")
 
 
 class Base(DeclarativeBase):
@@ -139,7 +199,7 @@ class ConversationRow(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
-    title: Mapped[str | None] = mapped_column(String(TITLE_MAX))
+    title: Mapped[str | None] = mapped_column(searchable_string(TITLE_MAX))
     intent: Mapped[str | None] = mapped_column(String(INTENT_MAX))
     status: Mapped[str] = mapped_column(String(16))
     message_count: Mapped[int] = mapped_column(Integer)
@@ -172,7 +232,7 @@ class MessageRow(Base):
     seq: Mapped[int] = mapped_column(Integer)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     role: Mapped[str] = mapped_column(String(16))
-    content: Mapped[str] = mapped_column(LongText)
+    content: Mapped[str] = mapped_column(SearchableText)
     intent: Mapped[str | None] = mapped_column(String(INTENT_MAX))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
     model: Mapped[str | None] = mapped_column(String(MODEL_MAX))
@@ -278,13 +338,34 @@ class KnowledgeChunkRow(Base):
     source: Mapped[str] = mapped_column(String(SOURCE_MAX))
     external_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_MAX))
     title: Mapped[str | None] = mapped_column(String(TITLE_MAX))
-    content: Mapped[str] = mapped_column(LongText)
+    content: Mapped[str] = mapped_column(SearchableText)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
+    #: The chunk's embedding (float32 little-endian; dimension and metric per source in
+    #: ``knowledge_sources``); cleared when the content changes without a new one.
+    embedding: Mapped[bytes | None] = mapped_column(LongBlob)
     content_hash: Mapped[str] = mapped_column(String(SHA256_HEX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("source", "external_id"), MYSQL_TABLE_OPTIONS)
+
+
+class KnowledgeSourceRow(Base):
+    """The embedding space of a knowledge source: every embedding of its chunks has
+    ``dimension`` floats and is compared with ``metric``."""
+
+    __tablename__ = "knowledge_sources"
+
+    source: Mapped[str] = mapped_column(String(SOURCE_MAX), primary_key=True)
+    dimension: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_in("metric", METRICS), name="metric"),
+        CheckConstraint(f"dimension BETWEEN 1 AND {EMBEDDING_DIMENSION_MAX}", name="dimension"),
+        MYSQL_TABLE_OPTIONS,
+    )
 
 
 class CitationRow(Base):
@@ -505,56 +586,6 @@ class IdempotentRequestRow(Base):
 # -- LangGraph checkpoints and framework views (chatledger.integrations) ------------------------
 
 
-class _FromBase64(ColumnElement[bytes]):
-    """``FROM_BASE64(value)`` on MySQL/MariaDB, the bare value elsewhere (see LongBlob)."""
-
-    inherit_cache = True
-
-    def __init__(self, value: ColumnElement[Any]) -> None:
-        self.value = value
-        self.type = value.type
-
-
-@compiles(_FromBase64)
-def _from_base64_default(element: _FromBase64, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.value, **kw))
-
-
-@compiles(_FromBase64, "mysql")
-@compiles(_FromBase64, "mariadb")
-def _from_base64_mysql(element: _FromBase64, compiler: Any, **kw: Any) -> str:
-    return f"FROM_BASE64({compiler.process(element.value, **kw)})"
-
-
-class LongBlob(TypeDecorator[bytes]):
-    """Serialised checkpoint data: ``BYTEA`` on PostgreSQL, ``BLOB`` on SQLite, ``LONGBLOB`` on
-    MariaDB (its ``BLOB`` stops at 64 KB).
-
-    On MySQL/MariaDB the value travels as base64 text decoded by the server: aiomysql 0.3 cannot
-    escape ``bytes`` parameters with PyMySQL 1.2 (it imports a converter PyMySQL removed), and
-    the same statement then serves PyMySQL and aiomysql alike."""
-
-    impl = LargeBinary
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.LONGBLOB())
-        return dialect.type_descriptor(LargeBinary())
-
-    def bind_expression(self, bindvalue: BindParameter[bytes]) -> ColumnElement[bytes]:
-        return _FromBase64(bindvalue)
-
-    def bind_processor(self, dialect: Dialect) -> Any:
-        if dialect.name in ("mysql", "mariadb"):
-            return _base64
-        return super().bind_processor(dialect)
-
-
-def _base64(value: bytes | None) -> str | None:
-    return None if value is None else base64.b64encode(value).decode("ascii")
-
-
 THREAD_ID_MAX: Final = 200
 CHECKPOINT_NS_MAX: Final = 200
 CHECKPOINT_ID_MAX: Final = 64
@@ -674,6 +705,7 @@ messages: Final[Table] = Base.metadata.tables["messages"]
 message_feedback: Final[Table] = Base.metadata.tables["message_feedback"]
 product_feedback: Final[Table] = Base.metadata.tables["product_feedback"]
 knowledge_chunks: Final[Table] = Base.metadata.tables["knowledge_chunks"]
+knowledge_sources: Final[Table] = Base.metadata.tables["knowledge_sources"]
 citations: Final[Table] = Base.metadata.tables["citations"]
 visitors: Final[Table] = Base.metadata.tables["visitors"]
 visitor_answers: Final[Table] = Base.metadata.tables["visitor_answers"]
@@ -696,6 +728,7 @@ KINDS: Final[dict[str, str]] = {
     "conversations": "conversation",
     "messages": "message",
     "knowledge_chunks": "knowledge chunk",
+    "knowledge_sources": "knowledge source",
     "survey_responses": "survey response",
     "visitors": "visitor",
     "graph_threads": "checkpoint thread",

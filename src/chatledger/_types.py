@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Numeric, Text, Uuid
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Numeric, String, Text, Uuid
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -27,6 +27,9 @@ __all__ = [
     "JSONDocument",
     "LongText",
     "Money",
+    "SEARCH_COLLATION",
+    "SearchableText",
+    "searchable_string",
     "UTCDateTime",
     "bind_saver",
     "canonical_decimal",
@@ -40,6 +43,21 @@ _MONEY_FACTOR = Decimal(10) ** MONEY_SCALE
 _BILLION = 10**MONEY_SCALE
 
 LongText: TypeEngine[str] = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+#: The collation of MariaDB columns with a full-text index: case-insensitive, accent-sensitive
+#: (an index on a binary collation would be case-sensitive). See ``_fulltext``.
+SEARCH_COLLATION = "utf8mb4_uca1400_as_ci"
+#: :data:`LongText` with a full-text index (message and chunk contents).
+SearchableText: TypeEngine[str] = Text().with_variant(
+    mysql.LONGTEXT(collation=SEARCH_COLLATION), "mysql", "mariadb"
+)
+
+
+def searchable_string(length: int) -> TypeEngine[str]:
+    """A ``VARCHAR(length)`` with a full-text index (titles)."""
+    return String(length).with_variant(
+        mysql.VARCHAR(length, collation=SEARCH_COLLATION), "mysql", "mariadb"
+    )
+
 JSONDocument: TypeEngine[Any] = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 

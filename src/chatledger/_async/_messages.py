@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,17 @@ from .._ops import messages as _messages
 from .._schema import REASON_MAX, ROLES
 from .._validate import Id
 from ..errors import ValidationError
-from ..records import Message, MessageDetail, Order, Page, Role
+from .._ops.search import SearchOrder
+from ..records import (
+    ConversationStatus,
+    Message,
+    MessageDetail,
+    MessageHit,
+    Order,
+    Page,
+    Role,
+    SearchPage,
+)
 
 if TYPE_CHECKING:
     from ._store import _AsyncStore
@@ -147,6 +158,37 @@ class AsyncMessages:
             before=_messages.decode_cursor("before", before),
             limit=check.page_size("limit", limit, self._store.limits),
             role=None if role is None else check.choice("role", role, ROLES),
+        )
+
+    async def search(
+        self,
+        query: str,
+        *,
+        conversation_id: Id | None = None,
+        role: Role | Sequence[Role] | None = None,
+        model: str | Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: ConversationStatus | Sequence[ConversationStatus] | None = None,
+        order: SearchOrder = "relevance",
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> SearchPage[MessageHit]:
+        """Full-text search over these messages: the same as ``store.search.messages``
+        (see :class:`~chatledger.Search`)."""
+        return await self._store.search.messages(
+            query,
+            conversation_id=conversation_id,
+            role=role,
+            model=model,
+            since=since,
+            until=until,
+            status=status,
+            order=order,
+            limit=limit,
+            after=after,
+            before=before,
         )
 
     async def count(self, conversation_id: Id, *, role: Role | None = None) -> int:

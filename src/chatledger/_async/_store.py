@@ -22,6 +22,7 @@ from ._citations import AsyncCitations
 from ._conversations import AsyncConversations
 from ._feedback import AsyncMessageFeedback
 from ._messages import AsyncMessages
+from ._search import AsyncSearch
 from ._surveys import AsyncSurveys
 from ._tokens import AsyncTokens
 from ._usage import AsyncUsage
@@ -91,6 +92,7 @@ class _AsyncStore:
         self.usage = AsyncUsage(self)
         self.surveys = AsyncSurveys(self)
         self.tokens = AsyncTokens(self)
+        self.search = AsyncSearch(self)
 
     @property
     def limits(self) -> Limits:
