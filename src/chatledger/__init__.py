@@ -22,6 +22,7 @@ from ._async._feedback import AsyncMessageFeedback, AsyncProductFeedbackForms
 from ._async._knowledge import AsyncKnowledge
 from ._async._memory import AsyncConversationMemory
 from ._async._messages import AsyncMessages
+from ._async._search import AsyncSearch
 from ._async._surveys import AsyncSurveys
 from ._async._tokens import AsyncTokens
 from ._async._usage import AsyncUsage
@@ -38,6 +39,7 @@ from ._sync._feedback import MessageFeedback, ProductFeedbackForms
 from ._sync._knowledge import Knowledge
 from ._sync._memory import ConversationMemory
 from ._sync._messages import Messages
+from ._sync._search import Search
 from ._sync._surveys import Surveys
 from ._sync._tokens import Tokens
 from ._sync._usage import Usage
@@ -46,6 +48,7 @@ from ._sync._visitors import Visitors
 from ._sync.ledger import Ledger, UserScope
 from ._validate import Limits
 from .config import Config
+from .embedding import HashingEmbedder
 from .errors import (
     AuthenticationError,
     ChatledgerError,
@@ -67,21 +70,26 @@ from .records import (
     AuditEvent,
     AuditSeverity,
     AuditVerification,
+    ChunkHit,
     Citation,
     Conversation,
+    ConversationHit,
     ConversationStatus,
     CreatedApiKey,
     ErasureReport,
     Feedback,
     FeedbackSummary,
     KnowledgeChunk,
+    KnowledgeSource,
     Message,
     MessageDetail,
+    MessageHit,
     Order,
     Page,
     ProductFeedback,
     RetentionReport,
     Role,
+    SearchPage,
     SurveyResponse,
     Thumb,
     TokenEntry,
@@ -108,6 +116,7 @@ __all__ = [
     "AsyncMessageFeedback",
     "AsyncMessages",
     "AsyncProductFeedbackForms",
+    "AsyncSearch",
     "AsyncSurveys",
     "AsyncTokens",
     "AsyncUsage",
@@ -123,12 +132,14 @@ __all__ = [
     "AuthenticationError",
     "ChatledgerError",
     "ChatledgerWarning",
+    "ChunkHit",
     "Citation",
     "Citations",
     "Config",
     "ConfigurationError",
     "ConflictError",
     "Conversation",
+    "ConversationHit",
     "ConversationMemory",
     "ConversationStatus",
     "Conversations",
@@ -137,14 +148,17 @@ __all__ = [
     "ErasureReport",
     "Feedback",
     "FeedbackSummary",
+    "HashingEmbedder",
     "InsufficientBalanceError",
     "Knowledge",
     "KnowledgeChunk",
+    "KnowledgeSource",
     "Ledger",
     "Limits",
     "Message",
     "MessageDetail",
     "MessageFeedback",
+    "MessageHit",
     "Messages",
     "MissingDependencyError",
     "NotFoundError",
@@ -157,6 +171,8 @@ __all__ = [
     "Role",
     "SQLiteWALResetBugWarning",
     "SchemaOutOfDateError",
+    "Search",
+    "SearchPage",
     "SurveyResponse",
     "Surveys",
     "Thumb",

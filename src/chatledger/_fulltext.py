@@ -138,7 +138,7 @@ class SQLiteFullText(FullText):
 
     def create(self, conn: Connection) -> None:
         for document in DOCUMENTS:
-            name, table = document.index, document.table
+            name, _table = document.index, document.table
             key_columns = ", ".join(
                 f"{key} {'INTEGER' if key == 'seq' else 'CHAR(32)'} NOT NULL"
                 for key in document.keys
@@ -202,9 +202,9 @@ class SQLiteFullText(FullText):
         keys = self._KEYS[document.name]
         name = document.index
         fts = Table(name, MetaData(), Column("rowid", Integer), Column("rank"))
-        query = query.join(
-            keys, and_(*(keys.c[key] == base.c[key] for key in document.keys))
-        ).join(fts, fts.c.rowid == keys.c.rowid)
+        query = query.join(keys, and_(*(keys.c[key] == base.c[key] for key in document.keys))).join(
+            fts, fts.c.rowid == keys.c.rowid
+        )
         match = literal_column(name).op("MATCH")(bindparam("fts_query", syntax.fts5(parsed)))
         return query.where(match), -fts.c.rank
 
@@ -249,6 +249,7 @@ class PostgresFullText(FullText):
 
 class MariaDBFullText(FullText):
     engine = "innodb-fulltext"
+
     def create(self, conn: Connection) -> None:
         for document in DOCUMENTS:
             logger.info("search index %s: building", document.index)

@@ -24,16 +24,16 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
     "MONEY_SCALE",
+    "SEARCH_COLLATION",
     "JSONDocument",
     "LongText",
     "Money",
-    "SEARCH_COLLATION",
     "SearchableText",
-    "searchable_string",
     "UTCDateTime",
     "bind_saver",
     "canonical_decimal",
     "result_loader",
+    "searchable_string",
     "uuid_from_int",
 ]
 
@@ -57,6 +57,7 @@ def searchable_string(length: int) -> TypeEngine[str]:
     return String(length).with_variant(
         mysql.VARCHAR(length, collation=SEARCH_COLLATION), "mysql", "mariadb"
     )
+
 
 JSONDocument: TypeEngine[Any] = JSON().with_variant(postgresql.JSONB(), "postgresql")
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from .. import _validate as check
 from .._ops import feedback as _feedback
 from .._ops import messages as _messages
+from .._ops.search import SearchOrder
 from .._schema import REASON_MAX, ROLES
 from .._validate import Id
 from ..errors import ValidationError
-from .._ops.search import SearchOrder
 from ..records import (
     ConversationStatus,
     Message,

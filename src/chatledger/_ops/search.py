@@ -163,7 +163,9 @@ def messages_page(
         convert=convert,
         cursor_key=cursor_key,
     )
-    return SearchPage(page.items, page.has_more, page.first_cursor, page.last_cursor, parsed.ignored)
+    return SearchPage(
+        page.items, page.has_more, page.first_cursor, page.last_cursor, parsed.ignored
+    )
 
 
 def count(
@@ -195,9 +197,7 @@ def titles_page(
         return _empty(parsed)
     c = conversations.c
     query = select(*_CONVERSATION_COLUMNS).select_from(conversations)
-    query, score = backend_of(conn).fulltext.apply(
-        query, conversations, BY_NAME["titles"], parsed
-    )
+    query, score = backend_of(conn).fulltext.apply(query, conversations, BY_NAME["titles"], parsed)
     if owner is not None:
         query = query.where(c.owner_id == owner)
     query = query.where(_status_condition(statuses)).add_columns(score.label("score"))
@@ -227,4 +227,6 @@ def titles_page(
         convert=convert,
         cursor_key=cursor_key,
     )
-    return SearchPage(page.items, page.has_more, page.first_cursor, page.last_cursor, parsed.ignored)
+    return SearchPage(
+        page.items, page.has_more, page.first_cursor, page.last_cursor, parsed.ignored
+    )

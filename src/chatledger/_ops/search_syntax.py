@@ -43,8 +43,43 @@ QUERY_MAX_TERMS: Final = 32
 MIN_TERM_CHARS: Final = 3
 #: InnoDB's default full-text stop words, not searched on any backend (so results agree).
 STOP_WORDS: Final = frozenset(
-    "a about an are as at be by com de en for from how i in is it la of on or that the this "
-    "to was what when where who will with und www".split()
+    [
+        "a",
+        "about",
+        "an",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "com",
+        "de",
+        "en",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "la",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "who",
+        "will",
+        "with",
+        "und",
+        "www",
+    ]
 )
 
 _TOKEN: Final = re.compile(r"[^\W_]+")
