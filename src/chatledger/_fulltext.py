@@ -30,6 +30,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Double,
     Integer,
     MetaData,
     Select,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    cast,
     func,
     literal_column,
     not_,
@@ -243,7 +245,8 @@ class PostgresFullText(FullText):
         tsquery = func.to_tsquery(
             literal_column("'simple'::regconfig"), bindparam("fts_query", syntax.tsquery(parsed))
         )
-        score = func.ts_rank(vector, tsquery)
+        # ts_rank is a float4: as a float8, the cursor holds it exactly (keyset comparisons).
+        score = cast(func.ts_rank(vector, tsquery), Double)
         return query.where(vector.op("@@")(tsquery)), score
 
 
@@ -273,11 +276,11 @@ class MariaDBFullText(FullText):
         for number, term in enumerate(parsed.required):
             if term.is_phrase:
                 pattern = bindparam(f"fts_phrase_{number}", syntax.phrase_pattern(term))
-                query = query.where(column.op("REGEXP")(pattern))
+                query = query.where(column.op("REGEXP", is_comparison=True)(pattern))
         for number, term in enumerate(parsed.excluded):
             if term.is_phrase:
                 pattern = bindparam(f"fts_not_{number}", syntax.phrase_pattern(term))
-                query = query.where(not_(column.op("REGEXP")(pattern)))
+                query = query.where(not_(column.op("REGEXP", is_comparison=True)(pattern)))
         return query, score
 
 
