@@ -64,7 +64,8 @@ def test_text_and_hybrid_search(store, handbook):
     query = handbook[0][1]  # c0's own vector: the vector part ranks c0 first
     hybrid = kb.retrieve("password", sources=SOURCE, vector=query, k=3)
     assert hybrid[0].chunk.external_id == "c0"
-    assert hybrid[0].text_rank is not None and hybrid[0].vector_rank == 1
+    assert hybrid[0].text_rank is not None
+    assert hybrid[0].vector_rank == 1
     expected = 1 / (retrieval.RRF_K + hybrid[0].text_rank) + 1 / (retrieval.RRF_K + 1)
     assert math.isclose(hybrid[0].score, expected)
     finance = kb.retrieve("invoices billing", sources=SOURCE, metadata={"team": "finance"})
@@ -84,7 +85,7 @@ def test_an_embedder_embeds_chunks_and_queries(store):
 
 def test_a_changed_chunk_loses_its_embedding(store, handbook):
     kb = store.knowledge
-    chunk, vector = handbook[0]
+    _, vector = handbook[0]
     kb.upsert(SOURCE, "c0", "Reset your password from the profile page")
     hits = kb.retrieve(sources=SOURCE, vector=vector, k=10)
     assert "c0" not in {hit.chunk.external_id for hit in hits}

@@ -76,7 +76,8 @@ def test_the_same_queries_find_the_same_messages_on_every_backend(store, user, c
     for hit in page:
         assert hit.message.conversation_id == corpus.id
         assert hit.conversation_title == "Trip to Lisbon"
-        assert hit.snippet and all(0 <= a < b <= len(hit.snippet) for a, b in hit.highlights)
+        assert hit.snippet
+        assert all(0 <= a < b <= len(hit.snippet) for a, b in hit.highlights)
 
 
 def test_snippets_mark_the_matched_words(store, user, corpus):
@@ -120,7 +121,7 @@ def test_filters(store, user, corpus):
         scope.search.messages("lisbon", role="robot")
     assert caught.value.field == "role"
     with pytest.raises(ValidationError) as caught:
-        scope.search.messages("lisbon", since=datetime(2026, 1, 1))  # naive  # noqa: DTZ001
+        scope.search.messages("lisbon", since=datetime(2026, 1, 1))  # naive
     assert caught.value.field == "since"
 
 
@@ -128,7 +129,8 @@ def test_filters(store, user, corpus):
 def test_cursors_walk_every_hit_once_in_both_directions(store, user, order):
     chat = store.conversations.create(user.id)
     store.messages.append_many(
-        chat.id, [{"role": "user", "content": f"report number {n} about budgets"} for n in range(23)]
+        chat.id,
+        [{"role": "user", "content": f"report number {n} about budgets"} for n in range(23)],
     )
     scope = store.as_user(user.id)
     seen: list[int] = []
@@ -151,7 +153,9 @@ def test_cursors_walk_every_hit_once_in_both_directions(store, user, order):
     back = scope.search.messages("budgets", order=order, limit=5, before=pages[-1].first_cursor)
     assert [hit.message.seq for hit in back] == [hit.message.seq for hit in pages[-2]]
     with pytest.raises(ValidationError) as caught:
-        scope.search.messages("budgets", order="newest" if order != "newest" else "oldest", after=after)
+        scope.search.messages(
+            "budgets", order="newest" if order != "newest" else "oldest", after=after
+        )
     assert caught.value.field == "after"
 
 
@@ -241,7 +245,8 @@ def test_any_text_parses_to_a_query_or_a_validation_error(text):
     try:
         parsed = search_syntax.parse(text)
     except ValidationError as exc:
-        assert exc.field == "query"
+        field = exc.field
+        assert field == "query"
         return
     for render in (search_syntax.fts5, search_syntax.tsquery, search_syntax.boolean_mode):
         if not parsed.empty:

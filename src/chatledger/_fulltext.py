@@ -44,6 +44,7 @@ from sqlalchemy import (
     not_,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import FromClause
 
 from ._ops import search_syntax as syntax
@@ -241,7 +242,7 @@ class PostgresFullText(FullText):
         self, query: Select[Any], base: FromClause, document: Document, parsed: syntax.Query
     ) -> tuple[Select[Any], ColumnElement[float]]:
         name = base.name if isinstance(base, Table) else document.table
-        vector = literal_column(_tsvector(name, document.column))
+        vector: ColumnElement[Any] = literal_column(_tsvector(name, document.column))
         tsquery = func.to_tsquery(
             literal_column("'simple'::regconfig"), bindparam("fts_query", syntax.tsquery(parsed))
         )
@@ -270,12 +271,14 @@ class MariaDBFullText(FullText):
         self, query: Select[Any], base: FromClause, document: Document, parsed: syntax.Query
     ) -> tuple[Select[Any], ColumnElement[float]]:
         column = base.c[document.column]
-        against = bindparam("fts_query", syntax.boolean_mode(parsed))
+        against: BindParameter[str] = bindparam("fts_query", syntax.boolean_mode(parsed))
         score = _match(column, against)
         query = query.where(score > 0)
         for number, term in enumerate(parsed.required):
             if term.is_phrase:
-                pattern = bindparam(f"fts_phrase_{number}", syntax.phrase_pattern(term))
+                pattern: BindParameter[str] = bindparam(
+                    f"fts_phrase_{number}", syntax.phrase_pattern(term)
+                )
                 query = query.where(column.op("REGEXP", is_comparison=True)(pattern))
         for number, term in enumerate(parsed.excluded):
             if term.is_phrase:
@@ -286,4 +289,4 @@ class MariaDBFullText(FullText):
 
 def _match(column: ColumnElement[Any], against: Any) -> ColumnElement[float]:
     """``MATCH (column) AGAINST (:q IN BOOLEAN MODE)``."""
-    return mysql.match(column, against=against).in_boolean_mode()  # type: ignore[return-value]
+    return mysql.match(column, against=against).in_boolean_mode()

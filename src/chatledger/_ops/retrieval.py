@@ -274,7 +274,7 @@ def _vector_ranking(
     conditions = [_k.embedding.is_not(None), *_conditions(retrieval)]
     best: list[tuple[float, str, uuid.UUID]] = []
     last: uuid.UUID | None = None
-    target = None if numpy is None else numpy.asarray(retrieval.vector, dtype=numpy.float32)
+    target: Any = None if numpy is None else numpy.asarray(retrieval.vector, dtype=numpy.float32)
     while True:
         query = select(_k.id, _k.embedding).where(*conditions)
         if last is not None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -155,7 +156,7 @@ class Knowledge:
     def embed_chunks(
         self,
         chunks: Sequence[KnowledgeChunk],
-        embedder: Callable[[list[str]], Any],
+        embedder: Callable[[builtins.list[str]], Any],
     ) -> int:
         """Embed the chunks' contents with ``embedder`` (sync or async, texts -> vectors) and
         store the vectors (see :meth:`embed`)."""
@@ -175,10 +176,10 @@ class Knowledge:
         *,
         sources: str | Sequence[str],
         vector: Sequence[float] | None = None,
-        embedder: Callable[[list[str]], Any] | None = None,
+        embedder: Callable[[builtins.list[str]], Any] | None = None,
         metadata: Mapping[str, str | int | bool] | None = None,
         k: int = 10,
-    ) -> list[ChunkHit]:
+    ) -> builtins.list[ChunkHit]:
         """The top ``k`` chunks of ``sources`` for ``query`` (full-text), ``vector`` (by the
         sources' metric), or both, fused by reciprocal rank (hybrid). With ``embedder`` and
         no ``vector``, the query is embedded to search both ways. ``metadata`` keeps chunks

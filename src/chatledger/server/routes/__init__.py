@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import accounts, admin, api_keys, conversations, health, knowledge, messages, users, visitors
+from . import (
+    accounts,
+    admin,
+    api_keys,
+    conversations,
+    health,
+    knowledge,
+    messages,
+    search,
+    users,
+    visitors,
+)
 
 __all__ = ["ROUTERS", "health"]
 
@@ -13,6 +24,7 @@ ROUTERS: list[APIRouter] = [
     users.router,
     conversations.router,
     messages.router,
+    search.router,
     accounts.router,
     visitors.router,
     knowledge.router,
