@@ -5,14 +5,18 @@ empty result."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import make_url
 
-from chatledger import NotFoundError, ValidationError
+from chatledger import Ledger, NotFoundError, ValidationError, _fulltext, migrate, transfer
+from chatledger import _schema as schema
 from chatledger._ops import search_syntax
 
 CORPUS = [
@@ -254,3 +258,80 @@ def test_any_text_parses_to_a_query_or_a_validation_error(text):
             assert "\x00" not in rendered
     for term in (*parsed.required, *parsed.excluded):
         assert all(token.isalnum() for token in term.tokens)
+
+
+# -- the index follows bulk paths and the migration -------------------------------------------
+
+
+def _raw_history(url: Any, messages: int) -> tuple[uuid.UUID, uuid.UUID]:
+    """A user, a conversation and ``messages`` messages written with plain inserts (at a
+    revision before search)."""
+    now = datetime.now(UTC)
+    user_id, chat_id = uuid.uuid4(), uuid.uuid4()
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(
+            schema.users.insert().values(id=user_id, role="user", created_at=now, updated_at=now)
+        )
+        conn.execute(
+            schema.conversations.insert().values(
+                id=chat_id,
+                owner_id=user_id,
+                title="Old Lisbon notes",
+                status="active",
+                message_count=messages,
+                last_activity_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            schema.messages.insert(),
+            [
+                {
+                    "conversation_id": chat_id,
+                    "seq": seq,
+                    "id": uuid.uuid4(),
+                    "role": "user",
+                    "content": f"archived note {seq} about {'lisbon' if seq % 2 else 'porto'}",
+                    "created_at": now,
+                }
+                for seq in range(1, messages + 1)
+            ],
+        )
+    engine.dispose()
+    return user_id, chat_id
+
+
+def test_the_migration_indexes_existing_rows_in_batches(backend, make_database, monkeypatch):
+    monkeypatch.setattr(_fulltext, "BUILD_BATCH", 4)
+    url = make_database(backend, "search_migr")
+    migrate.upgrade(url, "0004")
+    user_id, chat_id = _raw_history(url, 11)
+    migrate.upgrade(url)
+    with Ledger(url) as ledger:
+        scope = ledger.as_user(user_id)
+        assert _seqs(scope.search.messages("lisbon", limit=50)) == {1, 3, 5, 7, 9, 11}
+        assert scope.search.count("archived") == 11
+        assert [h.conversation.id for h in scope.search.conversations("lisbon")] == [chat_id]
+        ledger.messages.append(chat_id, "user", "lisbon after the upgrade")
+        assert scope.search.count("lisbon") == 7
+    migrate.downgrade(url, "0004")
+    migrate.upgrade(url)
+    with Ledger(url) as ledger:
+        assert ledger.search.count("lisbon") == 7
+    migrate.downgrade(url, "base")
+
+
+def test_a_copy_is_searchable(backend, database_url, tmp_path):
+    source = make_url(f"sqlite:///{tmp_path / 'source.db'}")
+    with Ledger(source) as ledger:
+        user = ledger.users.create(external_id="copied")
+        chat = ledger.conversations.create(user.id, title="Copied Lisbon chat")
+        ledger.messages.append_many(
+            chat.id, [{"role": "user", "content": f"copied lisbon note {n}"} for n in range(5)]
+        )
+    assert transfer.copy_database(source, database_url, backup=False).ok
+    with Ledger(database_url) as target:
+        assert target.search.count("lisbon") == 5
+        assert [h.conversation.id for h in target.search.conversations("copied")] == [chat.id]
