@@ -236,7 +236,9 @@ def snippet(
     start = max(0, first - words // 4)
     end = min(len(spans), start + words)
     start = max(0, min(start, end - words))
-    begin, finish = spans[start][0], spans[end - 1][1]
+    # The whole text at either end, so a snippet of a short message is the message.
+    begin = 0 if start == 0 else spans[start][0]
+    finish = len(text) if end == len(spans) else spans[end - 1][1]
     lead = "…" if start > 0 else ""
     tail = "…" if end < len(spans) else ""
     excerpt = lead + text[begin:finish] + tail
