@@ -44,7 +44,6 @@ from sqlalchemy import (
     not_,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import FromClause
 
 from ._ops import search_syntax as syntax
@@ -103,11 +102,26 @@ class FullText:
         raise NotImplementedError
 
     def apply(
-        self, query: Select[Any], base: FromClause, document: Document, parsed: syntax.Query
+        self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
     ) -> tuple[Select[Any], ColumnElement[float]]:
         """``query`` (whose FROM holds ``base``, the document's table) restricted to the rows
-        matching ``parsed``, and the score of a row (higher is more relevant)."""
+        matching a query of this ``shape`` (see :func:`shape`), and the score of a row
+        (higher is more relevant). The query's text comes in bind parameters: :meth:`params`.
+        Built once per shape (the statement is cached and compiled once)."""
         raise NotImplementedError
+
+    def params(self, parsed: syntax.Query) -> dict[str, Any]:
+        """The bind parameters of :meth:`apply`'s condition for ``parsed``."""
+        raise NotImplementedError
+
+
+def shape(parsed: syntax.Query) -> tuple[int, int]:
+    """What a statement depends on besides parameter values: how many required and excluded
+    phrases (MariaDB checks each with a ``REGEXP`` of its own)."""
+    return (
+        sum(term.is_phrase for term in parsed.required),
+        sum(term.is_phrase for term in parsed.excluded),
+    )
 
 
 def _keys_table(document: Document) -> Table:
@@ -121,6 +135,10 @@ def _keys_table(document: Document) -> Table:
 class SQLiteFullText(FullText):
     engine = "sqlite-fts5"
     _KEYS: ClassVar[dict[str, Table]] = {d.name: _keys_table(d) for d in DOCUMENTS}
+    _FTS: ClassVar[dict[str, Table]] = {
+        d.name: Table(d.index, MetaData(), Column("rowid", Integer), Column("rank", Double))
+        for d in DOCUMENTS
+    }
 
     def _statements(self, document: Document) -> list[str]:
         name, table, column = document.index, document.table, document.column
@@ -200,16 +218,19 @@ class SQLiteFullText(FullText):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}_keys")
 
     def apply(
-        self, query: Select[Any], base: FromClause, document: Document, parsed: syntax.Query
+        self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
     ) -> tuple[Select[Any], ColumnElement[float]]:
         keys = self._KEYS[document.name]
         name = document.index
-        fts = Table(name, MetaData(), Column("rowid", Integer), Column("rank"))
+        fts = self._FTS[document.name]
         query = query.join(keys, and_(*(keys.c[key] == base.c[key] for key in document.keys))).join(
             fts, fts.c.rowid == keys.c.rowid
         )
-        match = literal_column(name).op("MATCH")(bindparam("fts_query", syntax.fts5(parsed)))
+        match = literal_column(name).op("MATCH", is_comparison=True)(bindparam("fts_query"))
         return query.where(match), -fts.c.rank
+
+    def params(self, parsed: syntax.Query) -> dict[str, Any]:
+        return {"fts_query": syntax.fts5(parsed)}
 
 
 #: PostgreSQL's indexed expression, per document (the query repeats it so the index serves).
@@ -239,16 +260,17 @@ class PostgresFullText(FullText):
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {document.index}")
 
     def apply(
-        self, query: Select[Any], base: FromClause, document: Document, parsed: syntax.Query
+        self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
     ) -> tuple[Select[Any], ColumnElement[float]]:
         name = base.name if isinstance(base, Table) else document.table
         vector: ColumnElement[Any] = literal_column(_tsvector(name, document.column))
-        tsquery = func.to_tsquery(
-            literal_column("'simple'::regconfig"), bindparam("fts_query", syntax.tsquery(parsed))
-        )
+        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("fts_query"))
         # ts_rank is a float4: as a float8, the cursor holds it exactly (keyset comparisons).
         score = cast(func.ts_rank(vector, tsquery), Double)
-        return query.where(vector.op("@@")(tsquery)), score
+        return query.where(vector.op("@@", is_comparison=True)(tsquery)), score
+
+    def params(self, parsed: syntax.Query) -> dict[str, Any]:
+        return {"fts_query": syntax.tsquery(parsed)}
 
 
 class MariaDBFullText(FullText):
@@ -268,23 +290,29 @@ class MariaDBFullText(FullText):
             conn.exec_driver_sql(f"ALTER TABLE {document.table} DROP INDEX {document.index}")
 
     def apply(
-        self, query: Select[Any], base: FromClause, document: Document, parsed: syntax.Query
+        self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
     ) -> tuple[Select[Any], ColumnElement[float]]:
         column = base.c[document.column]
-        against: BindParameter[str] = bindparam("fts_query", syntax.boolean_mode(parsed))
-        score = _match(column, against)
+        score = _match(column, bindparam("fts_query"))
         query = query.where(score > 0)
-        for number, term in enumerate(parsed.required):
-            if term.is_phrase:
-                pattern: BindParameter[str] = bindparam(
-                    f"fts_phrase_{number}", syntax.phrase_pattern(term)
-                )
-                query = query.where(column.op("REGEXP", is_comparison=True)(pattern))
-        for number, term in enumerate(parsed.excluded):
-            if term.is_phrase:
-                pattern = bindparam(f"fts_not_{number}", syntax.phrase_pattern(term))
-                query = query.where(not_(column.op("REGEXP", is_comparison=True)(pattern)))
+        required, excluded = shape
+        for number in range(required):
+            regexp = column.op("REGEXP", is_comparison=True)(bindparam(f"fts_phrase_{number}"))
+            query = query.where(regexp)
+        for number in range(excluded):
+            regexp = column.op("REGEXP", is_comparison=True)(bindparam(f"fts_not_{number}"))
+            query = query.where(not_(regexp))
         return query, score
+
+    def params(self, parsed: syntax.Query) -> dict[str, Any]:
+        values: dict[str, Any] = {"fts_query": syntax.boolean_mode(parsed)}
+        phrases = [term for term in parsed.required if term.is_phrase]
+        for number, term in enumerate(phrases):
+            values[f"fts_phrase_{number}"] = syntax.phrase_pattern(term)
+        phrases = [term for term in parsed.excluded if term.is_phrase]
+        for number, term in enumerate(phrases):
+            values[f"fts_not_{number}"] = syntax.phrase_pattern(term)
+        return values
 
 
 def _match(column: ColumnElement[Any], against: Any) -> ColumnElement[float]:

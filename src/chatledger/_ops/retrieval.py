@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, and_, func, select, update
 
+from .. import _fulltext
 from .. import _validate as check
 from .._backends import backend_of
 from .._fulltext import BY_NAME
@@ -229,9 +230,10 @@ def _text_ranking(
     assert retrieval.query is not None
     if retrieval.query.empty:
         return []
+    fulltext = backend_of(conn).fulltext
     query = select(_k.id).select_from(knowledge_chunks)
-    query, score = backend_of(conn).fulltext.apply(
-        query, knowledge_chunks, BY_NAME["chunks"], retrieval.query
+    query, score = fulltext.apply(
+        query, knowledge_chunks, BY_NAME["chunks"], _fulltext.shape(retrieval.query)
     )
     query = (
         query.where(and_(*_conditions(retrieval)))
@@ -239,7 +241,8 @@ def _text_ranking(
         .order_by(score.desc(), _k.id)
         .limit(limit)
     )
-    return [(row[0], float(row[1] or 0.0)) for row in conn.execute(query)]
+    params = fulltext.params(retrieval.query)
+    return [(row[0], float(row[1] or 0.0)) for row in conn.execute(query, params)]
 
 
 def _similarity(metric: str, query: Any, norm: float) -> Any:

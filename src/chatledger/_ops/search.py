@@ -10,17 +10,29 @@ Snippets and highlights are computed from the stored text by
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Final, Literal
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Double,
+    Integer,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    func,
+    select,
+)
 
-from .. import _cursors
-from .._backends import backend_of
+from .. import _cursors, _fulltext
+from .._backends import Backend, backend_of
 from .._fulltext import BY_NAME
 from .._schema import conversations, messages
+from .._types import UTCDateTime
 from ..errors import ValidationError
 from ..records import Conversation, ConversationHit, Message, MessageHit, SearchPage
 from . import search_syntax as syntax
@@ -50,35 +62,139 @@ class MessageFilters:
     statuses: tuple[str, ...] | None = None
 
 
-def _status_condition(statuses: tuple[str, ...] | None) -> ColumnElement[bool]:
-    status = conversations.c.status
-    return status != _HIDDEN if statuses is None else status.in_(statuses)
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a search statement depends on besides parameter values (it is built and compiled
+    once per shape)."""
+
+    backend: Backend
+    document: str
+    scoped: bool
+    phrases: tuple[int, int]
+    conversation: bool = False
+    roles: bool = False
+    models: bool = False
+    since: bool = False
+    until: bool = False
+    statuses: bool = False
+    order: str = "relevance"
+    descending: bool = True
+    keyed: bool = False
 
 
-def _message_query(
+def _filtered(
+    shape: _Shape, query: Select[Any], base: Table
+) -> tuple[Select[Any], ColumnElement[float]]:
+    """``query`` with the engine's condition, owner scoping and the filters, as bind
+    parameters (named ``s_*``)."""
+    c = conversations.c
+    query, score = shape.backend.fulltext.apply(query, base, BY_NAME[shape.document], shape.phrases)
+    if shape.scoped:
+        query = query.where(c.owner_id == bindparam("s_owner", type_=c.owner_id.type))
+    if shape.statuses:
+        query = query.where(c.status.in_(bindparam("s_statuses", expanding=True)))
+    else:
+        query = query.where(c.status != _HIDDEN)
+    if base is messages:
+        m = messages.c
+        if shape.conversation:
+            query = query.where(
+                m.conversation_id == bindparam("s_cid", type_=m.conversation_id.type)
+            )
+        if shape.roles:
+            query = query.where(m.role.in_(bindparam("s_roles", expanding=True)))
+        if shape.models:
+            query = query.where(m.model.in_(bindparam("s_models", expanding=True)))
+        if shape.since:
+            query = query.where(m.created_at >= bindparam("s_since", type_=UTCDateTime()))
+        if shape.until:
+            query = query.where(m.created_at < bindparam("s_until", type_=UTCDateTime()))
+    return query, score
+
+
+def _keyset(shape: _Shape, query: Select[Any], sort: list[ColumnElement[Any]]) -> Select[Any]:
+    key = None
+    if shape.keyed:
+        first_type = Double() if shape.order == "relevance" else UTCDateTime()
+        key = [bindparam("k_first", type_=first_type)] + [
+            bindparam(f"k_{n}", type_=column.type) for n, column in enumerate(sort[1:], 1)
+        ]
+    return keyset_query(
+        query,
+        sort,
+        key,
+        descending=shape.descending,
+        limit=bindparam("s_limit", type_=Integer()),
+    )
+
+
+@cache
+def _messages_statement(shape: _Shape) -> Select[Any]:
+    m, c = messages.c, conversations.c
+    query = (
+        select(*_MESSAGE_COLUMNS, c.title)
+        .select_from(messages)
+        .join(conversations, c.id == m.conversation_id)
+    )
+    query, score = _filtered(shape, query, messages)
+    query = query.add_columns(score.label("score"))
+    first = score if shape.order == "relevance" else m.created_at
+    return _keyset(shape, query, [first, m.conversation_id, m.seq])
+
+
+@cache
+def _count_statement(shape: _Shape) -> Select[Any]:
+    m, c = messages.c, conversations.c
+    query = (
+        select(func.count()).select_from(messages).join(conversations, c.id == m.conversation_id)
+    )
+    return _filtered(shape, query, messages)[0]
+
+
+@cache
+def _titles_statement(shape: _Shape) -> Select[Any]:
+    c = conversations.c
+    query = select(*_CONVERSATION_COLUMNS).select_from(conversations)
+    query, score = _filtered(shape, query, conversations)
+    query = query.add_columns(score.label("score"))
+    first = score if shape.order == "relevance" else c.last_activity_at
+    return _keyset(shape, query, [first, c.id])
+
+
+def _message_shape(
     conn: Connection,
     owner: uuid.UUID | None,
     parsed: syntax.Query,
     filters: MessageFilters,
-    columns: Sequence[Any],
-) -> tuple[Select[Any], ColumnElement[float]]:
-    m, c = messages.c, conversations.c
-    query = select(*columns).select_from(messages).join(conversations, c.id == m.conversation_id)
-    query, score = backend_of(conn).fulltext.apply(query, messages, BY_NAME["messages"], parsed)
-    if owner is not None:
-        query = query.where(c.owner_id == owner)
-    query = query.where(_status_condition(filters.statuses))
-    if filters.conversation_id is not None:
-        query = query.where(m.conversation_id == filters.conversation_id)
-    if filters.roles is not None:
-        query = query.where(m.role.in_(filters.roles))
-    if filters.models is not None:
-        query = query.where(m.model.in_(filters.models))
-    if filters.since is not None:
-        query = query.where(m.created_at >= filters.since)
-    if filters.until is not None:
-        query = query.where(m.created_at < filters.until)
-    return query, score
+    params: dict[str, Any],
+    **more: Any,
+) -> _Shape:
+    """The statement shape of a message search, filling ``params`` with the values."""
+    backend = backend_of(conn)
+    params.update(backend.fulltext.params(parsed))
+    given = {
+        "s_owner": owner,
+        "s_cid": filters.conversation_id,
+        "s_roles": filters.roles,
+        "s_models": filters.models,
+        "s_since": filters.since,
+        "s_until": filters.until,
+        "s_statuses": filters.statuses,
+    }
+    params.update({name: value for name, value in given.items() if value is not None})
+    return _Shape(
+        backend,
+        "messages",
+        owner is not None,
+        _fulltext.shape(parsed),
+        conversation=filters.conversation_id is not None,
+        roles=filters.roles is not None,
+        models=filters.models is not None,
+        since=filters.since is not None,
+        until=filters.until is not None,
+        statuses=filters.statuses is not None,
+        **more,
+    )
 
 
 def _kind(what: str, order: str) -> str:
@@ -132,18 +248,22 @@ def messages_page(
         require_conversation(conn, owner, filters.conversation_id)
     if parsed.empty:
         return _empty(parsed)
-    m = messages.c
-    query, score = _message_query(
-        conn, owner, parsed, filters, [*_MESSAGE_COLUMNS, conversations.c.title]
-    )
-    first = score if order == "relevance" else m.created_at
-    query = query.add_columns(score.label("score"))
-    sort = [first, m.conversation_id, m.seq]
     forward = before is None
-    descending = (order != "oldest") == forward
-    query = keyset_query(
-        query, sort, after if forward else before, descending=descending, limit=limit + 1
+    key = after if forward else before
+    params: dict[str, Any] = {"s_limit": limit + 1}
+    shape = _message_shape(
+        conn,
+        owner,
+        parsed,
+        filters,
+        params,
+        order=order,
+        descending=(order != "oldest") == forward,
+        keyed=key is not None,
     )
+    if key is not None:
+        params.update({"k_first": key[0], "k_1": key[1], "k_2": key[2]})
+    query = _messages_statement(shape)
     width = len(_MESSAGE_COLUMNS)
 
     def convert(row: Row[Any]) -> MessageHit:
@@ -156,7 +276,7 @@ def messages_page(
         return (value, str(hit.message.conversation_id), hit.message.seq)
 
     page = page_of(
-        conn.execute(query).all(),
+        conn.execute(query, params).all(),
         limit,
         forward=forward,
         kind=_kind("messages", order),
@@ -176,8 +296,9 @@ def count(
         require_conversation(conn, owner, filters.conversation_id)
     if parsed.empty:
         return 0
-    query, _ = _message_query(conn, owner, parsed, filters, [func.count()])
-    return int(conn.execute(query).scalar_one())
+    params: dict[str, Any] = {}
+    shape = _message_shape(conn, owner, parsed, filters, params)
+    return int(conn.execute(_count_statement(shape), params).scalar_one())
 
 
 def titles_page(
@@ -195,18 +316,27 @@ def titles_page(
     order by last activity (the sidebar's order)."""
     if parsed.empty:
         return _empty(parsed)
-    c = conversations.c
-    query = select(*_CONVERSATION_COLUMNS).select_from(conversations)
-    query, score = backend_of(conn).fulltext.apply(query, conversations, BY_NAME["titles"], parsed)
-    if owner is not None:
-        query = query.where(c.owner_id == owner)
-    query = query.where(_status_condition(statuses)).add_columns(score.label("score"))
-    first = score if order == "relevance" else c.last_activity_at
+    backend = backend_of(conn)
     forward = before is None
-    descending = (order != "oldest") == forward
-    query = keyset_query(
-        query, [first, c.id], after if forward else before, descending=descending, limit=limit + 1
+    key = after if forward else before
+    params: dict[str, Any] = {"s_limit": limit + 1, **backend.fulltext.params(parsed)}
+    if owner is not None:
+        params["s_owner"] = owner
+    if statuses is not None:
+        params["s_statuses"] = statuses
+    if key is not None:
+        params.update({"k_first": key[0], "k_1": key[1]})
+    shape = _Shape(
+        backend,
+        "titles",
+        owner is not None,
+        _fulltext.shape(parsed),
+        statuses=statuses is not None,
+        order=order,
+        descending=(order != "oldest") == forward,
+        keyed=key is not None,
     )
+    query = _titles_statement(shape)
     width = len(_CONVERSATION_COLUMNS)
 
     def convert(row: Row[Any]) -> ConversationHit:
@@ -220,7 +350,7 @@ def titles_page(
         return (value, str(conversation.id))
 
     page = page_of(
-        conn.execute(query).all(),
+        conn.execute(query, params).all(),
         limit,
         forward=forward,
         kind=_kind("titles", order),
