@@ -77,10 +77,11 @@ def load_messages(
     return owners
 
 
-def timed(fn: Callable[[], Any]) -> float:
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Milliseconds taken by ``fn(*args, **kwargs)``, and its result."""
     start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1e3
+    result = fn(*args, **kwargs)
+    return (time.perf_counter() - start) * 1e3, result
 
 
 def summary(values: Sequence[float]) -> str:
@@ -202,11 +203,11 @@ def bench_search(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> 
                 scope = ledger.as_user(owner)
                 native = engine_query(scratch.backend, query)
                 word = query.split()[0].rstrip("*")
-                timings["chatledger"].append(timed(lambda: scope.search.messages(query)))
-                timings["raw"].append(timed(lambda: raw.search(owner, native)))
-                timings["like_user"].append(timed(lambda: raw.like(owner, word)))
+                timings["chatledger"].append(timed(scope.search.messages, query)[0])
+                timings["raw"].append(timed(raw.search, owner, native)[0])
+                timings["like_user"].append(timed(raw.like, owner, word)[0])
                 if len(timings["like_all"]) < 20:
-                    timings["like_all"].append(timed(lambda: raw.like(None, word)))
+                    timings["like_all"].append(timed(raw.like, None, word)[0])
         finally:
             raw.close()
     ratio = percentile(timings["chatledger"], 50) / percentile(timings["raw"], 50)
@@ -241,7 +242,7 @@ def bench_append(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> 
             target = with_index if indexed else without
             for _ in range(args.appends):
                 text = " ".join(rng.choices(words, k=30))
-                target.append(timed(lambda: ledger.messages.append(chat.id, "user", text)))
+                target.append(timed(ledger.messages.append, chat.id, "user", text)[0])
         if not indexed:
             with engine.begin() as conn:
                 fulltext.create(conn)
@@ -279,12 +280,8 @@ def bench_vector(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> 
         recalls: list[float] = []
         for _ in range(args.queries):
             query = generator.standard_normal(args.dimension).astype(numpy.float32)
-            hits: list[Any] = []
-            latencies.append(
-                timed(
-                    lambda: hits.extend(kb.retrieve(sources="bench", vector=query.tolist(), k=10))
-                )
-            )
+            took, hits = timed(kb.retrieve, sources="bench", vector=query.tolist(), k=10)
+            latencies.append(took)
             truth = {
                 ids[i] for i in numpy.argsort(-(vectors @ (query / numpy.linalg.norm(query))))[:10]
             }

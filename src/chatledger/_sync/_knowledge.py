@@ -12,11 +12,11 @@ from .. import _validate as check
 from .._ops import knowledge as _knowledge
 from .._ops import retrieval as _retrieval
 from .._ops import search_syntax as _syntax
+from .._run.compat_sync import embed
 from .._schema import EMBEDDING_DIMENSION_MAX, EXTERNAL_ID_MAX, SOURCE_MAX
 from .._validate import Id
 from ..errors import ValidationError
 from ..records import ChunkHit, KnowledgeChunk, KnowledgeSource, Page, UpsertReport
-from ._compat import embed
 
 if TYPE_CHECKING:
     from ._store import _Store

@@ -8,7 +8,7 @@ collation ``utf8mb4_uca1400_as_ci`` (a full-text index on a binary collation is
 case-sensitive).
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0011 (re-chained after main's 0011; was 0004)
 Create Date: 2026-12-03 10:50:00
 """
 
@@ -24,7 +24,7 @@ import chatledger._types
 from chatledger._backends import backend_of
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
