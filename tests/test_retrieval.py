@@ -142,3 +142,10 @@ def test_bad_embeddings_and_settings(store, handbook):
     unconfigured = kb.upsert("loose", "x", "text")
     with pytest.raises(ConflictError):
         kb.embed({unconfigured.id: [0.0] * 8})
+
+
+def test_the_exact_scan_reads_in_batches(store, handbook, monkeypatch):
+    monkeypatch.setattr(retrieval, "SCAN_BATCH", 2)
+    query = [0.3, -0.2, 0.9, 0.1, -0.5, 0.4, 0.0, 0.7]
+    hits = store.knowledge.retrieve(sources=SOURCE, vector=query, k=6)
+    assert [hit.chunk.external_id for hit in hits] == _brute_force(handbook, query, "cosine")

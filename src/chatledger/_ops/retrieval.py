@@ -279,13 +279,21 @@ def _vector_ranking(
     last: uuid.UUID | None = None
     target: Any = None if numpy is None else numpy.asarray(retrieval.vector, dtype=numpy.float32)
     while True:
-        query = select(_k.id, _k.embedding).where(*conditions)
+        # A page of ids (the keyset), then their embeddings by joining that page back,
+        # unordered: sorting rows that carry the blobs is costly (SQLite copies them into a
+        # sorter), and the last id of the page is the next keyset position.
+        ids = select(_k.id).where(*conditions)
         if last is not None:
-            query = query.where(_k.id > last)
-        batch = conn.execute(query.order_by(_k.id).limit(SCAN_BATCH)).all()
+            ids = ids.where(_k.id > last)
+        ids = ids.order_by(_k.id).limit(SCAN_BATCH)
+        position = conn.execute(ids.offset(SCAN_BATCH - 1).limit(1)).scalar()
+        page = ids.subquery("page")
+        batch = conn.execute(
+            select(page.c.id, _k.embedding).join_from(page, knowledge_chunks, _k.id == page.c.id)
+        ).all()
         if not batch:
             break
-        last = batch[-1][0]
+        last = position
         if target is not None:
             score = _similarity(metric, target, float(numpy.linalg.norm(target)))
             matrix = numpy.frombuffer(b"".join(bytes(row[1]) for row in batch), dtype="<f4")
@@ -296,7 +304,7 @@ def _vector_ranking(
             for chunk_id, blob in batch:
                 value = _python_similarity(metric, retrieval.vector, _decode(bytes(blob)))
                 _keep(best, value, chunk_id, limit)
-        if len(batch) < SCAN_BATCH:
+        if position is None:
             break
     ordered = sorted(best, key=lambda item: (-item[0], item[2].hex))
     return [(chunk_id, value) for value, _, chunk_id in ordered]
