@@ -13,6 +13,14 @@ import chatledger
 ROOT = Path(__file__).resolve().parent.parent
 
 PUBLIC = {
+    "AsyncSearch",
+    "Search",
+    "SearchPage",
+    "MessageHit",
+    "ConversationHit",
+    "ChunkHit",
+    "KnowledgeSource",
+    "HashingEmbedder",
     "UNSET",
     "ApiKey",
     "ApiKeys",

@@ -47,6 +47,7 @@ REPLACEMENTS = {
     "AsyncTokens": "Tokens",
     "AsyncAuditLog": "AuditLog",
     "AsyncKnowledge": "Knowledge",
+    "AsyncSearch": "Search",
     "AsyncApiKeys": "ApiKeys",
     "AsyncAuditLogger": "AuditLogger",
     "AsyncConversationMemory": "ConversationMemory",

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ._async._knowledge import AsyncKnowledge
     from ._async._memory import AsyncConversationMemory
     from ._async._messages import AsyncMessages
+    from ._async._search import AsyncSearch
     from ._async._streams import AsyncStreams, AsyncStreamWriter
     from ._async._surveys import AsyncSurveys
     from ._async._tokens import AsyncTokens
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from ._sync._knowledge import Knowledge
     from ._sync._memory import ConversationMemory
     from ._sync._messages import Messages
+    from ._sync._search import Search
     from ._sync._streams import Streams, StreamWriter
     from ._sync._surveys import Surveys
     from ._sync._tokens import Tokens
@@ -73,28 +75,34 @@ if TYPE_CHECKING:
     from ._sync.ledger import Ledger, UserScope
     from ._validate import Limits
     from .config import Config
+    from .embedding import HashingEmbedder
     from .records import (
         ApiKey,
         AuditCategory,
         AuditEvent,
         AuditSeverity,
         AuditVerification,
+        ChunkHit,
         Citation,
         Conversation,
+        ConversationHit,
         ConversationStatus,
         CreatedApiKey,
         ErasureReport,
         Feedback,
         FeedbackSummary,
         KnowledgeChunk,
+        KnowledgeSource,
         Message,
         MessageDetail,
+        MessageHit,
         MessageStatus,
         Order,
         Page,
         ProductFeedback,
         RetentionReport,
         Role,
+        SearchPage,
         Stream,
         StreamEvent,
         SurveyResponse,
@@ -120,6 +128,7 @@ _LAZY: dict[str, str] = {
     "AsyncKnowledge": "._async._knowledge",
     "AsyncConversationMemory": "._async._memory",
     "AsyncMessages": "._async._messages",
+    "AsyncSearch": "._async._search",
     "AsyncStreams": "._async._streams",
     "AsyncStreamWriter": "._async._streams",
     "AsyncTrees": "._async._trees",
@@ -143,6 +152,13 @@ _LAZY: dict[str, str] = {
     "Knowledge": "._sync._knowledge",
     "ConversationMemory": "._sync._memory",
     "Messages": "._sync._messages",
+    "Search": "._sync._search",
+    "HashingEmbedder": ".embedding",
+    "ChunkHit": ".records",
+    "ConversationHit": ".records",
+    "KnowledgeSource": ".records",
+    "MessageHit": ".records",
+    "SearchPage": ".records",
     "Streams": "._sync._streams",
     "StreamWriter": "._sync._streams",
     "Trees": "._sync._trees",
@@ -202,6 +218,7 @@ __all__ = [
     "AsyncMessageFeedback",
     "AsyncMessages",
     "AsyncProductFeedbackForms",
+    "AsyncSearch",
     "AsyncStreamWriter",
     "AsyncStreams",
     "AsyncSurveys",
@@ -220,12 +237,14 @@ __all__ = [
     "AuthenticationError",
     "ChatledgerError",
     "ChatledgerWarning",
+    "ChunkHit",
     "Citation",
     "Citations",
     "Config",
     "ConfigurationError",
     "ConflictError",
     "Conversation",
+    "ConversationHit",
     "ConversationMemory",
     "ConversationStatus",
     "Conversations",
@@ -234,14 +253,17 @@ __all__ = [
     "ErasureReport",
     "Feedback",
     "FeedbackSummary",
+    "HashingEmbedder",
     "InsufficientBalanceError",
     "Knowledge",
     "KnowledgeChunk",
+    "KnowledgeSource",
     "Ledger",
     "Limits",
     "Message",
     "MessageDetail",
     "MessageFeedback",
+    "MessageHit",
     "MessageStatus",
     "Messages",
     "MissingDependencyError",
@@ -256,6 +278,8 @@ __all__ = [
     "Role",
     "SQLiteWALResetBugWarning",
     "SchemaOutOfDateError",
+    "Search",
+    "SearchPage",
     "Stream",
     "StreamEvent",
     "StreamWriter",

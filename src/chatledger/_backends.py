@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, event, func, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from ._fulltext import FullText, MariaDBFullText, PostgresFullText, SQLiteFullText
 from ._prepared import Prepared
 from .errors import (
     ConfigurationError,
@@ -110,6 +111,9 @@ class Backend:
         """The statements that remove :meth:`parent_guard_ddl`."""
         return []
 
+    #: The full-text engine: its index objects and how a search uses them.
+    fulltext: ClassVar[FullText]
+
     def url_for(self, url: URL, *, asynchronous: bool) -> URL:
         """``url`` with a driver chatledger supports on this surface; the driver must be
         installed, else :class:`MissingDependencyError` names the extra."""
@@ -192,6 +196,7 @@ class SQLite(Backend):
     extra = "sqlite"
     default_driver = ""
     dialect = "sqlite"
+    fulltext = SQLiteFullText()
     sync_drivers: ClassVar[dict[str, str]] = {"pysqlite": ""}
     # The async surface runs the sync driver on worker threads: one hop per operation instead
     # of aiosqlite's one hop per statement.
@@ -326,6 +331,7 @@ class PostgreSQL(Backend):
     dialect = "postgresql"
     default_port = 5432
     default_user = "postgres"
+    fulltext = PostgresFullText()
     autocommit_reads = True
     autocommit_writes = True
     writable_cte = True
@@ -438,6 +444,7 @@ class MariaDB(Backend):
     dialect = "mysql"
     default_port = 3306
     default_user = "root"
+    fulltext = MariaDBFullText()
     sync_drivers: ClassVar[dict[str, str]] = {
         "pymysql": "pymysql",
         "mysqldb": "MySQLdb",

@@ -34,7 +34,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ._types import JSONDocument, LongBlob, LongText, Money, UTCDateTime
+from ._types import (
+    JSONDocument,
+    LongBlob,
+    LongText,
+    Money,
+    SearchableText,
+    UTCDateTime,
+    searchable_string,
+)
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -99,6 +107,9 @@ THUMBS: Final = ("up", "down")
 AUDIT_CATEGORIES: Final = ("security", "compliance", "access", "system", "general")
 AUDIT_SEVERITIES: Final = ("debug", "info", "warning", "error", "critical")
 IDEMPOTENT_REQUEST_STATES: Final = ("running", "done")
+#: How embeddings of a knowledge source are compared.
+METRICS: Final = ("cosine", "l2", "dot")
+EMBEDDING_DIMENSION_MAX: Final = 4_096
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -138,7 +149,7 @@ class ConversationRow(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
-    title: Mapped[str | None] = mapped_column(String(TITLE_MAX))
+    title: Mapped[str | None] = mapped_column(searchable_string(TITLE_MAX))
     intent: Mapped[str | None] = mapped_column(String(INTENT_MAX))
     status: Mapped[str] = mapped_column(String(16))
     message_count: Mapped[int] = mapped_column(Integer)
@@ -211,7 +222,7 @@ class MessageRow(Base):
     seq: Mapped[int] = mapped_column(Integer)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     role: Mapped[str] = mapped_column(String(16))
-    content: Mapped[str] = mapped_column(LongText)
+    content: Mapped[str] = mapped_column(SearchableText)
     intent: Mapped[str | None] = mapped_column(String(INTENT_MAX))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
     model: Mapped[str | None] = mapped_column(String(MODEL_MAX))
@@ -410,13 +421,34 @@ class KnowledgeChunkRow(Base):
     source: Mapped[str] = mapped_column(String(SOURCE_MAX))
     external_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_MAX))
     title: Mapped[str | None] = mapped_column(String(TITLE_MAX))
-    content: Mapped[str] = mapped_column(LongText)
+    content: Mapped[str] = mapped_column(SearchableText)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
+    #: The chunk's embedding (float32 little-endian; dimension and metric per source in
+    #: ``knowledge_sources``); cleared when the content changes without a new one.
+    embedding: Mapped[bytes | None] = mapped_column(LongBlob)
     content_hash: Mapped[str] = mapped_column(String(SHA256_HEX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("source", "external_id"), MYSQL_TABLE_OPTIONS)
+
+
+class KnowledgeSourceRow(Base):
+    """The embedding space of a knowledge source: every embedding of its chunks has
+    ``dimension`` floats and is compared with ``metric``."""
+
+    __tablename__ = "knowledge_sources"
+
+    source: Mapped[str] = mapped_column(String(SOURCE_MAX), primary_key=True)
+    dimension: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_in("metric", METRICS), name="metric"),
+        CheckConstraint(f"dimension BETWEEN 1 AND {EMBEDDING_DIMENSION_MAX}", name="dimension"),
+        MYSQL_TABLE_OPTIONS,
+    )
 
 
 class CitationRow(Base):
@@ -763,6 +795,7 @@ messages: Final[Table] = Base.metadata.tables["messages"]
 message_feedback: Final[Table] = Base.metadata.tables["message_feedback"]
 product_feedback: Final[Table] = Base.metadata.tables["product_feedback"]
 knowledge_chunks: Final[Table] = Base.metadata.tables["knowledge_chunks"]
+knowledge_sources: Final[Table] = Base.metadata.tables["knowledge_sources"]
 citations: Final[Table] = Base.metadata.tables["citations"]
 visitors: Final[Table] = Base.metadata.tables["visitors"]
 visitor_answers: Final[Table] = Base.metadata.tables["visitor_answers"]
@@ -787,6 +820,7 @@ KINDS: Final[dict[str, str]] = {
     "conversations": "conversation",
     "messages": "message",
     "knowledge_chunks": "knowledge chunk",
+    "knowledge_sources": "knowledge source",
     "survey_responses": "survey response",
     "visitors": "visitor",
     "graph_threads": "checkpoint thread",

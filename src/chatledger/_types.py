@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, LargeBinary, Numeric, Text, Uuid
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, LargeBinary, Numeric, String, Text, Uuid
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -28,14 +28,17 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
     "MONEY_SCALE",
+    "SEARCH_COLLATION",
     "JSONDocument",
     "LongBlob",
     "LongText",
     "Money",
+    "SearchableText",
     "UTCDateTime",
     "bind_saver",
     "canonical_decimal",
     "result_loader",
+    "searchable_string",
     "uuid_from_int",
 ]
 
@@ -45,6 +48,22 @@ _MONEY_FACTOR = Decimal(10) ** MONEY_SCALE
 _BILLION = 10**MONEY_SCALE
 
 LongText: TypeEngine[str] = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+#: The collation of MariaDB columns with a full-text index: case-insensitive, accent-sensitive
+#: (an index on a binary collation would be case-sensitive). See ``_fulltext``.
+SEARCH_COLLATION = "utf8mb4_uca1400_as_ci"
+#: :data:`LongText` with a full-text index (message and chunk contents).
+SearchableText: TypeEngine[str] = Text().with_variant(
+    mysql.LONGTEXT(collation=SEARCH_COLLATION), "mysql", "mariadb"
+)
+
+
+def searchable_string(length: int) -> TypeEngine[str]:
+    """A ``VARCHAR(length)`` with a full-text index (titles)."""
+    return String(length).with_variant(
+        mysql.VARCHAR(length, collation=SEARCH_COLLATION), "mysql", "mariadb"
+    )
+
+
 JSONDocument: TypeEngine[Any] = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 

@@ -19,22 +19,27 @@ __all__ = [
     "AuditEvent",
     "AuditSeverity",
     "AuditVerification",
+    "ChunkHit",
     "Citation",
     "Conversation",
+    "ConversationHit",
     "ConversationStatus",
     "CreatedApiKey",
     "ErasureReport",
     "Feedback",
     "FeedbackSummary",
     "KnowledgeChunk",
+    "KnowledgeSource",
     "Message",
     "MessageDetail",
+    "MessageHit",
     "MessageStatus",
     "Order",
     "Page",
     "ProductFeedback",
     "RetentionReport",
     "Role",
+    "SearchPage",
     "Stream",
     "StreamEvent",
     "SurveyResponse",
@@ -371,6 +376,93 @@ class KnowledgeChunk:
     content_hash: str
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage(Generic[T]):
+    """One page of search results, read by keyset like :class:`Page`.
+
+    ``ignored`` lists the query's words no backend searches (shorter than 3 characters, or
+    stop words such as "the"): a query made only of those finds nothing.
+    """
+
+    items: list[T]
+    has_more: bool
+    first_cursor: str | None
+    last_cursor: str | None
+    ignored: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHit:
+    """A message a search found: ``snippet`` is an excerpt of its content, ``highlights``
+    the ``(start, end)`` offsets of the matched words in the snippet; ``score`` is the
+    engine's relevance (higher is better; comparable within one search only)."""
+
+    message: Message
+    conversation_title: str | None
+    score: float
+    snippet: str
+    highlights: tuple[tuple[int, int], ...]
+
+    def marked(self, before: str = "<mark>", after: str = "</mark>") -> str:
+        """The snippet with the matches wrapped in ``before`` and ``after`` (not escaped)."""
+        return _marked(self.snippet, self.highlights, before, after)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationHit:
+    """A conversation whose title a search found (the sidebar's search box)."""
+
+    conversation: Conversation
+    score: float
+    snippet: str
+    highlights: tuple[tuple[int, int], ...]
+
+    def marked(self, before: str = "<mark>", after: str = "</mark>") -> str:
+        """The title with the matches wrapped in ``before`` and ``after`` (not escaped)."""
+        return _marked(self.snippet, self.highlights, before, after)
+
+
+def _marked(text: str, spans: tuple[tuple[int, int], ...], before: str, after: str) -> str:
+    parts: list[str] = []
+    position = 0
+    for start, end in spans:
+        parts += [text[position:start], before, text[start:end], after]
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkHit:
+    """A knowledge chunk a retrieval found, at ``rank`` (1 is best). ``score`` is the fused
+    score (reciprocal-rank fusion) in a hybrid search, the similarity in a vector search
+    (higher is better: cosine similarity, dot product, or minus the L2 distance) and the
+    engine's relevance in a text search; ``text_rank`` and ``vector_rank`` say where each
+    part ranked the chunk (``None``: not found by that part)."""
+
+    chunk: KnowledgeChunk
+    rank: int
+    score: float
+    text_rank: int | None
+    vector_rank: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeSource:
+    """The embedding settings of a knowledge source."""
+
+    source: str
+    dimension: int
+    metric: Literal["cosine", "l2", "dot"]
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

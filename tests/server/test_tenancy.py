@@ -71,6 +71,8 @@ def _requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
         ("POST", f"/v1/conversations/{c}/restore", {}),
         ("GET", f"/v1/conversations/{c}/messages", {}),
         ("GET", f"/v1/conversations/{c}/messages/last", {}),
+        ("GET", f"/v1/conversations/{c}/search", {"params": {"q": "secret"}}),
+        ("GET", "/v1/search", {"params": {"q": "secret", "conversation_id": c}}),
         ("GET", "/v1/feedback/summary", {"params": {"by": "day", "conversation_id": c}}),
         ("POST", f"/v1/conversations/{c}/messages", {"json": text}),
         (
@@ -180,3 +182,16 @@ def test_every_object_route_answers_404_for_another_users_object(api: Api) -> No
         response = api.call(api.alice, method, path, **options)
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["error"]["type"] == "not_found"
+
+
+def test_search_finds_only_the_callers_messages_and_titles(api: Api) -> None:
+    mine = _objects(api, api.alice)
+    _objects(api, api.bob)
+    found = ok(api.call(api.alice, "GET", "/v1/search", params={"q": "secret"}))
+    assert [hit["message"]["id"] for hit in found["data"]] == [mine["message"]]
+    assert found["data"][0]["highlights"] == [[0, 6]]
+    titles = ok(api.call(api.alice, "GET", "/v1/search/conversations", params={"q": "private"}))
+    assert [hit["conversation"]["id"] for hit in titles["data"]] == [mine["conversation"]]
+    bad = api.call(api.alice, "GET", "/v1/search", params={"q": "-only -excluded"})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["field"] == "query"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _validate as check
 from .._ops import citations as _citations
 from .._validate import Id
-from ..records import Citation, Message
+from ..records import ChunkHit, Citation, Message
 
 if TYPE_CHECKING:
     from ._store import _AsyncStore
@@ -81,6 +81,23 @@ class AsyncCitations:
             batch,
             write=True,
             settle=_citations.ADDED,
+        )
+
+    async def cite(self, message_id: Id, hits: Iterable[ChunkHit]) -> list[Citation]:
+        """Attach the chunks a retrieval found (``knowledge.retrieve``) to the assistant
+        message that used them, each with its rank and score, in one transaction: "which
+        sources did this answer use" is then :meth:`for_message`."""
+        key = check.identifier("message_id", message_id)
+        batch = [
+            _citations.prepare(
+                chunk_id=hit.chunk.id, title=hit.chunk.title, score=hit.score, rank=hit.rank
+            )
+            for hit in hits
+        ]
+        if not batch:
+            return []
+        return await self._store._call(
+            _citations.add_many, self._store._owner, key, batch, write=True
         )
 
     async def for_message(self, message_id: Id) -> list[Citation]:

@@ -26,6 +26,7 @@ from ._citations import AsyncCitations
 from ._conversations import AsyncConversations
 from ._feedback import AsyncMessageFeedback
 from ._messages import AsyncMessages
+from ._search import AsyncSearch
 from ._streams import AsyncStreams
 from ._surveys import AsyncSurveys
 from ._tokens import AsyncTokens
@@ -180,6 +181,7 @@ class _AsyncStore:
         self.usage = AsyncUsage(self)
         self.surveys = AsyncSurveys(self)
         self.tokens = AsyncTokens(self)
+        self.search = AsyncSearch(self)
 
     @property
     def limits(self) -> Limits:

@@ -63,6 +63,8 @@ _UPDATE: Final = (
         metadata=bindparam("b_metadata", type_=JSONDocument),
         content_hash=bindparam("b_hash", type_=_k.content_hash.type),
         updated_at=bindparam("b_now", type_=UTCDateTime()),
+        # A changed chunk's embedding no longer describes it (see _ops/retrieval.py).
+        embedding=null(),
     )
 )
 

@@ -126,6 +126,7 @@ USER_ROWS: Final[dict[str, Callable[[uuid.UUID], ColumnElement[bool]]]] = {
 NOT_USER_DATA: Final[dict[str, str]] = {
     "product_feedback": "anonymous forms: no user column",
     "knowledge_chunks": "the application's documents, not a user's",
+    "knowledge_sources": "embedding settings of the application's documents",
     "visitors": "anonymous visitors: not linked to users",
     "visitor_answers": "answers of anonymous visitors",
     "audit_chain": "the head of the audit hash chain",

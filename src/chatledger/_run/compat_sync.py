@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 from sqlalchemy import Engine
 
-__all__ = ["AnyEngine", "Awaitable", "Lock", "sleep", "to_thread"]
+__all__ = ["AnyEngine", "Awaitable", "Lock", "embed", "sleep", "to_thread"]
 
 #: The engines a store can adopt.
 AnyEngine = Engine
@@ -25,3 +26,15 @@ sleep = time.sleep
 def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """The synchronous twin of ``to_thread``: call ``fn`` here."""
     return fn(*args, **kwargs)
+
+
+def embed(embedder: Callable[[list[str]], Any], texts: list[str]) -> Any:
+    """Call an application's embedder on ``texts``; the synchronous surface needs a
+    synchronous one (an async embedder's coroutine is closed and refused)."""
+    result = embedder(texts)
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        raise TypeError("the synchronous Ledger needs a synchronous embedder")
+    return result

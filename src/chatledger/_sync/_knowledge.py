@@ -4,15 +4,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+import builtins
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import _validate as check
 from .._ops import knowledge as _knowledge
+from .._ops import retrieval as _retrieval
+from .._ops import search_syntax as _syntax
 from .._ops._once import gone
-from .._schema import EXTERNAL_ID_MAX, SOURCE_MAX, knowledge_chunks
+from .._run.compat_sync import embed
+from .._schema import EMBEDDING_DIMENSION_MAX, EXTERNAL_ID_MAX, SOURCE_MAX, knowledge_chunks
 from .._validate import Id
-from ..records import KnowledgeChunk, Page, UpsertReport
+from ..errors import ValidationError
+from ..records import ChunkHit, KnowledgeChunk, KnowledgeSource, Page, UpsertReport
 
 if TYPE_CHECKING:
     from ._store import _Store
@@ -117,3 +122,92 @@ class Knowledge:
         """Delete every chunk of ``source``; returns how many were deleted."""
         checked_source = _knowledge.key("source", source, SOURCE_MAX)
         return self._store._call(_knowledge.delete_source, checked_source, write=True)
+
+    # -- retrieval ------------------------------------------------------------------------
+
+    def configure(
+        self, source: str, *, dimension: int, metric: Literal["cosine", "l2", "dot"] = "cosine"
+    ) -> KnowledgeSource:
+        """Set the dimension and metric of ``source``'s embeddings (before embedding its
+        chunks). Changing the dimension while embeddings are stored is a ConflictError."""
+        checked_source = _knowledge.key("source", source, SOURCE_MAX)
+        checked = check.count("dimension", dimension)
+        if checked is None or not 1 <= checked <= EMBEDDING_DIMENSION_MAX:
+            raise ValidationError(
+                "dimension",
+                f"must be 1..{EMBEDDING_DIMENSION_MAX:,}",
+                limit=EMBEDDING_DIMENSION_MAX,
+            )
+        chosen = _retrieval.check_metric(metric)
+        return self._store._call(_retrieval.configure, checked_source, checked, chosen, write=True)
+
+    def embed(self, embeddings: Mapping[Id, Sequence[float]]) -> int:
+        """Store embeddings, ``{chunk_id: vector}``, all or none: each vector must have its
+        source's dimension and hold finite numbers. A chunk whose title, content or metadata
+        change later loses its embedding. Returns how many were stored."""
+        if not isinstance(embeddings, Mapping):
+            raise ValidationError("embeddings", "must be a mapping of chunk id to vector")
+        checked = [
+            (
+                check.identifier("embeddings", chunk_id),
+                _retrieval.prepare_vector(f"embeddings[{index}]", vector),
+            )
+            for index, (chunk_id, vector) in enumerate(embeddings.items())
+        ]
+        return self._store._call(_retrieval.set_embeddings, checked, write=True)
+
+    def embed_chunks(
+        self,
+        chunks: Sequence[KnowledgeChunk],
+        embedder: Callable[[builtins.list[str]], Any],
+    ) -> int:
+        """Embed the chunks' contents with ``embedder`` (sync or async, texts -> vectors) and
+        store the vectors (see :meth:`embed`)."""
+        items = list(chunks)
+        if not items:
+            return 0
+        vectors = embed(embedder, [chunk.content for chunk in items])
+        if len(vectors) != len(items):
+            raise ValidationError(
+                "embedder", f"returned {len(vectors)} vectors for {len(items)} texts"
+            )
+        return self.embed({chunk.id: vector for chunk, vector in zip(items, vectors, strict=True)})
+
+    def retrieve(
+        self,
+        query: str | None = None,
+        *,
+        sources: str | Sequence[str],
+        vector: Sequence[float] | None = None,
+        embedder: Callable[[builtins.list[str]], Any] | None = None,
+        metadata: Mapping[str, str | int | bool] | None = None,
+        k: int = 10,
+    ) -> builtins.list[ChunkHit]:
+        """The top ``k`` chunks of ``sources`` for ``query`` (full-text), ``vector`` (by the
+        sources' metric), or both, fused by reciprocal rank (hybrid). With ``embedder`` and
+        no ``vector``, the query is embedded to search both ways. ``metadata`` keeps chunks
+        whose top-level metadata keys equal the values given. Vector search is exact
+        (``docs/search.md``)."""
+        names = (sources,) if isinstance(sources, str) else tuple(sources)
+        if not names:
+            raise ValidationError("sources", "must name at least one source")
+        checked_sources = tuple(_knowledge.key("sources", name, SOURCE_MAX) for name in names)
+        parsed = None if query is None else _syntax.parse(query)
+        if vector is None and embedder is not None and query is not None:
+            (vector,) = embed(embedder, [query])
+        checked_vector = None if vector is None else _retrieval.prepare_vector("vector", vector)
+        if parsed is None and checked_vector is None:
+            raise ValidationError("query", "give a query, a vector, or both")
+        size = check.count("k", k)
+        if size is None or not 1 <= size <= _retrieval.TOP_K_MAX:
+            raise ValidationError(
+                "k", f"must be 1..{_retrieval.TOP_K_MAX:,}", limit=_retrieval.TOP_K_MAX
+            )
+        retrieval = _retrieval.Retrieval(
+            sources=checked_sources,
+            query=parsed,
+            vector=checked_vector,
+            metadata=_retrieval.metadata_filter("metadata", metadata),
+            k=size,
+        )
+        return self._store._call(_retrieval.retrieve, retrieval)

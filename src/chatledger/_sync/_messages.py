@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +14,19 @@ from .. import _validate as check
 from .._ops import feedback as _feedback
 from .._ops import messages as _messages
 from .._ops import trees as _trees
+from .._ops.search import SearchOrder
 from .._schema import ROLES
 from .._validate import Id
-from ..records import Message, MessageDetail, Order, Page, Role
+from ..records import (
+    ConversationStatus,
+    Message,
+    MessageDetail,
+    MessageHit,
+    Order,
+    Page,
+    Role,
+    SearchPage,
+)
 from ._trees import _debit
 
 if TYPE_CHECKING:
@@ -171,6 +182,37 @@ class Messages:
             order=check.order(order),
             **keys,
             role=None if role is None else check.choice("role", role, ROLES),
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        conversation_id: Id | None = None,
+        role: Role | Sequence[Role] | None = None,
+        model: str | Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: ConversationStatus | Sequence[ConversationStatus] | None = None,
+        order: SearchOrder = "relevance",
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> SearchPage[MessageHit]:
+        """Full-text search over these messages: the same as ``store.search.messages``
+        (see :class:`~chatledger.Search`)."""
+        return self._store.search.messages(
+            query,
+            conversation_id=conversation_id,
+            role=role,
+            model=model,
+            since=since,
+            until=until,
+            status=status,
+            order=order,
+            limit=limit,
+            after=after,
+            before=before,
         )
 
     def count(self, conversation_id: Id, *, role: Role | None = None) -> int:

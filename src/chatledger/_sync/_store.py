@@ -28,6 +28,7 @@ from ._citations import Citations
 from ._conversations import Conversations
 from ._feedback import MessageFeedback
 from ._messages import Messages
+from ._search import Search
 from ._streams import Streams
 from ._surveys import Surveys
 from ._tokens import Tokens
@@ -180,6 +181,7 @@ class _Store:
         self.usage = Usage(self)
         self.surveys = Surveys(self)
         self.tokens = Tokens(self)
+        self.search = Search(self)
 
     @property
     def limits(self) -> Limits:

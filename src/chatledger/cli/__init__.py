@@ -22,6 +22,7 @@ from .data import copy, export, import_
 from .db import db
 from .keys import keys
 from .retention import retention
+from .search import search
 from .serve import serve
 from .stats import stats
 from .users import erase_user, users
@@ -69,6 +70,7 @@ app.command("import")(import_)
 app.command()(export)
 app.command()(copy)
 app.command()(stats)
+app.command()(search)
 app.add_typer(users, name="users")
 app.add_typer(keys, name="keys")
 app.add_typer(audit, name="audit")

@@ -1,0 +1,352 @@
+"""Search and retrieval benchmark (issue 16).
+
+Per backend, on scratch databases:
+
+- **search**: owner-scoped full-text search (one word, two words, a prefix) through chatledger
+  (``as_user(u).search.messages``, snippets included) against the same engine query issued by
+  the raw driver (no chatledger, no snippets), against a ``LIKE '%term%'`` scan of the user's
+  messages and against a ``LIKE`` scan of the whole table (what peers without an index do);
+  p50/p99 each.
+- **append**: one message appended through chatledger, with the full-text index and after
+  dropping it (p50 each, interleaved in blocks).
+- **vector**: top-10 by cosine over ``--chunks`` chunks of ``--dimension`` floats (exact scan)
+  p50, and recall@10 against an in-memory brute force.
+
+Full figures (a quiet machine; one benchmark at a time)::
+
+    .venv/bin/python -m bench.search --messages 1000000 --users 1000 \\
+        --chunks 100000 --dimension 384
+
+A quick check: ``python -m bench.search --messages 5000 --users 50 --chunks 2000 --dimension 64
+--queries 20``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy
+import sqlalchemy as sa
+
+from chatledger import Ledger
+from chatledger._backends import backend_for
+
+from .databases import BACKENDS, Scratch, Scratches
+from .harness import percentile
+
+CONVERSATIONS_PER_USER = 10
+SYLLABLES = [a + b for a in "bcdfgklmnprstvz" for b in "aeiou"]
+
+
+def vocabulary(size: int, rng: random.Random) -> list[str]:
+    """``size`` distinct pseudo-words of 2 to 4 syllables."""
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+def load_messages(
+    ledger: Ledger, users: int, messages: int, words: list[str], rng: random.Random
+) -> list[uuid.UUID]:
+    """``messages`` messages of 8-40 Zipf-distributed words, spread over ``users`` users with
+    :data:`CONVERSATIONS_PER_USER` conversations each. Returns the user ids."""
+    weights = [1 / rank for rank in range(1, len(words) + 1)]
+    per_conversation = max(1, messages // (users * CONVERSATIONS_PER_USER))
+    owners = []
+    for _ in range(users):
+        user = ledger.users.create()
+        owners.append(user.id)
+        for _ in range(CONVERSATIONS_PER_USER):
+            chat = ledger.conversations.create(user.id, title=" ".join(rng.sample(words[:500], 4)))
+            batch = [
+                {
+                    "role": rng.choice(("user", "assistant")),
+                    "content": " ".join(rng.choices(words, weights, k=rng.randint(8, 40))),
+                }
+                for _ in range(per_conversation)
+            ]
+            for start in range(0, len(batch), 1000):
+                ledger.messages.append_many(chat.id, batch[start : start + 1000])
+    return owners
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Milliseconds taken by ``fn(*args, **kwargs)``, and its result."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return (time.perf_counter() - start) * 1e3, result
+
+
+def summary(values: Sequence[float]) -> str:
+    return f"{percentile(values, 50):.2f} / {percentile(values, 99):.2f}"
+
+
+class Raw:
+    """The same engine queries, by the raw driver."""
+
+    def __init__(self, scratch: Scratch) -> None:
+        self.backend = scratch.backend
+        if scratch.backend == "sqlite":
+            assert scratch.path is not None
+            self.conn: Any = sqlite3.connect(scratch.path)
+        elif scratch.backend == "postgresql":
+            import psycopg
+
+            self.conn = psycopg.connect(scratch.psycopg_conninfo(), autocommit=True)
+        else:
+            import pymysql
+
+            self.conn = pymysql.connect(**scratch.pymysql_kwargs(), autocommit=True)
+
+    def _owner(self, owner: uuid.UUID) -> str:
+        return owner.hex if self.backend == "sqlite" else str(owner)
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        cursor = self.conn.cursor()
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+        cursor.close()
+        return list(rows)
+
+    def search(self, owner: uuid.UUID, engine_query: str) -> list[Any]:
+        if self.backend == "sqlite":
+            sql = (
+                "SELECT m.conversation_id, m.seq, m.content, -f.rank AS score "
+                "FROM search_messages f JOIN search_messages_keys k ON k.rowid = f.rowid "
+                "JOIN messages m ON m.conversation_id = k.conversation_id AND m.seq = k.seq "
+                "JOIN conversations c ON c.id = m.conversation_id "
+                "WHERE search_messages MATCH ? AND c.owner_id = ? AND c.status != 'deleted' "
+                "ORDER BY score DESC, m.conversation_id DESC, m.seq DESC LIMIT 21"
+            )
+        elif self.backend == "postgresql":
+            vector = (
+                "to_tsvector('simple'::regconfig, "
+                "regexp_replace(m.content, '[[:punct:]]+', ' ', 'g'))"
+            )
+            sql = (
+                f"SELECT m.conversation_id, m.seq, m.content, "
+                f"ts_rank({vector}, q)::float8 AS score "
+                "FROM messages m JOIN conversations c ON c.id = m.conversation_id, "
+                "to_tsquery('simple'::regconfig, %s) q "
+                f"WHERE {vector} @@ q AND c.owner_id = %s AND c.status <> 'deleted' "
+                "ORDER BY score DESC, m.conversation_id DESC, m.seq DESC LIMIT 21"
+            )
+        else:
+            sql = (
+                "SELECT m.conversation_id, m.seq, m.content, "
+                "MATCH (m.content) AGAINST (%s IN BOOLEAN MODE) AS score "
+                "FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+                "WHERE MATCH (m.content) AGAINST (%s IN BOOLEAN MODE) AND c.owner_id = %s "
+                "AND c.status <> 'deleted' "
+                "ORDER BY score DESC, m.conversation_id DESC, m.seq DESC LIMIT 21"
+            )
+            return self._run(sql, (engine_query, engine_query, self._owner(owner)))
+        return self._run(sql, (engine_query, self._owner(owner)))
+
+    def like(self, owner: uuid.UUID | None, word: str) -> list[Any]:
+        mark = "?" if self.backend == "sqlite" else "%s"
+        operator = "ILIKE" if self.backend == "postgresql" else "LIKE"
+        scoped = f"c.owner_id = {mark} AND " if owner is not None else ""
+        sql = (
+            "SELECT m.conversation_id, m.seq, m.content FROM messages m "
+            "JOIN conversations c ON c.id = m.conversation_id "
+            f"WHERE {scoped}m.content {operator} {mark} "
+            "ORDER BY m.created_at DESC LIMIT 21"
+        )
+        params: list[Any] = [] if owner is None else [self._owner(owner)]
+        return self._run(sql, [*params, f"%{word}%"])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def engine_query(backend: str, query: str) -> str:
+    from chatledger._ops import search_syntax
+
+    parsed = search_syntax.parse(query)
+    render = {
+        "sqlite": search_syntax.fts5,
+        "postgresql": search_syntax.tsquery,
+        "mariadb": search_syntax.boolean_mode,
+    }[backend]
+    return render(parsed)
+
+
+def bench_search(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> None:
+    rng = random.Random(16)
+    words = vocabulary(5000, rng)
+    with Ledger(scratch.url) as ledger:
+        started = time.perf_counter()
+        owners = load_messages(ledger, args.users, args.messages, words, rng)
+        load_s = time.perf_counter() - started
+        queries = []
+        for _ in range(args.queries):
+            a, b = rng.sample(words[50:500], 2)
+            queries += [a, f"{a} {b}", f"{a[:4]}*"]
+        timings: dict[str, list[float]] = {
+            "chatledger": [],
+            "raw": [],
+            "like_user": [],
+            "like_all": [],
+        }
+        raw = Raw(scratch)
+        try:
+            for query in queries:
+                owner = rng.choice(owners)
+                scope = ledger.as_user(owner)
+                native = engine_query(scratch.backend, query)
+                word = query.split()[0].rstrip("*")
+                timings["chatledger"].append(timed(scope.search.messages, query)[0])
+                timings["raw"].append(timed(raw.search, owner, native)[0])
+                timings["like_user"].append(timed(raw.like, owner, word)[0])
+                if len(timings["like_all"]) < 20:
+                    timings["like_all"].append(timed(raw.like, None, word)[0])
+        finally:
+            raw.close()
+    ratio = percentile(timings["chatledger"], 50) / percentile(timings["raw"], 50)
+    speedup = percentile(timings["like_all"], 50) / percentile(timings["chatledger"], 50)
+    out.append(
+        f"| {scratch.backend} | {args.messages:,} / {args.users:,} | "
+        f"{summary(timings['chatledger'])} | {summary(timings['raw'])} | {ratio:.2f}x | "
+        f"{summary(timings['like_user'])} | {summary(timings['like_all'])} | {speedup:.1f}x | "
+        f"{load_s:.0f} s |"
+    )
+
+
+def bench_append(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> None:
+    rng = random.Random(17)
+    words = vocabulary(2000, rng)
+    fulltext = backend_for(scratch.url).fulltext
+    with_index: list[float] = []
+    without: list[float] = []
+    with Ledger(scratch.url) as ledger:
+        user = ledger.users.create()
+        chat = ledger.conversations.create(user.id)
+        engine = sa.create_engine(scratch.url, poolclass=sa.pool.NullPool)
+        indexed = True
+        for block in range(2 * args.blocks):
+            if (block % 2 == 0) != indexed:
+                with engine.begin() as conn:
+                    if indexed:
+                        fulltext.drop(conn)
+                    else:
+                        fulltext.create(conn)
+                indexed = not indexed
+            target = with_index if indexed else without
+            for _ in range(args.appends):
+                text = " ".join(rng.choices(words, k=30))
+                target.append(timed(ledger.messages.append, chat.id, "user", text)[0])
+        if not indexed:
+            with engine.begin() as conn:
+                fulltext.create(conn)
+        engine.dispose()
+    ratio = percentile(with_index, 50) / percentile(without, 50)
+    out.append(
+        f"| {scratch.backend} | {percentile(with_index, 50):.3f} | "
+        f"{percentile(without, 50):.3f} | {ratio:.2f}x |"
+    )
+
+
+def bench_vector(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> None:
+    generator = numpy.random.default_rng(18)
+    vectors = generator.standard_normal((args.chunks, args.dimension)).astype(numpy.float32)
+    vectors /= numpy.linalg.norm(vectors, axis=1, keepdims=True)
+    with Ledger(scratch.url) as ledger:
+        kb = ledger.knowledge
+        kb.configure("bench", dimension=args.dimension, metric="cosine")
+        ids: list[uuid.UUID] = []
+        for start in range(0, args.chunks, 1000):
+            stop = min(start + 1000, args.chunks)
+            kb.bulk_upsert(
+                {"source": "bench", "external_id": str(n), "content": f"chunk {n}"}
+                for n in range(start, stop)
+            )
+            chunks = [kb.get_by_key("bench", str(n)) for n in range(start, stop)]
+            ids += [chunk.id for chunk in chunks]
+            kb.embed(
+                {
+                    chunk.id: vectors[n].tolist()
+                    for n, chunk in zip(range(start, stop), chunks, strict=True)
+                }
+            )
+        latencies: list[float] = []
+        recalls: list[float] = []
+        for _ in range(args.queries):
+            query = generator.standard_normal(args.dimension).astype(numpy.float32)
+            took, hits = timed(kb.retrieve, sources="bench", vector=query.tolist(), k=10)
+            latencies.append(took)
+            truth = {
+                ids[i] for i in numpy.argsort(-(vectors @ (query / numpy.linalg.norm(query))))[:10]
+            }
+            recalls.append(len(truth & {hit.chunk.id for hit in hits}) / 10)
+    out.append(
+        f"| {scratch.backend} | exact (numpy) | {args.chunks:,} x {args.dimension} | "
+        f"{percentile(latencies, 50):.1f} | {sum(recalls) / len(recalls):.3f} |"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.search", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--appends", type=int, default=200, help="appends per block")
+    parser.add_argument("--blocks", type=int, default=3, help="blocks with and without the index")
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--dimension", type=int, default=384)
+    parser.add_argument("--only", default="search,append,vector")
+    args = parser.parse_args(argv)
+    backends = tuple(args.backends.split(","))
+    only = set(args.only.split(","))
+    scratches = Scratches(backends)
+    search_rows: list[str] = []
+    append_rows: list[str] = []
+    vector_rows: list[str] = []
+    try:
+        for backend in backends:
+            if not scratches.available(backend):
+                print(scratches.unreachable[backend])
+                continue
+            for name, bench, rows in (
+                ("search", bench_search, search_rows),
+                ("append", bench_append, append_rows),
+                ("vector", bench_vector, vector_rows),
+            ):
+                if name in only:
+                    scratch = scratches.create(backend, name)
+                    try:
+                        bench(scratch, args, rows)
+                    finally:
+                        scratches.drop(scratch)
+    finally:
+        scratches.close()
+    if search_rows:
+        print(
+            "| backend | messages / users | chatledger p50/p99 ms | raw driver p50/p99 ms | "
+            "chatledger/raw p50 | LIKE (user) p50/p99 ms | LIKE (table) p50/p99 ms | "
+            "LIKE table / chatledger | load |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(search_rows))
+    if append_rows:
+        print("\n| backend | append with index p50 ms | without p50 ms | ratio |")
+        print("|---|---|---|---|")
+        print("\n".join(append_rows))
+    if vector_rows:
+        print("\n| backend | engine | chunks x dimension | top-10 p50 ms | recall@10 |")
+        print("|---|---|---|---|---|")
+        print("\n".join(vector_rows))
+
+
+if __name__ == "__main__":
+    main()

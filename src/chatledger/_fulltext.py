@@ -1,0 +1,320 @@
+"""Full-text search engines, one per backend (each :class:`~chatledger._backends.Backend` holds
+one as ``fulltext``): the index objects, building them for existing rows, and the condition and
+score a search adds to a query.
+
+- SQLite: an FTS5 table per indexed column (``unicode61``, diacritics kept, prefix index of 3),
+  fed by triggers on the base table, so every write path (append, import, copy, erase,
+  retention, cascades of hard deletes) updates it in its own transaction. Messages and
+  conversations have no stable integer key (``VACUUM`` renumbers implicit rowids), so a key
+  table maps the FTS rowid to the row's primary key. Score: ``-bm25``.
+- PostgreSQL: a GIN expression index on ``to_tsvector('simple', <text with ASCII punctuation
+  turned into spaces>)``: no stemming and no stop words (the language-neutral choice, and the
+  one that agrees with the other engines); punctuation splits words as on SQLite. Maintained by
+  the database in the writing statement. Score: ``ts_rank``.
+- MariaDB: an InnoDB ``FULLTEXT`` index; the indexed columns use the case-insensitive,
+  accent-sensitive collation ``utf8mb4_uca1400_as_ci`` (a binary collation would make the
+  index case-sensitive). InnoDB applies index changes at COMMIT: a transaction does not find
+  its own uncommitted messages, every other transaction sees them exactly when they commit.
+  Words shorter than ``innodb_ft_min_token_size`` (3) and InnoDB's stop words are not indexed,
+  which is why chatledger ignores them on every backend. Phrases are checked with ``REGEXP``
+  on the rows the index found. Score: ``MATCH ... AGAINST`` (boolean mode).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Double,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    not_,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.sql.expression import FromClause
+
+from ._ops import search_syntax as syntax
+
+__all__ = [
+    "DOCUMENTS",
+    "Document",
+    "FullText",
+    "MariaDBFullText",
+    "PostgresFullText",
+    "SQLiteFullText",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The collation of MariaDB's indexed columns (case-insensitive, accent-sensitive).
+MARIADB_COLLATION: Final = "utf8mb4_uca1400_as_ci"
+#: Rows per batch when the index is built for existing rows (SQLite).
+BUILD_BATCH: Final = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """An indexed column: ``table.column``, rows keyed by ``keys``."""
+
+    name: str
+    table: str
+    column: str
+    keys: tuple[str, ...]
+
+    @property
+    def index(self) -> str:
+        """The name of the index objects (``search_<name>``)."""
+        return f"search_{self.name}"
+
+
+DOCUMENTS: Final = (
+    Document("messages", "messages", "content", ("conversation_id", "seq")),
+    Document("titles", "conversations", "title", ("id",)),
+    Document("chunks", "knowledge_chunks", "content", ("id",)),
+)
+BY_NAME: Final = {document.name: document for document in DOCUMENTS}
+
+
+class FullText:
+    """The full-text engine of one backend."""
+
+    engine: ClassVar[str]
+
+    def create(self, conn: Connection) -> None:
+        """Create the index objects and index the rows already stored."""
+        raise NotImplementedError
+
+    def drop(self, conn: Connection) -> None:
+        """Drop the index objects."""
+        raise NotImplementedError
+
+    def apply(
+        self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
+    ) -> tuple[Select[Any], ColumnElement[float]]:
+        """``query`` (whose FROM holds ``base``, the document's table) restricted to the rows
+        matching a query of this ``shape`` (see :func:`shape`), and the score of a row
+        (higher is more relevant). The query's text comes in bind parameters: :meth:`params`.
+        Built once per shape (the statement is cached and compiled once)."""
+        raise NotImplementedError
+
+    def params(self, parsed: syntax.Query) -> dict[str, Any]:
+        """The bind parameters of :meth:`apply`'s condition for ``parsed``."""
+        raise NotImplementedError
+
+
+def shape(parsed: syntax.Query) -> tuple[int, int]:
+    """What a statement depends on besides parameter values: how many required and excluded
+    phrases (MariaDB checks each with a ``REGEXP`` of its own)."""
+    return (
+        sum(term.is_phrase for term in parsed.required),
+        sum(term.is_phrase for term in parsed.excluded),
+    )
+
+
+def _keys_table(document: Document) -> Table:
+    columns = [Column("rowid", Integer, primary_key=True)]
+    columns += [
+        Column(key, Integer if key == "seq" else Uuid, nullable=False) for key in document.keys
+    ]
+    return Table(f"{document.index}_keys", MetaData(), *columns)
+
+
+class SQLiteFullText(FullText):
+    engine = "sqlite-fts5"
+    _KEYS: ClassVar[dict[str, Table]] = {d.name: _keys_table(d) for d in DOCUMENTS}
+    _FTS: ClassVar[dict[str, Table]] = {
+        d.name: Table(d.index, MetaData(), Column("rowid", Integer), Column("rank", Double))
+        for d in DOCUMENTS
+    }
+
+    def _statements(self, document: Document) -> list[str]:
+        name, table, column = document.index, document.table, document.column
+        keys = ", ".join(document.keys)
+        new_keys = ", ".join(f"NEW.{key}" for key in document.keys)
+        old_match = " AND ".join(f"{key} = OLD.{key}" for key in document.keys)
+        old_rowid = f"(SELECT rowid FROM {name}_keys WHERE {old_match})"
+        return [
+            f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} BEGIN "
+            f"INSERT INTO {name}_keys ({keys}) VALUES ({new_keys}); "
+            f"INSERT INTO {name} (rowid, body) VALUES (last_insert_rowid(), NEW.{column}); END",
+            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} BEGIN "
+            f"DELETE FROM {name} WHERE rowid = {old_rowid}; "
+            f"DELETE FROM {name}_keys WHERE {old_match}; END",
+            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {column} ON {table} BEGIN "
+            f"UPDATE {name} SET body = NEW.{column} WHERE rowid = {old_rowid}; END",
+        ]
+
+    def create(self, conn: Connection) -> None:
+        for document in DOCUMENTS:
+            name, _table = document.index, document.table
+            key_columns = ", ".join(
+                f"{key} {'INTEGER' if key == 'seq' else 'CHAR(32)'} NOT NULL"
+                for key in document.keys
+            )
+            conn.exec_driver_sql(
+                f"CREATE TABLE {name}_keys (rowid INTEGER PRIMARY KEY, {key_columns})"
+            )
+            conn.exec_driver_sql(
+                f"CREATE UNIQUE INDEX {name}_keys_key ON {name}_keys ({', '.join(document.keys)})"
+            )
+            conn.exec_driver_sql(
+                f"CREATE VIRTUAL TABLE {name} USING fts5(body, "
+                "tokenize = 'unicode61 remove_diacritics 0', prefix = '3')"
+            )
+            self._build(conn, document)
+            for statement in self._statements(document):
+                conn.exec_driver_sql(statement)
+
+    def _build(self, conn: Connection, document: Document) -> None:
+        """Index the stored rows, :data:`BUILD_BATCH` at a time, logging the progress."""
+        name, table, column = document.index, document.table, document.column
+        keys = ", ".join(document.keys)
+        total = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
+        done, last = 0, 0
+        join = " AND ".join(f"k.{key} = t.{key}" for key in document.keys)
+        while done < total:
+            high = conn.exec_driver_sql(
+                f"SELECT max(rowid) FROM (SELECT rowid FROM {table} WHERE rowid > ? "
+                "ORDER BY rowid LIMIT ?)",
+                (last, BUILD_BATCH),
+            ).scalar()
+            if high is None:
+                break
+            first_key = conn.exec_driver_sql(f"SELECT coalesce(max(rowid), 0) FROM {name}_keys")
+            start = first_key.scalar_one()
+            conn.exec_driver_sql(
+                f"INSERT INTO {name}_keys ({keys}) SELECT {keys} FROM {table} "
+                "WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                (last, high),
+            )
+            conn.exec_driver_sql(
+                f"INSERT INTO {name} (rowid, body) SELECT k.rowid, t.{column} "
+                f"FROM {name}_keys AS k JOIN {table} AS t ON {join} WHERE k.rowid > ?",
+                (start,),
+            )
+            done = conn.exec_driver_sql(f"SELECT count(*) FROM {name}_keys").scalar_one()
+            last = high
+            logger.info("search index %s: %d of %d rows", name, done, total)
+
+    def drop(self, conn: Connection) -> None:
+        for document in DOCUMENTS:
+            name = document.index
+            for suffix in ("insert", "delete", "update"):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}_{suffix}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}_keys")
+
+    def apply(
+        self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
+    ) -> tuple[Select[Any], ColumnElement[float]]:
+        keys = self._KEYS[document.name]
+        name = document.index
+        fts = self._FTS[document.name]
+        query = query.join(keys, and_(*(keys.c[key] == base.c[key] for key in document.keys))).join(
+            fts, fts.c.rowid == keys.c.rowid
+        )
+        match = literal_column(name).op("MATCH", is_comparison=True)(bindparam("fts_query"))
+        return query.where(match), -fts.c.rank
+
+    def params(self, parsed: syntax.Query) -> dict[str, Any]:
+        return {"fts_query": syntax.fts5(parsed)}
+
+
+#: PostgreSQL's indexed expression, per document (the query repeats it so the index serves).
+def _tsvector(table: str, column: str) -> str:
+    return (
+        f"to_tsvector('simple'::regconfig, "
+        f"regexp_replace({table}.{column}, '[[:punct:]]+', ' ', 'g'))"
+    )
+
+
+class PostgresFullText(FullText):
+    engine = "postgresql-tsvector"
+
+    def create(self, conn: Connection) -> None:
+        for document in DOCUMENTS:
+            logger.info("search index %s: building", document.index)
+            expression = _tsvector(document.table, document.column).replace(
+                f"{document.table}.", ""
+            )
+            conn.exec_driver_sql(
+                f"CREATE INDEX {document.index} ON {document.table} USING gin ({expression})"
+            )
+            logger.info("search index %s: built", document.index)
+
+    def drop(self, conn: Connection) -> None:
+        for document in DOCUMENTS:
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {document.index}")
+
+    def apply(
+        self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
+    ) -> tuple[Select[Any], ColumnElement[float]]:
+        name = base.name if isinstance(base, Table) else document.table
+        vector: ColumnElement[Any] = literal_column(_tsvector(name, document.column))
+        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("fts_query"))
+        # ts_rank is a float4: as a float8, the cursor holds it exactly (keyset comparisons).
+        score = cast(func.ts_rank(vector, tsquery), Double)
+        return query.where(vector.op("@@", is_comparison=True)(tsquery)), score
+
+    def params(self, parsed: syntax.Query) -> dict[str, Any]:
+        return {"fts_query": syntax.tsquery(parsed)}
+
+
+class MariaDBFullText(FullText):
+    engine = "innodb-fulltext"
+
+    def create(self, conn: Connection) -> None:
+        for document in DOCUMENTS:
+            logger.info("search index %s: building", document.index)
+            conn.exec_driver_sql(
+                f"ALTER TABLE {document.table} ADD FULLTEXT INDEX {document.index} "
+                f"({document.column})"
+            )
+            logger.info("search index %s: built", document.index)
+
+    def drop(self, conn: Connection) -> None:
+        for document in DOCUMENTS:
+            conn.exec_driver_sql(f"ALTER TABLE {document.table} DROP INDEX {document.index}")
+
+    def apply(
+        self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
+    ) -> tuple[Select[Any], ColumnElement[float]]:
+        column = base.c[document.column]
+        score = _match(column, bindparam("fts_query"))
+        query = query.where(score > 0)
+        required, excluded = shape
+        for number in range(required):
+            regexp = column.op("REGEXP", is_comparison=True)(bindparam(f"fts_phrase_{number}"))
+            query = query.where(regexp)
+        for number in range(excluded):
+            regexp = column.op("REGEXP", is_comparison=True)(bindparam(f"fts_not_{number}"))
+            query = query.where(not_(regexp))
+        return query, score
+
+    def params(self, parsed: syntax.Query) -> dict[str, Any]:
+        values: dict[str, Any] = {"fts_query": syntax.boolean_mode(parsed)}
+        phrases = [term for term in parsed.required if term.is_phrase]
+        for number, term in enumerate(phrases):
+            values[f"fts_phrase_{number}"] = syntax.phrase_pattern(term)
+        phrases = [term for term in parsed.excluded if term.is_phrase]
+        for number, term in enumerate(phrases):
+            values[f"fts_not_{number}"] = syntax.phrase_pattern(term)
+        return values
+
+
+def _match(column: ColumnElement[Any], against: Any) -> ColumnElement[float]:
+    """``MATCH (column) AGAINST (:q IN BOOLEAN MODE)``."""
+    return mysql.match(column, against=against).in_boolean_mode()
