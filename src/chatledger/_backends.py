@@ -94,11 +94,16 @@ class Backend:
             raise MissingDependencyError(module, self.extra)
         return url.set(drivername=f"{url.get_backend_name()}+{driver}")
 
-    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for ``create_engine`` beyond the pool settings."""
+    def engine_options(
+        self, url: URL, settings: dict[str, Any], *, pooler: bool = False
+    ) -> dict[str, Any]:
+        """Keyword arguments for ``create_engine`` beyond the pool settings (``pooler``: a
+        transaction-mode pooler is declared, see :attr:`Config.pooler`)."""
         return {}
 
-    def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+    def install(
+        self, engine: Engine, *, synchronous: str, busy_timeout: float, pooler: bool = False
+    ) -> None:
         """Attach connection hooks to a freshly created or adopted engine."""
 
     def writer(self, engine: Engine) -> Engine:
@@ -169,7 +174,9 @@ class SQLite(Backend):
         r"(UNIQUE|PRIMARY KEY|FOREIGN KEY|CHECK|NOT NULL) constraint failed(?:: ?(.*))?"
     )
 
-    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+    def engine_options(
+        self, url: URL, settings: dict[str, Any], *, pooler: bool = False
+    ) -> dict[str, Any]:
         options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
         if is_memory_sqlite(url):
             from sqlalchemy.pool import StaticPool
@@ -177,7 +184,9 @@ class SQLite(Backend):
             options["poolclass"] = StaticPool
         return options
 
-    def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+    def install(
+        self, engine: Engine, *, synchronous: str, busy_timeout: float, pooler: bool = False
+    ) -> None:
         warn_if_wal_reset_bug(sqlite3.sqlite_version_info)
         memory = is_memory_sqlite(engine.url)
         pragmas = [
@@ -295,14 +304,29 @@ class PostgreSQL(Backend):
         "23502": "not_null",
     }
 
-    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+    def engine_options(
+        self, url: URL, settings: dict[str, Any], *, pooler: bool = False
+    ) -> dict[str, Any]:
         if url.get_driver_name() in ("psycopg", "psycopg_async"):
             # Sessions in UTC, as on MariaDB: timestamptz values then arrive with the UTC
             # tzinfo chatledger returns, with no conversion per value (measured: ~3% of a read).
-            return {
-                "connect_args": {"application_name": "chatledger", "options": "-c TimeZone=UTC"}
-            }
+            # Behind a pooler, _Pooled sets it instead (a pooler refuses ``options``).
+            arguments: dict[str, Any] = {"application_name": "chatledger"}
+            arguments.update(_POOLED_ARGUMENTS if pooler else _SESSION_ARGUMENTS)
+            return {"connect_args": arguments}
         return {}
+
+    def install(
+        self, engine: Engine, *, synchronous: str, busy_timeout: float, pooler: bool = False
+    ) -> None:
+        if engine.dialect.driver not in ("psycopg", "psycopg_async"):
+            return
+        hooks = _POOLED.get(engine)
+        if hooks is None:
+            hooks = _POOLED[engine] = _Pooled(pooler)
+            event.listen(engine, "do_connect", hooks.connect)
+            event.listen(engine, "connect", hooks.session)
+        hooks.pooled |= pooler
 
     def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
@@ -330,6 +354,67 @@ class PostgreSQL(Backend):
     def migration_lock(self, conn: Connection) -> Iterator[None]:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
         yield
+
+
+#: psycopg's connection arguments for a direct session, and behind a transaction-mode pooler.
+_SESSION_ARGUMENTS: Final[dict[str, Any]] = {"options": "-c TimeZone=UTC"}
+_POOLED_ARGUMENTS: Final[dict[str, Any]] = {"prepare_threshold": None}
+#: What PgBouncer answers a startup packet with ``options`` (before version 1.20).
+_POOLER_REFUSAL: Final = "unsupported startup parameter"
+
+
+class _Pooled:
+    """psycopg behind a transaction-mode pooler (PgBouncer), declared or detected.
+
+    The pooler gives each transaction whichever server connection is free, so nothing may
+    live in the session: psycopg must not prepare statements on the server (it does after
+    ``prepare_threshold`` executions; the statement would exist on one server connection and
+    be missing, or already exist, on the next: ``prepare_threshold=None``), and the UTC time
+    zone cannot come from the startup ``options`` (PgBouncer refuses them). It is set with
+    ``SET TIME ZONE`` instead: ``TimeZone`` is one of the parameters PgBouncer tracks per client
+    and restores on every server connection it hands that client.
+
+    Undeclared, the pooler is detected by its refusal of ``options``: the connection is made
+    again without them, and the engine behaves as declared from then on.
+    """
+
+    def __init__(self, declared: bool) -> None:
+        self.pooled = declared
+
+    def connect(self, dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        if self.pooled:
+            _as_pooled(cparams)
+            return None  # SQLAlchemy connects with the arguments as changed
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            if _POOLER_REFUSAL not in str(exc) or "options" not in cparams:
+                raise
+            logger.info("a connection pooler refused the startup options: connecting as pooled")
+            self.pooled = True
+            _as_pooled(cparams)
+            return dialect.connect(*cargs, **cparams)
+
+    def session(self, dbapi_connection: Any, _record: Any) -> None:
+        if not self.pooled:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+
+
+#: The pooler hooks installed on each PostgreSQL engine (once).
+_POOLED: Final[weakref.WeakKeyDictionary[Engine, _Pooled]] = weakref.WeakKeyDictionary()
+
+
+def _as_pooled(cparams: dict[str, Any]) -> None:
+    for name, value in _SESSION_ARGUMENTS.items():
+        if cparams.get(name) == value:
+            del cparams[name]
+    cparams.update(_POOLED_ARGUMENTS)
 
 
 class MariaDB(Backend):
@@ -372,7 +457,9 @@ class MariaDB(Backend):
     }
     _NAME = re.compile(r"for key '(?:[^'.]*\.)?([^']+)'|CONSTRAINT `([^`]+)`|Column '([^']+)'")
 
-    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+    def engine_options(
+        self, url: URL, settings: dict[str, Any], *, pooler: bool = False
+    ) -> dict[str, Any]:
         sql_mode = (
             "STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
             "NO_ENGINE_SUBSTITUTION"
@@ -391,7 +478,9 @@ class MariaDB(Backend):
         # DATETIME(6) holding UTC (the session time zone is UTC too).
         return func.date_format(column, "%Y-%m-%d")
 
-    def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+    def install(
+        self, engine: Engine, *, synchronous: str, busy_timeout: float, pooler: bool = False
+    ) -> None:
         for hook in (_skip_idle_rollback, _galera_session):
             if not event.contains(engine, "connect", hook):
                 event.listen(engine, "connect", hook)

@@ -62,7 +62,10 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "sqlite_busy_timeout": ((), _SECONDS),
     "sqlite_inline_budget": ((), _SECONDS),
     "auto_upgrade": (("CHATLEDGER_AUTO_UPGRADE",), _BOOL),
+    "pooler": (("CHATLEDGER_POOLER",), _BOOL),
 }
+#: The settings that are flags (True or False).
+_FLAGS = frozenset({"echo", "auto_upgrade", "pooler"})
 _PYDANTIC_MESSAGES = {"extra_forbidden": "unknown key", "model_type": "must be a mapping"}
 _Count = Annotated[int, Field(strict=True, ge=0)]
 _Seconds = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
@@ -102,6 +105,7 @@ class _DatabaseSection(_Section):
     url: str | None = None
     echo: bool | None = None
     auto_upgrade: bool | None = None
+    pooler: bool | None = None
     sqlite: _SqliteSection | None = None
     postgresql: _ServerSection | None = None
     mariadb: _ServerSection | None = None
@@ -126,6 +130,9 @@ class Config:
     sqlite_busy_timeout: float = 10.0
     sqlite_inline_budget: float = 0.002
     auto_upgrade: bool = False
+    #: A transaction-mode connection pooler (PgBouncer) sits in front of PostgreSQL: no
+    #: server-side prepared statements, no session state outside what the pooler tracks.
+    pooler: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -183,6 +190,7 @@ class Config:
             from_file = {
                 "echo": db.echo,
                 "auto_upgrade": db.auto_upgrade,
+                "pooler": db.pooler,
                 "sqlite_synchronous": lite.synchronous,
                 "sqlite_busy_timeout": lite.busy_timeout,
                 "sqlite_inline_budget": lite.inline_budget,
@@ -207,7 +215,7 @@ class Config:
 def _check(name: str, value: object) -> object:
     """Validate one field given as a Python value; return it normalized."""
     ok = False
-    if name in ("echo", "auto_upgrade"):
+    if name in _FLAGS:
         ok = isinstance(value, bool)
     elif name == "sqlite_synchronous":
         value = value.upper() if isinstance(value, str) else value
@@ -239,12 +247,12 @@ def _setting_from_env(
 ) -> tuple[object, str] | None:
     """The first set variable's parsed value for a non-URL setting, with its name."""
     for var in variables:
-        raw = env.get(var) if name in ("echo", "auto_upgrade") else _get(env, var)
+        raw = env.get(var) if name in _FLAGS else _get(env, var)
         if raw is None:
             continue
         text = raw.strip()
         value: object = None
-        if name in ("echo", "auto_upgrade"):
+        if name in _FLAGS:
             value = True if text.lower() in _TRUE else False if text.lower() in _FALSE else None
         elif name == "sqlite_synchronous":
             value = text.upper() if text.upper() in ("NORMAL", "FULL") else None

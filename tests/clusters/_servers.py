@@ -92,10 +92,14 @@ def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[b
     raise RuntimeError(f"{what} not ready after {START_TIMEOUT:.0f}s")
 
 
-def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 60.0) -> None:
+def _stop(
+    process: subprocess.Popen[bytes] | None,
+    timeout: float = 60.0,
+    how: signal.Signals = signal.SIGTERM,
+) -> None:
     if process is None or process.poll() is not None:
         return
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(how)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -367,12 +371,17 @@ class PostgreSQL(_Server):
         }
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
-        self.process = subprocess.Popen(
-            self._as_postgres(str(POSTGRES_BIN / "postgres"), "-D", str(self.datadir)),
-            stdout=subprocess.DEVNULL,
-            stderr=self.log.open("wb"),
-        )
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                self._as_postgres(str(POSTGRES_BIN / "postgres"), "-D", str(self.datadir)),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         wait_until(f"postgres on port {self.port}", self.ready, self.process)
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: SIGINT rolls back open sessions)."""
+        _stop(self.process, how=signal.SIGINT)
 
     def url(self, database: str = "postgres") -> URL:
         """A URL of this server (user ``postgres``, trust) for ``database``."""
@@ -432,7 +441,7 @@ class PgBouncer(_Server):
             f"pool_mode = {self.pool_mode}\n"
             f"default_pool_size = {self.pool_size}\n"
             "max_client_conn = 500\n"
-            "ignore_startup_parameters = extra_float_digits,options\n"
+            "ignore_startup_parameters = extra_float_digits\n"
             f"logfile = {self.log}\n"
             f"pidfile = {self.directory / 'pgbouncer.pid'}\n"
         )

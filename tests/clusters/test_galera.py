@@ -18,7 +18,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from chatledger import Config, InsufficientBalanceError, Ledger, TransientError, migrate
+from chatledger import (
+    Config,
+    InsufficientBalanceError,
+    Ledger,
+    RetryPolicy,
+    TransientError,
+    migrate,
+)
 from chatledger._backends import MariaDB
 from chatledger._engine import sync_engine
 from chatledger._translate import translate
@@ -68,11 +75,16 @@ def database_url(galera_urls: list[URL]) -> URL:
     return _suite.reset(galera_urls[next(_counter) % NODES])
 
 
+#: Writers on several nodes to one row conflict at certification, each conflict a retried
+#: rollback: the retry budget grows with nodes x writers (docs/scale-out.md).
+CLUSTER_RETRY = RetryPolicy(attempts=40, base_delay=0.005, max_delay=0.25)
+
+
 @pytest.fixture
 def ledgers(galera_urls: list[URL]) -> Iterator[list[Ledger]]:
     """One ledger per node on the emptied suite database."""
     _suite.reset(galera_urls[0])
-    opened = [Ledger(url) for url in galera_urls]
+    opened = [Ledger(url, retry=CLUSTER_RETRY) for url in galera_urls]
     for ledger in opened:
         ledger.open()
     yield opened
