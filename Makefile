@@ -71,7 +71,7 @@ serve: $(SERVER_STAMP)
 	$(VENV)/bin/chatledger serve $(SERVE_ARGS)
 
 test: venv browser
-	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The console's browser tests drive Debian's Chromium (a test tool's own browser download does
 # not work offline). Installed with apt when absent; needs root (CI runs as root).

@@ -191,18 +191,7 @@ class MariaDB(_Server):
 
     def start(self) -> None:
         if not self.datadir.exists():
-            subprocess.run(
-                [
-                    MARIADB_INSTALL_DB,
-                    *self._base_options(),
-                    "--auth-root-authentication-method=normal",
-                    "--skip-test-db",
-                    "--skip-name-resolve",
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
-            )
+            self._install()
         arguments = [
             MARIADBD,
             *self._base_options(),
@@ -225,6 +214,28 @@ class MariaDB(_Server):
             arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_until(f"mariadbd on port {self.port}", self.ready, self.process)
+
+    def _install(self) -> None:
+        """Make the datadir (``mariadb-install-db``). Its bootstrap server failed now and then
+        on a loaded machine without saying why: a second try starts from an empty datadir."""
+        output = ""
+        for _ in range(2):
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            installed = subprocess.run(
+                [
+                    MARIADB_INSTALL_DB,
+                    *self._base_options(),
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                    "--skip-name-resolve",
+                ],
+                check=False,
+                capture_output=True,
+            )
+            if installed.returncode == 0:
+                return
+            output = (installed.stdout + installed.stderr).decode(errors="replace")
+        raise RuntimeError(f"mariadb-install-db failed:\n{output[-3000:]}")
 
     def url(self, database: str = "mysql") -> URL:
         """A URL of this server (root, no password) for ``database``."""

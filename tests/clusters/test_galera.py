@@ -37,6 +37,9 @@ from tests.test_tokens import all_entries, assert_chained
 NODES = 3
 PER_NODE = 2  # writer threads per node
 
+#: One worker runs the module (`--dist loadgroup`): one cluster per test run, not per worker.
+pytestmark = pytest.mark.xdist_group("test_galera")
+
 _suite.adopt(globals())
 
 

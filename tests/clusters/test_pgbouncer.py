@@ -25,6 +25,9 @@ from tests.clusters import _suite
 from tests.clusters._servers import PgBouncer, PostgreSQL
 from tests.conftest import Blocking, Portal
 
+#: One worker runs the module (`--dist loadgroup`): one cluster per test run, not per worker.
+pytestmark = pytest.mark.xdist_group("test_pgbouncer")
+
 _suite.adopt(globals())
 
 
