@@ -120,7 +120,11 @@ class _Server:
 
     def __init__(self, directory: Path | None = None) -> None:
         self._owned = directory is None
-        self.directory = Path(tempfile.mkdtemp(prefix=f"chatledger-{self.name}-")) if directory is None else directory
+        self.directory = (
+            Path(tempfile.mkdtemp(prefix=f"chatledger-{self.name}-"))
+            if directory is None
+            else directory
+        )
         self.process: subprocess.Popen[bytes] | None = None
         self.log = self.directory / f"{self.name}.log"
 
@@ -258,7 +262,9 @@ class MariaDB(_Server):
 
     def execute(self, statement: str) -> None:
         """Run one administrative statement in autocommit."""
-        engine = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(
+            self.url(), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
         try:
             with engine.connect() as conn:
                 conn.execute(sa.text(statement))
@@ -412,7 +418,9 @@ class PostgreSQL(_Server):
 
     def create_database(self, name: str) -> URL:
         """A new empty database called ``name``."""
-        engine = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(
+            self.url(), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
         try:
             with engine.connect() as conn:
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -427,7 +435,9 @@ class PgBouncer(_Server):
 
     name = "pgbouncer"
 
-    def __init__(self, server: PostgreSQL, *, pool_mode: str = "transaction", pool_size: int = 10) -> None:
+    def __init__(
+        self, server: PostgreSQL, *, pool_mode: str = "transaction", pool_size: int = 10
+    ) -> None:
         require(PGBOUNCER)
         super().__init__()
         self.server = server
@@ -461,7 +471,9 @@ class PgBouncer(_Server):
         command = [PGBOUNCER, str(config)]
         if os.geteuid() == 0:
             command = ["runuser", "-u", POSTGRES_USER, "--", *command]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_until(f"pgbouncer on port {self.port}", self.ready, self.process)
 
     def url(self, database: str) -> URL:

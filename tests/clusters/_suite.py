@@ -52,7 +52,9 @@ def _pins_backend(test: Any) -> bool:
 def create_database(admin: URL, name: str) -> URL:
     """A new empty MariaDB or PostgreSQL database ``name`` on the server of ``admin``."""
     engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    quoted = f"`{name}` CHARACTER SET utf8mb4" if admin.get_backend_name() == "mysql" else f'"{name}"'
+    quoted = (
+        f"`{name}` CHARACTER SET utf8mb4" if admin.get_backend_name() == "mysql" else f'"{name}"'
+    )
     try:
         with engine.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
