@@ -252,7 +252,7 @@ class MariaDB(_Server):
             with engine.connect() as conn:
                 if self.options.get("wsrep_on") == "ON":
                     state = conn.execute(sa.text("SHOW STATUS LIKE 'wsrep_local_state_comment'"))
-                    return state.one()[1] == "Synced"
+                    return bool(state.one()[1] == "Synced")
                 conn.execute(sa.text("SELECT 1"))
                 return True
         except sa.exc.DBAPIError:

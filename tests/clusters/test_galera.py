@@ -152,12 +152,11 @@ def test_racing_idempotent_appends_on_three_nodes_store_one_message(ledgers):
     for round_ in range(5):
         chat = ledgers[0].conversations.create(user.id)
         key = f"req-{round_}-{uuid.uuid4().hex}"
-        results = _run_threads(
-            len(writers),
-            lambda i, chat_id=chat.id, key=key: writers[i].messages.append(
-                chat_id, "user", f"try {i}", idempotency_key=key
-            ),
-        )
+
+        def append(i: int, chat_id: uuid.UUID = chat.id, key: str = key) -> Any:
+            return writers[i].messages.append(chat_id, "user", f"try {i}", idempotency_key=key)
+
+        results = _run_threads(len(writers), append)
         assert len({m.id for m in results}) == 1
         for reader in ledgers:
             assert _read_all(reader, chat.id) == [results[0]]
