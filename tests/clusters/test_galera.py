@@ -26,8 +26,8 @@ from chatledger import (
     migrate,
 )
 from chatledger._backends import MariaDB
-from chatledger._engine import sync_engine
-from chatledger._translate import translate
+from chatledger._run.engine import sync_engine
+from chatledger._run.translate import translate
 from tests.clusters import _suite
 from tests.clusters._servers import Galera
 from tests.test_concurrency import _assert_gap_free, _read_all, _run_threads

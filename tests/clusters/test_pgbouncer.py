@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from chatledger import AsyncLedger, Config, Ledger
-from chatledger._engine import sync_engine
+from chatledger._run.engine import sync_engine
 from tests.clusters import _suite
 from tests.clusters._servers import PgBouncer, PostgreSQL
 from tests.conftest import Blocking, Portal
