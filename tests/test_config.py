@@ -659,6 +659,7 @@ def test_rag_app_database_type_and_pool_variables() -> None:
         "sqlite_busy_timeout": "default",
         "sqlite_inline_budget": "default",
         "auto_upgrade": "default",
+        "pooler": "default",
     }
 
 
@@ -866,5 +867,6 @@ def test_default_settings_and_sources() -> None:
         "sqlite_busy_timeout",
         "sqlite_inline_budget",
         "auto_upgrade",
+        "pooler",
     ]
     assert set(config.sources.values()) == {"default"}
