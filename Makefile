@@ -74,8 +74,8 @@ serve: $(SERVER_STAMP)
 # The suite runs on the bundled SQLite (pysqlite3, in the dev extra); the second run repeats
 # every SQLite test on the library Python links (CHATLEDGER_SQLITE_LIBRARY=system).
 test: venv browser
-	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
-	CHATLEDGER_SQLITE_LIBRARY=system $(PY) -m pytest -n $(TEST_WORKERS) -m sqlite $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	CHATLEDGER_SQLITE_LIBRARY=system $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m sqlite $(PYTEST_ARGS)
 
 # The console's browser tests drive Debian's Chromium (a test tool's own browser download does
 # not work offline). Installed with apt when absent; needs root (CI runs as root).

@@ -463,14 +463,14 @@ def test_empty_or_unrelated_file_gives_defaults(tmp_path: Path, text: str) -> No
 def test_file_settings_and_their_sources(tmp_path: Path) -> None:
     cfg = write(
         tmp_path / "c.yaml",
-        "database:\n  type: mariadb\n  echo: true\n  auto_upgrade: true\n"
+        "database:\n  type: mariadb\n  echo: true\n  auto_upgrade: true\n  pooler: true\n"
         "  sqlite:\n    synchronous: full\n    busy_timeout: 2\n    inline_budget: 0\n"
         "  mariadb:\n    pool_size: 5\n    max_overflow: 6\n    pool_timeout: 7.5\n"
         "    pool_recycle: 8\n"
         "  postgresql:\n    pool_size: 50\n",
     )
     config = Config.load(config_file=cfg, environ={})
-    assert (config.echo, config.auto_upgrade) == (True, True)
+    assert (config.echo, config.auto_upgrade, config.pooler) == (True, True, True)
     assert (config.sqlite_synchronous, config.sqlite_busy_timeout) == ("FULL", 2.0)
     assert config.sqlite_inline_budget == 0.0
     assert (config.pool_size, config.max_overflow) == (5, 6)
@@ -557,6 +557,13 @@ def test_auto_upgrade_from_env(raw: str) -> None:
     config = Config.load(environ={"CHATLEDGER_AUTO_UPGRADE": raw})
     assert config.auto_upgrade is True
     assert config.sources["auto_upgrade"] == "env CHATLEDGER_AUTO_UPGRADE"
+
+
+@pytest.mark.parametrize("raw", ["1", "on"])
+def test_pooler_from_env(raw: str) -> None:
+    config = Config.load(environ={"CHATLEDGER_POOLER": raw})
+    assert config.pooler is True
+    assert config.sources["pooler"] == "env CHATLEDGER_POOLER"
 
 
 @pytest.mark.parametrize(
@@ -668,6 +675,7 @@ def test_rag_app_database_type_and_pool_variables() -> None:
         "open_timeout": "default",
         "open_retries": "default",
         "open_retry_delay": "default",
+        "pooler": "default",
     }
 
 
@@ -879,6 +887,7 @@ def test_default_settings_and_sources() -> None:
         "open_timeout",
         "open_retries",
         "open_retry_delay",
+        "pooler",
     ]
     assert set(config.sources.values()) == {"default"}
 

@@ -11,10 +11,13 @@ import importlib.util
 import inspect
 import logging
 import os
+import random
 import re
 import sqlite3
 import sys
 import threading
+import time
+import uuid
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -126,11 +129,16 @@ class Backend:
             raise MissingDependencyError(module, self.extra)
         return url.set(drivername=f"{url.get_backend_name()}+{driver}")
 
-    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for ``create_engine`` beyond the pool settings."""
+    def engine_options(
+        self, url: URL, settings: dict[str, Any], *, pooler: bool = False
+    ) -> dict[str, Any]:
+        """Keyword arguments for ``create_engine`` beyond the pool settings (``pooler``: a
+        transaction-mode pooler is declared, see :attr:`Config.pooler`)."""
         return {}
 
-    def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+    def install(
+        self, engine: Engine, *, synchronous: str, busy_timeout: float, pooler: bool = False
+    ) -> None:
         """Attach connection hooks to a freshly created or adopted engine."""
 
     def writer(self, engine: Engine) -> Engine:
@@ -157,6 +165,13 @@ class Backend:
         came: the outcome of a write is then unknown. A deadlock, a serialization failure, a
         lock timeout or a busy database are known to have rolled back (``False``)."""
         return bool(exc.connection_invalidated)
+
+    def known_rollback(self, exc: DBAPIError) -> bool:
+        """Whether ``exc`` proves the transaction was rolled back, even when it was raised by
+        ``COMMIT`` (a deadlock, a serialization failure, a Galera certification failure): then
+        re-running the transaction cannot apply its writes twice. A lost connection is
+        transient but not a known rollback (the commit may have happened)."""
+        return False
 
     def violation(self, exc: DBAPIError) -> Violation:
         """Decode an integrity error."""
@@ -216,7 +231,9 @@ class SQLite(Backend):
         r"(UNIQUE|PRIMARY KEY|FOREIGN KEY|CHECK|NOT NULL) constraint failed(?:: ?(.*))?"
     )
 
-    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+    def engine_options(
+        self, url: URL, settings: dict[str, Any], *, pooler: bool = False
+    ) -> dict[str, Any]:
         options: dict[str, Any] = {
             "connect_args": {"check_same_thread": False},
             "module": sqlite_library(),
@@ -227,7 +244,9 @@ class SQLite(Backend):
             options["poolclass"] = StaticPool
         return options
 
-    def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+    def install(
+        self, engine: Engine, *, synchronous: str, busy_timeout: float, pooler: bool = False
+    ) -> None:
         library: Any = engine.dialect.dbapi  # the module the engine was created with
         warn_if_wal_reset_bug(library.sqlite_version_info)
         memory = is_memory_sqlite(engine.url)
@@ -366,14 +385,29 @@ class PostgreSQL(Backend):
         "23502": "not_null",
     }
 
-    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+    def engine_options(
+        self, url: URL, settings: dict[str, Any], *, pooler: bool = False
+    ) -> dict[str, Any]:
         if url.get_driver_name() in ("psycopg", "psycopg_async"):
             # Sessions in UTC, as on MariaDB: timestamptz values then arrive with the UTC
             # tzinfo chatledger returns, with no conversion per value (measured: ~3% of a read).
-            return {
-                "connect_args": {"application_name": "chatledger", "options": "-c TimeZone=UTC"}
-            }
+            # Behind a pooler, _Pooled sets it instead (a pooler refuses ``options``).
+            arguments: dict[str, Any] = {"application_name": "chatledger"}
+            arguments.update(_POOLED_ARGUMENTS if pooler else _SESSION_ARGUMENTS)
+            return {"connect_args": arguments}
         return {}
+
+    def install(
+        self, engine: Engine, *, synchronous: str, busy_timeout: float, pooler: bool = False
+    ) -> None:
+        if engine.dialect.driver not in ("psycopg", "psycopg_async"):
+            return
+        hooks = _POOLED.get(engine)
+        if hooks is None:
+            hooks = _POOLED[engine] = _Pooled(pooler)
+            event.listen(engine, "do_connect", hooks.connect)
+            event.listen(engine, "connect", hooks.session)
+        hooks.pooled |= pooler
 
     def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
@@ -406,6 +440,9 @@ class PostgreSQL(Backend):
             code.startswith("08") and code not in self._NOT_CONNECTED
         ) or super().connection_lost(exc)
 
+    def known_rollback(self, exc: DBAPIError) -> bool:
+        return self.error_code(exc) in ("40001", "40P01")
+
     def violation(self, exc: DBAPIError) -> Violation:
         kind = self._KINDS.get(self.error_code(exc) or "")
         diag = getattr(exc.orig, "diag", None)
@@ -435,6 +472,67 @@ class PostgreSQL(Backend):
             return False
         conn.execute(text(f"CREATE DATABASE {conn.dialect.identifier_preparer.quote(name)}"))
         return True
+
+
+#: psycopg's connection arguments for a direct session, and behind a transaction-mode pooler.
+_SESSION_ARGUMENTS: Final[dict[str, Any]] = {"options": "-c TimeZone=UTC"}
+_POOLED_ARGUMENTS: Final[dict[str, Any]] = {"prepare_threshold": None}
+#: What PgBouncer answers a startup packet with ``options`` (before version 1.20).
+_POOLER_REFUSAL: Final = "unsupported startup parameter"
+
+
+class _Pooled:
+    """psycopg behind a transaction-mode pooler (PgBouncer), declared or detected.
+
+    The pooler gives each transaction whichever server connection is free, so nothing may
+    live in the session: psycopg must not prepare statements on the server (it does after
+    ``prepare_threshold`` executions; the statement would exist on one server connection and
+    be missing, or already exist, on the next: ``prepare_threshold=None``), and the UTC time
+    zone cannot come from the startup ``options`` (PgBouncer refuses them). It is set with
+    ``SET TIME ZONE`` instead: ``TimeZone`` is one of the parameters PgBouncer tracks per client
+    and restores on every server connection it hands that client.
+
+    Undeclared, the pooler is detected by its refusal of ``options``: the connection is made
+    again without them, and the engine behaves as declared from then on.
+    """
+
+    def __init__(self, declared: bool) -> None:
+        self.pooled = declared
+
+    def connect(self, dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        if self.pooled:
+            _as_pooled(cparams)
+            return None  # SQLAlchemy connects with the arguments as changed
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            if _POOLER_REFUSAL not in str(exc) or "options" not in cparams:
+                raise
+            logger.info("a connection pooler refused the startup options: connecting as pooled")
+            self.pooled = True
+            _as_pooled(cparams)
+            return dialect.connect(*cargs, **cparams)
+
+    def session(self, dbapi_connection: Any, _record: Any) -> None:
+        if not self.pooled:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+
+
+#: The pooler hooks installed on each PostgreSQL engine (once).
+_POOLED: Final[weakref.WeakKeyDictionary[Engine, _Pooled]] = weakref.WeakKeyDictionary()
+
+
+def _as_pooled(cparams: dict[str, Any]) -> None:
+    for name, value in _SESSION_ARGUMENTS.items():
+        if cparams.get(name) == value:
+            del cparams[name]
+    cparams.update(_POOLED_ARGUMENTS)
 
 
 class MariaDB(Backend):
@@ -474,9 +572,12 @@ class MariaDB(Backend):
 
     _TRANSIENT: ClassVar[frozenset[int]] = frozenset(
         {
+            1047,  # Galera: "WSREP has not yet prepared node for application use" (not synced)
             1205,  # lock wait timeout (rolls back only the statement: we re-run the transaction)
-            1213,  # deadlock
+            1213,  # deadlock; on Galera also a certification failure or a brute-force abort
             1290,  # server is running with --read-only (failover)
+            1412,  # table definition has changed (DDL ran meanwhile): retry the transaction
+            1684,  # table skipped: concurrent DDL modifies it (Galera TOI, metadata locks)
             1792,  # read-only transaction
             1927,  # connection was killed
             2002,  # can't connect through socket
@@ -497,7 +598,9 @@ class MariaDB(Backend):
     }
     _NAME = re.compile(r"for key '(?:[^'.]*\.)?([^']+)'|CONSTRAINT `([^`]+)`|Column '([^']+)'")
 
-    def engine_options(self, url: URL, settings: dict[str, Any]) -> dict[str, Any]:
+    def engine_options(
+        self, url: URL, settings: dict[str, Any], *, pooler: bool = False
+    ) -> dict[str, Any]:
         sql_mode = (
             "STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
             "NO_ENGINE_SUBSTITUTION"
@@ -516,9 +619,12 @@ class MariaDB(Backend):
         # DATETIME(6) holding UTC (the session time zone is UTC too).
         return func.date_format(column, "%Y-%m-%d")
 
-    def install(self, engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
-        if not event.contains(engine, "connect", _skip_idle_rollback):
-            event.listen(engine, "connect", _skip_idle_rollback)
+    def install(
+        self, engine: Engine, *, synchronous: str, busy_timeout: float, pooler: bool = False
+    ) -> None:
+        for hook in (_skip_idle_rollback, _galera_session):
+            if not event.contains(engine, "connect", hook):
+                event.listen(engine, "connect", hook)
 
     def error_code(self, exc: DBAPIError) -> str | None:
         args = getattr(exc.orig, "args", ())
@@ -540,6 +646,12 @@ class MariaDB(Backend):
             return True
         return super().connection_lost(exc)
 
+    def known_rollback(self, exc: DBAPIError) -> bool:
+        # 1213 rolls the whole transaction back. On Galera it is also how a certification
+        # failure surfaces, at COMMIT: the write set lost to a conflicting one ordered first
+        # and was discarded on every node. 1047: the node refused the statement.
+        return self.error_code(exc) in ("1213", "1047")
+
     def violation(self, exc: DBAPIError) -> Violation:
         code = self.error_code(exc)
         kind = self._KINDS.get(int(code)) if code else None
@@ -549,6 +661,12 @@ class MariaDB(Backend):
 
     @contextmanager
     def migration_lock(self, conn: Connection) -> Iterator[None]:
+        if _wsrep_on(conn):
+            # GET_LOCK is the node's own: two nodes would both grant it.
+            with _GaleraLease(self, conn.engine).held() as lease:
+                conn.info[_LEASE] = lease
+                yield
+            return
         got = conn.execute(
             text("SELECT GET_LOCK(:name, :timeout)"),
             {"name": _MIGRATION_LOCK_NAME, "timeout": _MIGRATION_LOCK_TIMEOUT},
@@ -580,11 +698,128 @@ class MariaDB(Backend):
         # Released before the commit, the lock would let a waiting process read the version
         # table between the two and find the revision before the last one (DDL commits
         # implicitly on MariaDB, so every earlier revision is already visible).
+        lease: _GaleraLease | None = conn.info.pop(_LEASE, None)
         try:
+            if lease is not None:
+                conn.rollback()
+                lease.release()
+                return
             conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _MIGRATION_LOCK_NAME})
             conn.rollback()
-        except SQLAlchemyError as exc:  # the lock ends with the session anyway
+        except SQLAlchemyError as exc:  # the lock ends with the session (or its lease) anyway
             logger.warning("could not release the migration lock: %s", exc)
+
+
+# --- MariaDB Galera Cluster -------------------------------------------------------------------
+#
+# A Galera node is a MariaDB server with wsrep on: same protocol, same SQL, so it is the MariaDB
+# backend, and what differs is handled where it arises (docs/scale-out.md lists the rules):
+# - a certification failure (two nodes wrote the same row) is error 1213 at COMMIT: transient
+#   and a known rollback (`MariaDB.known_rollback`), so the transaction is re-run whole;
+# - reads on one node may not yet see a commit made on another: sessions get
+#   ``wsrep_sync_wait = 1`` (causal reads) unless the server already asks for more;
+# - GET_LOCK is per node: the migration lock is a lease row whose claim is certified
+#   cluster-wide (`_GaleraLease`);
+# - DDL runs under Total Order Isolation (replicated as a statement, in the same order on
+#   every node); every table has a primary key (tests/test_schema_plan.py checks it).
+
+#: ``conn.info`` key of the Galera migration lease held by a migrating connection.
+_LEASE: Final = "chatledger_galera_lease"
+_WSREP_QUERY: Final = (
+    "SHOW SESSION VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_sync_wait')"
+)
+_LEASE_TABLE: Final = "chatledger_migration_lock"
+_LEASE_CREATE: Final = text(
+    f"CREATE TABLE IF NOT EXISTS {_LEASE_TABLE} ("
+    "id TINYINT NOT NULL PRIMARY KEY, holder CHAR(32) NULL, expires_at DATETIME(6) NULL"
+    ") ENGINE=InnoDB"
+)
+_LEASE_ROW: Final = text(f"INSERT IGNORE INTO {_LEASE_TABLE} (id) VALUES (1)")
+_LEASE_CLAIM: Final = text(
+    f"UPDATE {_LEASE_TABLE} SET holder = :holder, "
+    "expires_at = UTC_TIMESTAMP(6) + INTERVAL :seconds SECOND "
+    "WHERE id = 1 AND (holder IS NULL OR expires_at < UTC_TIMESTAMP(6))"
+)
+_LEASE_RELEASE: Final = text(
+    f"UPDATE {_LEASE_TABLE} SET holder = NULL, expires_at = NULL WHERE id = 1 AND holder = :holder"
+)
+
+
+def _wsrep_variables(cursor: Any) -> dict[str, str]:
+    cursor.execute(_WSREP_QUERY)
+    return {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+
+
+def _wsrep_on(conn: Connection) -> bool:
+    """Whether ``conn`` is a session on a Galera node (wsrep replication on)."""
+    rows = conn.exec_driver_sql(_WSREP_QUERY).all()
+    return any(name.lower() == "wsrep_on" and value == "ON" for name, value in rows)
+
+
+def _galera_session(dbapi_connection: Any, _record: Any) -> None:
+    """On a Galera node, make the session's reads causal (``wsrep_sync_wait = 1``): a read
+    waits until the node has applied every write set committed in the cluster before it, so
+    what was written through one node is read through any other. Nothing on a single server
+    (one query when the connection is made)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        found = _wsrep_variables(cursor)
+        if found.get("wsrep_on") == "ON" and not int(found.get("wsrep_sync_wait", "0")) & 1:
+            wait = int(found.get("wsrep_sync_wait", "0")) | 1
+            cursor.execute(f"SET SESSION wsrep_sync_wait = {wait}")
+    finally:
+        cursor.close()
+
+
+class _GaleraLease:
+    """The cluster-wide migration lock on Galera: a one-row table whose row a holder claims
+    in a committed ``UPDATE``. Two nodes claiming at once both see the row free, but only one
+    write set passes certification: the other fails at COMMIT (1213) and retries, and then
+    sees the row taken. The claim expires after the lock timeout, so a holder that died does
+    not block migrations forever. Claims run on a connection of their own, in autocommit."""
+
+    def __init__(self, backend: Backend, engine: Engine) -> None:
+        self.backend = backend
+        self.holder = uuid.uuid4().hex
+        self.conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def held(self) -> Iterator[_GaleraLease]:
+        try:
+            self._claim()
+        except BaseException:
+            self.conn.close()
+            raise
+        yield self
+
+    def _run(self, statement: Any, params: dict[str, Any]) -> int | None:
+        """Run one autocommit statement; ``None`` when it lost a certification race."""
+        try:
+            return int(self.conn.execute(statement, params).rowcount)
+        except DBAPIError as exc:
+            if not self.backend.is_transient(exc):
+                raise
+            logger.debug("migration lease: %s, again", exc.orig)
+            return None
+
+    def _claim(self) -> None:
+        deadline = time.monotonic() + _MIGRATION_LOCK_TIMEOUT
+        while self._run(_LEASE_CREATE, {}) is None or self._run(_LEASE_ROW, {}) is None:
+            time.sleep(random.uniform(0.01, 0.1))
+        params = {"holder": self.holder, "seconds": _MIGRATION_LOCK_TIMEOUT}
+        while self._run(_LEASE_CLAIM, params) != 1:
+            if time.monotonic() > deadline:
+                raise TransientError("timed out waiting for another process's schema migration")
+            time.sleep(random.uniform(0.05, 0.2))
+        logger.debug("migration lease %s claimed", self.holder)
+
+    def release(self) -> None:
+        """Give the lease up (after the migration's commit) and close its connection."""
+        try:
+            while self._run(_LEASE_RELEASE, {"holder": self.holder}) is None:
+                time.sleep(random.uniform(0.01, 0.1))
+        finally:
+            self.conn.close()
 
 
 #: MySQL protocol status flag: a transaction is open (SERVER_STATUS_IN_TRANS).

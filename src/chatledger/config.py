@@ -50,7 +50,10 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "open_timeout": (("DATABASE_TIMEOUT",), _SECONDS),
     "open_retries": (("DATABASE_INIT_RETRY_COUNT",), _COUNT),
     "open_retry_delay": (("DATABASE_INIT_RETRY_DELAY_MS",), _SECONDS),
+    "pooler": (("CHATLEDGER_POOLER",), _BOOL),
 }
+#: The settings that are flags (True or False).
+_FLAGS = frozenset({"echo", "auto_upgrade", "pooler"})
 #: Settings that are a number of seconds (the others that are numbers count things).
 _FLOATS = frozenset(
     {
@@ -113,6 +116,7 @@ class _DatabaseSection(_Section):
     open_timeout: _Seconds | None = None
     open_retries: _Count | None = None
     open_retry_delay: _Seconds | None = None
+    pooler: bool | None = None
     sqlite: _SqliteSection | None = None
     postgresql: _ServerSection | None = None
     mariadb: _ServerSection | None = None
@@ -144,6 +148,9 @@ class Config:
     open_retries: int = 0
     #: Seconds before the first retry of the first open; it doubles each time (up to 5 s).
     open_retry_delay: float = 0.1
+    #: A transaction-mode connection pooler (PgBouncer) sits in front of PostgreSQL: no
+    #: server-side prepared statements, no session state outside what the pooler tracks.
+    pooler: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -203,6 +210,7 @@ class Config:
                 "open_timeout": db.open_timeout,
                 "open_retries": db.open_retries,
                 "open_retry_delay": db.open_retry_delay,
+                "pooler": db.pooler,
                 "sqlite_synchronous": lite.synchronous,
                 "sqlite_busy_timeout": lite.busy_timeout,
                 "sqlite_inline_budget": lite.inline_budget,
@@ -227,7 +235,7 @@ class Config:
 def _check(name: str, value: object) -> object:
     """Validate one field given as a Python value; return it normalized."""
     ok = False
-    if name in ("echo", "auto_upgrade"):
+    if name in _FLAGS:
         ok = isinstance(value, bool)
     elif name == "sqlite_synchronous":
         value = value.upper() if isinstance(value, str) else value
@@ -257,12 +265,12 @@ def _setting_from_env(
 ) -> tuple[object, str] | None:
     """The first set variable's parsed value for a non-URL setting, with its name."""
     for var in variables:
-        raw = env.get(var) if name in ("echo", "auto_upgrade") else _get(env, var)
+        raw = env.get(var) if name in _FLAGS else _get(env, var)
         if raw is None:
             continue
         text = raw.strip()
         value: object = None
-        if name in ("echo", "auto_upgrade"):
+        if name in _FLAGS:
             value = True if text.lower() in _TRUE else False if text.lower() in _FALSE else None
         elif name == "sqlite_synchronous":
             value = text.upper() if text.upper() in ("NORMAL", "FULL") else None

@@ -74,7 +74,7 @@ def _options(config: Config, backend: Backend, url: URL, *, reader: bool = False
         if backend.name == "mariadb" and config.pool_recycle is None:
             pool["pool_recycle"] = 3600  # below the server's default wait_timeout of 8 hours
         options.update({name: value for name, value in pool.items() if value is not None})
-    extra = backend.engine_options(url, options)
+    extra = backend.engine_options(url, options, pooler=config.pooler)
     connect_args = extra.pop("connect_args", {})
     options.update(extra)
     if reader:
@@ -132,6 +132,7 @@ def sync_engine(
         engine,
         synchronous=config.sqlite_synchronous,
         busy_timeout=0.0 if inline else config.sqlite_busy_timeout,
+        pooler=config.pooler,
     )
     logger.debug("opened %s", config.redacted_url())
     return engine, backend
@@ -154,6 +155,7 @@ def async_engine(
         engine.sync_engine,
         synchronous=config.sqlite_synchronous,
         busy_timeout=config.sqlite_busy_timeout,
+        pooler=config.pooler,
     )
     return engine, backend
 
@@ -162,6 +164,9 @@ def adopt_engine(engine: Engine, config: Config) -> Backend:
     """Install chatledger's connection hooks on an engine the caller created."""
     backend = backend_for(engine.url)
     backend.install(
-        engine, synchronous=config.sqlite_synchronous, busy_timeout=config.sqlite_busy_timeout
+        engine,
+        synchronous=config.sqlite_synchronous,
+        busy_timeout=config.sqlite_busy_timeout,
+        pooler=config.pooler,
     )
     return backend
