@@ -28,9 +28,10 @@ from chatledger import (
 from chatledger._backends import MariaDB
 from chatledger._run.engine import sync_engine
 from chatledger._run.translate import translate
+from tests._threads import run_threads as _run_threads
 from tests.clusters import _suite
 from tests.clusters._servers import Galera
-from tests.test_concurrency import _assert_gap_free, _read_all, _run_threads
+from tests.test_concurrency import _assert_gap_free, _read_all
 from tests.test_tokens import all_entries, assert_chained
 
 NODES = 3

@@ -57,7 +57,7 @@ def upgrade() -> None:
         mysql_engine="InnoDB",
     )
     with op.batch_alter_table("knowledge_chunks", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("embedding", chatledger._schema.LongBlob(), nullable=True))
+        batch_op.add_column(sa.Column("embedding", chatledger._types.LongBlob(), nullable=True))
     conn = op.get_bind()
     if conn.dialect.name in ("mysql", "mariadb"):
         _collate(conn, _SEARCH)
