@@ -22,7 +22,6 @@ import contextlib
 import random
 import re
 import socket
-import sqlite3
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,8 +29,12 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from chatledger._backends import sqlite_library
+
 Point = Literal["request", "reply", "result"]
 POINTS: tuple[Point, ...] = ("request", "reply", "result")
+
+_LIBRARY: Any = sqlite_library()
 
 
 @dataclass
@@ -242,8 +245,9 @@ def kill_sessions(admin: sa.Engine, database: str, rng: random.Random) -> int:
         return 1
 
 
-def _io_error() -> sqlite3.OperationalError:
-    error = sqlite3.OperationalError("disk I/O error")
+def _io_error() -> Exception:
+    # The library chatledger opens SQLite with (bundled pysqlite3 or the system sqlite3).
+    error: Any = _LIBRARY.OperationalError("disk I/O error")
     error.sqlite_errorcode = 10  # SQLITE_IOERR
     error.sqlite_errorname = "SQLITE_IOERR"
     return error
@@ -286,10 +290,10 @@ class SQLiteFaults:
         return None
 
 
-def faulty_sqlite(faults: SQLiteFaults) -> type[sqlite3.Connection]:
+def faulty_sqlite(faults: SQLiteFaults) -> type[Any]:
     """A ``sqlite3.Connection`` class that fails as ``faults`` says."""
 
-    class FaultyCursor(sqlite3.Cursor):
+    class FaultyCursor(_LIBRARY.Cursor):  # type: ignore[misc,name-defined]
         failing = False
 
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
@@ -322,7 +326,7 @@ def faulty_sqlite(faults: SQLiteFaults) -> type[sqlite3.Connection]:
         def fetchmany(self, size: int | None = 1) -> Any:
             return self._fetched(super().fetchmany(size))
 
-    class FaultySQLite(sqlite3.Connection):
+    class FaultySQLite(_LIBRARY.Connection):  # type: ignore[misc,name-defined]
         def cursor(self, factory: Any = FaultyCursor) -> Any:
             return super().cursor(factory)
 

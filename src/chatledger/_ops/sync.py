@@ -93,6 +93,19 @@ COUNTED: Final[dict[str, Counted]] = {
 }
 #: Counter columns, by parent table name: never copied, moved by the counted rows instead.
 COUNTERS: Final[dict[str, str]] = {spec.parent.name: spec.counter for spec in COUNTED.values()}
+#: Columns derived from other tables' rows, by table: a new row starts with these values, a
+#: changed row keeps the target's, and they are recomputed from the rows they derive from
+#: (a conversation's active leaf and path length, from its messages: :func:`_rederive`).
+DERIVED: Final[dict[str, dict[str, Any]]] = {
+    "conversations": {"active_leaf_seq": None, "path_length": 0},
+}
+
+
+def _skipped(table: Table) -> set[str]:
+    """The columns a copy never writes from the source's values in ``table``."""
+    counter = COUNTERS.get(table.name)
+    return {*DERIVED.get(table.name, {}), *([counter] if counter else [])}
+
 
 #: Tables read in another order than their primary key's (see the module docstring).
 _ORDER: Final[dict[str, tuple[str, ...]]] = {
@@ -185,19 +198,20 @@ def target_keys(
     return [tuple(row) for row in conn.execute(query)]
 
 
-def _differs(table: Table, have: Mapping[str, Any], want: Mapping[str, Any], skip: str) -> bool:
+def _differs(table: Table, have: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
+    skip = _skipped(table)
     return any(
         canonical(have[column.name]) != canonical(want[column.name])
         for column in table.columns
-        if column.name != skip
+        if column.name not in skip
     )
 
 
 def _update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Set every non-key column but the counter of each row (one ``executemany``)."""
-    skip = COUNTERS.get(table.name)
+    skip = _skipped(table)
     keys = list(table.primary_key.columns)
-    values = [c for c in table.columns if not c.primary_key and c.name != skip]
+    values = [c for c in table.columns if not c.primary_key and c.name not in skip]
     if not values:
         return
     statement = (
@@ -241,14 +255,13 @@ def pending(
     (counters excepted): what :func:`sync_batch` would insert and update."""
     if fresh:
         return list(rows), []
-    counter = COUNTERS.get(table.name) or ""
     keys = [key_of(table, row) for row in rows]
     stored = stored_rows(conn, table, keys)
     missing = [row for row, key in zip(rows, keys, strict=True) if key not in stored]
     changed = [
         row
         for row, key in zip(rows, keys, strict=True)
-        if key in stored and _differs(table, stored[key], row, counter)
+        if key in stored and _differs(table, stored[key], row)
     ]
     return missing, changed
 
@@ -266,16 +279,40 @@ def sync_batch(
     if changed:
         _update_rows(conn, table, changed)
     if missing:
-        if counter is not None:
-            missing = [{**row, counter: 0} for row in missing]
+        fresh_values = {**DERIVED.get(table.name, {}), **({counter: 0} if counter else {})}
+        if fresh_values:
+            missing = [{**row, **fresh_values} for row in missing]
         _bulk.bulk_insert(conn, table, missing)
-        if table.name in COUNTED:
+        if table.name in COUNTED and table is not messages:  # messages: _rederive
             _move_counters(conn, table, missing)
         elif table is audit_events:
             # Events arrive in seq order: the head follows the last one in the same transaction.
             last = max(missing, key=lambda row: row["seq"])
             advance_audit_chain(conn, {"last_seq": last["seq"], "last_hash": last["hash"]})
+    if table is messages and (missing or changed):
+        _rederive(conn, {row["conversation_id"] for row in [*missing, *changed]})
     return len(missing), len(changed)
+
+
+def _rederive(conn: Connection, conversation_ids: set[Any]) -> None:
+    """Recompute the conversations' message count, active leaf and path length from the
+    messages copied so far, in one statement so that their checks hold together (the newest
+    message on the active path; any newest message while the path's own have not arrived
+    yet)."""
+    m, c = messages.c, conversations.c
+    on_path = select(func.max(m.seq)).where(m.conversation_id == c.id, m.on_active_path)
+    newest = select(func.max(m.seq)).where(m.conversation_id == c.id)
+    length = select(func.count()).where(m.conversation_id == c.id, m.on_active_path)
+    count = select(func.count()).where(m.conversation_id == c.id)
+    conn.execute(
+        update(conversations)
+        .where(c.id.in_(list(conversation_ids)))
+        .values(
+            active_leaf_seq=func.coalesce(on_path.scalar_subquery(), newest.scalar_subquery()),
+            path_length=length.scalar_subquery(),
+            message_count=count.scalar_subquery(),
+        )
+    )
 
 
 def delete_missing(conn: Connection, table: Table, keys: Sequence[tuple[Any, ...]]) -> int:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from .. import transfer
-from ..records import SearchPage
 from ._common import AsJson, ConfigFile, Url, emit_json, open_ledger, out
+
+if TYPE_CHECKING:
+    from ..records import SearchPage
 
 __all__ = ["search"]
 
@@ -43,6 +44,8 @@ def search(
     """Search messages (or, with --titles, conversation titles) with the database's full-text
     index; the matched words are highlighted."""
     with open_ledger(url, config_file) as ledger:
+        from .. import transfer  # the library loads with the command, not with --help
+
         store = ledger if user is None else ledger.as_user(transfer.resolve_user(ledger, user))
         found: SearchPage[Any]
         rows: list[tuple[str, str, str, Any]]
