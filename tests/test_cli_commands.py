@@ -352,13 +352,15 @@ def test_installed_executable_end_to_end(tmp_path: Path) -> None:
         "import", str(DATA / "chatgpt_conversations.json"), "--user", "me", "--json", env=env
     )
     assert imported.returncode == 0, imported.stderr
-    assert json.loads(imported.stdout)["inserted"]["messages"] == 4
+    assert (
+        json.loads(imported.stdout)["inserted"]["messages"] == 5
+    )  # every branch of the tree (trees, issue 14)
 
     exported = _cli("export", "--format", "jsonl", env=env)
     assert exported.returncode == 0, exported.stderr
     lines = exported.stdout.splitlines()
     assert json.loads(lines[0])["kind"] == "chatledger-export"
-    assert sum(json.loads(line)["table"] == "messages" for line in lines[1:]) == 4
+    assert sum(json.loads(line)["table"] == "messages" for line in lines[1:]) == 5
     assert exported.stderr == ""  # no progress bar on a pipe
 
     copied = _cli("copy", f"sqlite:///{database}", f"sqlite:///{tmp_path / 'copy.db'}", "--quiet")

@@ -100,7 +100,9 @@ def test_import_reads_the_zip_chatgpt_delivers(tmp_path: Path) -> None:
     env = {"CHATLEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'z.db'}"}
     first = cli("import", str(archive), "--user", "me", "--json", env=env)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout)["inserted"]["messages"] == 4
+    assert (
+        json.loads(first.stdout)["inserted"]["messages"] == 5
+    )  # every branch of the tree (trees, issue 14)
     again = cli("import", str(archive), "--user", "me", "--json", env=env)
     assert json.loads(again.stdout)["inserted"]["messages"] == 0
 
