@@ -96,6 +96,7 @@ def _tree_rows(
                 "depth": depth[seq],
                 "sibling_index": index,
                 "on_active_path": seq in on_path,
+                "status": "completed",
             }
         )
     return rows, leaf, len(path)
