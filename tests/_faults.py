@@ -247,9 +247,9 @@ def kill_sessions(admin: sa.Engine, database: str, rng: random.Random) -> int:
 
 def _io_error() -> Exception:
     # The library chatledger opens SQLite with (bundled pysqlite3 or the system sqlite3).
-    error: Any = _LIBRARY.OperationalError("disk I/O error")
-    error.sqlite_errorcode = 10  # SQLITE_IOERR
-    error.sqlite_errorname = "SQLITE_IOERR"
+    error: Exception = _LIBRARY.OperationalError("disk I/O error")
+    error.sqlite_errorcode = 10  # type: ignore[attr-defined]  # SQLITE_IOERR
+    error.sqlite_errorname = "SQLITE_IOERR"  # type: ignore[attr-defined]
     return error
 
 
@@ -293,7 +293,7 @@ class SQLiteFaults:
 def faulty_sqlite(faults: SQLiteFaults) -> type[Any]:
     """A ``sqlite3.Connection`` class that fails as ``faults`` says."""
 
-    class FaultyCursor(_LIBRARY.Cursor):  # type: ignore[misc,name-defined]
+    class FaultyCursor(_LIBRARY.Cursor):  # type: ignore[misc]
         failing = False
 
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
@@ -326,7 +326,7 @@ def faulty_sqlite(faults: SQLiteFaults) -> type[Any]:
         def fetchmany(self, size: int | None = 1) -> Any:
             return self._fetched(super().fetchmany(size))
 
-    class FaultySQLite(_LIBRARY.Connection):  # type: ignore[misc,name-defined]
+    class FaultySQLite(_LIBRARY.Connection):  # type: ignore[misc]
         def cursor(self, factory: Any = FaultyCursor) -> Any:
             return super().cursor(factory)
 
