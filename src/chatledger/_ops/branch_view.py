@@ -107,21 +107,19 @@ def _window(
 ) -> list[Message]:
     """The messages of depths ``first`` to ``last - 1`` on the path to ``leaf_seq`` (``None``:
     the active path), root first."""
-    load = _messages._LOAD_IN_CONVERSATION(conn.dialect)
-    params = {"b_cid": conversation_id, "b_from": first, "b_to": last}
     if leaf_seq is None:
-        rows = _ACTIVE_WINDOW.rows(conn, params)
-    else:
-        m = messages.c
-        up = _ancestry(conversation_id, leaf_seq)
-        query = (
-            select(*_messages._IN_CONVERSATION)
-            .join(up, m.seq == up.c.seq)
-            .where(m.conversation_id == conversation_id, m.depth >= first, m.depth < last)
-            .order_by(m.seq)
-        )
-        rows = conn.execute(query).all()
-    return [load(row, conversation_id) for row in rows]
+        load = _messages._LOAD_IN_CONVERSATION(conn.dialect)
+        params = {"b_cid": conversation_id, "b_from": first, "b_to": last}
+        return [load(row, conversation_id) for row in _ACTIVE_WINDOW.rows(conn, params)]
+    m = messages.c
+    up = _ancestry(conversation_id, leaf_seq)
+    query = (
+        select(*_messages._IN_CONVERSATION)
+        .join(up, m.seq == up.c.seq)
+        .where(m.conversation_id == conversation_id, m.depth >= first, m.depth < last)
+        .order_by(m.seq)
+    )
+    return [_messages._in_conversation(conversation_id, row) for row in conn.execute(query)]
 
 
 def _siblings(

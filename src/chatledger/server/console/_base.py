@@ -206,9 +206,11 @@ class View:
         params.update(changes)
         return self.url(self.request.url.path, **params)
 
-    def render(self, template: str, **context: Any) -> HTMLResponse:
+    def render(self, template: str, *, http_status: int = 200, **context: Any) -> HTMLResponse:
         """Render a page for this viewer."""
-        return Console.of(self.request).render(self.request, template, {"view": self, **context})
+        return Console.of(self.request).render(
+            self.request, template, {"view": self, **context}, http_status
+        )
 
 
 Handler = Callable[[Request, View], Awaitable[Response]]
