@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Connection, Integer, bindparam, func, select, true
+from sqlalchemy import ColumnElement, Connection, Integer, bindparam, func, or_, select, true
 
 from .._prepared import Prepared
 from .._schema import messages, users
@@ -132,12 +132,12 @@ def _siblings(
         return {}
     m = messages.c
     numbered = [seq for seq in parents if seq is not None]
-    wanted = m.parent_seq.in_(numbered) if numbered else None
+    wanted: list[ColumnElement[bool]] = [m.parent_seq.in_(numbered)] if numbered else []
     if None in parents:
-        wanted = m.parent_seq.is_(None) if wanted is None else wanted | m.parent_seq.is_(None)
+        wanted.append(m.parent_seq.is_(None))
     query = (
         select(m.parent_seq, m.id)
-        .where(m.conversation_id == conversation_id, wanted)  # type: ignore[arg-type]
+        .where(m.conversation_id == conversation_id, or_(*wanted))
         .order_by(m.parent_seq, m.sibling_index)
     )
     groups: dict[int | None, list[uuid.UUID]] = defaultdict(list)

@@ -12,8 +12,8 @@ it is set; its HTML is cached by :attr:`MessageView.version`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Hashable
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
@@ -58,10 +58,10 @@ class MessageView:
     yet: always empty)."""
 
     message: Message
-    feedback: list[Feedback] = field(default_factory=list)
-    citations: list[Citation] = field(default_factory=list)
+    feedback: Sequence[Feedback] = ()
+    citations: Sequence[Citation] = ()
     branch: Branch | None = None
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: Sequence[dict[str, Any]] = ()
     streamed: str | None = None
 
     @property
@@ -126,16 +126,13 @@ def message_views(shown: BranchView) -> list[MessageView]:
         views.append(
             MessageView(
                 message,
-                feedback=feedback.get(key, _NONE),
-                citations=citations.get(key, _NONE),
+                feedback=feedback.get(key, ()),
+                citations=citations.get(key, ()),
                 branch=branches.get(message.id) if branches else None,
                 streamed=streamed.get(message.id) if streamed else None,
             )
         )
     return views
-
-
-_NONE: Final[list[Any]] = []
 
 
 async def _owners(view: View) -> list[User]:
