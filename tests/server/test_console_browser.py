@@ -181,7 +181,7 @@ def test_branches_streams_and_search(browser: Browser) -> None:
     assert "1 / 2" in text
     assert "within 14 days" in text
     assert "within 30 days of the charge" not in text
-    # "›" opens the regenerated answer's branch, without moving the active one.
+    # The next-branch arrow opens the regenerated answer's branch, without moving the active one.
     browser.driver.find_element(By.CSS_SELECTOR, "a[aria-label='next branch']").click()
     browser.wait_for("return document.querySelector('li.message:target') !== null")
     text = str(browser.driver.find_element(By.TAG_NAME, "body").text)
