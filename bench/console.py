@@ -8,9 +8,11 @@ usage page against the aggregate queries it runs (with their plans). A measureme
 The app runs in-process (FastAPI's TestClient: one thread hop per request, ~0.1 ms); times are
 medians of ``--rounds`` requests after a warm-up, server-side work included, network excluded.
 
-- conversation page: ``GET /console/conversations/{id}?limit=N`` (every message with its usage,
-  ratings and citations, Markdown rendered) against ``messages.list(id, limit=N)`` plus the two
-  reads of its ratings and citations, through the same async ledger. Target: <= 2x.
+- conversation page: ``GET /console/conversations/{id}?limit=N`` (the active path: every
+  message with its usage, ratings and citations, Markdown rendered) against
+  ``messages.list(id, limit=N)`` (the same messages here: the conversation has one branch; the
+  library's fastest read of them, ``trees.path`` is slower) plus the two reads of its ratings
+  and citations, through the same async ledger. Target: <= 2x.
 - usage page: ``GET /console/usage`` (admin, everyone, the last 30 days) against the queries it
   runs called directly (totals by day and model, overall, top users and conversations, the
   balance and ledger). Target: <= 2x. The query plans of those statements are printed.

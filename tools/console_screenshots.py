@@ -47,6 +47,12 @@ def main() -> None:
         alice = site.ids["alice"]
         shoot("conversations", f"/console/conversations?user={alice}")
         shoot("conversation", f"/console/conversations/{site.ids['refund']}")
+        shoot(
+            "branch",
+            f"/console/conversations/{site.ids['refund']}?at={site.ids['regenerated']}",
+        )
+        shoot("streaming", f"/console/conversations/{site.ids['streaming']}")
+        shoot("search", f"/console/search?q=refund&user={alice}")
         shoot("hostile", f"/console/conversations/{site.ids['hostile']}")
         shoot("feedback", "/console/feedback")
         shoot("forms", "/console/feedback/forms")

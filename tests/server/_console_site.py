@@ -119,6 +119,28 @@ def seed(url: str) -> tuple[dict[str, str], dict[str, Any]]:
         scope.feedback.rate(
             second, thumb="down", categories=["inaccurate"], comment="The window is 30 days."
         )
+        # A regenerated answer (a second branch), the original kept active: "1 / 2".
+        regenerated = ledger.trees.regenerate(
+            second,
+            "Refunds can be requested within **30 days** of the charge.",
+            model="gpt-4o",
+            input_tokens=398,
+            output_tokens=21,
+            cost=Decimal("0.000171"),
+            latency_ms=980,
+        )
+        ids["regenerated"] = regenerated.id
+        ledger.trees.switch(refund.id, second)
+        # A reply still being written, and one cut short.
+        live = ledger.conversations.create(alice.id, title="Streaming a long answer")
+        ids["streaming"] = live.id
+        ledger.messages.append(live.id, "user", "Summarise the contract in plain words.")
+        stopped = ledger.streams.begin(live.id, model="gpt-4o-mini")
+        ledger.streams.delta(stopped.id, 0, "The contract runs for 12 months and ")
+        ledger.streams.abort(stopped.id, "the user pressed stop")
+        ledger.messages.append(live.id, "user", "Go on, please.")
+        writing = ledger.streams.begin(live.id, model="gpt-4o-mini", lease_seconds=3600)
+        ledger.streams.delta(writing.id, 0, "Either side may end it with 30 days' notice; ")
         hostile = ledger.conversations.create(
             alice.id, title=HOSTILE[0] + HOSTILE[4], metadata={"note": PAYLOAD}
         )

@@ -259,6 +259,7 @@ def test_hostile_content_is_escaped_everywhere(api: Api) -> None:
         f"/console/conversations?user={api.alice.user_id}",
         "/console/feedback",
         "/console/audit",
+        "/console/search?q=click",
     ]
     for path in pages:
         text = api.client.get(path).text
@@ -471,3 +472,142 @@ def test_pages_follow_their_cursors(api: Api) -> None:
         path = found.group(1).replace("&amp;", "&") if found else None
     assert sorted(titles) == ["Long chat", "Other chat 0", "Other chat 1", "Other chat 2"]
     assert len(titles) == 4
+
+
+def _links(text: str, css_class: str) -> list[str]:
+    return [
+        found.replace("&amp;", "&")
+        for found in re.findall(rf'<a class="{css_class}" href="([^"]+)"', text)
+    ]
+
+
+def test_the_conversation_page_shows_one_branch_with_its_siblings(api: Api) -> None:
+    """The active path by default, "< 2 / 2 >" where a message has other versions, another
+    branch on demand (without moving the active leaf), and the branches listed."""
+    with Ledger(api.url) as ledger:
+        chat = ledger.conversations.create(api.alice.user_id, title="Lisbon")
+        first_q = ledger.messages.append(chat.id, "user", "Plan three days in Lisbon.")
+        first_a = ledger.messages.append(chat.id, "assistant", "Day 1: Alfama")
+        again = ledger.trees.regenerate(first_a.id, "Day 1: Belem")
+        edited = ledger.trees.edit(first_q.id, "Plan four days in Lisbon.")
+        last = ledger.messages.append(chat.id, "assistant", "Day 1: Sintra")
+    sign_in(api, api.alice)
+    path = f"/console/conversations/{chat.id}"
+    text = api.client.get(path).text
+    assert "Plan four days" in text
+    assert "Day 1: Sintra" in text
+    for elsewhere in ("Plan three days in Lisbon.</p>", "Day 1: Alfama</p>", "Day 1: Belem</p>"):
+        assert elsewhere not in text  # other branches are not listed in seq order any more
+    assert "2 / 2" in text
+    assert "5 on 3 branches; 2 on the active path" in text
+    assert "Day 1: Alfama" in text  # in the list of branches (its leaf's excerpt)
+    # "<" on the edited question: the branch through the first question, down to its
+    # newest leaf (the regenerated answer).
+    back = f"/console/conversations/{chat.id}?at={first_q.id}#m-{first_q.id}"
+    assert f'<a href="{back.replace("&", "&amp;")}" aria-label="previous branch">' in text
+    text = api.client.get(back.split("#")[0]).text
+    assert "Plan three days in Lisbon." in text
+    assert "Day 1: Belem" in text
+    assert "Day 1: Sintra</p>" not in text
+    assert "another branch, not the active path" in text
+    assert f"?at={first_a.id}#m-{first_a.id}" in text  # "<" on the regenerated answer
+    text = api.client.get(f"{path}?at={first_a.id}").text
+    assert "Day 1: Alfama</p>" in text
+    assert "1 / 2" in text
+    with Ledger(api.url) as ledger:  # looking moved nothing
+        assert [m.id for m in ledger.trees.path(chat.id)] == [edited.id, last.id]
+    assert again.id != last.id
+    # A message of another conversation, or no id, is a 404 / 400.
+    assert api.client.get(f"{path}?at={uuid.uuid4()}").status_code == 404
+    assert api.client.get(f"{path}?at=nope").status_code == 400
+
+
+def test_a_long_branch_is_paged_and_a_message_opens_at_its_page(api: Api) -> None:
+    with Ledger(api.url) as ledger:
+        chat = ledger.conversations.create(api.alice.user_id, title="Long")
+        sent = [ledger.messages.append(chat.id, "user", f"turn {n:02d}") for n in range(7)]
+        other = ledger.trees.edit(sent[5].id, "turn 05 again")
+    sign_in(api, api.alice)
+    text = api.client.get(f"/console/conversations/{chat.id}?limit=3&at={sent[4].id}").text
+    # sent[4] is on the active path: 00 to 04, then the edit of 05.
+    assert re.findall(r"turn (\d\d)</p>", text) == ["03", "04"]
+    assert "turn 05 again" in text
+    assert "messages 4\u20136 of 6 on this branch" in text
+    earlier = re.search(r'<a href="([^"]+)" rel="prev">', text)
+    assert earlier is not None
+    text = api.client.get(earlier.group(1).replace("&amp;", "&")).text
+    assert re.findall(r"turn (\d\d)</p>", text) == ["00", "01", "02"]
+    # The active path ends with the edit; the old branch is 7 long.
+    text = api.client.get(f"/console/conversations/{chat.id}?limit=3&at={sent[6].id}").text
+    assert re.findall(r"turn (\d\d)</p>", text) == ["06"]
+    assert "of 7 on this branch" in text
+    text = api.client.get(f"/console/conversations/{chat.id}?limit=3&from=3").text
+    assert "turn 05 again" in text
+    assert other.seq == 8
+
+
+def test_streaming_and_cut_short_replies_are_shown_as_such(api: Api) -> None:
+    with Ledger(api.url) as ledger:
+        chat = ledger.conversations.create(api.alice.user_id, title="Streams")
+        ledger.messages.append(chat.id, "user", "Write a haiku")
+        live = ledger.streams.begin(chat.id, model="gpt-x")
+        ledger.streams.delta(live.id, 0, "Columns of small ")
+    sign_in(api, api.alice)
+    path = f"/console/conversations/{chat.id}"
+    text = api.client.get(path).text
+    assert "streaming…" in text
+    assert "Columns of small " in text
+    with Ledger(api.url) as ledger:
+        ledger.streams.delta(live.id, 1, "debts")
+    assert "Columns of small debts" in api.client.get(path).text  # a new version
+    with Ledger(api.url) as ledger:
+        ledger.streams.abort(live.id, "the user pressed stop")
+        failed = ledger.streams.begin(chat.id)
+        ledger.streams.abort(failed.id, "provider error 529", failed=True)
+    text = api.client.get(path).text
+    assert "streaming…" not in text
+    assert '<span class="state state-incomplete">incomplete</span>' in text
+    assert "the user pressed stop" in text
+    assert "Columns of small debts" in text
+    assert '<span class="state state-failed">failed</span>' in text
+    assert "provider error 529" in text
+    with Ledger(api.url) as ledger:
+        done = ledger.streams.begin(chat.id)
+        ledger.streams.finish(done.id, text="All *done*")
+    text = api.client.get(path).text
+    assert "All <em>done</em>" in text
+
+
+def test_search_finds_what_the_viewer_may_see(api: Api) -> None:
+    alice = seed_conversation(
+        api, api.alice, "Alice's refund", "Where is my refund for order 4417?"
+    )
+    bob = seed_conversation(api, api.bob, "Bob's refund", "Refund my order 9981 please")
+    sign_in(api, api.alice)
+    text = api.client.get("/console/search?q=refund").text
+    assert "<mark>refund</mark>" in text.lower()
+    assert "4417" in text
+    assert "9981" not in text
+    assert f"?at={alice['question']}#m-{alice['question']}" in text
+    assert "Alice&#39;s <mark>refund</mark>" in text  # a title hit
+    # A user cannot widen the scope with user=.
+    assert "9981" not in api.client.get(f"/console/search?q=refund&user={api.bob.user_id}").text
+    # Bob's conversation, named as a filter, finds nothing for Alice.
+    scoped = f"/console/search?q=refund&conversation={bob['conversation']}"
+    assert "9981" not in api.client.get(scoped).text
+    answer = api.client.get("/console/search?q=-refund")
+    assert answer.status_code == 400
+    assert "query" in answer.text
+    text = api.client.get("/console/search?q=the").text
+    assert "Not searched" in text
+    assert "No message matches." in text
+    sign_in(api, api.admin)
+    text = api.client.get("/console/search?q=refund").text
+    assert "4417" in text
+    assert "9981" in text
+    text = api.client.get(f"/console/search?q=refund&user={api.bob.user_id}").text
+    assert "4417" not in text
+    assert "9981" in text
+    text = api.client.get(f"/console/search?q=refund&conversation={alice['conversation']}").text
+    assert "4417" in text
+    assert "9981" not in text

@@ -174,6 +174,36 @@ def test_every_page_shows_the_seeded_data(browser: Browser) -> None:
     assert details.get_attribute("open") is None
 
 
+def test_branches_streams_and_search(browser: Browser) -> None:
+    site = browser.site
+    sign_in(browser.driver, site, "alice")
+    text = browser.open(f"/console/conversations/{site.ids['refund']}")
+    assert "1 / 2" in text
+    assert "within 14 days" in text
+    assert "within 30 days of the charge" not in text
+    # The next-branch arrow opens the regenerated answer's branch, without moving the active one.
+    browser.driver.find_element(By.CSS_SELECTOR, "a[aria-label='next branch']").click()
+    browser.wait_for("return document.querySelector('li.message:target') !== null")
+    text = str(browser.driver.find_element(By.TAG_NAME, "body").text)
+    assert "within 30 days of the charge" in text
+    assert "2 / 2" in text
+    assert "another branch, not the active path" in text
+    text = browser.open(f"/console/conversations/{site.ids['streaming']}")
+    assert "streaming…" in text
+    assert "Either side may end it" in text
+    assert "incomplete" in text
+    assert "the user pressed stop" in text
+    # The search box: a hit opens its message in its conversation.
+    browser.driver.find_element(By.CSS_SELECTOR, "form.search input[name=q]").send_keys(
+        "contract\n"
+    )
+    browser.wait_for("return document.querySelector('li.hit a.goto') !== null")
+    assert "Bob" not in str(browser.driver.find_element(By.TAG_NAME, "main").text)
+    browser.driver.find_element(By.CSS_SELECTOR, "li.hit a.goto").click()
+    browser.wait_for("return document.querySelector('li.message:target') !== null")
+    browser.no_script_ran()
+
+
 def test_the_audit_chain_verifies(browser: Browser) -> None:
     sign_in(browser.driver, browser.site, "admin")
     browser.open("/console/audit")

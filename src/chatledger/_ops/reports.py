@@ -22,7 +22,15 @@ from ..records import Citation, Feedback
 from . import messages as _messages
 from ._common import from_row, record_columns
 
-__all__ = ["Annotations", "Rated", "TopUsage", "conversation_notes", "ratings", "top_usage"]
+__all__ = [
+    "Annotations",
+    "Rated",
+    "TopUsage",
+    "conversation_notes",
+    "notes_of",
+    "ratings",
+    "top_usage",
+]
 
 _FEEDBACK = record_columns(message_feedback, Feedback)
 _CITATIONS = record_columns(citations, Citation)
@@ -43,6 +51,11 @@ def conversation_notes(
     """Every rating and citation of the conversation (two indexed reads, by
     ``conversation_id``); ``NotFoundError`` when it is not ``owner``'s."""
     _messages.require_conversation(conn, owner, conversation_id)
+    return notes_of(conn, conversation_id)
+
+
+def notes_of(conn: Connection, conversation_id: uuid.UUID) -> Annotations:
+    """Every rating and citation of the conversation, unscoped (the caller checked it)."""
     f, k = message_feedback.c, citations.c
     ratings: dict[uuid.UUID, list[Feedback]] = defaultdict(list)
     query = select(*_FEEDBACK).where(f.conversation_id == conversation_id)

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from . import _admin, _conversations, _insights, _signin
+from . import _admin, _conversations, _insights, _search, _signin
 from ._base import Console
 from ._session import SessionKeys
 from .apidocs import install_docs
@@ -34,7 +34,7 @@ def mount(app: FastAPI, keys: SessionKeys | None = None) -> None:
     ``/docs`` and ``/redoc`` to ``app``. ``keys`` sign the sessions (default: the secret of
     ``CHATLEDGER_CONSOLE_SECRET``, else a random one per process)."""
     app.state.console = Console(keys or SessionKeys.from_environment())
-    for module in (_signin, _conversations, _insights, _admin):
+    for module in (_signin, _conversations, _search, _insights, _admin):
         app.include_router(module.router)
     static = StaticFiles(packages=[("chatledger.server.console", "static")])
     app.mount("/console/static", static, name="console-static")

@@ -26,7 +26,7 @@ from ..._async.ledger import AsyncLedger, AsyncUserScope
 from ...errors import ChatledgerError, NotFoundError, ValidationError
 from ...records import User
 from ..auth import Principal
-from ._render import environment
+from ._render import FRAGMENTS_SLOT, environment, split_at_fragments
 from ._session import COOKIE, Forbidden, SessionKeys, form_of
 
 __all__ = [
@@ -83,6 +83,18 @@ class Console:
         """A page from ``template`` with the security headers."""
         html = self.templates.get_template(template).render(request=request, **context)
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+    def render_with_fragments(
+        self, request: Request, template: str, context: dict[str, Any], fragments: bytes
+    ) -> HTMLResponse:
+        """A page from ``template`` whose ``fragments`` (cached, encoded HTML: see
+        :func:`.fragments_bytes`) go where the template shows ``fragments``: they are not
+        copied through the template, escaped or scanned again."""
+        html = self.templates.get_template(template).render(
+            request=request, fragments=FRAGMENTS_SLOT, **context
+        )
+        head, tail = split_at_fragments(html)
+        return HTMLResponse(b"".join((head, fragments, tail)), headers=SECURITY_HEADERS)
 
 
 @dataclass(slots=True)
@@ -194,9 +206,11 @@ class View:
         params.update(changes)
         return self.url(self.request.url.path, **params)
 
-    def render(self, template: str, **context: Any) -> HTMLResponse:
+    def render(self, template: str, *, http_status: int = 200, **context: Any) -> HTMLResponse:
         """Render a page for this viewer."""
-        return Console.of(self.request).render(self.request, template, {"view": self, **context})
+        return Console.of(self.request).render(
+            self.request, template, {"view": self, **context}, http_status
+        )
 
 
 Handler = Callable[[Request, View], Awaitable[Response]]

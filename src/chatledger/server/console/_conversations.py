@@ -1,29 +1,33 @@
 """The conversations pages: the list by last activity and one conversation's messages.
 
-A message is shown through :class:`MessageView`, which holds what its template slot needs:
-the message, its ratings and citations, and the places later features fill (``branch`` for
-message trees' "< 2 / 3 >", ``tool_calls`` and ``streaming`` for streamed replies). The
-template renders each slot only when it is set.
+The conversation page shows one branch of the conversation's tree: the active path by
+default, another branch through a message on demand (``?at=<message id>``: the path through
+it down to its newest leaf, without moving the active leaf). A message is shown through
+:class:`MessageView`, which holds what its template slot needs: the message, its ratings and
+citations, its siblings ("< 2 / 3 >", each arrow a link to the sibling's branch), the text of
+a reply still streaming, and a slot for tool calls. The template renders each slot only when
+it is set; its HTML is cached by :attr:`MessageView.version`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Hashable
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..._async._store import run_op
-from ..._ops import reports as _reports
+from ..._ops import branch_view as _branch_view
+from ..._ops.branch_view import BranchView
 from ...errors import NotFoundError
 from ...records import Citation, Feedback, Message, User
 from ._base import Console, View, page
-from ._render import FOLD_CHARS, fragments_html
+from ._render import FOLD_CHARS, fragments_bytes
 
-__all__ = ["MessageView", "router"]
+__all__ = ["Branch", "MessageView", "message_url", "message_views", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,7 +39,9 @@ MAX_MESSAGES: Final = 1000
 
 @dataclass(frozen=True, slots=True)
 class Branch:
-    """Where a message sits among its siblings (message trees): ``index`` of ``count``."""
+    """Where a message sits among its siblings (message trees): ``index`` of ``count``, with
+    links to the branches through the previous and the next sibling. The links depend on the
+    conversation only (never on the viewer): they may sit in the cached fragment."""
 
     index: int
     count: int
@@ -45,32 +51,88 @@ class Branch:
 
 @dataclass(slots=True)
 class MessageView:
-    """One message as the conversation page shows it."""
+    """One message as the conversation page shows it: the message (its ``status`` says
+    whether it is still streaming, or was cut short), its ratings and citations, its place
+    among its siblings (``branch``), the text flushed so far of a reply still streaming
+    (``streamed``) and ``tool_calls``, a slot for the tool calls of a reply (not stored
+    yet: always empty)."""
 
     message: Message
-    feedback: list[Feedback] = field(default_factory=list)
-    citations: list[Citation] = field(default_factory=list)
+    feedback: Sequence[Feedback] = ()
+    citations: Sequence[Citation] = ()
     branch: Branch | None = None
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    streaming: str | None = None
+    tool_calls: Sequence[dict[str, Any]] = ()
+    streamed: str | None = None
 
     @property
     def version(self) -> Hashable:
-        """What the rendered fragment depends on: the message (immutable, so its id), its
-        ratings' and citations' ids and update times, and the later features' slots."""
+        """What the rendered fragment depends on, and so its cache key: the message (its id
+        and its status: a streamed reply's text and usage change exactly once, when its status
+        does), its ratings' and citations' ids and update times, its siblings, how much of a
+        streaming reply was flushed (the flushed text only grows) and its tool calls. Ids go
+        in as integers: hashing them is C work, and this runs once per message per page."""
+        message = self.message
         return (
-            self.message.id,
-            tuple((f.id, f.updated_at) for f in self.feedback),
-            tuple(c.id for c in self.citations),
+            message.id.int,
+            message.status,
+            tuple((f.id.int, f.updated_at) for f in self.feedback) if self.feedback else (),
+            tuple(c.id.int for c in self.citations) if self.citations else (),
             self.branch,
             repr(self.tool_calls) if self.tool_calls else None,
-            self.streaming,
+            None if self.streamed is None else len(self.streamed),
         )
 
     @property
     def folded(self) -> bool:
         """Whether the content is long enough to fold."""
         return len(self.message.content) > FOLD_CHARS
+
+
+def message_url(conversation_id: uuid.UUID, message_id: uuid.UUID) -> str:
+    """The conversation page showing ``message_id``: the branch through it (the active path
+    when it is on it), at the page holding it, scrolled to it."""
+    return f"/console/conversations/{conversation_id}?at={message_id}#m-{message_id}"
+
+
+def _branches(shown: BranchView) -> dict[uuid.UUID, Branch]:
+    """The "< 2 / 3 >" of each shown message that has siblings."""
+    if not shown.siblings:
+        return {}
+    found: dict[uuid.UUID, Branch] = {}
+    cid = shown.conversation.id
+    for message in shown.messages:
+        ids = shown.siblings.get(message.parent_seq)
+        if ids is None:
+            continue
+        index = ids.index(message.id)
+        found[message.id] = Branch(
+            index=index + 1,
+            count=len(ids),
+            previous_url=message_url(cid, ids[index - 1]) if index > 0 else None,
+            next_url=message_url(cid, ids[index + 1]) if index + 1 < len(ids) else None,
+        )
+    return found
+
+
+def message_views(shown: BranchView) -> list[MessageView]:
+    """The shown messages with what each fragment needs."""
+    feedback = {key.int: value for key, value in shown.notes.feedback.items()}
+    citations = {key.int: value for key, value in shown.notes.citations.items()}
+    branches = _branches(shown)
+    streamed = shown.streamed
+    views = []
+    for message in shown.messages:
+        key = message.id.int
+        views.append(
+            MessageView(
+                message,
+                feedback=feedback.get(key, ()),
+                citations=citations.get(key, ()),
+                branch=branches.get(message.id) if branches else None,
+                streamed=streamed.get(message.id) if streamed else None,
+            )
+        )
+    return views
 
 
 async def _owners(view: View) -> list[User]:
@@ -112,36 +174,42 @@ async def conversations(request: Request, view: View) -> Response:
 @router.get("/console/conversations/{conversation_id}")
 @page
 async def conversation(request: Request, view: View) -> Response:
-    """One conversation: every message with its usage, ratings and citations (a 404 when the
-    conversation is not the viewer's)."""
+    """One conversation: the messages of its active path (or of the branch through the
+    message ``at``) with their usage, ratings, citations, siblings ("< 2 / 3 >") and streaming
+    state, a window of ``limit`` messages from depth ``from`` (a 404 when the conversation is
+    not the viewer's)."""
     raw = request.path_params["conversation_id"]
     try:
         conversation_id = uuid.UUID(raw)
     except ValueError:
         raise NotFoundError("conversation", raw) from None
-    found = await view.store.conversations.get(conversation_id)
     size = view.query_int("limit", MESSAGES_PER_PAGE, 1, MAX_MESSAGES)
-    listing = await view.store.messages.list(
+    start = None if view.query("from") is None else view.query_int("from", 0, 0, 10**9)
+    shown: BranchView = await run_op(
+        view.store,
+        _branch_view.branch_view,
+        view.owner,
         conversation_id,
+        at=view.query_uuid("at"),
+        start=start,
         limit=size,
-        after=view.query("after", 512),
-        before=view.query("before", 512),
     )
-    notes: _reports.Annotations = await run_op(
-        view.store, _reports.conversation_notes, view.owner, conversation_id
-    )
-    messages = [
-        MessageView(
-            message,
-            feedback=notes.feedback.get(message.id, []),
-            citations=notes.citations.get(message.id, []),
-        )
-        for message in listing.items
-    ]
-    return view.render(
+    end = shown.start + len(shown.messages)
+    console = Console.of(request)
+    return console.render_with_fragments(
+        request,
         "conversation.html",
-        conversation=found,
-        owner=await view.user(found.owner_id),
-        messages_html=fragments_html(Console.of(request).templates, "_message.html", messages),
-        page=listing,
+        {
+            "view": view,
+            "conversation": shown.conversation,
+            "owner": shown.owner,
+            "shown": shown,
+            "end": end,
+            "earlier_url": view.with_query(**{"from": max(shown.start - size, 0)})
+            if shown.start > 0
+            else None,
+            "later_url": view.with_query(**{"from": end}) if end < shown.length else None,
+            "active_url": f"/console/conversations/{conversation_id}",
+        },
+        fragments_bytes(console.templates, "_message.html", message_views(shown)),
     )
