@@ -3,8 +3,8 @@
 #
 #   make demo                 run examples/demo.py (core + the bundled SQLite, default database)
 #   make serve                the HTTP API on the default SQLite database (SERVE_ARGS="--port 9000")
-#   make test                 the full test suite on every core, then the SQLite tests again on
-#                             the system SQLite library; PYTEST_ARGS="-x tests/test_x.py"
+#   make test                 the full test suite on every core, then the SQLite behavioural
+#                             tests again on the system SQLite library; PYTEST_ARGS="-x tests/test_x.py"
 #   make browser              install Debian's chromium + chromium-driver when absent (browser tests)
 #   make screenshots          regenerate docs/console/*.png (the console in Chromium)
 #   make lint                 ruff, ruff format --check, mypy, generated-code check
@@ -72,10 +72,15 @@ serve: $(SERVER_STAMP)
 	$(VENV)/bin/chatledger serve $(SERVE_ARGS)
 
 # The suite runs on the bundled SQLite (pysqlite3, in the dev extra); the second run repeats
-# every SQLite test on the library Python links (CHATLEDGER_SQLITE_LIBRARY=system).
+# the library's SQLite tests on the library Python links (CHATLEDGER_SQLITE_LIBRARY=system):
+# every behavioural test, not the slow ones, the HTTP layer, the clusters or the fault matrix.
+SYSTEM_SQLITE_ARGS := -m 'sqlite and not slow' --ignore=tests/server --ignore=tests/clusters \
+	--ignore=tests/test_exactly_once.py --ignore=tests/test_transfer_sync.py \
+	--ignore=tests/test_migrations.py --ignore=tests/test_bench_smoke.py
 test: venv browser
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
-	CHATLEDGER_SQLITE_LIBRARY=system $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m sqlite $(PYTEST_ARGS)
+	CHATLEDGER_SQLITE_LIBRARY=system $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup \
+		$(SYSTEM_SQLITE_ARGS) $(PYTEST_ARGS)
 
 # The console's browser tests drive Debian's Chromium (a test tool's own browser download does
 # not work offline). Installed with apt when absent; needs root (CI runs as root).
