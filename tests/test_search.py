@@ -335,3 +335,44 @@ def test_a_copy_is_searchable(backend, database_url, tmp_path):
     with Ledger(database_url) as target:
         assert target.search.count("lisbon") == 5
         assert [h.conversation.id for h in target.search.conversations("copied")] == [chat.id]
+
+
+# -- branches ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def branched(store: Any, user: Any) -> Any:
+    """A tree: a question, its answer regenerated (the first answer off the path), then the
+    question edited (a new root, with a reply, is the active path)."""
+    chat = store.conversations.create(user.id)
+    question = store.messages.append(chat.id, "user", "Plan three days of zeppelin rides")
+    answer = store.messages.append(chat.id, "assistant", "Day one: zeppelin over Alfama")
+    store.trees.regenerate(answer.id, "Day one: zeppelin over Belém")
+    store.trees.edit(question.id, "Plan four days of zeppelin rides")
+    store.messages.append(chat.id, "assistant", "Day one: zeppelin over Sintra")
+    return chat, question
+
+
+def test_a_search_covers_every_branch_or_the_active_path_only(store, user, branched):
+    chat, question = branched
+    scope = store.as_user(user.id)
+    assert _seqs(scope.search.messages("zeppelin", limit=50)) == {1, 2, 3, 4, 5}
+    assert _seqs(scope.search.messages("zeppelin", branch="all")) == {1, 2, 3, 4, 5}
+    active = scope.search.messages("zeppelin", branch="active", order="oldest")
+    assert [hit.message.seq for hit in active] == [4, 5]
+    assert all(hit.message.on_active_path for hit in active)
+    assert scope.search.count("zeppelin", branch="active") == 2
+    assert scope.search.count("zeppelin") == 5
+    assert _seqs(scope.messages.search("alfama", branch="active")) == set()
+    assert _seqs(scope.messages.search("alfama")) == {2}
+    assert scope.search.count("zeppelin", conversation_id=chat.id, branch="active") == 2
+    # Switching branches moves the filter with the path, in the same transaction.
+    store.trees.switch(chat.id, question.id)
+    assert _seqs(scope.search.messages("zeppelin", branch="active")) == {1, 3}
+    first = scope.search.messages("zeppelin", branch="active", limit=1)
+    rest = scope.search.messages("zeppelin", branch="active", limit=1, after=first.last_cursor)
+    assert _seqs(first) | _seqs(rest) == {1, 3}
+    assert not rest.has_more
+    with pytest.raises(ValidationError) as caught:
+        scope.search.messages("zeppelin", branch="sideways")
+    assert caught.value.field == "branch"

@@ -26,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     func,
     select,
+    true,
 )
 
 from .. import _cursors, _fulltext
@@ -39,11 +40,22 @@ from . import search_syntax as syntax
 from ._common import keyset_query, page_of, record_columns
 from .messages import require_conversation
 
-__all__ = ["SORTS", "MessageFilters", "count", "decode_cursor", "messages_page", "titles_page"]
+__all__ = [
+    "BRANCHES",
+    "SORTS",
+    "MessageFilters",
+    "count",
+    "decode_cursor",
+    "messages_page",
+    "titles_page",
+]
 
 SearchOrder = Literal["relevance", "newest", "oldest"]
 #: How results can be ordered.
 SORTS: Final = ("relevance", "newest", "oldest")
+SearchBranch = Literal["all", "active"]
+#: Which branches of a conversation's tree a message search covers.
+BRANCHES: Final = ("all", "active")
 _MESSAGE_COLUMNS: Final = record_columns(messages, Message)
 _CONVERSATION_COLUMNS: Final = record_columns(conversations, Conversation)
 _HIDDEN: Final = "deleted"
@@ -60,6 +72,8 @@ class MessageFilters:
     until: datetime | None = None
     #: Conversation statuses; ``None``: every status but ``deleted``.
     statuses: tuple[str, ...] | None = None
+    #: Only the messages on their conversation's active path (``branch="active"``).
+    active_path: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +91,7 @@ class _Shape:
     since: bool = False
     until: bool = False
     statuses: bool = False
+    active_path: bool = False
     order: str = "relevance"
     descending: bool = True
     keyed: bool = False
@@ -109,6 +124,8 @@ def _filtered(
             query = query.where(m.created_at >= bindparam("s_since", type_=UTCDateTime()))
         if shape.until:
             query = query.where(m.created_at < bindparam("s_until", type_=UTCDateTime()))
+        if shape.active_path:
+            query = query.where(m.on_active_path == true())
     return query, score
 
 
@@ -193,6 +210,7 @@ def _message_shape(
         since=filters.since is not None,
         until=filters.until is not None,
         statuses=filters.statuses is not None,
+        active_path=filters.active_path,
         **more,
     )
 
