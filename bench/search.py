@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ import numpy
 import sqlalchemy as sa
 
 from chatledger import Ledger
-from chatledger._backends import backend_for
+from chatledger._backends import backend_for, sqlite_library
 
 from .databases import BACKENDS, Scratch, Scratches
 from .harness import percentile
@@ -95,7 +94,8 @@ class Raw:
         self.backend = scratch.backend
         if scratch.backend == "sqlite":
             assert scratch.path is not None
-            self.conn: Any = sqlite3.connect(scratch.path)
+            # The library chatledger opens SQLite with (the bundled pysqlite3 when installed).
+            self.conn: Any = sqlite_library().connect(scratch.path)
         elif scratch.backend == "postgresql":
             import psycopg
 
@@ -229,7 +229,8 @@ def bench_append(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> 
     with Ledger(scratch.url) as ledger:
         user = ledger.users.create()
         chat = ledger.conversations.create(user.id)
-        engine = sa.create_engine(scratch.url, poolclass=sa.pool.NullPool)
+        options = {"module": sqlite_library()} if scratch.backend == "sqlite" else {}
+        engine = sa.create_engine(scratch.url, poolclass=sa.pool.NullPool, **options)
         indexed = True
         for block in range(2 * args.blocks):
             if (block % 2 == 0) != indexed:
