@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     func,
+    literal,
     select,
     true,
 )
@@ -109,7 +110,7 @@ def _filtered(
     if shape.statuses:
         query = query.where(c.status.in_(bindparam("s_statuses", expanding=True)))
     else:
-        query = query.where(c.status != _HIDDEN)
+        query = query.where(c.status != literal(_HIDDEN, literal_execute=True))
     if base is messages:
         m = messages.c
         if shape.conversation:
@@ -141,7 +142,9 @@ def _keyset(shape: _Shape, query: Select[Any], sort: list[ColumnElement[Any]]) -
         sort,
         key,
         descending=shape.descending,
-        limit=bindparam("s_limit", type_=Integer()),
+        # The page size goes into the SQL text (each size compiles once): SQLite runs the
+        # search 2-3x faster with a constant LIMIT than with a bound one (measured).
+        limit=bindparam("s_limit", type_=Integer(), literal_execute=True),
     )
 
 
