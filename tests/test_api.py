@@ -108,6 +108,7 @@ PUBLIC = {
     "UserScope",
     "Users",
     "ValidationError",
+    "VectorEngine",
     "Visitor",
     "Visitors",
     "__version__",

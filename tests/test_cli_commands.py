@@ -194,6 +194,36 @@ def test_stats(database_url: URL) -> None:
     assert run("stats", "--since", "yesterday", "--url", url, ok=False).exit_code == 2
 
 
+def test_search(database_url: URL) -> None:
+    with Ledger(database_url) as ledger:
+        ada = ledger.users.create(external_id="ada")
+        chat = ledger.conversations.create(ada.id, title="Zeppelin plans")
+        ledger.messages.append(chat.id, "user", "zeppelin over Lisbon?")
+        answer = ledger.messages.append(chat.id, "assistant", "A zeppelin over Alfama")
+        ledger.trees.regenerate(answer.id, "A zeppelin over Belém")
+        other = ledger.users.create(external_id="bob")
+        theirs = ledger.conversations.create(other.id)
+        ledger.messages.append(theirs.id, "user", "my own zeppelin")
+    url = _url(database_url)
+
+    def seqs(*args: str) -> list[tuple[str, int]]:
+        found = run_json("search", "zeppelin", *args, "--url", url)
+        return sorted((hit["message"]["conversation_id"], hit["message"]["seq"]) for hit in found)
+
+    mine = [(str(chat.id), seq) for seq in (1, 2, 3)]
+    assert seqs("--user", "ada") == mine
+    assert seqs("--user", "ada", "--branch", "all") == mine
+    assert seqs("--user", "ada", "--branch", "active") == [mine[0], mine[2]]
+    assert len(seqs()) == 4  # the ledger searches across users
+    titles = run_json("search", "zeppelin", "--titles", "--url", url)
+    assert [hit["conversation"]["id"] for hit in titles] == [str(chat.id)]
+    text = run("search", "alfama", "--user", "ada", "--url", url).output
+    assert "Alfama" in text
+    refused = run("search", "zeppelin", "--branch", "sideways", "--url", url, ok=False)
+    assert refused.exit_code != 0
+    assert "branch" in refused.output
+
+
 def test_audit_verify(database_url: URL) -> None:
     with Ledger(database_url) as ledger:
         ledger.audit.record("user.signed_in")

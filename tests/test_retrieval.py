@@ -1,16 +1,29 @@
 """Retrieval over knowledge chunks: embeddings checked against their source's dimension, exact
 vector search (checked against a brute-force ranking), full-text over chunks, hybrid fusion,
-metadata filters, citations from a retrieval, and bad vectors."""
+metadata filters, citations from a retrieval, and bad vectors. The engines in the database
+(sqlite-vec) return what the exact scan returns; pgvector / MariaDB VECTOR are detected."""
 
 from __future__ import annotations
 
 import math
 import random
+import sqlite3
+from types import SimpleNamespace
 from typing import Any
 
+import numpy
 import pytest
+import sqlalchemy as sa
 
-from chatledger import ConflictError, HashingEmbedder, NotFoundError, ValidationError
+from chatledger import (
+    ConflictError,
+    HashingEmbedder,
+    Ledger,
+    NotFoundError,
+    ValidationError,
+    _vectors,
+)
+from chatledger._backends import SQLITE_LIBRARY_VAR, sqlite_library
 from chatledger._ops import retrieval
 
 SOURCE = "handbook"
@@ -144,8 +157,157 @@ def test_bad_embeddings_and_settings(store, handbook):
         kb.embed({unconfigured.id: [0.0] * 8})
 
 
+def _exact_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vector searches take the exact scan even where the database has an engine."""
+    monkeypatch.setattr(_vectors.SQLiteVectors, "rank", _vectors.Vectors.rank)
+
+
 def test_the_exact_scan_reads_in_batches(store, handbook, monkeypatch):
+    _exact_only(monkeypatch)
     monkeypatch.setattr(retrieval, "SCAN_BATCH", 2)
     query = [0.3, -0.2, 0.9, 0.1, -0.5, 0.4, 0.0, 0.7]
     hits = store.knowledge.retrieve(sources=SOURCE, vector=query, k=6)
     assert [hit.chunk.external_id for hit in hits] == _brute_force(handbook, query, "cosine")
+
+
+@pytest.fixture
+def library(store: Any) -> list[Any]:
+    """120 chunks of 16 dimensions in two sources, one embedding the zero vector."""
+    kb = store.knowledge
+    rng = random.Random(16)
+    vectors = {}
+    for source in ("lib-a", "lib-b"):
+        kb.configure(source, dimension=16, metric="cosine")
+        kb.bulk_upsert(
+            {
+                "source": source,
+                "external_id": str(n),
+                "content": f"volume {n} of {source}",
+                "metadata": {"shelf": n % 3},
+            }
+            for n in range(60)
+        )
+        for n in range(60):
+            chunk = kb.get_by_key(source, str(n))
+            vectors[chunk.id] = [rng.gauss(0, 1) for _ in range(16)] if n else [0.0] * 16
+    kb.embed(vectors)
+    return [rng.gauss(0, 1) for _ in range(16)]
+
+
+def _retrievals(store: Any, query: list[float]) -> list[list[tuple[str, float, int | None]]]:
+    kb = store.knowledge
+    found = []
+    for metric in ("cosine", "l2", "dot"):
+        for source in ("lib-a", "lib-b"):
+            kb.configure(source, dimension=16, metric=metric)
+        for vector in (query, [0.0] * 16):
+            for options in ({}, {"metadata": {"shelf": 1}}, {"sources": "lib-b"}):
+                hits = kb.retrieve(
+                    **{"sources": ["lib-a", "lib-b"], "vector": vector, "k": 15, **options}
+                )
+                found.append([(h.chunk.external_id, h.score, h.vector_rank) for h in hits])
+        hybrid = kb.retrieve("volume", sources=["lib-a", "lib-b"], vector=query, k=15)
+        found.append([(h.chunk.external_id, h.score, h.vector_rank) for h in hybrid])
+    return found
+
+
+def _same(engine: list[Any], exact: list[Any]) -> None:
+    for got, expected in zip(engine, exact, strict=True):
+        assert [(key, rank) for key, _, rank in got] == [(key, rank) for key, _, rank in expected]
+        assert [score for _, score, _ in got] == pytest.approx(
+            [score for _, score, _ in expected], rel=1e-5, abs=1e-5
+        )
+
+
+def test_the_engine_in_the_database_returns_what_the_exact_scan_returns(
+    store, library, monkeypatch
+):
+    engine = store.knowledge.vector_engine()
+    assert engine.exact
+    accelerated = _retrievals(store, library)
+    _exact_only(monkeypatch)
+    _same(accelerated, _retrievals(store, library))
+
+
+def test_the_vector_engine_reports_what_the_database_offers(store, database_url):
+    engine = store.knowledge.vector_engine()
+    backend = database_url.get_backend_name()
+    if backend == "sqlite":
+        loadable = hasattr(sqlite_library().connect(":memory:"), "enable_load_extension")
+        assert engine.name == ("sqlite-vec" if loadable else "numpy")
+        assert engine.extensions == ((f"sqlite-vec {engine.version}",) if loadable else ())
+        return
+    assert (engine.name, engine.version) == ("numpy", numpy.__version__)
+    probe = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with probe.connect() as conn:
+        if backend == "postgresql":
+            version = conn.exec_driver_sql(
+                "SELECT installed_version FROM pg_available_extensions WHERE name = 'vector'"
+            ).scalar()
+            assert engine.extensions == ((f"pgvector {version}",) if version else ())
+        else:
+            server = conn.dialect.server_version_info or ()
+            vector = tuple(server[:2]) >= (11, 7)
+            assert engine.extensions == ((engine.extensions[0],) if vector else ())
+    probe.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_pgvector_is_detected_from_the_catalog(database_url):
+    # The CI servers cannot install pgvector: a catalog table of the same name, found first
+    # on the search path, stands in for the extension's row.
+    probe = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with probe.begin() as conn:
+        assert _vectors.PostgresVectors().extensions(conn) == ()
+        conn.exec_driver_sql("CREATE SCHEMA catalog_double")
+        conn.exec_driver_sql(
+            "CREATE TABLE catalog_double.pg_extension (extname name, extversion text)"
+        )
+        conn.exec_driver_sql("INSERT INTO catalog_double.pg_extension VALUES ('vector', '0.8.0')")
+        conn.exec_driver_sql("SET LOCAL search_path = catalog_double, pg_catalog")
+        assert _vectors.PostgresVectors().extensions(conn) == ("pgvector 0.8.0",)
+        conn.exec_driver_sql("DROP SCHEMA catalog_double CASCADE")
+    probe.dispose()
+
+
+@pytest.mark.parametrize(
+    ("version", "found"),
+    [
+        ((10, 11, 6, "MariaDB"), ()),
+        ((11, 4, 2), ()),
+        ((11, 7, 1), ("mariadb-vector 11.7.1",)),
+        ((12, 0, 0), ("mariadb-vector 12.0.0",)),
+    ],
+)
+def test_mariadb_vector_is_detected_from_the_server_version(version, found):
+    conn: Any = SimpleNamespace(dialect=SimpleNamespace(server_version_info=version))
+    assert _vectors.MariaDBVectors().extensions(conn) == found
+
+
+def test_sqlite_vec_falls_back_when_the_library_cannot_load_it(tmp_path, monkeypatch):
+    """Debian's sqlite3 module cannot load extensions: the same file opened with it scans
+    exactly and returns what sqlite-vec returned."""
+    system = sqlite3.connect(":memory:")
+    loadable = hasattr(system, "enable_load_extension")
+    if not loadable:
+        assert _vectors.load_sqlite_vec(system) == ""
+    system.close()
+    url = f"sqlite:///{tmp_path / 'vectors.db'}"
+    results = {}
+    for choice in ("bundled", "system"):
+        monkeypatch.setenv(SQLITE_LIBRARY_VAR, choice)
+        with Ledger(url) as store:
+            if choice == "bundled":
+                kb = store.knowledge
+                kb.configure("lib", dimension=4, metric="l2")
+                chunks = [kb.upsert("lib", str(n), f"text {n}") for n in range(50)]
+                rng = random.Random(4)
+                kb.embed({c.id: [rng.uniform(-1, 1) for _ in range(4)] for c in chunks})
+            engine = store.knowledge.vector_engine()
+            hits = store.knowledge.retrieve(sources="lib", vector=[0.1, 0.2, -0.3, 0.4], k=10)
+            results[choice] = (engine.name, [(h.chunk.external_id, h.score) for h in hits])
+    assert results["bundled"][0] == "sqlite-vec"
+    assert results["system"][0] == ("sqlite-vec" if loadable else "numpy")
+    bundled, system_hits = results["bundled"][1], results["system"][1]
+    assert [key for key, _ in bundled] == [key for key, _ in system_hits]
+    assert [s for _, s in bundled] == pytest.approx([s for _, s in system_hits], rel=1e-5)

@@ -335,3 +335,118 @@ def test_a_copy_is_searchable(backend, database_url, tmp_path):
     with Ledger(database_url) as target:
         assert target.search.count("lisbon") == 5
         assert [h.conversation.id for h in target.search.conversations("copied")] == [chat.id]
+
+
+# -- branches ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def branched(store: Any, user: Any) -> Any:
+    """A tree: a question, its answer regenerated (the first answer off the path), then the
+    question edited (a new root, with a reply, is the active path)."""
+    chat = store.conversations.create(user.id)
+    question = store.messages.append(chat.id, "user", "Plan three days of zeppelin rides")
+    answer = store.messages.append(chat.id, "assistant", "Day one: zeppelin over Alfama")
+    store.trees.regenerate(answer.id, "Day one: zeppelin over Belém")
+    store.trees.edit(question.id, "Plan four days of zeppelin rides")
+    store.messages.append(chat.id, "assistant", "Day one: zeppelin over Sintra")
+    return chat, question
+
+
+def test_a_search_covers_every_branch_or_the_active_path_only(store, user, branched):
+    chat, question = branched
+    scope = store.as_user(user.id)
+    assert _seqs(scope.search.messages("zeppelin", limit=50)) == {1, 2, 3, 4, 5}
+    assert _seqs(scope.search.messages("zeppelin", branch="all")) == {1, 2, 3, 4, 5}
+    active = scope.search.messages("zeppelin", branch="active", order="oldest")
+    assert [hit.message.seq for hit in active] == [4, 5]
+    assert all(hit.message.on_active_path for hit in active)
+    assert scope.search.count("zeppelin", branch="active") == 2
+    assert scope.search.count("zeppelin") == 5
+    assert _seqs(scope.messages.search("alfama", branch="active")) == set()
+    assert _seqs(scope.messages.search("alfama")) == {2}
+    assert scope.search.count("zeppelin", conversation_id=chat.id, branch="active") == 2
+    # Switching branches moves the filter with the path, in the same transaction.
+    store.trees.switch(chat.id, question.id)
+    assert _seqs(scope.search.messages("zeppelin", branch="active")) == {1, 3}
+    first = scope.search.messages("zeppelin", branch="active", limit=1)
+    rest = scope.search.messages("zeppelin", branch="active", limit=1, after=first.last_cursor)
+    assert _seqs(first) | _seqs(rest) == {1, 3}
+    assert not rest.has_more
+    with pytest.raises(ValidationError) as caught:
+        scope.search.messages("zeppelin", branch="sideways")
+    assert caught.value.field == "branch"
+
+
+# -- SQLite's contentless index ---------------------------------------------------------------
+
+
+def _index_terms(conn: Any, document: _fulltext.Document) -> set[tuple[str, str, int]]:
+    """(term, row key, offset) of every token in the FTS index, read back with fts5vocab."""
+    name = document.index
+    conn.exec_driver_sql(
+        f"CREATE VIRTUAL TABLE temp.v_{name} USING fts5vocab(main, {name}, instance)"
+    )
+    keys = ", ".join(f"k.{key}" for key in document.keys)
+    rows = conn.exec_driver_sql(
+        f"SELECT v.term, {keys}, v.offset FROM temp.v_{name} AS v "
+        f"LEFT JOIN {name}_keys AS k ON k.rowid = v.doc"  # a ghost has no key
+    ).all()
+    conn.exec_driver_sql(f"DROP TABLE temp.v_{name}")
+    return {(row[0], "/".join(map(str, row[1:-1])), row[-1]) for row in rows}
+
+
+def _expected_terms(conn: Any, document: _fulltext.Document) -> set[tuple[str, str, int]]:
+    """The same, for the base table's current text indexed afresh (an FTS5 table that stores
+    its text, with the same tokenizer)."""
+    keys = document.keys
+    conn.exec_driver_sql(
+        "CREATE VIRTUAL TABLE temp.fresh USING fts5(body, key UNINDEXED, "
+        "tokenize = 'unicode61 remove_diacritics 0')"
+    )
+    key = " || '/' || ".join(keys)
+    conn.exec_driver_sql(
+        f"INSERT INTO temp.fresh (body, key) SELECT {document.column}, {key} FROM {document.table}"
+    )
+    conn.exec_driver_sql("CREATE VIRTUAL TABLE temp.v_fresh USING fts5vocab(temp, fresh, instance)")
+    rows = conn.exec_driver_sql(
+        "SELECT v.term, f.key, v.offset FROM temp.v_fresh AS v JOIN temp.fresh AS f "
+        "ON f.rowid = v.doc"
+    ).all()
+    conn.exec_driver_sql("DROP TABLE temp.v_fresh")
+    conn.exec_driver_sql("DROP TABLE temp.fresh")
+    return {(row[0], row[1], row[2]) for row in rows}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_contentless_index_holds_exactly_the_stored_text(store, database_url):
+    """Every write path leaves SQLite's index equal to the base tables indexed afresh (a
+    contentless index removes a row with its old text: a wrong one would leave ghosts)."""
+    ada = store.users.create(external_id="ada")
+    chat = store.conversations.create(ada.id)  # no title
+    for n in range(30):
+        store.messages.append(chat.id, "user", f"note {n} about lisbon trams and {n % 7} cats")
+    reply = store.streams.begin(chat.id)
+    store.streams.delta(reply.id, 0, "streamed words ")
+    store.streams.finish(reply.id, text="about porto")
+    store.conversations.update(chat.id, title="Lisbon notes")
+    store.conversations.update(chat.id, title="Porto notes")
+    other = store.conversations.create(ada.id, title="Doomed chat")
+    store.messages.append(other.id, "user", "doomed words")
+    store.conversations.update(other.id, title=None)
+    store.conversations.delete(other.id, hard=True)
+    bob = store.users.create(external_id="bob")
+    theirs = store.conversations.create(bob.id, title="Bob's chat")
+    store.messages.append(theirs.id, "user", "erased words")
+    store.users.erase(bob.id)
+    store.messages.append(chat.id, "user", "the last note")  # may reuse a freed key rowid
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        for document in _fulltext.DOCUMENTS:
+            assert _index_terms(conn, document) == _expected_terms(conn, document), document
+        tables = set(sa.inspect(conn).get_table_names())
+        assert "search_messages_content" not in tables  # no second copy of the text
+    engine.dispose()
+    assert store.search.count("doomed") == 0
+    assert store.search.count("porto") == 1
+    assert [h.conversation.id for h in store.search.conversations("porto")] == [chat.id]

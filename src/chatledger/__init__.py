@@ -111,6 +111,7 @@ if TYPE_CHECKING:
         UpsertReport,
         UsageTotals,
         User,
+        VectorEngine,
         Visitor,
     )
 
@@ -200,6 +201,7 @@ _LAZY: dict[str, str] = {
     "UpsertReport": ".records",
     "UsageTotals": ".records",
     "User": ".records",
+    "VectorEngine": ".records",
     "Visitor": ".records",
 }
 
@@ -299,6 +301,7 @@ __all__ = [
     "UserScope",
     "Users",
     "ValidationError",
+    "VectorEngine",
     "Visitor",
     "Visitors",
     "__version__",

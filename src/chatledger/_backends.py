@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 
 from ._fulltext import FullText, MariaDBFullText, PostgresFullText, SQLiteFullText
 from ._prepared import Prepared
+from ._vectors import MariaDBVectors, PostgresVectors, SQLiteVectors, Vectors
 from .errors import (
     ConfigurationError,
     MissingDependencyError,
@@ -116,6 +117,8 @@ class Backend:
 
     #: The full-text engine: its index objects and how a search uses them.
     fulltext: ClassVar[FullText]
+    #: The vector engine: what the database offers for vector search (exact scan without).
+    vectors: ClassVar[Vectors]
 
     def url_for(self, url: URL, *, asynchronous: bool) -> URL:
         """``url`` with a driver chatledger supports on this surface; the driver must be
@@ -212,6 +215,7 @@ class SQLite(Backend):
     default_driver = ""
     dialect = "sqlite"
     fulltext = SQLiteFullText()
+    vectors = SQLiteVectors()
     sync_drivers: ClassVar[dict[str, str]] = {"pysqlite": ""}
     # The async surface runs the sync driver on worker threads: one hop per operation instead
     # of aiosqlite's one hop per statement.
@@ -351,6 +355,7 @@ class PostgreSQL(Backend):
     default_port = 5432
     default_user = "postgres"
     fulltext = PostgresFullText()
+    vectors = PostgresVectors()
     autocommit_reads = True
     autocommit_writes = True
     writable_cte = True
@@ -543,6 +548,7 @@ class MariaDB(Backend):
     default_port = 3306
     default_user = "root"
     fulltext = MariaDBFullText()
+    vectors = MariaDBVectors()
     sync_drivers: ClassVar[dict[str, str]] = {
         "pymysql": "pymysql",
         "mysqldb": "MySQLdb",

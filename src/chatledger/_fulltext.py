@@ -2,11 +2,15 @@
 one as ``fulltext``): the index objects, building them for existing rows, and the condition and
 score a search adds to a query.
 
-- SQLite: an FTS5 table per indexed column (``unicode61``, diacritics kept, prefix index of 3),
-  fed by triggers on the base table, so every write path (append, import, copy, erase,
-  retention, cascades of hard deletes) updates it in its own transaction. Messages and
-  conversations have no stable integer key (``VACUUM`` renumbers implicit rowids), so a key
-  table maps the FTS rowid to the row's primary key. Score: ``-bm25``.
+- SQLite: a contentless FTS5 table per indexed column (``unicode61``, diacritics kept, prefix
+  index of 3), fed by triggers on the base table, so every write path (append, import, copy,
+  erase, retention, cascades of hard deletes) updates it in its own transaction. The text is
+  not stored a second time: snippets are computed from the base table, and the triggers
+  remove a row from the index with its old text (FTS5's ``'delete'`` command), which the base
+  table's trigger always has. Messages and conversations have no stable integer key
+  (``VACUUM`` renumbers implicit rowids), so a key table maps the FTS rowid to the row's
+  primary key. Score: ``-bm25``. Layout 1 (revision 0007) stored the text in the FTS table
+  as well; revision 0014 rebuilds it as layout 2.
 - PostgreSQL: a GIN expression index on ``to_tsvector('simple', <text with ASCII punctuation
   turned into spaces>)``: no stemming and no stop words (the language-neutral choice, and the
   one that agrees with the other engines); punctuation splits words as on SQLite. Maintained by
@@ -63,6 +67,9 @@ logger = logging.getLogger(__name__)
 MARIADB_COLLATION: Final = "utf8mb4_uca1400_as_ci"
 #: Rows per batch when the index is built for existing rows (SQLite).
 BUILD_BATCH: Final = 5_000
+#: The layout :meth:`FullText.create` builds by default (SQLite: 1 stores the text in the FTS
+#: table too, 2 is contentless; the other engines have one layout).
+LAYOUT: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +100,9 @@ class FullText:
 
     engine: ClassVar[str]
 
-    def create(self, conn: Connection) -> None:
-        """Create the index objects and index the rows already stored."""
+    def create(self, conn: Connection, layout: int = LAYOUT) -> None:
+        """Create the index objects and index the rows already stored; ``layout`` is for
+        migrations that build an older one (see :data:`LAYOUT`)."""
         raise NotImplementedError
 
     def drop(self, conn: Connection) -> None:
@@ -140,24 +148,41 @@ class SQLiteFullText(FullText):
         for d in DOCUMENTS
     }
 
-    def _statements(self, document: Document) -> list[str]:
+    def _statements(self, document: Document, layout: int) -> list[str]:
         name, table, column = document.index, document.table, document.column
         keys = ", ".join(document.keys)
         new_keys = ", ".join(f"NEW.{key}" for key in document.keys)
         old_match = " AND ".join(f"{key} = OLD.{key}" for key in document.keys)
         old_rowid = f"(SELECT rowid FROM {name}_keys WHERE {old_match})"
-        return [
+        insert = (
             f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} BEGIN "
             f"INSERT INTO {name}_keys ({keys}) VALUES ({new_keys}); "
-            f"INSERT INTO {name} (rowid, body) VALUES (last_insert_rowid(), NEW.{column}); END",
-            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} BEGIN "
-            f"DELETE FROM {name} WHERE rowid = {old_rowid}; "
+            f"INSERT INTO {name} (rowid, body) VALUES (last_insert_rowid(), NEW.{column}); END"
+        )
+        if layout == 1:
+            return [
+                insert,
+                f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} BEGIN "
+                f"DELETE FROM {name} WHERE rowid = {old_rowid}; "
+                f"DELETE FROM {name}_keys WHERE {old_match}; END",
+                f"CREATE TRIGGER {name}_update AFTER UPDATE OF {column} ON {table} BEGIN "
+                f"UPDATE {name} SET body = NEW.{column} WHERE rowid = {old_rowid}; END",
+            ]
+        # Contentless: a row leaves the index by the 'delete' command, given its old text.
+        forget = (
+            f"INSERT INTO {name} ({name}, rowid, body) VALUES ('delete', {old_rowid}, OLD.{column})"
+        )
+        return [
+            insert,
+            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} BEGIN {forget}; "
             f"DELETE FROM {name}_keys WHERE {old_match}; END",
-            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {column} ON {table} BEGIN "
-            f"UPDATE {name} SET body = NEW.{column} WHERE rowid = {old_rowid}; END",
+            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {column} ON {table} "
+            f"WHEN OLD.{column} IS NOT NEW.{column} BEGIN {forget}; "
+            f"INSERT INTO {name} (rowid, body) VALUES ({old_rowid}, NEW.{column}); END",
         ]
 
-    def create(self, conn: Connection) -> None:
+    def create(self, conn: Connection, layout: int = LAYOUT) -> None:
+        content = "" if layout == 1 else ", content = ''"
         for document in DOCUMENTS:
             name, _table = document.index, document.table
             key_columns = ", ".join(
@@ -172,10 +197,10 @@ class SQLiteFullText(FullText):
             )
             conn.exec_driver_sql(
                 f"CREATE VIRTUAL TABLE {name} USING fts5(body, "
-                "tokenize = 'unicode61 remove_diacritics 0', prefix = '3')"
+                f"tokenize = 'unicode61 remove_diacritics 0', prefix = '3'{content})"
             )
             self._build(conn, document)
-            for statement in self._statements(document):
+            for statement in self._statements(document, layout):
                 conn.exec_driver_sql(statement)
 
     def _build(self, conn: Connection, document: Document) -> None:
@@ -244,7 +269,7 @@ def _tsvector(table: str, column: str) -> str:
 class PostgresFullText(FullText):
     engine = "postgresql-tsvector"
 
-    def create(self, conn: Connection) -> None:
+    def create(self, conn: Connection, layout: int = LAYOUT) -> None:
         for document in DOCUMENTS:
             logger.info("search index %s: building", document.index)
             expression = _tsvector(document.table, document.column).replace(
@@ -276,7 +301,7 @@ class PostgresFullText(FullText):
 class MariaDBFullText(FullText):
     engine = "innodb-fulltext"
 
-    def create(self, conn: Connection) -> None:
+    def create(self, conn: Connection, layout: int = LAYOUT) -> None:
         for document in DOCUMENTS:
             logger.info("search index %s: building", document.index)
             conn.exec_driver_sql(

@@ -48,6 +48,7 @@ __all__ = [
     "UpsertReport",
     "UsageTotals",
     "User",
+    "VectorEngine",
     "Visitor",
 ]
 
@@ -463,6 +464,20 @@ class KnowledgeSource:
     dimension: int
     metric: Literal["cosine", "l2", "dot"]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VectorEngine:
+    """What scores vector searches on a database: ``name`` is ``"sqlite-vec"`` (inside
+    SQLite), ``"numpy"`` or ``"python"`` (an exact scan in the client), with its
+    ``version``; ``exact`` says whether results are exact (every engine chatledger uses is);
+    ``extensions`` lists the vector extensions the database offers, used or not
+    (``"pgvector 0.8.0"``, ``"mariadb-vector 11.8.2"``, ``"sqlite-vec v0.1.9"``)."""
+
+    name: str
+    version: str | None
+    exact: bool
+    extensions: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

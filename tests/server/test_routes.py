@@ -702,3 +702,24 @@ def test_deleted_objects_stay_gone(api: Api) -> None:
     ):
         error(api.call(api.admin, method, path, json=body), 409, "conflict")
     assert ok(api.call(api.admin, "GET", "/v1/me"))["role"] == "admin"
+
+
+def test_search_every_branch_or_the_active_path(api: Api) -> None:
+    chat = ok(api.call(api.alice, "POST", "/v1/conversations", json={}), 201)["id"]
+    messages = f"/v1/conversations/{chat}/messages"
+    ok(api.call(api.alice, "POST", messages, json={"role": "user", "content": "zeppelin?"}), 201)
+    answer = {"role": "assistant", "content": "zeppelin over Alfama"}
+    first = ok(api.call(api.alice, "POST", messages, json=answer), 201)["id"]
+    again = {"content": "zeppelin over Belém"}
+    ok(api.call(api.alice, "POST", f"/v1/messages/{first}/regenerate", json=again), 201)
+
+    def seqs(path: str, **params: Any) -> list[int]:
+        found = ok(api.call(api.alice, "GET", path, params={"q": "zeppelin", **params}))
+        return sorted(hit["message"]["seq"] for hit in found["data"])
+
+    for path in ("/v1/search", f"/v1/conversations/{chat}/search"):
+        assert seqs(path) == [1, 2, 3]
+        assert seqs(path, branch="all") == [1, 2, 3]
+        assert seqs(path, branch="active") == [1, 3]
+        bad = api.call(api.alice, "GET", path, params={"q": "zeppelin", "branch": "sideways"})
+        assert error(bad, 422, "invalid_request")["field"] == "branch"

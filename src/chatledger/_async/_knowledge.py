@@ -15,7 +15,7 @@ from .._run.compat_async import embed
 from .._schema import EMBEDDING_DIMENSION_MAX, EXTERNAL_ID_MAX, SOURCE_MAX, knowledge_chunks
 from .._validate import Id
 from ..errors import ValidationError
-from ..records import ChunkHit, KnowledgeChunk, KnowledgeSource, Page, UpsertReport
+from ..records import ChunkHit, KnowledgeChunk, KnowledgeSource, Page, UpsertReport, VectorEngine
 
 if TYPE_CHECKING:
     from ._store import _AsyncStore
@@ -213,3 +213,9 @@ class AsyncKnowledge:
             k=size,
         )
         return await self._store._call(_retrieval.retrieve, retrieval)
+
+    async def vector_engine(self) -> VectorEngine:
+        """What scores vector searches on this database (sqlite-vec inside SQLite, or an
+        exact numpy scan) and which vector extensions the database offers; see
+        ``docs/search.md``."""
+        return await self._store._call(_retrieval.engine)

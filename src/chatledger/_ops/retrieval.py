@@ -5,11 +5,12 @@ the layout sqlite-vec and numpy read directly); the chunk's source fixes the dim
 the metric (``knowledge_sources``). A changed chunk loses its embedding (see
 ``_ops/knowledge``).
 
-Vector search is exact: the source's embeddings are read in batches of :data:`SCAN_BATCH`
-and scored with numpy when it is installed (the ``vector`` extra), in pure Python otherwise;
-with sqlite-vec loaded on SQLite the database scores them (``vec_distance_*``) and returns
-the top k. Hybrid search fuses the full-text ranking and the vector ranking by reciprocal
-rank (``1 / (RRF_K + rank)`` summed over both lists).
+Vector search is exact. Where the database can score the stored embeddings itself
+(sqlite-vec on SQLite: :mod:`chatledger._vectors`) it returns the top k; elsewhere the
+source's embeddings are read in batches of :data:`SCAN_BATCH` and scored with numpy when it
+is installed (the ``vector`` extra), in pure Python otherwise. Both give the same chunks.
+Hybrid search fuses the full-text ranking and the vector ranking by reciprocal rank
+(``1 / (RRF_K + rank)`` summed over both lists).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .._schema import (
     knowledge_sources,
 )
 from ..errors import ConflictError, NotFoundError, ValidationError
-from ..records import ChunkHit, KnowledgeChunk, KnowledgeSource
+from ..records import ChunkHit, KnowledgeChunk, KnowledgeSource, VectorEngine
 from . import search_syntax as syntax
 from ._common import from_row, record_columns, utcnow
 
@@ -52,6 +53,7 @@ __all__ = [
     "Retrieval",
     "configure",
     "encode",
+    "engine",
     "prepare_vector",
     "retrieve",
     "set_embeddings",
@@ -272,6 +274,20 @@ def _python_similarity(metric: str, query: Sequence[float], vector: Sequence[flo
 def _vector_ranking(
     conn: Connection, retrieval: Retrieval, metric: str, limit: int
 ) -> list[tuple[uuid.UUID, float]]:
+    """The ``limit`` chunks closest to the query vector: scored by the database when it
+    can (:mod:`chatledger._vectors`), else by :func:`exact_ranking`."""
+    assert retrieval.vector is not None
+    ranked = backend_of(conn).vectors.rank(
+        conn, _conditions(retrieval), encode(retrieval.vector), metric, limit
+    )
+    if ranked is not None:
+        return ranked
+    return exact_ranking(conn, retrieval, metric, limit)
+
+
+def exact_ranking(
+    conn: Connection, retrieval: Retrieval, metric: str, limit: int
+) -> list[tuple[uuid.UUID, float]]:
     """The ``limit`` chunks closest to the query vector, by an exact scan in batches."""
     assert retrieval.vector is not None
     conditions = [_k.embedding.is_not(None), *_conditions(retrieval)]
@@ -384,6 +400,17 @@ def _chunks(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, Knowledge
         return {}
     rows = conn.execute(select(*_COLUMNS).where(_k.id.in_(ids)))
     return {row[0]: from_row(KnowledgeChunk, row) for row in rows}
+
+
+def engine(conn: Connection) -> VectorEngine:
+    """The engine that scores vectors on this connection, and the vector extensions the
+    database offers."""
+    vectors = backend_of(conn).vectors
+    found = vectors.engine(conn)
+    if found is None:
+        found = ("python", None) if numpy is None else ("numpy", numpy.__version__)
+    name, version = found
+    return VectorEngine(name, version, True, vectors.extensions(conn))
 
 
 def check_metric(value: object) -> str:

@@ -25,7 +25,9 @@ from sqlalchemy import (
     Table,
     bindparam,
     func,
+    literal,
     select,
+    true,
 )
 
 from .. import _cursors, _fulltext
@@ -39,11 +41,22 @@ from . import search_syntax as syntax
 from ._common import keyset_query, page_of, record_columns
 from .messages import require_conversation
 
-__all__ = ["SORTS", "MessageFilters", "count", "decode_cursor", "messages_page", "titles_page"]
+__all__ = [
+    "BRANCHES",
+    "SORTS",
+    "MessageFilters",
+    "count",
+    "decode_cursor",
+    "messages_page",
+    "titles_page",
+]
 
 SearchOrder = Literal["relevance", "newest", "oldest"]
 #: How results can be ordered.
 SORTS: Final = ("relevance", "newest", "oldest")
+SearchBranch = Literal["all", "active"]
+#: Which branches of a conversation's tree a message search covers.
+BRANCHES: Final = ("all", "active")
 _MESSAGE_COLUMNS: Final = record_columns(messages, Message)
 _CONVERSATION_COLUMNS: Final = record_columns(conversations, Conversation)
 _HIDDEN: Final = "deleted"
@@ -60,6 +73,8 @@ class MessageFilters:
     until: datetime | None = None
     #: Conversation statuses; ``None``: every status but ``deleted``.
     statuses: tuple[str, ...] | None = None
+    #: Only the messages on their conversation's active path (``branch="active"``).
+    active_path: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,7 @@ class _Shape:
     since: bool = False
     until: bool = False
     statuses: bool = False
+    active_path: bool = False
     order: str = "relevance"
     descending: bool = True
     keyed: bool = False
@@ -94,7 +110,7 @@ def _filtered(
     if shape.statuses:
         query = query.where(c.status.in_(bindparam("s_statuses", expanding=True)))
     else:
-        query = query.where(c.status != _HIDDEN)
+        query = query.where(c.status != literal(_HIDDEN, literal_execute=True))
     if base is messages:
         m = messages.c
         if shape.conversation:
@@ -109,6 +125,8 @@ def _filtered(
             query = query.where(m.created_at >= bindparam("s_since", type_=UTCDateTime()))
         if shape.until:
             query = query.where(m.created_at < bindparam("s_until", type_=UTCDateTime()))
+        if shape.active_path:
+            query = query.where(m.on_active_path == true())
     return query, score
 
 
@@ -124,7 +142,9 @@ def _keyset(shape: _Shape, query: Select[Any], sort: list[ColumnElement[Any]]) -
         sort,
         key,
         descending=shape.descending,
-        limit=bindparam("s_limit", type_=Integer()),
+        # The page size goes into the SQL text (each size compiles once): SQLite runs the
+        # search 2-3x faster with a constant LIMIT than with a bound one (measured).
+        limit=bindparam("s_limit", type_=Integer(), literal_execute=True),
     )
 
 
@@ -193,6 +213,7 @@ def _message_shape(
         since=filters.since is not None,
         until=filters.until is not None,
         statuses=filters.statuses is not None,
+        active_path=filters.active_path,
         **more,
     )
 

@@ -17,7 +17,7 @@ from .._run.compat_sync import embed
 from .._schema import EMBEDDING_DIMENSION_MAX, EXTERNAL_ID_MAX, SOURCE_MAX, knowledge_chunks
 from .._validate import Id
 from ..errors import ValidationError
-from ..records import ChunkHit, KnowledgeChunk, KnowledgeSource, Page, UpsertReport
+from ..records import ChunkHit, KnowledgeChunk, KnowledgeSource, Page, UpsertReport, VectorEngine
 
 if TYPE_CHECKING:
     from ._store import _Store
@@ -211,3 +211,9 @@ class Knowledge:
             k=size,
         )
         return self._store._call(_retrieval.retrieve, retrieval)
+
+    def vector_engine(self) -> VectorEngine:
+        """What scores vector searches on this database (sqlite-vec inside SQLite, or an
+        exact numpy scan) and which vector extensions the database offers; see
+        ``docs/search.md``."""
+        return self._store._call(_retrieval.engine)

@@ -14,7 +14,7 @@ from .. import _validate as check
 from .._ops import feedback as _feedback
 from .._ops import messages as _messages
 from .._ops import trees as _trees
-from .._ops.search import SearchOrder
+from .._ops.search import SearchBranch, SearchOrder
 from .._schema import ROLES
 from .._validate import Id
 from ..records import (
@@ -194,6 +194,7 @@ class Messages:
         since: datetime | None = None,
         until: datetime | None = None,
         status: ConversationStatus | Sequence[ConversationStatus] | None = None,
+        branch: SearchBranch = "all",
         order: SearchOrder = "relevance",
         limit: int = 20,
         after: str | None = None,
@@ -209,6 +210,7 @@ class Messages:
             since=since,
             until=until,
             status=status,
+            branch=branch,
             order=order,
             limit=limit,
             after=after,

@@ -42,6 +42,7 @@ def _filters(
     since: datetime | None,
     until: datetime | None,
     status: ConversationStatus | Sequence[ConversationStatus] | None,
+    branch: object,
 ) -> _search.MessageFilters:
     roles = _many("role", role)
     models = _many("model", model)
@@ -54,6 +55,7 @@ def _filters(
         since=check.optional_aware_datetime("since", since),
         until=check.optional_aware_datetime("until", until),
         statuses=_conversations.statuses(status),
+        active_path=check.choice("branch", branch, _search.BRANCHES) == "active",
     )
 
 
@@ -84,6 +86,7 @@ class Search:
         since: datetime | None = None,
         until: datetime | None = None,
         status: ConversationStatus | Sequence[ConversationStatus] | None = None,
+        branch: _search.SearchBranch = "all",
         order: _search.SearchOrder = "relevance",
         limit: int = 20,
         after: str | None = None,
@@ -92,12 +95,14 @@ class Search:
         """A page of the messages matching ``query``, most relevant first (or ``newest`` /
         ``oldest``), each with a snippet. Filters: one conversation, role(s), model(s),
         ``since <= created_at < until``, conversation status(es) (default: all but
-        ``deleted``). Pass ``after=page.last_cursor`` for the next page, ``before=
-        page.first_cursor`` for the previous one."""
+        ``deleted``), ``branch`` (``"all"``, the default: every branch of each tree;
+        ``"active"``: only the messages on their conversation's active path). Pass
+        ``after=page.last_cursor`` for the next page, ``before=page.first_cursor`` for the
+        previous one."""
         if after is not None and before is not None:
             raise ValidationError("before", "give after or before, not both")
         parsed = _syntax.parse(query)
-        filters = _filters(conversation_id, role, model, since, until, status)
+        filters = _filters(conversation_id, role, model, since, until, status, branch)
         chosen = _order(order)
         return self._store._call(
             _search.messages_page,
@@ -120,10 +125,11 @@ class Search:
         since: datetime | None = None,
         until: datetime | None = None,
         status: ConversationStatus | Sequence[ConversationStatus] | None = None,
+        branch: _search.SearchBranch = "all",
     ) -> int:
         """How many messages :meth:`messages` would find with these filters."""
         parsed = _syntax.parse(query)
-        filters = _filters(conversation_id, role, model, since, until, status)
+        filters = _filters(conversation_id, role, model, since, until, status, branch)
         return self._store._call(_search.count, self._store._owner, parsed, filters)
 
     def conversations(

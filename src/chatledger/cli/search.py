@@ -32,6 +32,10 @@ def search(
     ] = None,
     conversation: Annotated[str | None, typer.Option(help="Only this conversation (id).")] = None,
     role: Annotated[list[str] | None, typer.Option(help="Only messages of this role.")] = None,
+    branch: Annotated[
+        str,
+        typer.Option(help="all (every branch) or active (only each conversation's active path)."),
+    ] = "all",
     titles: Annotated[
         bool, typer.Option("--titles", help="Search conversation titles instead of messages.")
     ] = False,
@@ -57,6 +61,7 @@ def search(
                 query,
                 conversation_id=conversation,
                 role=role or None,  # type: ignore[arg-type]
+                branch=branch,  # type: ignore[arg-type]
                 order=order,  # type: ignore[arg-type]
                 limit=limit,
             )

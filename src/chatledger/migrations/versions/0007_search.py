@@ -61,7 +61,7 @@ def upgrade() -> None:
     conn = op.get_bind()
     if conn.dialect.name in ("mysql", "mariadb"):
         _collate(conn, _SEARCH)
-    backend_of(conn).fulltext.create(conn)
+    backend_of(conn).fulltext.create(conn, layout=1)  # 0014 rebuilds it as layout 2
 
 
 def downgrade() -> None:

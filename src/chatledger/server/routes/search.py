@@ -29,6 +29,13 @@ SearchQuery = Annotated[
 SearchOrder = Annotated[
     Literal["relevance", "newest", "oldest"], Query(description="Most relevant first, or by time.")
 ]
+SearchBranch = Annotated[
+    Literal["all", "active"],
+    Query(
+        description="Every branch of each conversation (`all`), or only the messages on "
+        "their conversation's active path (`active`)."
+    ),
+]
 
 
 class SearchOut(BaseModel, Generic[T]):
@@ -62,6 +69,7 @@ async def search_messages(
     status: Annotated[list[ConversationStatus] | None, Query()] = None,
     since: Since = None,
     until: Until = None,
+    branch: SearchBranch = "all",
     order: SearchOrder = "relevance",
     limit: Limit = 20,
     after: After = None,
@@ -77,6 +85,7 @@ async def search_messages(
         status=status or None,
         since=since,
         until=until,
+        branch=branch,
         order=order,
         limit=limit,
         after=after,
@@ -91,6 +100,7 @@ async def search_conversation(
     caller: Caller,
     q: SearchQuery,
     role: Annotated[list[Role] | None, Query()] = None,
+    branch: SearchBranch = "all",
     order: SearchOrder = "relevance",
     limit: Limit = 20,
     after: After = None,
@@ -102,6 +112,7 @@ async def search_conversation(
         conversation_id=conversation_id,
         role=role or None,
         status=["active", "archived", "closed", "deleted"],
+        branch=branch,
         order=order,
         limit=limit,
         after=after,
