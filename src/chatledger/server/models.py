@@ -264,8 +264,8 @@ class ConversationUpdate(_In):
     metadata: JsonObject | None = None
 
 
-class _MessageBody(_In):
-    """What every appended message may carry."""
+class _Usage(_In):
+    """A message's text and what producing it used (every field as in the library's append)."""
 
     content: Content
     intent: Intent | None = None
@@ -273,9 +273,16 @@ class _MessageBody(_In):
     model: ModelName | None = None
     input_tokens: _Count | None = None
     output_tokens: _Count | None = None
+    cached_input_tokens: _Count | None = None
+    reasoning_tokens: _Count | None = None
     cost: _Money | None = None
     latency_ms: _Count | None = None
     request_id: RequestIdText | None = None
+
+
+class _MessageBody(_Usage):
+    """What every appended message may carry."""
+
     charge: _Tokens | None = None
     charge_reason: Reason = "message"
 
@@ -292,12 +299,8 @@ class MessageCreate(_MessageBody):
     )
 
 
-class EditIn(_In):
+class EditIn(_Usage):
     """The new version of a user message: appended as its sibling, made the active leaf."""
-
-    content: Content
-    intent: Intent | None = None
-    metadata: JsonObject | None = None
 
 
 class RegenerateIn(_MessageBody):

@@ -205,6 +205,8 @@ async def append_message(
             model=body.model,
             input_tokens=body.input_tokens,
             output_tokens=body.output_tokens,
+            cached_input_tokens=body.cached_input_tokens,
+            reasoning_tokens=body.reasoning_tokens,
             cost=body.cost,
             latency_ms=body.latency_ms,
             request_id=body.request_id,

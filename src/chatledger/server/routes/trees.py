@@ -76,7 +76,18 @@ async def edit_message(message_id: uuid.UUID, body: EditIn, caller: Caller) -> M
     """Edit a user message: the new version is appended as its sibling (a new root for the
     first message) and becomes the active leaf."""
     return await caller.store.trees.edit(
-        message_id, body.content, intent=body.intent, metadata=body.metadata
+        message_id,
+        body.content,
+        intent=body.intent,
+        metadata=body.metadata,
+        model=body.model,
+        input_tokens=body.input_tokens,
+        output_tokens=body.output_tokens,
+        cached_input_tokens=body.cached_input_tokens,
+        reasoning_tokens=body.reasoning_tokens,
+        cost=body.cost,
+        latency_ms=body.latency_ms,
+        request_id=body.request_id,
     )
 
 
@@ -92,6 +103,8 @@ async def regenerate_message(message_id: uuid.UUID, body: RegenerateIn, caller: 
         model=body.model,
         input_tokens=body.input_tokens,
         output_tokens=body.output_tokens,
+        cached_input_tokens=body.cached_input_tokens,
+        reasoning_tokens=body.reasoning_tokens,
         cost=body.cost,
         latency_ms=body.latency_ms,
         request_id=body.request_id,
