@@ -315,11 +315,7 @@ def test_thread_ids_are_per_owner_without_scopes(ledger):
         chat = saver.conversation_id("t-1")
         assert chat is not None and ledger.conversations.get(chat).owner_id == user.id
     anyone = ChatledgerSaver(ledger)
-    per_call = {
-        **config("t-1"),
-        "configurable": {"thread_id": "t-1", "chatledger_user_id": str(bob.id)},
-    }
-    found = anyone.get_tuple(per_call)
+    found = anyone.get_tuple(config("t-1", chatledger_user_id=str(bob.id)))
     assert found is not None
     assert found.checkpoint["channel_values"]["messages"][0].content == "from bob"
     with pytest.raises(ValidationError, match="several users"):
