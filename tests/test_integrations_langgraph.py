@@ -285,14 +285,15 @@ def test_a_user_scope_sees_only_its_threads(ledger):
     chat_graph(bobs).invoke({"messages": [HumanMessage("mine")]}, config("shared-name"))
     bobs_chat = bobs.conversation_id("shared-name")
     chat = theirs.conversation_id("shared-name")
-    assert bobs_chat is not None and bobs_chat != chat
+    assert bobs_chat is not None
+    assert bobs_chat != chat
     assert ledger.conversations.get(bobs_chat).owner_id == bob.id
-    assert [m.content for m in ledger.messages.list(bobs_chat).items][0] == "mine"
-    assert [m.content for m in ledger.messages.list(chat).items][0] == "secret"
+    assert next(m.content for m in ledger.messages.list(bobs_chat).items) == "mine"
+    assert next(m.content for m in ledger.messages.list(chat).items) == "secret"
     assert len(list(bobs.list(None))) == len(list(bobs.list(config("shared-name")))) > 0
     alices = theirs.get_tuple(config("shared-name"))
     assert alices is not None
-    assert [m.content for m in alices.checkpoint["channel_values"]["messages"]][0] == "secret"
+    assert next(m.content for m in alices.checkpoint["channel_values"]["messages"]) == "secret"
     # Bob cannot bind a thread to Alice's conversation by naming it.
     with pytest.raises(NotFoundError):
         chat_graph(bobs).invoke({"messages": [HumanMessage("x")]}, config(str(chat)))
@@ -313,7 +314,8 @@ def test_thread_ids_are_per_owner_without_scopes(ledger):
         assert found is not None
         assert found.checkpoint["channel_values"]["messages"][0].content == text
         chat = saver.conversation_id("t-1")
-        assert chat is not None and ledger.conversations.get(chat).owner_id == user.id
+        assert chat is not None
+        assert ledger.conversations.get(chat).owner_id == user.id
     anyone = ChatledgerSaver(ledger)
     found = anyone.get_tuple(config("t-1", chatledger_user_id=str(bob.id)))
     assert found is not None

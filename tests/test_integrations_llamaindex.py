@@ -10,7 +10,7 @@ from llama_index.core.llms import ChatMessage
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
-from chatledger import AsyncLedger, NotFoundError, ValidationError
+from chatledger import AsyncLedger, ValidationError
 from chatledger.integrations.langgraph import ChatledgerSaver
 from chatledger.integrations.llamaindex import ChatledgerChatStore
 
