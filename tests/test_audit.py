@@ -1092,3 +1092,13 @@ def test_a_missing_chain_head_is_recreated_only_for_an_empty_log(store, raw):
         1,
         "chain head mismatch",
     )
+
+
+def test_the_apps_docs_examples_run(tmp_path):
+    from .test_readme import run_docs_page
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "apps.md"
+    output = run_docs_page(page, tmp_path)
+    assert "2 True" in output
+    assert "['Hello', 'Hi!']" in output
+    assert output.count("False None") == 2
