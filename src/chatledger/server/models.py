@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar, Union
+from typing import Annotated, Any, Final, Generic, Literal, TypeAlias, TypeVar, Union
 
 from pydantic import (
     AwareDatetime,
@@ -278,6 +278,13 @@ class _Usage(_In):
     cost: _Money | None = None
     latency_ms: _Count | None = None
     request_id: RequestIdText | None = None
+
+    def message_fields(self) -> dict[str, Any]:
+        """The keyword arguments of the library's append (edit, regenerate) but the content."""
+        return {name: getattr(self, name) for name in _USAGE_FIELDS}
+
+
+_USAGE_FIELDS: Final = tuple(name for name in _Usage.model_fields if name != "content")
 
 
 class _MessageBody(_Usage):
