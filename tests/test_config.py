@@ -476,7 +476,7 @@ def test_file_settings_and_their_sources(tmp_path: Path) -> None:
     assert (config.pool_size, config.max_overflow) == (5, 6)
     assert (config.pool_timeout, config.pool_recycle) == (7.5, 8)
     # The file names the backend; the URL's parts it leaves out are defaults.
-    unset = ("url.", "open_")  # the URL's parts and the open settings the file leaves out
+    unset = ("url.", "open_", "use_database")  # what the file leaves out
     assert {config.sources[name] for name in config.sources if not name.startswith(unset)} == {
         f"file {cfg}"
     }
@@ -676,6 +676,7 @@ def test_rag_app_database_type_and_pool_variables() -> None:
         "open_retries": "default",
         "open_retry_delay": "default",
         "pooler": "default",
+        "use_database": "default",
     }
 
 
@@ -888,6 +889,7 @@ def test_default_settings_and_sources() -> None:
         "open_retries",
         "open_retry_delay",
         "pooler",
+        "use_database",
     ]
     assert set(config.sources.values()) == {"default"}
 

@@ -278,7 +278,7 @@ def test_a_deleted_conversation_is_dropped(store, chat):
         (lambda m, c: m.last(c, 0), "n", 10),
         (lambda m, c: m.last(c, 11), "n", 10),
         (lambda m, c: m.fit(c, -1), "max_tokens", 2**31 - 1),
-        (lambda m, c: m.last("not-an-id", 1), "conversation_id", None),
+        (lambda m, c: m.last(12, 1), "conversation_id", None),
         (lambda m, c: m.fit(c, 10, count=lambda message: -1), "count", None),
     ],
     ids=["n zero", "n over max_messages", "negative budget", "bad id", "negative count"],
