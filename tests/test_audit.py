@@ -25,18 +25,22 @@ from chatledger import (
     AsyncAuditLogger,
     AsyncLedger,
     AuditLogger,
+    ChatledgerError,
     ChatledgerWarning,
     ConflictError,
+    ConversationMemory,
     Ledger,
     NotFoundError,
     RetryPolicy,
     SQLiteWALResetBugWarning,
+    TransientError,
     ValidationError,
 )
 from chatledger._async._audit import category_of
 from chatledger._ops.audit import chain_hash, content_digest, redact_user
 from chatledger._schema import audit_chain, audit_events
 
+from ._faults import Proxy
 from .conftest import Blocking
 
 THREADS = 8
@@ -869,31 +873,185 @@ def test_logger_keeps_writing_the_file_while_the_database_is_unreachable(surface
 
 
 def test_logger_reports_the_database_back_after_an_outage(servers, tmp_path, caplog):
-    """A real outage and recovery: the database does not exist yet, then it does."""
+    """A real outage and recovery: the server is unreachable (a loopback proxy in front of it
+    refuses connections), then reachable again."""
     server = servers["postgresql"]
     server.require()
     name = f"chatledger_outage_{uuid.uuid4().hex[:12]}"
+    server.create(name)
+    url = server.admin_url.set(database=name)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy.down()
     path = tmp_path / "audit.jsonl"
-    ledger = Ledger(server.admin_url.set(database=name), retry=RetryPolicy(attempts=1))
+    ledger = Ledger(proxy.url(url), retry=RetryPolicy(attempts=1))
     try:
         logger = AuditLogger(ledger, path)
         with caplog.at_level(logging.WARNING, logger="chatledger"):
             with pytest.warns(ChatledgerWarning):
                 assert logger.log("startup") is None
             assert logger.log("still_down") is None
-            server.create(name)
+            proxy.refusing = False
             event = logger.log("recovered")
             again = logger.log("steady")
     finally:
         ledger.close()
+        proxy.close()
 
     assert event is not None
     assert again is not None
     assert (event.seq, again.seq) == (1, 2)
     assert [line["stored"] for line in _lines(path)] == [False, False, True, True]
+    assert "TransientError" in _lines(path)[0]["error"]
     back = [r.getMessage() for r in caplog.records if "reachable again" in r.getMessage()]
     assert len(back) == 1
     assert "2 events" in back[0]
+
+
+_REFUSE = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_events BEFORE INSERT ON audit_events "
+        "WHEN NEW.event_type = 'forbidden' BEGIN SELECT RAISE(ABORT, 'refused by policy'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.event_type = 'forbidden' THEN RAISE EXCEPTION 'refused by policy'; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_events BEFORE INSERT ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_events()",
+    ],
+    "mariadb": [
+        "CREATE TRIGGER refuse_events BEFORE INSERT ON audit_events FOR EACH ROW "
+        "IF NEW.event_type = 'forbidden' THEN "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by policy'; END IF"
+    ],
+}
+_UNREFUSE = {
+    "sqlite": ["DROP TRIGGER refuse_events"],
+    "postgresql": ["DROP TRIGGER refuse_events ON audit_events", "DROP FUNCTION refuse_events()"],
+    "mariadb": ["DROP TRIGGER refuse_events"],
+}
+
+
+def test_logger_reports_a_rejected_event_as_an_error_not_an_outage(
+    store, backend, raw, tmp_path, caplog
+):
+    """The database answers and refuses one event (here a trigger of the DBA's): the caller
+    gets the error, the file keeps the event marked rejected, an error is logged, and no
+    outage is reported (no "unreachable", no "reachable again")."""
+    path = tmp_path / "audit.jsonl"
+    logger = logger_of(store, path)
+    with raw.begin() as conn:
+        for statement in _REFUSE[backend]:
+            conn.execute(sa.text(statement))
+    try:
+        with caplog.at_level(logging.WARNING, logger="chatledger"):
+            assert logger.log("before") is not None
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # no outage warning
+                with pytest.raises(ChatledgerError) as caught:
+                    logger.log("forbidden", description="kept anyway")
+            assert "refused by policy" in str(caught.value)
+            assert not isinstance(caught.value, TransientError)
+            assert logger.log("after") is not None
+    finally:
+        with raw.begin() as conn:
+            for statement in _UNREFUSE[backend]:
+                conn.execute(sa.text(statement))
+    lines = _lines(path)
+    assert [(line["event_type"], line["stored"]) for line in lines] == [
+        ("before", True),
+        ("forbidden", False),
+        ("after", True),
+    ]
+    assert lines[1]["rejected"] is True
+    assert lines[1]["description"] == "kept anyway"
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "unreachable" in m or "reachable again" in m]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "rejected" in errors[0].getMessage()
+    assert [e.event_type for e in audit(store).list(order="asc").items] == ["before", "after"]
+
+
+@pytest.mark.parametrize("surface", ["sync", "async"])
+def test_logger_falls_back_to_the_file_when_the_ledger_cannot_be_built(surface, tmp_path, caplog):
+    """``connect``: a SQLite directory that cannot be created is a ConfigurationError from the
+    ledger's constructor; the logger writes its file only and says why once."""
+    path = tmp_path / "audit.jsonl"
+    url = "sqlite:////proc/chatledger-no-such-dir/app.db"
+    connect = AuditLogger.connect if surface == "sync" else _connect_async
+    with (
+        caplog.at_level(logging.ERROR, logger="chatledger"),
+        pytest.warns(ChatledgerWarning, match="cannot be opened"),
+    ):
+        logger: Any = connect(path, url)
+    assert not logger.stores
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, at connect
+        if surface == "sync":
+            with logger:
+                assert logger.log("startup") is None
+                assert logger.log_event("login", {"n": 1}, user_id=None) is None
+        else:
+            asyncio.run(_log_async(logger))
+    assert [(line["event_type"], line["stored"]) for line in _lines(path)] == [
+        ("startup", False),
+        ("login", False),
+    ]
+    assert len([r for r in caplog.records if "cannot be opened" in r.getMessage()]) == 1
+
+
+def _connect_async(path: Path, url: str) -> Any:
+    return asyncio.run(_connect(path, url))
+
+
+async def _connect(path: Path, url: str) -> Any:
+    return AsyncAuditLogger.connect(path, url)
+
+
+async def _log_async(logger: Any) -> None:
+    async with logger:
+        assert await logger.log("startup") is None
+        assert await logger.log_event("login", {"n": 1}) is None
+
+
+def test_logger_connect_owns_its_ledger(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    with AuditLogger.connect(path, f"sqlite:///{tmp_path / 'app.db'}") as logger:
+        assert logger.stores
+        event = logger.log("startup")
+        assert event is not None
+        assert event.seq == 1
+    assert _lines(path)[0]["stored"] is True
+
+
+def test_without_a_database_the_app_code_stays_the_same(tmp_path, monkeypatch):
+    """``USE_DATABASE=false``: ``Ledger()`` opens no server and no file (its store lives in
+    memory), ``ConversationMemory`` works, and the ``AuditLogger`` writes its file only."""
+    monkeypatch.setenv("USE_DATABASE", "false")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/never")
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "audit.jsonl"
+    with Ledger() as ledger:
+        assert ledger.config.use_database is False
+        assert ledger.config.sources["use_database"] == "env USE_DATABASE"
+        assert ledger.config.url.database == ":memory:"
+        memory = ConversationMemory(ledger)
+        user = ledger.users.create(username="ada")
+        memory.add_message("conv_1", "user", "Hello", user_id=user.id)
+        assert [m.content for m in memory.last("conv_1", 5, user_id=user.id)] == ["Hello"]
+        logger = AuditLogger(ledger, path)
+        assert not logger.stores
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert (
+                logger.log_event("blocked_content", {"reason": "PII"}, severity="warning") is None
+            )
+        assert ledger.audit.list().items == []
+    assert list(tmp_path.iterdir()) == [path]  # no database file
+    (line,) = _lines(path)
+    assert (line["event_type"], line["stored"], line["error"]) == ("blocked_content", False, None)
+    assert line["category"] == "security"
 
 
 def test_logger_lines_from_many_threads_stay_whole(ledger, tmp_path):
@@ -934,3 +1092,13 @@ def test_a_missing_chain_head_is_recreated_only_for_an_empty_log(store, raw):
         1,
         "chain head mismatch",
     )
+
+
+def test_the_apps_docs_examples_run(tmp_path):
+    from .test_readme import run_docs_page
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "apps.md"
+    output = run_docs_page(page, tmp_path)
+    assert "2 True" in output
+    assert "['Hello', 'Hi!']" in output
+    assert output.count("False None") == 2

@@ -476,7 +476,7 @@ def test_file_settings_and_their_sources(tmp_path: Path) -> None:
     assert (config.pool_size, config.max_overflow) == (5, 6)
     assert (config.pool_timeout, config.pool_recycle) == (7.5, 8)
     # The file names the backend; the URL's parts it leaves out are defaults.
-    unset = ("url.", "open_")  # the URL's parts and the open settings the file leaves out
+    unset = ("url.", "open_", "use_database")  # what the file leaves out
     assert {config.sources[name] for name in config.sources if not name.startswith(unset)} == {
         f"file {cfg}"
     }
@@ -676,6 +676,7 @@ def test_rag_app_database_type_and_pool_variables() -> None:
         "open_retries": "default",
         "open_retry_delay": "default",
         "pooler": "default",
+        "use_database": "default",
     }
 
 
@@ -888,6 +889,7 @@ def test_default_settings_and_sources() -> None:
         "open_retries",
         "open_retry_delay",
         "pooler",
+        "use_database",
     ]
     assert set(config.sources.values()) == {"default"}
 
@@ -940,3 +942,27 @@ def test_a_password_alone_does_not_change_the_file_backend(tmp_path: Path) -> No
     config = Config.load(config_file=cfg, environ={"MARIADB_PASSWORD": PASSWORD})
     assert config.backend == "postgresql"
     assert config.url.password is None
+
+
+def test_use_database_off_keeps_the_store_in_memory(tmp_path: Path) -> None:
+    """``USE_DATABASE=false`` (or ``CHATLEDGER_USE_DATABASE``, or the file's
+    ``database.use_database``): no server, no file, whatever URL is configured."""
+    env = {"USE_DATABASE": "false", "DATABASE_URL": "postgresql://app:secret@db:5432/app"}
+    config = Config.load(environ=env)
+    assert config.use_database is False
+    assert (config.backend, config.url.database) == ("sqlite", ":memory:")
+    assert config.sources["use_database"] == "env USE_DATABASE"
+    assert config.sources["url"] == "in memory (env USE_DATABASE: use_database off)"
+    assert "secret" not in repr(config)
+    on = Config.load(environ={"CHATLEDGER_USE_DATABASE": "1", "USE_DATABASE": "false"})
+    assert on.use_database is True
+    assert on.sources["use_database"] == "env CHATLEDGER_USE_DATABASE"
+    assert Config.load(environ={}).use_database is True
+    file = tmp_path / "config.yaml"
+    file.write_text("database:\n  use_database: false\n  type: mariadb\n", encoding="utf-8")
+    from_file = Config.load(config_file=file, environ={})
+    assert from_file.use_database is False
+    assert from_file.url.database == ":memory:"
+    assert from_file.sources["use_database"] == f"file {file}"
+    with pytest.raises(ConfigurationError, match="env USE_DATABASE"):
+        Config.load(environ={"USE_DATABASE": "perhaps"})

@@ -281,12 +281,51 @@ def test_a_user_scope_sees_only_its_threads(ledger):
     assert bobs.get_tuple(config("shared-name")) is None
     assert list(bobs.list(None)) == []
     assert bobs.conversation_id("shared-name") is None
-    with pytest.raises(NotFoundError):
-        chat_graph(bobs).invoke({"messages": [HumanMessage("let me in")]}, config("shared-name"))
-    # Bob cannot bind a thread to Alice's conversation by naming it either.
+    # Thread ids are per owner: Bob's "shared-name" is a thread (and conversation) of his own.
+    chat_graph(bobs).invoke({"messages": [HumanMessage("mine")]}, config("shared-name"))
+    bobs_chat = bobs.conversation_id("shared-name")
     chat = theirs.conversation_id("shared-name")
+    assert bobs_chat is not None
+    assert bobs_chat != chat
+    assert ledger.conversations.get(bobs_chat).owner_id == bob.id
+    assert next(m.content for m in ledger.messages.list(bobs_chat).items) == "mine"
+    assert next(m.content for m in ledger.messages.list(chat).items) == "secret"
+    assert len(list(bobs.list(None))) == len(list(bobs.list(config("shared-name")))) > 0
+    alices = theirs.get_tuple(config("shared-name"))
+    assert alices is not None
+    assert next(m.content for m in alices.checkpoint["channel_values"]["messages"]) == "secret"
+    # Bob cannot bind a thread to Alice's conversation by naming it.
     with pytest.raises(NotFoundError):
         chat_graph(bobs).invoke({"messages": [HumanMessage("x")]}, config(str(chat)))
+
+
+def test_thread_ids_are_per_owner_without_scopes(ledger):
+    """Savers on the whole ledger acting for two users (``user_id``, or the config's
+    ``chatledger_user_id``) keep two threads under one thread id; a saver with no user cannot
+    tell them apart and says so."""
+    alice = ledger.users.create(external_id="alice")
+    bob = ledger.users.create(external_id="bob")
+    for user, text in ((alice, "from alice"), (bob, "from bob")):
+        saver = ChatledgerSaver(ledger, user_id=user.id)
+        chat_graph(saver).invoke({"messages": [HumanMessage(text)]}, config("t-1"))
+    for user, text in ((alice, "from alice"), (bob, "from bob")):
+        saver = ChatledgerSaver(ledger, user_id=user.id)
+        found = saver.get_tuple(config("t-1"))
+        assert found is not None
+        assert found.checkpoint["channel_values"]["messages"][0].content == text
+        chat = saver.conversation_id("t-1")
+        assert chat is not None
+        assert ledger.conversations.get(chat).owner_id == user.id
+    anyone = ChatledgerSaver(ledger)
+    found = anyone.get_tuple(config("t-1", chatledger_user_id=str(bob.id)))
+    assert found is not None
+    assert found.checkpoint["channel_values"]["messages"][0].content == "from bob"
+    with pytest.raises(ValidationError, match="several users"):
+        anyone.get_tuple(config("t-1"))
+    ChatledgerSaver(ledger, user_id=alice.id).delete_thread("t-1")
+    assert ChatledgerSaver(ledger, user_id=alice.id).get_tuple(config("t-1")) is None
+    assert ChatledgerSaver(ledger, user_id=bob.id).get_tuple(config("t-1")) is not None
+    assert anyone.get_tuple(config("t-1")) is not None  # one owner left: no longer ambiguous
 
 
 def test_delete_thread_keeps_the_conversation(ledger):

@@ -10,7 +10,7 @@ from llama_index.core.llms import ChatMessage
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
-from chatledger import AsyncLedger, NotFoundError, ValidationError
+from chatledger import AsyncLedger, ValidationError
 from chatledger.integrations.langgraph import ChatledgerSaver
 from chatledger.integrations.llamaindex import ChatledgerChatStore
 
@@ -102,14 +102,38 @@ def test_app_keys_are_bound_to_new_conversations(ledger):
     theirs = ChatledgerChatStore(ledger.as_user(bob.id))
     assert theirs.get_keys() == []
     assert theirs.get_messages(str(chat)) == []
-    with pytest.raises(NotFoundError):
-        theirs.add_message("session-1", SAMPLES[2])
+    # Keys are per owner: Bob's "session-1" is a conversation of his own.
+    theirs.add_message("session-1", SAMPLES[0])
+    assert theirs.get_messages("session-1") == [SAMPLES[0]]
+    assert store.get_messages("session-1") == [SAMPLES[2]]
+    assert theirs.get_keys() == ["session-1"]
 
     # A whole-ledger store needs a user to create conversations for.
     with pytest.raises(ValidationError):
         ChatledgerChatStore(ledger).add_message("orphan", SAMPLES[2])
     ChatledgerChatStore(ledger, user_id=bob.id).add_message("orphan", SAMPLES[2])
-    assert ChatledgerChatStore(ledger.as_user(bob.id)).get_keys() == ["orphan"]
+    assert ChatledgerChatStore(ledger.as_user(bob.id)).get_keys() == ["session-1", "orphan"]
+
+
+def test_one_fixed_key_per_user_scope(ledger):
+    """The docs' pattern: every user's store uses the same key; each user gets their own
+    conversation, and overwriting one user's messages leaves the other's alone. An unscoped
+    store without a user cannot tell the two apart and says so."""
+    users = [ledger.users.create(external_id=name) for name in ("alice", "bob")]
+    scoped = [ChatledgerChatStore(ledger.as_user(user.id)) for user in users]
+    acting = [ChatledgerChatStore(ledger, user_id=user.id) for user in users]
+    scoped[0].add_message("support", SAMPLES[0])
+    acting[1].add_message("support", SAMPLES[1])
+    assert scoped[0].get_messages("support") == acting[0].get_messages("support") == [SAMPLES[0]]
+    assert scoped[1].get_messages("support") == acting[1].get_messages("support") == [SAMPLES[1]]
+    scoped[1].set_messages("support", [SAMPLES[2]])
+    assert acting[0].get_messages("support") == [SAMPLES[0]]
+    assert acting[1].get_messages("support") == [SAMPLES[2]]
+    assert acting[0].delete_last_message("support") == SAMPLES[0]
+    assert scoped[1].get_messages("support") == [SAMPLES[2]]
+    assert acting[0].get_keys() == acting[1].get_keys() == ["support"]
+    with pytest.raises(ValidationError, match="several users"):
+        ChatledgerChatStore(ledger).get_messages("support")
 
 
 def test_chat_memory_buffer(ledger):

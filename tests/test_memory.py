@@ -278,7 +278,7 @@ def test_a_deleted_conversation_is_dropped(store, chat):
         (lambda m, c: m.last(c, 0), "n", 10),
         (lambda m, c: m.last(c, 11), "n", 10),
         (lambda m, c: m.fit(c, -1), "max_tokens", 2**31 - 1),
-        (lambda m, c: m.last("not-an-id", 1), "conversation_id", None),
+        (lambda m, c: m.last(12, 1), "conversation_id", None),
         (lambda m, c: m.fit(c, 10, count=lambda message: -1), "count", None),
     ],
     ids=["n zero", "n over max_messages", "negative budget", "bad id", "negative count"],
@@ -337,3 +337,38 @@ def test_threads_share_one_memory(ledger):
         memory.refresh(chat.id)
         assert memory.last(chat.id, 200) == ledger.messages.last(chat.id, 200)
         assert len(memory.last(chat.id, 200)) == 50
+
+
+def test_add_message_creates_the_conversation_on_its_first_message(store):
+    """The agent framework's ``add_message(conversation_id, ..., user_id=...)``: the app's own
+    conversation id makes a conversation of that user on its first message; later messages
+    and reads use the same id; another user's same id is another conversation."""
+    ada, bob = (store.users.create(username=name).id for name in ("ada", "bob"))
+    memory = memory_of(store)
+    first = memory.add_message("conv_123", "user", "Hello", user_id=ada, intent="greeting")
+    second = memory.add_message("conv_123", "assistant", "Hi!", user_id=ada, model="gpt-4")
+    theirs = memory.add_message("conv_123", "user", "Bob here", user_id=bob)
+    assert first.conversation_id == second.conversation_id != theirs.conversation_id
+    assert store.conversations.get(first.conversation_id).owner_id == ada
+    assert store.conversations.get(theirs.conversation_id).owner_id == bob
+    assert (second.seq, second.model, first.intent) == (2, "gpt-4", "greeting")
+    assert contents(memory.last("conv_123", 10, user_id=ada)) == ["Hello", "Hi!"]
+    assert contents(memory.fit("conv_123", 1000, user_id=bob)) == ["Bob here"]
+    # A fresh memory (another process) finds the key's conversation in the store.
+    again = memory_of(store)
+    assert contents(again.last("conv_123", 10, user_id=ada)) == ["Hello", "Hi!"]
+    third = again.add_message("conv_123", "user", "More", user_id=ada, charge=None)
+    assert third.conversation_id == first.conversation_id
+    assert third.seq == 3
+    # A conversation id is used as it is; an unknown key without a user cannot be created.
+    assert memory.add_message(first.conversation_id, "user", "by id").seq == 4
+    with pytest.raises(ValidationError):
+        memory.add_message("conv_999", "user", "whose?")
+    with pytest.raises(NotFoundError):
+        memory.last("conv_999", 5, user_id=ada)
+    # In a user scope, the scope's user is the owner.
+    scoped = memory_of(store.as_user(bob))
+    assert contents(scoped.last("conv_123", 10)) == ["Bob here"]
+    assert scoped.add_message("conv_123", "assistant", "Hello Bob").conversation_id == (
+        theirs.conversation_id
+    )

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from chatledger import ConflictError, NotFoundError
+from chatledger import ConflictError, NotFoundError, ValidationError
 
 from ._threads import run_threads
 
@@ -373,3 +373,29 @@ def test_the_docs_examples_run(tmp_path):
 
     page = Path(__file__).resolve().parent.parent / "docs" / "trees.md"
     assert "2 / 2" in run_docs_page(page, tmp_path)
+
+
+def test_edit_and_regenerate_take_the_usage_details_of_append(store, chat):
+    """``cached_input_tokens`` / ``reasoning_tokens`` (and the other usage fields) as on
+    ``messages.append``: stored, summed in usage, validated the same way."""
+    u1, a1, *_ = _chat(store, chat)
+    again = store.trees.regenerate(
+        a1.id, "a1'", input_tokens=100, cached_input_tokens=60, reasoning_tokens=7
+    )
+    assert (again.input_tokens, again.cached_input_tokens, again.reasoning_tokens) == (100, 60, 7)
+    edited = store.trees.edit(u1.id, "u1'", input_tokens=9, cached_input_tokens=3, model="m")
+    assert (edited.cached_input_tokens, edited.reasoning_tokens, edited.model) == (3, None, "m")
+    assert store.messages.get(again.id).reasoning_tokens == 7
+    calls = [
+        (store.trees.regenerate, (a1.id, "x")),
+        (store.trees.edit, (u1.id, "x")),
+        (store.messages.append, (chat.id, "assistant", "x")),
+    ]
+    for call, args in calls:
+        for field in ("cached_input_tokens", "reasoning_tokens"):
+            with pytest.raises(ValidationError) as caught:
+                call(*args, **{field: -1})
+            assert caught.value.field == field
+    with pytest.raises(ValidationError) as caught:
+        store.trees.edit(u1.id, "x", reasoning_tokens=True)
+    assert caught.value.field == "reasoning_tokens"

@@ -691,13 +691,18 @@ class CheckpointThreadRow(Base):
     __tablename__ = "graph_threads"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    thread_id: Mapped[str] = mapped_column(String(THREAD_ID_MAX), unique=True)
+    #: The owner of the conversation: thread ids (and chat-store keys) are per owner.
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    thread_id: Mapped[str] = mapped_column(String(THREAD_ID_MAX), index=True)
     conversation_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("conversations.id", ondelete="CASCADE"), unique=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+    __table_args__ = (
+        UniqueConstraint("owner_id", "thread_id"),
+        MYSQL_TABLE_OPTIONS,
+    )
 
 
 class CheckpointRow(Base):
@@ -843,6 +848,6 @@ UNIQUE_FIELDS: Final[dict[str, str]] = {
     "uq_audit_events_id": "id",
     "pk_audit_events": "seq",
     "pk_idempotent_requests": "key",
-    "uq_graph_threads_thread_id": "thread_id",
+    "uq_graph_threads_owner_id_thread_id": "thread_id",
     "uq_graph_threads_conversation_id": "conversation_id",
 }

@@ -51,9 +51,10 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "open_retries": (("DATABASE_INIT_RETRY_COUNT",), _COUNT),
     "open_retry_delay": (("DATABASE_INIT_RETRY_DELAY_MS",), _SECONDS),
     "pooler": (("CHATLEDGER_POOLER",), _BOOL),
+    "use_database": (("CHATLEDGER_USE_DATABASE", "USE_DATABASE"), _BOOL),
 }
 #: The settings that are flags (True or False).
-_FLAGS = frozenset({"echo", "auto_upgrade", "pooler"})
+_FLAGS = frozenset({"echo", "auto_upgrade", "pooler", "use_database"})
 #: Settings that are a number of seconds (the others that are numbers count things).
 _FLOATS = frozenset(
     {
@@ -117,6 +118,7 @@ class _DatabaseSection(_Section):
     open_retries: _Count | None = None
     open_retry_delay: _Seconds | None = None
     pooler: bool | None = None
+    use_database: bool | None = None
     sqlite: _SqliteSection | None = None
     postgresql: _ServerSection | None = None
     mariadb: _ServerSection | None = None
@@ -151,6 +153,10 @@ class Config:
     #: A transaction-mode connection pooler (PgBouncer) sits in front of PostgreSQL: no
     #: server-side prepared statements, no session state outside what the pooler tracks.
     pooler: bool = False
+    #: ``False`` (``USE_DATABASE=false``): no database server or file at all; the store lives
+    #: in this process's memory (an in-memory SQLite database, gone when it closes) and the
+    #: :class:`~chatledger.AuditLogger` writes its file only. The app's code stays the same.
+    use_database: bool = True
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -211,6 +217,7 @@ class Config:
                 "open_retries": db.open_retries,
                 "open_retry_delay": db.open_retry_delay,
                 "pooler": db.pooler,
+                "use_database": db.use_database,
                 "sqlite_synchronous": lite.synchronous,
                 "sqlite_busy_timeout": lite.busy_timeout,
                 "sqlite_inline_budget": lite.inline_budget,
@@ -227,6 +234,12 @@ class Config:
                 values[name], sources[name] = from_file[name], f"file {path}"
             else:
                 sources[name] = "default"
+        if values.get("use_database") is False:
+            # No database: the store lives in this process's memory, whatever URL is set.
+            values["url"] = URL.create("sqlite", database=":memory:")
+            sources["url"] = f"in memory ({sources['use_database']}: use_database off)"
+            for part in [name for name in sources if name.startswith("url.")]:
+                del sources[part]
         config = cls(**values, sources=MappingProxyType(sources))
         logger.debug("loaded %r from %s", config, sources)
         return config

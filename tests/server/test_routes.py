@@ -723,3 +723,46 @@ def test_search_every_branch_or_the_active_path(api: Api) -> None:
         assert seqs(path, branch="active") == [1, 3]
         bad = api.call(api.alice, "GET", path, params={"q": "zeppelin", "branch": "sideways"})
         assert error(bad, 422, "invalid_request")["field"] == "branch"
+
+
+def test_usage_details_on_append_edit_and_regenerate(api: Api) -> None:
+    """``cached_input_tokens`` / ``reasoning_tokens`` over HTTP as in the library: on appends,
+    edits and regenerates, 422 naming the field when invalid."""
+    chat = ok(api.call(api.alice, "POST", "/v1/conversations", json={}), 201)["id"]
+    post = f"/v1/conversations/{chat}/messages"
+    question = ok(api.call(api.alice, "POST", post, json={"role": "user", "content": "q"}), 201)
+    body = {"role": "assistant", "content": "a", "cached_input_tokens": 5, "reasoning_tokens": 2}
+    answer = ok(api.call(api.alice, "POST", post, json=body), 201)
+    assert (answer["cached_input_tokens"], answer["reasoning_tokens"]) == (5, 2)
+    again = ok(
+        api.call(
+            api.alice,
+            "POST",
+            f"/v1/messages/{answer['id']}/regenerate",
+            json={
+                "content": "a'",
+                "input_tokens": 10,
+                "cached_input_tokens": 4,
+                "reasoning_tokens": 3,
+            },
+        ),
+        201,
+    )
+    assert (again["cached_input_tokens"], again["reasoning_tokens"]) == (4, 3)
+    edited = ok(
+        api.call(
+            api.alice,
+            "POST",
+            f"/v1/messages/{question['id']}/edit",
+            json={"content": "q'", "input_tokens": 2, "cached_input_tokens": 1},
+        ),
+        201,
+    )
+    assert (edited["input_tokens"], edited["cached_input_tokens"]) == (2, 1)
+    refused = api.call(
+        api.alice,
+        "POST",
+        f"/v1/messages/{answer['id']}/regenerate",
+        json={"content": "x", "reasoning_tokens": -1},
+    )
+    assert error(refused, 422, "invalid_request")["field"] == "reasoning_tokens"

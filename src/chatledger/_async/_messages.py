@@ -97,7 +97,14 @@ class AsyncMessages:
         if parent_id is not None:
             parent = check.identifier("parent_id", parent_id)
             return await self._store._call(
-                _trees.append_under, self._store._owner, key, new, parent, debit, write=True
+                _trees.append_under,
+                self._store._owner,
+                key,
+                new,
+                parent,
+                debit,
+                write=True,
+                settle=_messages.APPENDED,
             )
         # Without a key or a charge, the append's one write is one statement on PostgreSQL.
         single = idempotency_key is None and debit is None

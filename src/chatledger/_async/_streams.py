@@ -80,8 +80,18 @@ class AsyncStreams:
         hold = _debit(charge, charge_reason)
         parent = None if parent_id is None else check.identifier("parent_id", parent_id)
         lease = _lease(lease_seconds)
+        owner = self._store._owner
+        assert new.id is not None
         return await self._store._call(
-            _streams.begin, self._store._owner, key, new, parent, lease, hold, write=True
+            _streams.begin,
+            owner,
+            key,
+            new,
+            parent,
+            lease,
+            hold,
+            write=True,
+            settle=_streams.begun(owner, new.id),
         )
 
     async def delta(self, message_id: Id, index: int, text: str) -> Stream:
@@ -93,14 +103,16 @@ class AsyncStreams:
         position = _index(index)
         limits = self._store.limits
         chunk = check.text("text", text, limits.max_delta_chars)
+        owner = self._store._owner
         return await self._store._call(
             _streams.delta,
-            self._store._owner,
+            owner,
             key,
             position,
             chunk,
             limits.max_content_chars,
             write=True,
+            settle=_streams.flushed(owner, key, position, chunk),
         )
 
     async def finish(
@@ -141,13 +153,15 @@ class AsyncStreams:
         )
         if ending.status == "completed" and ending.reason is not None:
             raise ValidationError("reason", "is only for an incomplete or failed reply")
+        owner = self._store._owner
         return await self._store._call(
             _streams.finish,
-            self._store._owner,
+            owner,
             key,
             ending,
             limits.max_content_chars,
             write=True,
+            settle=_streams.finished(owner, key, ending.status),
         )
 
     async def abort(

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
+from .._ops import conversations as _conversations
 from .._ops import messages as _messages
 from .._ops import trees as _trees
 from .._schema import REASON_MAX, TITLE_MAX
@@ -42,11 +43,20 @@ class AsyncTrees:
         *,
         intent: str | None = None,
         metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        cost: Decimal | int | str | float | None = None,
+        latency_ms: int | None = None,
+        request_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Message:
         """Edit a user message: append the new version as its sibling (same parent; a new
         root when it is the first message) and make it the active leaf, in one transaction.
-        The original stays, one sibling back."""
+        The original stays, one sibling back. The usage fields are those of
+        :meth:`AsyncMessages.append`, validated the same way."""
         key = check.identifier("message_id", message_id)
         new = _messages.prepare(
             self._store.limits,
@@ -54,10 +64,25 @@ class AsyncTrees:
             content=content,
             intent=intent,
             metadata=metadata,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+            reasoning_tokens=reasoning_tokens,
+            cost=cost,
+            latency_ms=latency_ms,
+            request_id=request_id,
             idempotency_key=idempotency_key,
         )
         return await self._store._call(
-            _trees.sibling_of, self._store._owner, key, new, "user", None, write=True
+            _trees.sibling_of,
+            self._store._owner,
+            key,
+            new,
+            "user",
+            None,
+            write=True,
+            settle=_messages.APPENDED,
         )
 
     async def regenerate(
@@ -70,6 +95,8 @@ class AsyncTrees:
         model: str | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
         cost: Decimal | int | str | float | None = None,
         latency_ms: int | None = None,
         request_id: str | None = None,
@@ -91,6 +118,8 @@ class AsyncTrees:
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+            reasoning_tokens=reasoning_tokens,
             cost=cost,
             latency_ms=latency_ms,
             request_id=request_id,
@@ -98,7 +127,14 @@ class AsyncTrees:
         )
         debit = _debit(charge, charge_reason)
         return await self._store._call(
-            _trees.sibling_of, self._store._owner, key, new, "assistant", debit, write=True
+            _trees.sibling_of,
+            self._store._owner,
+            key,
+            new,
+            "assistant",
+            debit,
+            write=True,
+            settle=_messages.APPENDED,
         )
 
     async def switch(self, conversation_id: Id, message_id: Id) -> Message:
@@ -159,7 +195,14 @@ class AsyncTrees:
         owner = self._fork_owner(owner_id)
         name = check.optional_text("title", title, TITLE_MAX)
         return await self._store._call(
-            _trees.fork, self._store._owner, key, end, owner, name, write=True
+            _trees.fork,
+            self._store._owner,
+            key,
+            end,
+            owner,
+            name,
+            write=True,
+            settle=_conversations.CREATED,
         )
 
     def _fork_owner(self, owner_id: Id | None) -> uuid.UUID | None:

@@ -25,6 +25,7 @@ from ._common import from_row, record_columns
 __all__ = [
     "NOT_WRITTEN",
     "NotWritten",
+    "Returned",
     "Settle",
     "first_id",
     "found",
@@ -54,10 +55,30 @@ class Settle(Generic[T]):
     kind: str
     find: Callable[..., T | NotWritten]
     args: tuple[Any, ...] = ()
+    #: The id the error reports when the caller chose it before the first attempt (a
+    #: streamed reply's message id); ``None``: the first id drawn.
+    subject: object = None
 
     def key(self, drawn: Sequence[Any]) -> object:
-        """The id to look for, as the error reports it: the first id drawn, if any."""
-        return first_id(drawn)
+        """The id to look for, as the error reports it: ``subject``, else the first id drawn."""
+        return first_id(drawn) if self.subject is None else self.subject
+
+
+class Returned(Generic[T]):
+    """What the latest attempt of one call returned, for a write whose result cannot be read
+    back afterwards (how many rows a delete removed, what a bulk upsert changed): the
+    operation stores it here before its COMMIT, and the call's settle answers it once it has
+    seen that the attempt committed. A fresh holder per call."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: T | NotWritten = NOT_WRITTEN
+
+    def keep(self, value: T) -> T:
+        """Remember ``value`` as the latest attempt's result, and return it."""
+        self.value = value
+        return value
 
 
 def first_id(drawn: Sequence[Any]) -> uuid.UUID | None:

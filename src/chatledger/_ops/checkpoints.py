@@ -174,25 +174,59 @@ def check_task(task_id: object, types: Sequence[str]) -> None:
 # -- threads ----------------------------------------------------------------------------------
 
 
-def _thread_query(owner: uuid.UUID | None) -> Any:
-    t, c = graph_threads.c, conversations.c
-    query = select(t.id, t.thread_id, t.conversation_id)
-    if owner is not None:
-        query = query.join(conversations, c.id == t.conversation_id).where(c.owner_id == owner)
-    return query
+_THREAD: Final = (
+    graph_threads.c.id,
+    graph_threads.c.thread_id,
+    graph_threads.c.conversation_id,
+)
 
 
-def thread(conn: Connection, owner: uuid.UUID | None, thread_id: str) -> Thread | None:
-    """The binding of ``thread_id`` (``None`` if the thread has none, or is another user's)."""
-    row = conn.execute(_thread_query(owner).where(graph_threads.c.thread_id == thread_id)).first()
-    return None if row is None else Thread(row[0], row[1], row[2])
+def thread(
+    conn: Connection, owner: uuid.UUID | None, thread_id: str, user_id: uuid.UUID | None = None
+) -> Thread | None:
+    """The binding of ``thread_id`` (``None`` if the thread has none, or is another user's).
+
+    Thread ids are per owner: the scope's (``owner``), else the acting user's (``user_id``).
+    Unscoped and without a user, a thread id that several users bound is ambiguous
+    (:class:`~chatledger.ValidationError`), unless it is the id of the conversation it names."""
+    t = graph_threads.c
+    holder = owner if owner is not None else user_id
+    query = select(*_THREAD).where(t.thread_id == thread_id)
+    if holder is not None:
+        row = conn.execute(query.where(t.owner_id == holder)).first()
+        if row is None and owner is None:
+            row = _named_binding(conn, thread_id)
+        return None if row is None else Thread(row[0], row[1], row[2])
+    rows = conn.execute(query.limit(2)).all()
+    if len(rows) > 1:
+        row = _named_binding(conn, thread_id)
+        if row is None:
+            raise ValidationError(
+                "thread_id",
+                f"{thread_id!r} is a thread of several users: name the user (the saver's or "
+                "chat store's user_id, or configurable['chatledger_user_id'])",
+            )
+        rows = [row]
+    return Thread(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+
+def _named_binding(conn: Connection, thread_id: str) -> Any:
+    """The binding of a thread id that is the id of the conversation it is bound to."""
+    try:
+        named = uuid.UUID(thread_id)
+    except ValueError:
+        return None
+    t = graph_threads.c
+    return conn.execute(
+        select(*_THREAD).where(t.thread_id == thread_id, t.conversation_id == named)
+    ).first()
 
 
 def _conversation_for(
     conn: Connection, owner: uuid.UUID | None, thread_id: str, user_id: uuid.UUID | None
-) -> uuid.UUID:
-    """The conversation a new thread is bound to: the one whose id the thread id is, or a new
-    one of the acting user (the scope's, else ``user_id``)."""
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """The conversation a new thread is bound to and its owner: the one whose id the thread
+    id is, or a new one of the acting user (the scope's, else ``user_id``)."""
     try:
         named = uuid.UUID(thread_id)
     except ValueError:
@@ -205,7 +239,7 @@ def _conversation_for(
                 # Another user's conversation: it does not exist for this scope, and its id
                 # cannot be taken as a thread name either.
                 raise NotFoundError("conversation", named)
-            return named
+            return named, found.owner_id
     creator = owner or user_id
     if creator is None:
         raise ValidationError(
@@ -214,35 +248,25 @@ def _conversation_for(
             "for: give the saver a user_id, or configurable['chatledger_user_id']",
         )
     fields = {"title": None, "intent": None, "metadata": {"langgraph_thread_id": thread_id}}
-    return _conversations.create(conn, creator, fields).id
+    return _conversations.create(conn, creator, fields).id, creator
 
 
 def bind(
     conn: Connection, owner: uuid.UUID | None, thread_id: str, user_id: uuid.UUID | None
 ) -> Thread:
-    """The binding of ``thread_id``, made on first use (see :func:`_conversation_for`)."""
-    found = thread(conn, owner, thread_id)
+    """The binding of ``thread_id`` for its owner (the scope's, else ``user_id``), made on
+    first use (see :func:`_conversation_for`)."""
+    found = thread(conn, owner, thread_id, user_id)
     if found is not None:
-        return found
-    if (
-        owner is not None
-        and conn.execute(
-            select(graph_threads.c.id).where(graph_threads.c.thread_id == thread_id)
-        ).first()
-    ):
-        # Bound meanwhile (by a concurrent write of this thread), or bound to another user's
-        # conversation, which does not exist for this scope.
-        found = thread(conn, owner, thread_id)
-        if found is None:
-            raise NotFoundError("checkpoint thread", thread_id)
         return found
     try:
         with conn.begin_nested():
-            conversation_id = _conversation_for(conn, owner, thread_id, user_id)
+            conversation_id, holder = _conversation_for(conn, owner, thread_id, user_id)
             key = _ids.new_id()
             conn.execute(
                 graph_threads.insert().values(
                     id=key,
+                    owner_id=holder,
                     thread_id=thread_id,
                     conversation_id=conversation_id,
                     created_at=utcnow(),
@@ -250,8 +274,9 @@ def bind(
             )
             return Thread(key, thread_id, conversation_id)
     except IntegrityError:
-        # Another transaction bound it first (or the conversation has a thread already).
-        found = thread(conn, owner, thread_id)
+        # Another transaction of the same owner bound it first (or the conversation named by
+        # the thread id has a thread already).
+        found = thread(conn, owner, thread_id, user_id)
         if found is None:
             raise
         return found
@@ -562,9 +587,11 @@ def get(
     checkpoint_ns: str,
     checkpoint_id: str | None,
     decode: Decode,
+    user_id: uuid.UUID | None = None,
 ) -> StoredCheckpoint | None:
-    """The checkpoint ``checkpoint_id`` of the thread's namespace, or its newest one."""
-    bound = thread(conn, owner, thread_id)
+    """The checkpoint ``checkpoint_id`` of the thread's namespace, or its newest one (the
+    thread of the scope's owner, else of ``user_id``: see :func:`thread`)."""
+    bound = thread(conn, owner, thread_id, user_id)
     if bound is None:
         return None
     k = graph_checkpoints.c
@@ -588,6 +615,7 @@ def page(
     limit: int,
     decode: Decode,
     accept: Accept | None,
+    user_id: uuid.UUID | None = None,
 ) -> tuple[list[StoredCheckpoint], str | None]:
     """Up to ``limit`` checkpoints, newest first, that pass ``accept`` (the metadata filter),
     of one thread (or every thread the scope sees) and namespace (or all), before the
@@ -597,10 +625,9 @@ def page(
     query = select(*_ROW, t.thread_id.label("thread_name")).join(
         graph_threads, t.id == k.thread_key
     )
-    if owner is not None:
-        query = query.join(conversations, conversations.c.id == t.conversation_id).where(
-            conversations.c.owner_id == owner
-        )
+    holder = owner if owner is not None else user_id
+    if holder is not None:
+        query = query.where(t.owner_id == holder)
     if thread_id is not None:
         query = query.where(t.thread_id == thread_id)
     if checkpoint_ns is not None:
@@ -620,10 +647,12 @@ def page(
     return found, cursor
 
 
-def delete_thread(conn: Connection, owner: uuid.UUID | None, thread_id: str) -> bool:
+def delete_thread(
+    conn: Connection, owner: uuid.UUID | None, thread_id: str, user_id: uuid.UUID | None = None
+) -> bool:
     """Delete the thread's checkpoints, values, writes and binding (its conversation and
     messages stay: they are the app's record). Whether there was anything to delete."""
-    bound = thread(conn, owner, thread_id)
+    bound = thread(conn, owner, thread_id, user_id)
     if bound is None:
         return False
     _lock_conversation(conn, bound.conversation_id)

@@ -25,8 +25,9 @@ from sqlalchemy.exc import IntegrityError
 
 from .._backends import backend_of
 from .._schema import idempotent_requests
+from . import _once
 
-__all__ = ["Claim", "ClaimOutcome", "claim", "complete", "purge", "release"]
+__all__ = ["Claim", "ClaimOutcome", "claim", "complete", "purge", "release", "released"]
 
 #: What a claim found: the caller's to run, a response to replay, a key reused for another
 #: request, or a first request still running.
@@ -103,6 +104,10 @@ def claim(
         if row is None:  # the winner released its claim meanwhile: claim it again
             return claim(conn, api_key_id, key, request_hash, now, running_timeout, ttl)
     stored_hash, state, status, body, created_at = row
+    if state == "running" and stored_hash == request_hash and created_at == now:
+        # This call's own claim: an earlier attempt committed it and its reply was lost
+        # (``now`` is the call's, the same on every attempt, to the microsecond).
+        return Claim("claimed")
     if created_at <= now - ttl or (state == "running" and created_at <= now - running_timeout):
         return _take_over(conn, api_key_id, key, request_hash, now)
     if stored_hash != request_hash:
@@ -128,7 +133,29 @@ def complete(
         .where(_key(api_key_id, key), _C.state == "running", _C.request_hash == request_hash)
         .values(state="done", response_status=status, response_body=body, completed_at=now)
     )
-    return result.rowcount == 1
+    if result.rowcount == 1:
+        return True
+    # An earlier attempt of this call may have stored it already (its reply was lost).
+    done = conn.execute(
+        select(_C.response_status, _C.completed_at).where(
+            _key(api_key_id, key), _C.state == "done", _C.request_hash == request_hash
+        )
+    ).first()
+    return done is not None and tuple(done) == (status, now)
+
+
+def _released(
+    conn: Connection, drawn: Any, api_key_id: uuid.UUID, key: str, request_hash: str
+) -> bool | _once.NotWritten:
+    row = conn.execute(select(_C.request_hash, _C.state).where(_key(api_key_id, key))).first()
+    if row is None:
+        return True  # gone: released (a re-run would answer that the claim is not its own)
+    return _once.NOT_WRITTEN
+
+
+def released(api_key_id: uuid.UUID, key: str, request_hash: str) -> _once.Settle[bool]:
+    """A release committed when the claim is gone."""
+    return _once.Settle("idempotency claim", _released, (api_key_id, key, request_hash))
 
 
 def release(conn: Connection, api_key_id: uuid.UUID, key: str, request_hash: str) -> bool:

@@ -25,6 +25,7 @@ from .._schema import EXTERNAL_ID_MAX, SOURCE_MAX, TITLE_MAX, knowledge_chunks
 from .._types import JSONDocument, LongText, UTCDateTime
 from ..errors import NotFoundError, TransientError, ValidationError
 from ..records import KnowledgeChunk, Page, UpsertReport
+from . import _once
 from ._common import from_row, paginate, record_columns, utcnow
 from .audit import canonical_json
 
@@ -43,7 +44,9 @@ __all__ = [
     "page",
     "prepare",
     "prepare_many",
+    "source_deleted",
     "upsert",
+    "upserted",
 ]
 
 _COLUMNS: Final = record_columns(knowledge_chunks, KnowledgeChunk)
@@ -271,16 +274,21 @@ def upsert(conn: Connection, new: NewChunk) -> KnowledgeChunk:
     )
 
 
+def _keys_of(batch: list[NewChunk]) -> Any:
+    """A condition matching the stored chunks with the keys of ``batch``."""
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for new in batch:
+        by_source[new.source].append(new.external_id)
+    return or_(
+        *((_k.source == source) & _k.external_id.in_(ids) for source, ids in by_source.items())
+    )
+
+
 def _upsert_batch(conn: Connection, batch: list[NewChunk]) -> tuple[int, int, int]:
     """One batch: one SELECT of the stored keys and hashes, one executemany INSERT of the new
     chunks, one executemany UPDATE of the changed ones. Returns (inserted, updated,
     unchanged)."""
-    by_source: dict[str, list[str]] = defaultdict(list)
-    for new in batch:
-        by_source[new.source].append(new.external_id)
-    condition = or_(
-        *((_k.source == source) & _k.external_id.in_(ids) for source, ids in by_source.items())
-    )
+    condition = _keys_of(batch)
     stored = {
         (row.source, row.external_id): (row.id, row.content_hash)
         for row in conn.execute(
@@ -306,10 +314,15 @@ def _upsert_batch(conn: Connection, batch: list[NewChunk]) -> tuple[int, int, in
     return len(inserts), len(updates), unchanged
 
 
-def bulk_upsert(conn: Connection, chunks: list[NewChunk], batch_size: int) -> UpsertReport:
+def bulk_upsert(
+    conn: Connection,
+    chunks: list[NewChunk],
+    batch_size: int,
+    returned: _once.Returned[UpsertReport] | None = None,
+) -> UpsertReport:
     """Upsert ``chunks`` in batches of ``batch_size``, all in the caller's one transaction. A
     batch that loses a race to insert one of its keys is rolled back to its savepoint and run
-    again (it then sees the racer's row)."""
+    again (it then sees the racer's row). ``returned`` keeps the report for :func:`upserted`."""
     inserted = updated = unchanged = 0
     for start in range(0, len(chunks), batch_size):
         batch = chunks[start : start + batch_size]
@@ -324,7 +337,35 @@ def bulk_upsert(conn: Connection, chunks: list[NewChunk], batch_size: int) -> Up
         inserted += counts[0]
         updated += counts[1]
         unchanged += counts[2]
-    return UpsertReport(inserted=inserted, updated=updated, unchanged=unchanged)
+    report = UpsertReport(inserted=inserted, updated=updated, unchanged=unchanged)
+    return report if returned is None else returned.keep(report)
+
+
+def _upserted(
+    conn: Connection,
+    drawn: list[Any],
+    chunks: list[NewChunk],
+    batch_size: int,
+    returned: _once.Returned[UpsertReport],
+) -> UpsertReport | _once.NotWritten:
+    if returned.value is _once.NOT_WRITTEN:
+        return _once.NOT_WRITTEN
+    for start in range(0, len(chunks), batch_size):
+        batch = chunks[start : start + batch_size]
+        wanted = {(new.source, new.external_id): new.content_hash for new in batch}
+        query = select(_k.source, _k.external_id, _k.content_hash).where(_keys_of(batch))
+        stored = {(row.source, row.external_id): row.content_hash for row in conn.execute(query)}
+        if stored != wanted:
+            return _once.NOT_WRITTEN
+    return returned.value
+
+
+def upserted(
+    chunks: list[NewChunk], batch_size: int, returned: _once.Returned[UpsertReport]
+) -> _once.Settle[UpsertReport]:
+    """A bulk upsert committed when every chunk is stored as it wrote it: its report is then
+    the attempt's (a re-run would count them all unchanged)."""
+    return _once.Settle("knowledge upsert", _upserted, (chunks, batch_size, returned))
 
 
 def get(conn: Connection, chunk_id: uuid.UUID) -> KnowledgeChunk:
@@ -376,6 +417,25 @@ def delete_one(conn: Connection, chunk_id: uuid.UUID) -> None:
         raise NotFoundError("knowledge chunk", chunk_id)
 
 
-def delete_source(conn: Connection, source: str) -> int:
-    """Delete every chunk of ``source``; returns how many."""
-    return int(conn.execute(delete(knowledge_chunks).where(_k.source == source)).rowcount)
+def delete_source(
+    conn: Connection, source: str, returned: _once.Returned[int] | None = None
+) -> int:
+    """Delete every chunk of ``source``; returns how many (kept in ``returned`` for
+    :func:`source_deleted`)."""
+    count = int(conn.execute(delete(knowledge_chunks).where(_k.source == source)).rowcount)
+    return count if returned is None else returned.keep(count)
+
+
+def _source_deleted(
+    conn: Connection, drawn: list[Any], source: str, returned: _once.Returned[int]
+) -> int | _once.NotWritten:
+    if returned.value is _once.NOT_WRITTEN:
+        return _once.NOT_WRITTEN
+    left = conn.execute(select(_k.id).where(_k.source == source).limit(1)).first()
+    return _once.NOT_WRITTEN if left is not None else returned.value
+
+
+def source_deleted(source: str, returned: _once.Returned[int]) -> _once.Settle[int]:
+    """A delete of a source committed when none of its chunks is left: the count is the
+    attempt's (a re-run would find nothing to delete and answer 0)."""
+    return _once.Settle("knowledge source deletion", _source_deleted, (source, returned))

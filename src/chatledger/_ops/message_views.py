@@ -172,7 +172,7 @@ def for_key(
     """The conversation of a chat-store key: the one bound to it (LangGraph thread ids and
     chat-store keys share the bindings), else the conversation whose id it is; else, with
     ``create``, a new conversation of the acting user bound to the key (else ``None``)."""
-    bound = _checkpoints.thread(conn, owner, key)
+    bound = _checkpoints.thread(conn, owner, key, user_id)
     if bound is not None:
         return bound.conversation_id
     try:
@@ -191,9 +191,11 @@ def for_key(
     return _checkpoints.bind(conn, owner, key, user_id).conversation_id
 
 
-def key_messages(conn: Connection, owner: uuid.UUID | None, key: str) -> list[Message]:
+def key_messages(
+    conn: Connection, owner: uuid.UUID | None, key: str, user_id: uuid.UUID | None = None
+) -> list[Message]:
     """The visible messages of the key's conversation (none for an unknown key)."""
-    found = for_key(conn, owner, key, None, create=False)
+    found = for_key(conn, owner, key, user_id, create=False)
     return [] if found is None else visible(conn, owner, found, None)
 
 
@@ -216,10 +218,12 @@ def key_append(
         _messages.append_many(conn, owner, conversation_id, list(batch))
 
 
-def key_clear(conn: Connection, owner: uuid.UUID | None, key: str) -> list[Message] | None:
+def key_clear(
+    conn: Connection, owner: uuid.UUID | None, key: str, user_id: uuid.UUID | None = None
+) -> list[Message] | None:
     """Hide every message of the key's conversation; the messages hidden (``None``: unknown
     key)."""
-    found = for_key(conn, owner, key, None, create=False)
+    found = for_key(conn, owner, key, user_id, create=False)
     if found is None:
         return None
     shown = visible(conn, owner, found, None)
@@ -227,18 +231,24 @@ def key_clear(conn: Connection, owner: uuid.UUID | None, key: str) -> list[Messa
     return shown
 
 
-def key_hide_at(conn: Connection, owner: uuid.UUID | None, key: str, index: int) -> Message | None:
+def key_hide_at(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    key: str,
+    index: int,
+    user_id: uuid.UUID | None = None,
+) -> Message | None:
     """Hide the visible message at ``index`` of the key's conversation (see :func:`hide_at`)."""
-    found = for_key(conn, owner, key, None, create=False)
+    found = for_key(conn, owner, key, user_id, create=False)
     return None if found is None else hide_at(conn, owner, found, index)
 
 
-def keys(conn: Connection, owner: uuid.UUID | None) -> list[str]:
-    """The bound keys (and LangGraph thread ids) the store sees, oldest first."""
+def keys(conn: Connection, owner: uuid.UUID | None, user_id: uuid.UUID | None = None) -> list[str]:
+    """The bound keys (and LangGraph thread ids) the store sees, oldest first: the scope
+    owner's, else ``user_id``'s, else every owner's."""
     t = graph_threads.c
     query = select(t.thread_id)
-    if owner is not None:
-        query = query.join(conversations, conversations.c.id == t.conversation_id).where(
-            conversations.c.owner_id == owner
-        )
+    holder = owner if owner is not None else user_id
+    if holder is not None:
+        query = query.where(t.owner_id == holder)
     return list(conn.execute(query.order_by(t.created_at, t.thread_id)).scalars())

@@ -29,8 +29,8 @@ from .._schema import conversations, message_streams, messages, stream_chunks
 from .._types import UTCDateTime
 from ..errors import ConflictError, ValidationError
 from ..records import Message, Stream, StreamEvent
+from . import _once, tokens
 from . import messages as _messages
-from . import tokens
 from . import trees as _trees
 from ._common import from_row, record_columns, utcnow
 
@@ -39,8 +39,11 @@ __all__ = [
     "SWEPT",
     "Ending",
     "begin",
+    "begun",
     "delta",
     "finish",
+    "finished",
+    "flushed",
     "get",
     "read",
     "sweep",
@@ -438,3 +441,69 @@ _SWEPT: Final = Ending(
     latency_ms=None,
     charge=None,
 )
+
+
+# -- settling (``_ops/_once.py``): what an attempt whose outcome is unknown left behind --------
+
+
+def _begun(
+    conn: Connection, drawn: list[Any], owner: uuid.UUID | None, message_id: uuid.UUID
+) -> Message | _once.NotWritten:
+    replay = conn.execute(
+        select(message_streams.c.message_id).where(message_streams.c.message_id == message_id)
+    ).first()
+    return _once.NOT_WRITTEN if replay is None else _message(conn, owner, message_id)
+
+
+def begun(owner: uuid.UUID | None, message_id: uuid.UUID) -> _once.Settle[Message]:
+    """A begin committed when the stream of its message (id drawn by the caller) exists."""
+    return _once.Settle("streaming reply", _begun, (owner, message_id), subject=message_id)
+
+
+def _flushed(
+    conn: Connection,
+    drawn: list[Any],
+    owner: uuid.UUID | None,
+    message_id: uuid.UUID,
+    index: int,
+    text: str,
+) -> Stream | _once.NotWritten:
+    stream = _stream(conn, owner, message_id, lock=False)
+    if index >= stream.chunk_count:
+        return _once.NOT_WRITTEN
+    if stream.finished_at is None:
+        stored = conn.execute(_CHUNK_TEXT, {"b_id": message_id, "b_idx": index}).scalar()
+        if stored != text:
+            return _once.NOT_WRITTEN  # the re-run reports the conflict
+    return stream
+
+
+def flushed(
+    owner: uuid.UUID | None, message_id: uuid.UUID, index: int, text: str
+) -> _once.Settle[Stream]:
+    """A flush committed when its chunk ``index`` is stored with its text (or the reply was
+    finished after it)."""
+    return _once.Settle(
+        "stream chunk", _flushed, (owner, message_id, index, text), subject=message_id
+    )
+
+
+def _finished(
+    conn: Connection,
+    drawn: list[Any],
+    owner: uuid.UUID | None,
+    message_id: uuid.UUID,
+    status: str,
+) -> Message | _once.NotWritten:
+    stream = _stream(conn, owner, message_id, lock=False)
+    if stream.finished_at is None:
+        return _once.NOT_WRITTEN
+    message = _message(conn, owner, message_id)
+    return message if message.status == status else _once.NOT_WRITTEN
+
+
+def finished(owner: uuid.UUID | None, message_id: uuid.UUID, status: str) -> _once.Settle[Message]:
+    """A finish committed when the reply is finished in the state it asked for."""
+    return _once.Settle(
+        "streaming reply", _finished, (owner, message_id, status), subject=message_id
+    )

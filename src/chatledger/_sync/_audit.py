@@ -20,11 +20,21 @@ from .._ops import audit as _audit
 from .._ops._common import utcnow
 from .._schema import AUDIT_CATEGORIES, AUDIT_SEVERITIES, EVENT_TYPE_MAX
 from .._validate import Id
-from ..errors import ChatledgerWarning, DatabaseError, TransientError, ValidationError
+from ..errors import (
+    ChatledgerError,
+    ChatledgerWarning,
+    ConfigurationError,
+    OutcomeUnknownError,
+    TransientError,
+    ValidationError,
+)
 from ..records import AuditCategory, AuditEvent, AuditSeverity, AuditVerification, Order, Page
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from ._store import _Store
+    from .ledger import Ledger
 
 __all__ = ["AuditLog", "AuditLogger", "category_of"]
 
@@ -175,25 +185,92 @@ class AuditLogger:
     event, ``"stored"`` (whether the database has it) and, when stored, its ``seq`` and
     ``hash``. With ``fsync=True`` each line is flushed to disk before the call returns.
 
-    When the database write fails with :class:`~chatledger.TransientError` or
-    :class:`~chatledger.DatabaseError` (after the store's retries: give the ledger a short
-    :class:`~chatledger.RetryPolicy` to fail fast), the line is written with
-    ``"stored": false``, a :class:`~chatledger.ChatledgerWarning` is issued and a warning
-    logged once per outage, and the call returns ``None``. The first write that succeeds
-    again logs that the database is back. Given a user scope, events default to its user.
+    When the database cannot be used — the write fails with
+    :class:`~chatledger.TransientError` (after the store's retries: give the ledger a short
+    :class:`~chatledger.RetryPolicy` to fail fast), :class:`~chatledger.OutcomeUnknownError`
+    (the line says ``"stored": null`` and its ``id`` is the event id to look for) or
+    :class:`~chatledger.ConfigurationError` (say, the database does not exist) — the line is
+    written with ``"stored": false``, a :class:`~chatledger.ChatledgerWarning` is issued and a
+    warning logged once per outage, and the call returns ``None``. The first write that
+    succeeds again logs that the database is back.
+
+    An event the database *refuses* (any other :class:`~chatledger.ChatledgerError`: the
+    database answered, so it is no outage) is an error: the line is written with
+    ``"stored": false`` and ``"rejected": true`` so the event is not lost, an error is logged,
+    and the error is raised. Invalid input is refused before anything is written
+    (:class:`~chatledger.ValidationError`).
+
+    ``store`` may be ``None``: the logger writes its file only (no database; see also
+    :meth:`connect`). A store whose configuration has ``use_database`` off (``USE_DATABASE=false``)
+    is treated the same. Given a user scope, events default to its user.
 
     The file is written with a plain blocking write on both surfaces (microseconds; a disk
     flush with ``fsync``). It is outside the database, so erasing a user does not redact it:
     rotate and expire it under your retention policy.
     """
 
-    def __init__(self, store: _Store, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
+    def __init__(
+        self, store: _Store | None, path: str | os.PathLike[str], *, fsync: bool = False
+    ) -> None:
+        if store is not None and not store._core.config.use_database:
+            store = None
         self._store = store
         self._path = os.fspath(path)
         self._fsync = fsync
         self._state = threading.Lock()
         self._outage_lines = 0
         self._down = False
+        self._owned: Ledger | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        path: str | os.PathLike[str],
+        url: str | URL | None = None,
+        *,
+        fsync: bool = False,
+        **options: Any,
+    ) -> AuditLogger:
+        """A logger on a ledger of its own, opened from ``url`` (else the configuration:
+        ``Config.load``) with ``options`` (the ledger's keywords: ``retry``, ``config``, ...).
+        When the ledger cannot even be built (:class:`~chatledger.ConfigurationError`: a
+        SQLite directory that cannot be created, an invalid setting), the logger writes its
+        file only, and says why once (an error logged, a warning issued). :meth:`close`
+        closes the ledger."""
+        from .ledger import Ledger
+
+        try:
+            ledger = Ledger(url, **options)
+        except ConfigurationError as exc:
+            where = os.fspath(path)
+            logger.error(
+                "audit database cannot be opened, writing events to %s only: %s", where, exc
+            )
+            warnings.warn(
+                f"audit database cannot be opened, writing events to {where} only: {exc}",
+                ChatledgerWarning,
+                stacklevel=_caller_stacklevel(),
+            )
+            return cls(None, path, fsync=fsync)
+        made = cls(ledger, path, fsync=fsync)
+        made._owned = ledger
+        return made
+
+    def close(self) -> None:
+        """Close the ledger :meth:`connect` opened (nothing to do for a ledger passed in)."""
+        if self._owned is not None:
+            self._owned.close()
+
+    def __enter__(self) -> AuditLogger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def stores(self) -> bool:
+        """Whether events go to a database too (``False``: the file only)."""
+        return self._store is not None
 
     @property
     def path(self) -> str:
@@ -216,12 +293,13 @@ class AuditLogger:
         Without ``category``, it is derived from ``event_type`` (see :func:`category_of`).
         Invalid input raises :class:`~chatledger.ValidationError` and writes nothing.
         """
-        if user_id is None:
-            user_id = self._store._owner
+        store = self._store
+        if user_id is None and store is not None:
+            user_id = store._owner
         if category is None and isinstance(event_type, str):
             category = category_of(event_type)
         new = _audit.prepare(
-            self._store.limits,
+            check.Limits() if store is None else store.limits,
             event_type=event_type,
             user_id=user_id,
             category=category,
@@ -229,11 +307,17 @@ class AuditLogger:
             description=description,
             metadata=metadata,
         )
+        if store is None:
+            self._append(_dumps(_unstored(new, None)))
+            return None
         try:
-            event = self._store._call(_audit.append, new, write=True, settle=_audit.APPENDED)
-        except (TransientError, DatabaseError) as exc:
+            event = store._call(_audit.append, new, write=True, settle=_audit.APPENDED)
+        except (TransientError, OutcomeUnknownError, ConfigurationError) as exc:
             self._write_unstored(new, exc)
             return None
+        except ChatledgerError as exc:
+            self._write_rejected(new, exc)
+            raise
         self._recovered()
         line = _line(event)
         try:
@@ -267,31 +351,36 @@ class AuditLogger:
             metadata = json.loads(json.dumps(details, default=str))
         return self.log(event_type, user_id=user_id, severity=severity, metadata=metadata)
 
-    def _write_unstored(self, new: _audit.NewAuditEvent, exc: Exception) -> None:
+    def _write_rejected(self, new: _audit.NewAuditEvent, exc: ChatledgerError) -> None:
+        """The database refused the event: an error (no outage); the file keeps the event."""
+        document = _unstored(new, exc)
+        document["rejected"] = True
+        self._append(_dumps(document))
+        logger.error(
+            "audit event %r rejected by the database (kept in %s only): %s",
+            new.event_type,
+            self._path,
+            exc,
+        )
+
+    def _write_unstored(self, new: _audit.NewAuditEvent, exc: ChatledgerError) -> None:
         """The database is unreachable: the file gets the event alone, and an outage begins
         (warned once) unless one is under way."""
-        document = {
-            "id": str(_ids.new_id()),
-            "seq": None,
-            "hash": None,
-            "stored": False,
-            "created_at": utcnow().isoformat(timespec="microseconds"),
-            "user_id": None if new.user_id is None else str(new.user_id),
-            "event_type": new.event_type,
-            "category": new.category,
-            "severity": new.severity,
-            "description": new.description,
-            "metadata": new.metadata,
-            "error": f"{type(exc).__name__}: {exc}",
-        }
+        document = _unstored(new, exc)
+        if isinstance(exc, OutcomeUnknownError):
+            document["stored"] = None  # perhaps: look for this id once the database is back
+            if isinstance(exc.key, uuid.UUID):
+                document["id"] = str(exc.key)
         self._append(_dumps(document))
         with self._state:
             first = not self._down
             self._down = True
             self._outage_lines += 1
         if first:
-            logger.warning(
-                "audit database unreachable, writing events to %s only: %s", self._path, exc
+            # A configuration error (say, the database does not exist) needs someone to act.
+            level = logging.ERROR if isinstance(exc, ConfigurationError) else logging.WARNING
+            logger.log(
+                level, "audit database unreachable, writing events to %s only: %s", self._path, exc
             )
             warnings.warn(
                 f"audit database unreachable, writing events to {self._path} only: {exc}",
@@ -321,6 +410,24 @@ class AuditLogger:
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _unstored(new: _audit.NewAuditEvent, exc: ChatledgerError | None) -> dict[str, Any]:
+    """The line of an event the database does not have (``exc``: why; ``None``: no database)."""
+    return {
+        "id": str(_ids.new_id()),
+        "seq": None,
+        "hash": None,
+        "stored": False,
+        "created_at": utcnow().isoformat(timespec="microseconds"),
+        "user_id": None if new.user_id is None else str(new.user_id),
+        "event_type": new.event_type,
+        "category": new.category,
+        "severity": new.severity,
+        "description": new.description,
+        "metadata": new.metadata,
+        "error": None if exc is None else f"{type(exc).__name__}: {exc}",
+    }
 
 
 def _dumps(document: dict[str, Any]) -> bytes:

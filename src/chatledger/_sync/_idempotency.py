@@ -105,12 +105,16 @@ class IdempotentRequests:
 
     def release(self, api_key_id: Id, key: str, request_hash: str) -> bool:
         """Give up a claim (its request failed), so that a retry runs the request again."""
+        api_key = check.identifier("api_key_id", api_key_id)
+        checked_key = idempotency_key(key)
+        checked_hash = _request_hash(request_hash)
         return self._store._call(
             _idempotency.release,
-            check.identifier("api_key_id", api_key_id),
-            idempotency_key(key),
-            _request_hash(request_hash),
+            api_key,
+            checked_key,
+            checked_hash,
             write=True,
+            settle=_idempotency.released(api_key, checked_key, checked_hash),
         )
 
     def purge(self, *, running_timeout: timedelta = RUNNING_TIMEOUT, ttl: timedelta = TTL) -> int:

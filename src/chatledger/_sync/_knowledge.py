@@ -12,7 +12,7 @@ from .. import _validate as check
 from .._ops import knowledge as _knowledge
 from .._ops import retrieval as _retrieval
 from .._ops import search_syntax as _syntax
-from .._ops._once import gone
+from .._ops._once import Returned, gone
 from .._run.compat_sync import embed
 from .._schema import EMBEDDING_DIMENSION_MAX, EXTERNAL_ID_MAX, SOURCE_MAX, knowledge_chunks
 from .._validate import Id
@@ -76,7 +76,15 @@ class Knowledge:
         prepared = _knowledge.prepare_many(limits, chunks)
         if not prepared:
             return UpsertReport(inserted=0, updated=0, unchanged=0)
-        return self._store._call(_knowledge.bulk_upsert, prepared, size, write=True)
+        returned: Returned[UpsertReport] = Returned()
+        return self._store._call(
+            _knowledge.bulk_upsert,
+            prepared,
+            size,
+            returned,
+            write=True,
+            settle=_knowledge.upserted(prepared, size, returned),
+        )
 
     def get(self, chunk_id: Id) -> KnowledgeChunk:
         """The chunk with this id."""
@@ -121,7 +129,14 @@ class Knowledge:
     def delete_source(self, source: str) -> int:
         """Delete every chunk of ``source``; returns how many were deleted."""
         checked_source = _knowledge.key("source", source, SOURCE_MAX)
-        return self._store._call(_knowledge.delete_source, checked_source, write=True)
+        returned: Returned[int] = Returned()
+        return self._store._call(
+            _knowledge.delete_source,
+            checked_source,
+            returned,
+            write=True,
+            settle=_knowledge.source_deleted(checked_source, returned),
+        )
 
     # -- retrieval ------------------------------------------------------------------------
 

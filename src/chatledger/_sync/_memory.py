@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
+from .._ops import message_views as _views
+from .._ops.checkpoints import require_text
 from .._run.compat_sync import Lock
-from .._schema import INT32_MAX
+from .._schema import INT32_MAX, THREAD_ID_MAX
 from .._validate import Id
 from ..errors import NotFoundError, ValidationError
 from ..records import Message, Role
@@ -111,6 +113,9 @@ class ConversationMemory:
             raise ValidationError("max_age", "must be None or a number of seconds >= 0", limit=0)
         self._max_age = max_age
         self._entries: OrderedDict[uuid.UUID, _Entry] = OrderedDict()
+        #: The app's own conversation keys (``add_message``), per acting user: their
+        #: conversation ids (least recently used evicted with the same bound).
+        self._keys: OrderedDict[tuple[uuid.UUID | None, str], uuid.UUID] = OrderedDict()
         self._lock = Lock()
 
     def _in_transaction(self) -> bool:
@@ -228,6 +233,98 @@ class ConversationMemory:
         key = check.identifier("conversation_id", conversation_id)
         started = time.monotonic()
         message = self._store.messages.append(key, role, content, **fields)
+        self._cache_appended(key, message, fields, started)
+        return message
+
+    def add_message(
+        self,
+        conversation_id: Id | str,
+        role: Role,
+        content: str,
+        *,
+        user_id: Id | None = None,
+        **fields: Any,
+    ) -> Message:
+        """Append a message, creating the conversation on its first message: the drop-in
+        for the agent framework's ``add_message(conversation_id, ..., user_id=...)``.
+
+        ``conversation_id`` is a conversation's id, or any other string the app uses for a
+        conversation (``"conv_123"``, up to 200 characters). A string that is no
+        conversation's id is the app's key: its first message creates a conversation of the
+        acting user (the user scope's, else ``user_id``) bound to it, and later messages with
+        the same key go there. Keys are per user, and shared with the LlamaIndex chat store's
+        keys and LangGraph's thread ids. The other keywords are those of :meth:`append`.
+        Read the conversation back with the same key: :meth:`last`, :meth:`fit` (with the
+        same ``user_id`` on an unscoped store), or by ``message.conversation_id``."""
+        user = None if user_id is None else check.identifier("user_id", user_id)
+        started = time.monotonic()
+        known = self._known(conversation_id, user)
+        if known is not None:
+            try:
+                message = self._store.messages.append(known, role, content, **fields)
+            except NotFoundError:
+                if not isinstance(conversation_id, str):
+                    raise
+                self._keys.pop((self._holder(user), conversation_id), None)
+            else:
+                self._cache_appended(known, message, fields, started)
+                return message
+        key = require_text("conversation_id", str(conversation_id), THREAD_ID_MAX)
+        # The key's conversation (made and bound on first use: a re-run finds the binding),
+        # then the append with everything append offers.
+        bound = self._store._call(
+            _views.for_key, self._store._owner, key, user, create=True, write=True
+        )
+        assert bound is not None  # create=True finds or makes one
+        with self._lock:
+            self._remember(user, key, bound)
+        message = self._store.messages.append(bound, role, content, **fields)
+        self._cache_appended(bound, message, fields, started)
+        return message
+
+    def _holder(self, user: uuid.UUID | None) -> uuid.UUID | None:
+        owner = self._store._owner
+        return owner if owner is not None else user
+
+    def _remember(self, user: uuid.UUID | None, key: str, conversation: uuid.UUID) -> None:
+        """Cache the conversation of an app key (the caller holds the lock)."""
+        self._keys[(self._holder(user), key)] = conversation
+        self._keys.move_to_end((self._holder(user), key))
+        while len(self._keys) > self._max_conversations:
+            self._keys.popitem(last=False)
+
+    def _known(self, conversation_id: object, user: uuid.UUID | None) -> uuid.UUID | None:
+        """The conversation id ``conversation_id`` names without a query: itself when it is an
+        id, else the cached conversation of the app key (``None``: look the key up)."""
+        if isinstance(conversation_id, str):
+            found = self._keys.get((self._holder(user), conversation_id))
+            if found is not None:
+                return found
+        try:
+            return check.identifier("conversation_id", conversation_id)
+        except ValidationError:
+            if not isinstance(conversation_id, str):
+                raise
+            return None
+
+    def _conversation(self, conversation_id: object, user_id: Id | None) -> uuid.UUID:
+        """The conversation of an id or an app key (see :meth:`add_message`)."""
+        user = None if user_id is None else check.identifier("user_id", user_id)
+        known = self._known(conversation_id, user)
+        if known is not None:
+            return known
+        key = require_text("conversation_id", conversation_id, THREAD_ID_MAX)
+        found = self._store._call(_views.for_key, self._store._owner, key, user, create=False)
+        if found is None:
+            raise NotFoundError("conversation", key, field="conversation_id")
+        with self._lock:
+            self._remember(user, key, found)
+        return found
+
+    def _cache_appended(
+        self, key: uuid.UUID, message: Message, fields: dict[str, Any], started: float
+    ) -> None:
+        """Add a message just appended to its cached conversation."""
         with self._lock:
             if self._in_transaction():
                 self._entries.pop(key, None)
@@ -251,25 +348,33 @@ class ConversationMemory:
             else:
                 # Perhaps a replay of an older message: it proves nothing; check next read.
                 self._entries.pop(key, None)
-        return message
 
-    def last(self, conversation_id: Id, n: int) -> list[Message]:
+    def last(
+        self, conversation_id: Id | str, n: int, *, user_id: Id | None = None
+    ) -> list[Message]:
         """The last ``n`` messages (1 to ``max_messages``), oldest first: from the cache, or
-        loaded from the store on a miss."""
-        key = check.identifier("conversation_id", conversation_id)
+        loaded from the store on a miss. ``conversation_id`` may be an app key of
+        :meth:`add_message` (of ``user_id`` on an unscoped store)."""
+        key = self._conversation(conversation_id, user_id)
         size = _positive("n", n, self._max_messages)
         return (self._window(key, size))[-size:]
 
     def fit(
-        self, conversation_id: Id, max_tokens: int, *, count: TokenCounter | None = None
+        self,
+        conversation_id: Id | str,
+        max_tokens: int,
+        *,
+        count: TokenCounter | None = None,
+        user_id: Id | None = None,
     ) -> list[Message]:
         """The newest messages whose token counts sum to at most ``max_tokens``, oldest first:
         the context for the next model call. Stops at the first message that does not fit
         (the result is always the unbroken end of the conversation), and looks at most at the
         newest ``max_messages``. A message's count comes from ``count`` if given, else the
         memory's ``token_counter``, else :func:`estimate_tokens` (the message's own recorded
-        tokens, or ``ceil(len(content) / 4)``)."""
-        key = check.identifier("conversation_id", conversation_id)
+        tokens, or ``ceil(len(content) / 4)``). ``conversation_id`` may be an app key of
+        :meth:`add_message` (of ``user_id`` on an unscoped store)."""
+        key = self._conversation(conversation_id, user_id)
         budget = _positive("max_tokens", max_tokens, INT32_MAX, low=0)
         if count is not None and not callable(count):
             raise ValidationError("count", "must be callable")
@@ -308,6 +413,7 @@ class ConversationMemory:
         """Drop every cached conversation."""
         with self._lock:
             self._entries.clear()
+            self._keys.clear()
 
 
 def _positive(field: str, value: object, high: int, *, low: int = 1) -> int:

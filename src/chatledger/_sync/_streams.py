@@ -82,8 +82,18 @@ class Streams:
         hold = _debit(charge, charge_reason)
         parent = None if parent_id is None else check.identifier("parent_id", parent_id)
         lease = _lease(lease_seconds)
+        owner = self._store._owner
+        assert new.id is not None
         return self._store._call(
-            _streams.begin, self._store._owner, key, new, parent, lease, hold, write=True
+            _streams.begin,
+            owner,
+            key,
+            new,
+            parent,
+            lease,
+            hold,
+            write=True,
+            settle=_streams.begun(owner, new.id),
         )
 
     def delta(self, message_id: Id, index: int, text: str) -> Stream:
@@ -95,14 +105,16 @@ class Streams:
         position = _index(index)
         limits = self._store.limits
         chunk = check.text("text", text, limits.max_delta_chars)
+        owner = self._store._owner
         return self._store._call(
             _streams.delta,
-            self._store._owner,
+            owner,
             key,
             position,
             chunk,
             limits.max_content_chars,
             write=True,
+            settle=_streams.flushed(owner, key, position, chunk),
         )
 
     def finish(
@@ -143,13 +155,15 @@ class Streams:
         )
         if ending.status == "completed" and ending.reason is not None:
             raise ValidationError("reason", "is only for an incomplete or failed reply")
+        owner = self._store._owner
         return self._store._call(
             _streams.finish,
-            self._store._owner,
+            owner,
             key,
             ending,
             limits.max_content_chars,
             write=True,
+            settle=_streams.finished(owner, key, ending.status),
         )
 
     def abort(

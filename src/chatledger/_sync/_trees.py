@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
+from .._ops import conversations as _conversations
 from .._ops import messages as _messages
 from .._ops import trees as _trees
 from .._schema import REASON_MAX, TITLE_MAX
@@ -44,11 +45,20 @@ class Trees:
         *,
         intent: str | None = None,
         metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        cost: Decimal | int | str | float | None = None,
+        latency_ms: int | None = None,
+        request_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Message:
         """Edit a user message: append the new version as its sibling (same parent; a new
         root when it is the first message) and make it the active leaf, in one transaction.
-        The original stays, one sibling back."""
+        The original stays, one sibling back. The usage fields are those of
+        :meth:`Messages.append`, validated the same way."""
         key = check.identifier("message_id", message_id)
         new = _messages.prepare(
             self._store.limits,
@@ -56,10 +66,25 @@ class Trees:
             content=content,
             intent=intent,
             metadata=metadata,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+            reasoning_tokens=reasoning_tokens,
+            cost=cost,
+            latency_ms=latency_ms,
+            request_id=request_id,
             idempotency_key=idempotency_key,
         )
         return self._store._call(
-            _trees.sibling_of, self._store._owner, key, new, "user", None, write=True
+            _trees.sibling_of,
+            self._store._owner,
+            key,
+            new,
+            "user",
+            None,
+            write=True,
+            settle=_messages.APPENDED,
         )
 
     def regenerate(
@@ -72,6 +97,8 @@ class Trees:
         model: str | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
         cost: Decimal | int | str | float | None = None,
         latency_ms: int | None = None,
         request_id: str | None = None,
@@ -93,6 +120,8 @@ class Trees:
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+            reasoning_tokens=reasoning_tokens,
             cost=cost,
             latency_ms=latency_ms,
             request_id=request_id,
@@ -100,7 +129,14 @@ class Trees:
         )
         debit = _debit(charge, charge_reason)
         return self._store._call(
-            _trees.sibling_of, self._store._owner, key, new, "assistant", debit, write=True
+            _trees.sibling_of,
+            self._store._owner,
+            key,
+            new,
+            "assistant",
+            debit,
+            write=True,
+            settle=_messages.APPENDED,
         )
 
     def switch(self, conversation_id: Id, message_id: Id) -> Message:
@@ -158,7 +194,16 @@ class Trees:
         end = check.identifier("message_id", message_id)
         owner = self._fork_owner(owner_id)
         name = check.optional_text("title", title, TITLE_MAX)
-        return self._store._call(_trees.fork, self._store._owner, key, end, owner, name, write=True)
+        return self._store._call(
+            _trees.fork,
+            self._store._owner,
+            key,
+            end,
+            owner,
+            name,
+            write=True,
+            settle=_conversations.CREATED,
+        )
 
     def _fork_owner(self, owner_id: Id | None) -> uuid.UUID | None:
         if owner_id is None:

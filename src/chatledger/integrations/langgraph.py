@@ -22,7 +22,7 @@ require("langgraph.checkpoint.base", "langgraph-checkpoint", "langgraph")
 import contextlib  # noqa: E402
 import random  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import AsyncIterator, Iterator, Sequence  # noqa: E402
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence  # noqa: E402
 from typing import Any, Final, Literal, overload  # noqa: E402
 
 from langchain_core.messages import BaseMessage  # noqa: E402
@@ -123,7 +123,10 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
     checkpoint: a thread id that is a conversation id (``str(conversation.id)``) binds to that
     conversation; any other thread id gets a new conversation, owned by the user scope's user,
     else by ``configurable["chatledger_user_id"]``, else by ``user_id`` (one of them is
-    required). :meth:`conversation_id` tells which conversation a thread is bound to.
+    required). :meth:`conversation_id` tells which conversation a thread is bound to. Thread
+    ids are per owner: two users may run the same thread id, each in a conversation of their
+    own, and neither sees the other's checkpoints (an unscoped saver without a user reading a
+    thread id that several users use raises :class:`~chatledger.ValidationError`).
 
     **Messages.** In the same transaction as each root-namespace checkpoint that changed
     ``messages_channel``, the channel's messages that the conversation does not hold yet (by
@@ -295,7 +298,13 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             checkpoint_ns,
             get_checkpoint_id(config),
             self._decode,
+            self._user(conf),
         )
+
+    def _user(self, conf: Mapping[str, Any] | None) -> uuid.UUID | None:
+        """The acting user: ``configurable["chatledger_user_id"]``, else the saver's."""
+        user = None if conf is None else conf.get(USER_KEY)
+        return self.user_id if user is None else check.identifier(USER_KEY, user)
 
     def _list_args(
         self,
@@ -325,6 +334,7 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             "before": None if before is None else get_checkpoint_id(before),
             "decode": self._decode,
             "accept": accept,
+            "user_id": self._user(conf),
         }
 
     # -- sync ---------------------------------------------------------------------------------
@@ -376,11 +386,13 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete the thread's checkpoints and writes (its conversation and messages stay)."""
-        self._runner.call(_ckpt.delete_thread, self._runner.owner, str(thread_id), write=True)
+        self._runner.call(
+            _ckpt.delete_thread, self._runner.owner, str(thread_id), self.user_id, write=True
+        )
 
     def conversation_id(self, thread_id: str) -> uuid.UUID | None:
         """The conversation the thread is bound to (``None`` before its first checkpoint)."""
-        bound = self._runner.call(_ckpt.thread, self._runner.owner, str(thread_id))
+        bound = self._runner.call(_ckpt.thread, self._runner.owner, str(thread_id), self.user_id)
         return None if bound is None else bound.conversation_id
 
     # -- async --------------------------------------------------------------------------------
@@ -437,12 +449,14 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete the thread's checkpoints and writes (its conversation and messages stay)."""
         await self._runner.acall(
-            _ckpt.delete_thread, self._runner.owner, str(thread_id), write=True
+            _ckpt.delete_thread, self._runner.owner, str(thread_id), self.user_id, write=True
         )
 
     async def aconversation_id(self, thread_id: str) -> uuid.UUID | None:
         """The conversation the thread is bound to (``None`` before its first checkpoint)."""
-        bound = await self._runner.acall(_ckpt.thread, self._runner.owner, str(thread_id))
+        bound = await self._runner.acall(
+            _ckpt.thread, self._runner.owner, str(thread_id), self.user_id
+        )
         return None if bound is None else bound.conversation_id
 
 

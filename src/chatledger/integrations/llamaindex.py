@@ -115,6 +115,11 @@ class ChatledgerChatStore(BaseChatStore):
     thread ids, so a LangGraph thread and a chat-store key with the same string are one
     conversation. Reading an unknown key gives no messages.
 
+    Keys are per owner: two users (two scopes, or two stores with different ``user_id``) may
+    use the same key and each gets a conversation of their own; neither sees the other's.
+    An unscoped store without ``user_id`` reads a key that several users use only when it
+    names one conversation; otherwise it raises :class:`~chatledger.ValidationError`.
+
     ``ledger`` is a :class:`~chatledger.Ledger`, an :class:`~chatledger.AsyncLedger` or a user
     scope of either. On a ``Ledger`` the sync methods run directly and the async ones on a worker
     thread; on an ``AsyncLedger`` the async ones run natively and the sync ones only from a
@@ -160,7 +165,9 @@ class ChatledgerChatStore(BaseChatStore):
 
     def get_messages(self, key: str, **kwargs: Any) -> list[ChatMessage]:
         """The key's messages, oldest first."""
-        found = self._runner.call(_views.key_messages, self._runner.owner, self._key(key))
+        found = self._runner.call(
+            _views.key_messages, self._runner.owner, self._key(key), self.user_id
+        )
         return [to_llamaindex(message) for message in found]
 
     def add_message(self, key: str, message: ChatMessage, idx: int | None = None) -> None:
@@ -171,26 +178,33 @@ class ChatledgerChatStore(BaseChatStore):
 
     def delete_messages(self, key: str) -> list[ChatMessage] | None:
         """Hide every message of the key; returns them (``None``: unknown key)."""
-        found = self._runner.call(_views.key_clear, self._runner.owner, self._key(key), write=True)
+        found = self._runner.call(
+            _views.key_clear, self._runner.owner, self._key(key), self.user_id, write=True
+        )
         return None if found is None else [to_llamaindex(message) for message in found]
 
     def delete_message(self, key: str, idx: int) -> ChatMessage | None:
         """Hide the key's message at position ``idx``; returns it (``None``: no such one)."""
         found = self._runner.call(
-            _views.key_hide_at, self._runner.owner, self._key(key), self._index(idx), write=True
+            _views.key_hide_at,
+            self._runner.owner,
+            self._key(key),
+            self._index(idx),
+            self.user_id,
+            write=True,
         )
         return None if found is None else to_llamaindex(found)
 
     def delete_last_message(self, key: str) -> ChatMessage | None:
         """Hide the key's last message; returns it (``None``: none)."""
         found = self._runner.call(
-            _views.key_hide_at, self._runner.owner, self._key(key), -1, write=True
+            _views.key_hide_at, self._runner.owner, self._key(key), -1, self.user_id, write=True
         )
         return None if found is None else to_llamaindex(found)
 
     def get_keys(self) -> list[str]:
         """The keys written through the store (and LangGraph thread ids) it can see."""
-        return self._runner.call(_views.keys, self._runner.owner)
+        return self._runner.call(_views.keys, self._runner.owner, self.user_id)
 
     # -- async --------------------------------------------------------------------------------
 
@@ -200,7 +214,9 @@ class ChatledgerChatStore(BaseChatStore):
 
     async def aget_messages(self, key: str, **kwargs: Any) -> list[ChatMessage]:
         """The key's messages, oldest first."""
-        found = await self._runner.acall(_views.key_messages, self._runner.owner, self._key(key))
+        found = await self._runner.acall(
+            _views.key_messages, self._runner.owner, self._key(key), self.user_id
+        )
         return [to_llamaindex(message) for message in found]
 
     async def async_add_message(
@@ -213,27 +229,32 @@ class ChatledgerChatStore(BaseChatStore):
     async def adelete_messages(self, key: str) -> list[ChatMessage] | None:
         """Hide every message of the key; returns them (``None``: unknown key)."""
         found = await self._runner.acall(
-            _views.key_clear, self._runner.owner, self._key(key), write=True
+            _views.key_clear, self._runner.owner, self._key(key), self.user_id, write=True
         )
         return None if found is None else [to_llamaindex(message) for message in found]
 
     async def adelete_message(self, key: str, idx: int) -> ChatMessage | None:
         """Hide the key's message at position ``idx``; returns it (``None``: no such one)."""
         found = await self._runner.acall(
-            _views.key_hide_at, self._runner.owner, self._key(key), self._index(idx), write=True
+            _views.key_hide_at,
+            self._runner.owner,
+            self._key(key),
+            self._index(idx),
+            self.user_id,
+            write=True,
         )
         return None if found is None else to_llamaindex(found)
 
     async def adelete_last_message(self, key: str) -> ChatMessage | None:
         """Hide the key's last message; returns it (``None``: none)."""
         found = await self._runner.acall(
-            _views.key_hide_at, self._runner.owner, self._key(key), -1, write=True
+            _views.key_hide_at, self._runner.owner, self._key(key), -1, self.user_id, write=True
         )
         return None if found is None else to_llamaindex(found)
 
     async def aget_keys(self) -> list[str]:
         """The keys written through the store (and LangGraph thread ids) it can see."""
-        return await self._runner.acall(_views.keys, self._runner.owner)
+        return await self._runner.acall(_views.keys, self._runner.owner, self.user_id)
 
     # -- helpers ------------------------------------------------------------------------------
 

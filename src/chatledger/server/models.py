@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar, Union
+from typing import Annotated, Any, Final, Generic, Literal, TypeAlias, TypeVar, Union
 
 from pydantic import (
     AwareDatetime,
@@ -264,8 +264,8 @@ class ConversationUpdate(_In):
     metadata: JsonObject | None = None
 
 
-class _MessageBody(_In):
-    """What every appended message may carry."""
+class _Usage(_In):
+    """A message's text and what producing it used (every field as in the library's append)."""
 
     content: Content
     intent: Intent | None = None
@@ -273,9 +273,23 @@ class _MessageBody(_In):
     model: ModelName | None = None
     input_tokens: _Count | None = None
     output_tokens: _Count | None = None
+    cached_input_tokens: _Count | None = None
+    reasoning_tokens: _Count | None = None
     cost: _Money | None = None
     latency_ms: _Count | None = None
     request_id: RequestIdText | None = None
+
+    def message_fields(self) -> dict[str, Any]:
+        """The keyword arguments of the library's append (edit, regenerate) but the content."""
+        return {name: getattr(self, name) for name in _USAGE_FIELDS}
+
+
+_USAGE_FIELDS: Final = tuple(name for name in _Usage.model_fields if name != "content")
+
+
+class _MessageBody(_Usage):
+    """What every appended message may carry."""
+
     charge: _Tokens | None = None
     charge_reason: Reason = "message"
 
@@ -292,12 +306,8 @@ class MessageCreate(_MessageBody):
     )
 
 
-class EditIn(_In):
+class EditIn(_Usage):
     """The new version of a user message: appended as its sibling, made the active leaf."""
-
-    content: Content
-    intent: Intent | None = None
-    metadata: JsonObject | None = None
 
 
 class RegenerateIn(_MessageBody):

@@ -75,9 +75,7 @@ async def get_children(message_id: uuid.UUID, caller: Caller) -> list[Message]:
 async def edit_message(message_id: uuid.UUID, body: EditIn, caller: Caller) -> Message:
     """Edit a user message: the new version is appended as its sibling (a new root for the
     first message) and becomes the active leaf."""
-    return await caller.store.trees.edit(
-        message_id, body.content, intent=body.intent, metadata=body.metadata
-    )
+    return await caller.store.trees.edit(message_id, body.content, **body.message_fields())
 
 
 @router.post("/messages/{message_id}/regenerate", status_code=201)
@@ -87,14 +85,7 @@ async def regenerate_message(message_id: uuid.UUID, body: RegenerateIn, caller: 
     return await caller.store.trees.regenerate(
         message_id,
         body.content,
-        intent=body.intent,
-        metadata=body.metadata,
-        model=body.model,
-        input_tokens=body.input_tokens,
-        output_tokens=body.output_tokens,
-        cost=body.cost,
-        latency_ms=body.latency_ms,
-        request_id=body.request_id,
+        **body.message_fields(),
         charge=body.charge,
         charge_reason=body.charge_reason,
     )
