@@ -68,7 +68,8 @@ class Waiter:
         if self._thread is not None:
             self._thread.set()
             return
-        assert self._loop is not None and self._async is not None
+        assert self._loop is not None
+        assert self._async is not None
         with contextlib.suppress(RuntimeError):  # the loop was closed: nobody waits
             self._loop.call_soon_threadsafe(self._async.set)
 
@@ -197,4 +198,3 @@ class Wakeups:
 
 def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-
