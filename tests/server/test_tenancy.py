@@ -48,7 +48,8 @@ def _objects(api: Api, who: Account) -> dict[str, str]:
         201,
     )
     stream = ok(api.call(who, "POST", f"/v1/conversations/{chat}/streams", json={}), 201)["id"]
-    ok(api.call(who, "POST", f"/v1/messages/{stream}/stream/deltas", json={"index": 0, "text": "s"}))
+    flush = {"index": 0, "text": "s"}
+    ok(api.call(who, "POST", f"/v1/messages/{stream}/stream/deltas", json=flush))
     return {
         "conversation": chat,
         "message": message,

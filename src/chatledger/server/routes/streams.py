@@ -40,7 +40,8 @@ Offset = Annotated[
     Query(
         ge=0,
         le=_OFFSET_MAX,
-        description="Start after this many characters of the reply (0: from the start).",
+        description="Start after this many characters of the reply (0: from the start; "
+        "the library's `after`).",
     ),
 ]
 LastEventId = Annotated[
@@ -49,7 +50,7 @@ LastEventId = Annotated[
         alias="Last-Event-ID",
         pattern=r"^(done|[0-9]{1,9})$",
         description="Sent by an EventSource when it reconnects: the `id` of the last event "
-        "it received. A character offset resumes from there (it wins over `after`); `done` "
+        "it received. A character offset resumes from there (it wins over `offset`); `done` "
         "for a finished reply is a 204, which tells an EventSource to stop reconnecting.",
     ),
 ]
@@ -153,10 +154,10 @@ async def get_stream(message_id: uuid.UUID, caller: Caller) -> Stream:
 
 
 @router.get("/messages/{message_id}/stream/text")
-async def read_stream(message_id: uuid.UUID, caller: Caller, after: Offset = 0) -> StreamEvent:
-    """The reply's text from character ``after`` on, as far as it has been flushed (all of
+async def read_stream(message_id: uuid.UUID, caller: Caller, offset: Offset = 0) -> StreamEvent:
+    """The reply's text from character ``offset`` on, as far as it has been flushed (all of
     it once finished), with its state: one read. ``end`` is where the next read starts."""
-    return await caller.store.streams.read(message_id, after)
+    return await caller.store.streams.read(message_id, offset)
 
 
 @router.post("/streams/sweep", responses={403: ERROR_RESPONSES[403]})
@@ -187,16 +188,15 @@ async def follow_stream(
     message_id: uuid.UUID,
     caller: Caller,
     request: Request,
-    after: Offset = 0,
+    offset: Offset = 0,
     last_event_id: LastEventId = None,
 ) -> Response:
     """Follow a reply as it is written, as Server-Sent Events (``Accept:
-    text/event-stream``), from character ``after`` (or from ``Last-Event-ID`` when an
+    text/event-stream``), from character ``offset`` (or from ``Last-Event-ID`` when an
     EventSource reconnects). Several readers may follow one reply; the writer may be any
     process. A reply that is already finished is sent whole at once. Errors before the
     first event (401, 404) are answered in the JSON envelope."""
     settings: ServerSettings = request.app.state.settings
-    offset = after
     if last_event_id is not None and last_event_id != DONE:
         offset = int(last_event_id)
     store = caller.store
