@@ -47,7 +47,7 @@ class LiveServer:
                 command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
             )
 
-    def wait_ready(self, timeout: float = 60) -> LiveServer:
+    def wait_ready(self, timeout: float = 180) -> LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()

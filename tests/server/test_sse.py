@@ -33,7 +33,6 @@ class Follower:
         self.events: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
         self.status: int | None = None
         self._stop = threading.Event()
-        self._response: httpx.Response | None = None
         self._thread = threading.Thread(
             target=self._read,
             args=(f"{base}/v1/messages/{message}/stream/events", {**who.headers, **headers}),
@@ -49,9 +48,10 @@ class Follower:
                 client.stream("GET", url, headers=headers) as response,
             ):
                 self.status = response.status_code
-                self._response = response
                 fields: dict[str, str] = {}
                 for line in response.iter_lines():
+                    if self._stop.is_set():
+                        return  # leaving the block closes the connection
                     if not line:
                         if "event" in fields:
                             self.events.put((time.monotonic(), fields))
@@ -69,10 +69,9 @@ class Follower:
         return self.events.get(timeout=PATIENCE)
 
     def close(self) -> None:
-        """Drop the connection, as a closed tab or a lost network does."""
+        """Drop the connection, as a closed tab or a lost network does (at the next line
+        the server sends: give it a short ``stream_heartbeat``)."""
         self._stop.set()
-        if self._response is not None:
-            self._response.close()
         self._thread.join(timeout=PATIENCE)
 
 
@@ -164,3 +163,49 @@ def test_a_reply_written_through_one_server_is_followed_and_resumed_through_anot
             headers={**alice.headers, "Last-Event-ID": "done"},
         )
         assert after.status_code == 204
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_follower_that_goes_away_leaves_nothing_behind(database_url: URL) -> None:
+    """uvicorn in this process (a thread), so that the server's wake-up hub can be looked
+    at: once the client drops the connection, its follow ends and unsubscribes."""
+    import uvicorn
+
+    from chatledger.server import ServerSettings, create_app
+
+    from ._live import free_port
+
+    _, alice, _ = seed(database_url)
+    settings = ServerSettings(
+        purge_interval=0, sweep_interval=0, stream_poll_interval=0.05, stream_heartbeat=0.2
+    )
+    app = create_app(database_url, settings=settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + PATIENCE
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with httpx.Client(timeout=PATIENCE) as client:
+            chat = _post(client, base, alice, "/v1/conversations", {})["id"]
+            m = _post(client, base, alice, f"/v1/conversations/{chat}/streams", {})["id"]
+        hub = app.state.ledger._core.wakeups()
+        followers = [Follower(base, alice, m) for _ in range(3)]
+        deadline = time.monotonic() + PATIENCE
+        while len(hub._waiters.get(m, ())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(hub._waiters[m]) == 3
+        for follower in followers:
+            follower._stop.set()
+        for follower in followers:
+            follower.close()
+        deadline = time.monotonic() + PATIENCE
+        while m in hub._waiters and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert m not in hub._waiters, "a follow outlived its client"
+    finally:
+        server.should_exit = True
+        thread.join(PATIENCE)

@@ -6,7 +6,6 @@ readers may be on different processes or hosts."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -284,10 +283,12 @@ async def _events(
 
 
 async def _stop(pending: asyncio.Future[Any] | None, events: AsyncIterator[StreamEvent]) -> None:
+    """End the follow: a read or wait in flight is cancelled (its generator ends with it,
+    leaving its wake-ups); else the generator, suspended, is closed. Nothing here waits, so
+    it also completes when the response was cancelled (the client went away)."""
     if pending is not None and not pending.done():
         pending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-            await pending
+        return
     closer = getattr(events, "aclose", None)
     if closer is not None:
         await closer()
