@@ -169,7 +169,7 @@ async def sweep_streams(caller: Admin) -> list[uuid.UUID]:
 
 @router.get(
     "/messages/{message_id}/stream/events",
-    response_class=EventStream,
+    response_class=Response,
     responses={
         200: {
             "description": "Server-Sent Events: `delta` events (data: the text from `start` "
