@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -458,3 +459,81 @@ def test_the_docs_example_runs(tmp_path):
     assert "completed 'Columns of small debts, / each line a promise kept'" in output
     assert "balance 974 held 0" in output
     assert "swept now: []" in output
+
+
+def _wake_delays(database_url, surface, chat, *, same_store: bool, poll: float) -> list[float]:
+    """Seconds from each flush's return to its follower's event, the follower following
+    with ``poll`` as its poll interval, the writer being the follower's store or another
+    store (other connections, another wake-up hub)."""
+    pieces = ["<0>", "<1>", "<2>"]
+
+    def write(writer: Ledger, begun_id, arrived: list[float]) -> list[float]:
+        time.sleep(0.3)  # the follower waits now (its first read found nothing)
+        delays = []
+        for n, piece in enumerate(pieces):
+            writer.streams.delta(begun_id, n, piece)
+            written = time.monotonic()
+            deadline = written + 10
+            while len(arrived) <= n and time.monotonic() < deadline:
+                time.sleep(0.002)
+            delays.append((arrived[n] if len(arrived) > n else deadline) - written)
+        writer.streams.finish(begun_id)
+        return delays
+
+    with Ledger(database_url) as other:
+        if surface == "sync":
+            with Ledger(database_url) as ledger:
+                begun = ledger.streams.begin(chat.id)
+                arrived: list[float] = []
+
+                def follow() -> None:
+                    for _ in ledger.streams.follow(begun.id, poll_interval=poll):
+                        arrived.append(time.monotonic())
+
+                reader = threading.Thread(target=follow)
+                reader.start()
+                delays = write(ledger if same_store else other, begun.id, arrived)
+                reader.join(30)
+                return delays
+
+        async def scenario() -> list[float]:
+            async with AsyncLedger(database_url) as ledger:
+                begun = await ledger.streams.begin(chat.id)
+                arrived: list[float] = []
+
+                async def follow() -> None:
+                    async for _ in ledger.streams.follow(begun.id, poll_interval=poll):
+                        arrived.append(time.monotonic())
+
+                task = asyncio.create_task(follow())
+                if same_store:  # the async store writes, on this loop
+                    await asyncio.sleep(0.3)
+                    delays = []
+                    for n, piece in enumerate(pieces):
+                        await ledger.streams.delta(begun.id, n, piece)
+                        written = time.monotonic()
+                        while len(arrived) <= n and time.monotonic() < written + 10:
+                            await asyncio.sleep(0.002)
+                        delays.append(arrived[n] - written if len(arrived) > n else 10.0)
+                    await ledger.streams.finish(begun.id)
+                else:
+                    delays = await asyncio.to_thread(write, other, begun.id, arrived)
+                await asyncio.wait_for(task, 30)
+                return delays
+
+        return asyncio.run(scenario())
+
+
+def test_a_follower_is_woken_by_a_flush_through_its_own_store(database_url, surface, chat):
+    """A poll interval of 30 s, yet each flush arrives at once: the store wakes its own
+    followers (on PostgreSQL through the flush's NOTIFY)."""
+    delays = _wake_delays(database_url, surface, chat, same_store=True, poll=30)
+    assert max(delays) < 3, delays
+
+
+def test_a_follower_is_woken_by_a_flush_on_another_connection(backend, database_url, surface, chat):
+    """Another store (its own connections): on PostgreSQL its NOTIFY wakes the follower
+    although the follower's poll interval is 30 s; elsewhere the follower polls (0.05 s)."""
+    poll = 30 if backend == "postgresql" else 0.05
+    delays = _wake_delays(database_url, surface, chat, same_store=False, poll=poll)
+    assert max(delays) < 3, delays

@@ -25,7 +25,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, event, func, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    bindparam,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
@@ -207,6 +217,18 @@ class Backend:
         """The UTC calendar day of a :class:`~chatledger._types.UTCDateTime` column, as
         ``'YYYY-MM-DD'`` text (for grouping by day)."""
         raise NotImplementedError
+
+    def wakeup(self) -> Executable | None:
+        """A statement that, executed in a transaction with ``b_channel`` and ``b_payload``,
+        wakes the listeners of that channel on other connections when the transaction commits
+        (PostgreSQL's ``NOTIFY``); ``None`` where the database cannot, so readers poll."""
+        return None
+
+    def listener(self, engine: Engine) -> Callable[[], Any] | None:
+        """A function that opens a DBAPI connection on which :meth:`wakeup` notifications
+        can be listened for (outside ``engine``'s pool: it is held for as long as anyone
+        listens), or ``None`` where they cannot."""
+        return None
 
 
 class SQLite(Backend):
@@ -417,6 +439,28 @@ class PostgreSQL(Backend):
     def day(self, column: ColumnElement[Any]) -> ColumnElement[str]:
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
 
+    def wakeup(self) -> Executable | None:
+        return _NOTIFY
+
+    def listener(self, engine: Engine) -> Callable[[], Any] | None:
+        # psycopg only (the default driver); behind a transaction-mode pooler a LISTEN
+        # would stay on whichever server connection ran it: readers poll there.
+        hooks = _POOLED.get(engine)
+        if engine.dialect.driver not in ("psycopg", "psycopg_async") or (
+            hooks is not None and hooks.pooled
+        ):
+            return None
+        _, params = engine.dialect.create_connect_args(engine.url)
+        params = {k: v for k, v in params.items() if k != "context"}
+        params["application_name"] = "chatledger-listen"
+
+        def connect() -> Any:
+            import psycopg
+
+            return psycopg.connect(**params, autocommit=True)
+
+        return connect
+
     def error_code(self, exc: DBAPIError) -> str | None:
         return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
 
@@ -478,6 +522,9 @@ class PostgreSQL(Backend):
         conn.execute(text(f"CREATE DATABASE {conn.dialect.identifier_preparer.quote(name)}"))
         return True
 
+
+#: A committed wake-up: ``pg_notify`` sends on COMMIT (and not at all on a rollback).
+_NOTIFY: Final = select(func.pg_notify(bindparam("b_channel"), bindparam("b_payload")))
 
 #: psycopg's connection arguments for a direct session, and behind a transaction-mode pooler.
 _SESSION_ARGUMENTS: Final[dict[str, Any]] = {"options": "-c TimeZone=UTC"}

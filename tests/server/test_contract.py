@@ -86,6 +86,44 @@ CASES: list[tuple[str, Callable[[Ledger, Ids], Any], Callable[[Ids], tuple[str, 
         lambda i: ("PUT", f"/v1/messages/{i['message']}/feedback/mine", {"thumb": "sideways"}),
     ),
     (
+        "delta-too-long",
+        lambda lg, i: lg.streams.delta(i["stream"], 0, "x" * 100_001),
+        lambda i: (
+            "POST",
+            f"/v1/messages/{i['stream']}/stream/deltas",
+            {"index": 0, "text": "x" * 100_001},
+        ),
+    ),
+    (
+        "delta-with-nul",
+        lambda lg, i: lg.streams.delta(i["stream"], 0, "a\x00"),
+        lambda i: (
+            "POST",
+            f"/v1/messages/{i['stream']}/stream/deltas",
+            {"index": 0, "text": "a\x00"},
+        ),
+    ),
+    (
+        "lease-too-long",
+        lambda lg, i: lg.streams.begin(i["chat"], lease_seconds=86_401),
+        lambda i: ("POST", f"/v1/conversations/{i['chat']}/streams", {"lease_seconds": 86_401}),
+    ),
+    (
+        "unknown-ending",
+        lambda lg, i: lg.streams.finish(i["stream"], status="done"),
+        lambda i: ("POST", f"/v1/messages/{i['stream']}/stream/finish", {"status": "done"}),
+    ),
+    (
+        "reason-for-a-completed-reply",
+        lambda lg, i: lg.streams.finish(i["stream"], reason="why"),
+        lambda i: ("POST", f"/v1/messages/{i['stream']}/stream/finish", {"reason": "why"}),
+    ),
+    (
+        "status-reason-too-long",
+        lambda lg, i: lg.streams.abort(i["stream"], "r" * 201),
+        lambda i: ("POST", f"/v1/messages/{i['stream']}/stream/abort", {"reason": "r" * 201}),
+    ),
+    (
         "chunk-in-bulk",
         lambda lg, i: lg.knowledge.bulk_upsert(
             [
@@ -107,6 +145,10 @@ CASES: list[tuple[str, Callable[[Ledger, Ids], Any], Callable[[Ids], tuple[str, 
 ]
 
 
+#: An id no object has (fixed: xdist workers must collect the same test ids).
+_NOWHERE = "0192f0c4-0000-7000-8000-000000000000"
+
+
 def _shape(limit: Any) -> Any:
     return sorted(limit) if isinstance(limit, tuple | list) else limit
 
@@ -117,7 +159,9 @@ def test_library_and_http_refuse_alike(api: Api, case: Any) -> None:
     with Ledger(api.url) as ledger:
         chat = ledger.conversations.create(api.alice.user_id, title="contract")
         message = ledger.messages.append(chat.id, "assistant", "hello")
+        stream = ledger.streams.begin(chat.id)
         ids = {"user": api.alice.user_id, "chat": chat.id, "message": message.id}
+        ids["stream"] = stream.id
         with pytest.raises(ValidationError) as refused:
             library(ledger, ids)
     method, path, body = http(ids)
@@ -141,6 +185,14 @@ def test_library_and_http_refuse_alike(api: Api, case: Any) -> None:
         ("POST", "/v1/conversations", {"content": b"{not json"}),
         ("POST", "/v1/conversations", {"json": {"title": "t" * 501}}),
         ("GET", "/v1/users?limit=1000", {}),
+        ("POST", f"/v1/conversations/{_NOWHERE}/streams", {"json": {"lease_seconds": 0}}),
+        ("POST", f"/v1/messages/{_NOWHERE}/stream/deltas", {"json": {"index": -1}}),
+        ("POST", f"/v1/messages/{_NOWHERE}/stream/finish", {"json": {"status": "x"}}),
+        ("POST", f"/v1/messages/{_NOWHERE}/stream/abort", {"json": {}}),
+        ("GET", f"/v1/messages/{_NOWHERE}/stream", {}),
+        ("GET", f"/v1/messages/{_NOWHERE}/stream/text?offset=-1", {}),
+        ("GET", f"/v1/messages/{_NOWHERE}/stream/events?offset=x", {}),
+        ("POST", "/v1/streams/sweep", {}),
     ],
 )
 def test_authentication_comes_before_input_errors(

@@ -47,9 +47,13 @@ def _objects(api: Api, who: Account) -> dict[str, str]:
         ),
         201,
     )
+    stream = ok(api.call(who, "POST", f"/v1/conversations/{chat}/streams", json={}), 201)["id"]
+    flush = {"index": 0, "text": "s"}
+    ok(api.call(who, "POST", f"/v1/messages/{stream}/stream/deltas", json=flush))
     return {
         "conversation": chat,
         "message": message,
+        "stream": stream,
         "survey_response": response,
         "api_key": who.key_id,
         "user": who.user_id,
@@ -58,7 +62,7 @@ def _objects(api: Api, who: Account) -> dict[str, str]:
 
 def _requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
     """Every request that names an object or a user, as (method, path, options)."""
-    c, m, u = ids["conversation"], ids["message"], ids["user"]
+    c, m, u, s = ids["conversation"], ids["message"], ids["user"], ids["stream"]
     text = {"role": "user", "content": "x"}
     return [
         ("GET", f"/v1/conversations/{c}", {}),
@@ -99,6 +103,15 @@ def _requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
         ("DELETE", f"/v1/messages/{m}/feedback/mine", {}),
         ("GET", f"/v1/messages/{m}/citations", {}),
         ("POST", f"/v1/messages/{m}/citations", {"json": {"url": "https://evil.example/"}}),
+        ("POST", f"/v1/conversations/{c}/streams", {"json": {}}),
+        ("POST", f"/v1/conversations/{c}/streams", {"json": {"parent_id": m}}),
+        ("POST", f"/v1/messages/{s}/stream/deltas", {"json": {"index": 1, "text": "x"}}),
+        ("POST", f"/v1/messages/{s}/stream/finish", {"json": {"text": "x"}}),
+        ("POST", f"/v1/messages/{s}/stream/abort", {"json": {"reason": "x"}}),
+        ("GET", f"/v1/messages/{s}/stream", {}),
+        ("GET", f"/v1/messages/{s}/stream/text", {}),
+        ("GET", f"/v1/messages/{s}/stream/events", {}),
+        ("GET", f"/v1/messages/{s}/stream/events", {"headers": {"Last-Event-ID": "done"}}),
         ("GET", f"/v1/survey-responses/{ids['survey_response']}", {}),
         ("GET", f"/v1/api-keys/{ids['api_key']}", {}),
         ("POST", f"/v1/api-keys/{ids['api_key']}/revoke", {}),
@@ -131,7 +144,10 @@ def _snapshot(api: Api, ids: dict[str, str]) -> Any:
         chat = ledger.conversations.get(ids["conversation"])
         detail = ledger.messages.get_detail(ids["message"])
         key = ledger.api_keys.get(ids["api_key"])
+        stream = ledger.streams.get(ids["stream"])
         return (
+            (stream.chunk_count, stream.char_count, stream.finished_at),
+            ledger.messages.get(ids["stream"]).status,
             chat.title,
             chat.status,
             chat.message_count,

@@ -19,6 +19,7 @@ from .._ops._once import NOT_WRITTEN, Settle
 from .._run.compat_async import Awaitable, Lock, sleep
 from .._run.database_async import AsyncDatabase, AsyncTransaction
 from .._run.retry import OpenWait, RetryPolicy
+from .._run.wakeups import Wakeups
 from .._validate import Limits
 from ..config import Config
 from ..errors import ChatledgerError, ConfigurationError, OutcomeUnknownError, TransientError
@@ -57,6 +58,26 @@ class _AsyncCore:
         self.opened = False
         self.closed = False
         self.open_lock = Lock()
+        self._wakeups: Wakeups | None = None
+
+    def wakeups(self) -> Wakeups:
+        """The hub that wakes this store's stream followers (made on first use; on
+        PostgreSQL it listens for other processes' writes, see ``_run/wakeups.py``)."""
+        if self._wakeups is None:
+            self._wakeups = Wakeups(self.db.sync_engine, self.db.backend)
+        return self._wakeups
+
+    def woke(self, message_id: uuid.UUID) -> None:
+        """Wake this process's followers of ``message_id`` after a write to its stream
+        (while the hub listens, the write's own notification wakes them)."""
+        hub = self._wakeups
+        if hub is not None and not hub.listening:
+            hub.signal(message_id)
+
+    def stop_wakeups(self) -> None:
+        """Stop listening for wake-ups (the store is closing)."""
+        if self._wakeups is not None:
+            self._wakeups.close()
 
     async def open(self) -> None:
         if self.opened:

@@ -18,7 +18,7 @@ from .. import _ids
 from .. import _validate as check
 from .._ops import messages as _messages
 from .._ops import streams as _streams
-from .._run.compat_async import sleep
+from .._run.compat_async import subscribe, woken
 from .._schema import MODEL_MAX, REASON_MAX
 from .._validate import Id
 from ..errors import ValidationError
@@ -104,7 +104,7 @@ class AsyncStreams:
         limits = self._store.limits
         chunk = check.text("text", text, limits.max_delta_chars)
         owner = self._store._owner
-        return await self._store._call(
+        stream = await self._store._call(
             _streams.delta,
             owner,
             key,
@@ -114,6 +114,8 @@ class AsyncStreams:
             write=True,
             settle=_streams.flushed(owner, key, position, chunk),
         )
+        self._store._core.woke(key)
+        return stream
 
     async def finish(
         self,
@@ -154,7 +156,7 @@ class AsyncStreams:
         if ending.status == "completed" and ending.reason is not None:
             raise ValidationError("reason", "is only for an incomplete or failed reply")
         owner = self._store._owner
-        return await self._store._call(
+        message = await self._store._call(
             _streams.finish,
             owner,
             key,
@@ -163,6 +165,8 @@ class AsyncStreams:
             write=True,
             settle=_streams.finished(owner, key, ending.status),
         )
+        self._store._core.woke(key)
+        return message
 
     async def abort(
         self, message_id: Id, reason: str, *, failed: bool = False, text: str = ""
@@ -188,28 +192,42 @@ class AsyncStreams:
         self, message_id: Id, after: int = 0, *, poll_interval: float = POLL_INTERVAL
     ) -> AsyncIterator[StreamEvent]:
         """Every new piece of the reply from character ``after`` on, as it is flushed, until
-        it is finished: the last event carries the final state (``event.done``). Polls every
-        ``poll_interval`` seconds while nothing is new (the wake-up interval). Any number
-        of readers may follow one reply."""
+        it is finished: the last event carries the final state (``event.done``). Any number
+        of readers may follow one reply.
+
+        A follower wakes when a flush commits: at once for writes through this store, and on
+        PostgreSQL for writes from any process (``LISTEN``/``NOTIFY``, one connection per
+        store). Where the database cannot notify it (SQLite, MariaDB, a transaction-mode
+        pooler), a write from another process is seen by polling every ``poll_interval``
+        seconds (the wake-up interval) while nothing is new."""
         key = check.identifier("message_id", message_id)
         offset = _offset(after)
         if not (isinstance(poll_interval, int | float) and 0 < poll_interval <= 60):
             raise ValidationError("poll_interval", "must be a number of seconds in (0, 60]")
-        while True:
-            event = await self._store._call(_streams.read, self._store._owner, key, offset)
-            if event.text or event.done:
-                yield event
-            if event.done:
-                return
-            offset = event.end
-            await sleep(poll_interval)
+        hub = self._store._core.wakeups()
+        waiter = subscribe(hub, key)
+        try:
+            while True:
+                waiter.clear()  # a flush committed from here on wakes the wait below
+                event = await self._store._call(_streams.read, self._store._owner, key, offset)
+                if event.text or event.done:
+                    yield event
+                if event.done:
+                    return
+                offset = event.end
+                await woken(waiter, hub.interval(poll_interval))
+        finally:
+            hub.unsubscribe(waiter)
 
     async def sweep(self, *, limit: int = 100) -> builtins.list[uuid.UUID]:
         """Close as ``incomplete`` the streams whose writer stopped flushing (lease expired),
         keeping their text and releasing their holds; the ids closed. Safe to run from
         several processes at once: each stream is closed once."""
         size = check.page_size("limit", limit, self._store.limits)
-        return await self._store._call(_streams.sweep, self._store._owner, size, write=True)
+        closed = await self._store._call(_streams.sweep, self._store._owner, size, write=True)
+        for message_id in closed:
+            self._store._core.woke(message_id)
+        return closed
 
     async def writer(
         self,

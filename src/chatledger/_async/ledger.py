@@ -99,6 +99,7 @@ class AsyncLedger(_AsyncStore):
         """Close every pooled connection. The store cannot be used afterwards."""
         self._core.closed = True
         self._core.opened = False
+        self._core.stop_wakeups()
         await self._core.db.dispose()
 
     async def __aenter__(self) -> AsyncLedger:

@@ -25,6 +25,8 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Integer, bindparam, delete, func, insert, select, update
 
+from .._backends import backend_of
+from .._run.wakeups import CHANNEL
 from .._schema import conversations, message_streams, messages, stream_chunks
 from .._types import UTCDateTime
 from ..errors import ConflictError, ValidationError
@@ -298,6 +300,7 @@ def delta(
     lease = now + timedelta(seconds=stream.lease_seconds)
     params = {"b_id": message_id, "b_len": len(text), "b_lease": lease, "b_now": now}
     conn.execute(_RENEW, params)
+    _wake(conn, message_id)
     return Stream(
         message_id=stream.message_id,
         conversation_id=stream.conversation_id,
@@ -365,6 +368,15 @@ def _close(conn: Connection, stream: Stream, text: str, ending: Ending) -> None:
     conn.execute(_FINALISE, params)
     conn.execute(_DROP_CHUNKS, {"b_id": stream.message_id})
     conn.execute(_RETIRE, {"b_id": stream.message_id, "b_chars": len(text), "b_now": utcnow()})
+    _wake(conn, stream.message_id)
+
+
+def _wake(conn: Connection, message_id: uuid.UUID) -> None:
+    """Wake the followers of the reply in other processes when this transaction commits
+    (PostgreSQL ``NOTIFY``; elsewhere they poll: ``_run/wakeups.py``)."""
+    statement = backend_of(conn).wakeup()
+    if statement is not None:
+        conn.execute(statement, {"b_channel": CHANNEL, "b_payload": str(message_id)})
 
 
 def read(

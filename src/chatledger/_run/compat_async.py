@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["AnyEngine", "Awaitable", "Lock", "embed", "sleep", "to_thread"]
+from .wakeups import Waiter, Wakeups
+
+__all__ = [
+    "AnyEngine",
+    "Awaitable",
+    "Lock",
+    "embed",
+    "sleep",
+    "subscribe",
+    "to_thread",
+    "woken",
+]
 
 #: The engines a store can adopt.
 AnyEngine = Engine | AsyncEngine
@@ -32,3 +44,13 @@ async def embed(embedder: Callable[[list[str]], Any], texts: list[str]) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def subscribe(hub: Wakeups, message_id: uuid.UUID) -> Waiter:
+    """A waiter for ``message_id``'s wake-ups, waited on in this event loop."""
+    return hub.subscribe(message_id, asynchronous=True)
+
+
+async def woken(waiter: Waiter, timeout: float) -> bool:
+    """Wait for a wake-up at most ``timeout`` seconds; whether one came."""
+    return await waiter.wait_async(timeout)

@@ -5,12 +5,24 @@ from __future__ import annotations
 import inspect
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from sqlalchemy import Engine
 
-__all__ = ["AnyEngine", "Awaitable", "Lock", "embed", "sleep", "to_thread"]
+from .wakeups import Waiter, Wakeups
+
+__all__ = [
+    "AnyEngine",
+    "Awaitable",
+    "Lock",
+    "embed",
+    "sleep",
+    "subscribe",
+    "to_thread",
+    "woken",
+]
 
 #: The engines a store can adopt.
 AnyEngine = Engine
@@ -38,3 +50,13 @@ def embed(embedder: Callable[[list[str]], Any], texts: list[str]) -> Any:
             close()
         raise TypeError("the synchronous Ledger needs a synchronous embedder")
     return result
+
+
+def subscribe(hub: Wakeups, message_id: uuid.UUID) -> Waiter:
+    """A waiter for ``message_id``'s wake-ups, waited on by blocking this thread."""
+    return hub.subscribe(message_id, asynchronous=False)
+
+
+def woken(waiter: Waiter, timeout: float) -> bool:
+    """Block until a wake-up, at most ``timeout`` seconds; whether one came."""
+    return waiter.wait_blocking(timeout)

@@ -25,7 +25,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
@@ -59,6 +59,12 @@ class AsyncDatabase(Protocol):
     """How the asynchronous surface runs operations (the twin of ``Database``)."""
 
     backend: Backend
+
+    @property
+    def sync_engine(self) -> Engine:
+        """The synchronous engine underneath (the stream wake-ups' listener is made from
+        its connection arguments)."""
+        ...
 
     async def run(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``op`` in a write transaction of its own."""
@@ -132,6 +138,11 @@ class NativeDatabase:
     def translate(self, exc: SQLAlchemyError) -> Exception:
         """The chatledger error for a SQLAlchemy/driver error."""
         return translate(exc, self.backend, secret=self._secret)
+
+    @property
+    def sync_engine(self) -> Engine:
+        """The synchronous engine underneath."""
+        return self.engine.sync_engine
 
     async def run(self, op: Op[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         result: T = await greenlet_spawn(functools.partial(self._sync.run, op, *args, **kwargs))
@@ -258,6 +269,11 @@ class ThreadedDatabase:
         self.backend = db.backend
         self._workers = _Workers(workers, "chatledger")
         self._inline = inline
+
+    @property
+    def sync_engine(self) -> Engine:
+        """The synchronous engine underneath."""
+        return self.db.engine
 
     async def hop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on a worker thread."""

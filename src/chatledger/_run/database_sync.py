@@ -75,6 +75,11 @@ class Database:
             self._write_lock = write_lock(engine.url)
 
     @property
+    def sync_engine(self) -> Engine:
+        """The engine (the stream wake-ups' listener is made from its connection arguments)."""
+        return self.engine
+
+    @property
     def engines(self) -> tuple[Engine, ...]:
         """Every engine this database uses: the main one, and the read pool's if it has one."""
         return (self.engine,) if self._read_pool is None else (self.engine, self._read_pool)

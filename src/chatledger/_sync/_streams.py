@@ -20,7 +20,7 @@ from .. import _ids
 from .. import _validate as check
 from .._ops import messages as _messages
 from .._ops import streams as _streams
-from .._run.compat_sync import sleep
+from .._run.compat_sync import subscribe, woken
 from .._schema import MODEL_MAX, REASON_MAX
 from .._validate import Id
 from ..errors import ValidationError
@@ -106,7 +106,7 @@ class Streams:
         limits = self._store.limits
         chunk = check.text("text", text, limits.max_delta_chars)
         owner = self._store._owner
-        return self._store._call(
+        stream = self._store._call(
             _streams.delta,
             owner,
             key,
@@ -116,6 +116,8 @@ class Streams:
             write=True,
             settle=_streams.flushed(owner, key, position, chunk),
         )
+        self._store._core.woke(key)
+        return stream
 
     def finish(
         self,
@@ -156,7 +158,7 @@ class Streams:
         if ending.status == "completed" and ending.reason is not None:
             raise ValidationError("reason", "is only for an incomplete or failed reply")
         owner = self._store._owner
-        return self._store._call(
+        message = self._store._call(
             _streams.finish,
             owner,
             key,
@@ -165,6 +167,8 @@ class Streams:
             write=True,
             settle=_streams.finished(owner, key, ending.status),
         )
+        self._store._core.woke(key)
+        return message
 
     def abort(
         self, message_id: Id, reason: str, *, failed: bool = False, text: str = ""
@@ -190,28 +194,42 @@ class Streams:
         self, message_id: Id, after: int = 0, *, poll_interval: float = POLL_INTERVAL
     ) -> Iterator[StreamEvent]:
         """Every new piece of the reply from character ``after`` on, as it is flushed, until
-        it is finished: the last event carries the final state (``event.done``). Polls every
-        ``poll_interval`` seconds while nothing is new (the wake-up interval). Any number
-        of readers may follow one reply."""
+        it is finished: the last event carries the final state (``event.done``). Any number
+        of readers may follow one reply.
+
+        A follower wakes when a flush commits: at once for writes through this store, and on
+        PostgreSQL for writes from any process (``LISTEN``/``NOTIFY``, one connection per
+        store). Where the database cannot notify it (SQLite, MariaDB, a transaction-mode
+        pooler), a write from another process is seen by polling every ``poll_interval``
+        seconds (the wake-up interval) while nothing is new."""
         key = check.identifier("message_id", message_id)
         offset = _offset(after)
         if not (isinstance(poll_interval, int | float) and 0 < poll_interval <= 60):
             raise ValidationError("poll_interval", "must be a number of seconds in (0, 60]")
-        while True:
-            event = self._store._call(_streams.read, self._store._owner, key, offset)
-            if event.text or event.done:
-                yield event
-            if event.done:
-                return
-            offset = event.end
-            sleep(poll_interval)
+        hub = self._store._core.wakeups()
+        waiter = subscribe(hub, key)
+        try:
+            while True:
+                waiter.clear()  # a flush committed from here on wakes the wait below
+                event = self._store._call(_streams.read, self._store._owner, key, offset)
+                if event.text or event.done:
+                    yield event
+                if event.done:
+                    return
+                offset = event.end
+                woken(waiter, hub.interval(poll_interval))
+        finally:
+            hub.unsubscribe(waiter)
 
     def sweep(self, *, limit: int = 100) -> builtins.list[uuid.UUID]:
         """Close as ``incomplete`` the streams whose writer stopped flushing (lease expired),
         keeping their text and releasing their holds; the ids closed. Safe to run from
         several processes at once: each stream is closed once."""
         size = check.page_size("limit", limit, self._store.limits)
-        return self._store._call(_streams.sweep, self._store._owner, size, write=True)
+        closed = self._store._call(_streams.sweep, self._store._owner, size, write=True)
+        for message_id in closed:
+            self._store._core.woke(message_id)
+        return closed
 
     def writer(
         self,

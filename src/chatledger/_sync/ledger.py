@@ -101,6 +101,7 @@ class Ledger(_Store):
         """Close every pooled connection. The store cannot be used afterwards."""
         self._core.closed = True
         self._core.opened = False
+        self._core.stop_wakeups()
         self._core.db.dispose()
 
     def __enter__(self) -> Ledger:

@@ -22,6 +22,9 @@ __all__ = ["serve", "worker_app"]
 _OPTIONS_ENV: Final = "CHATLEDGER_SERVE_OPTIONS"
 #: uvicorn's HTTP protocol with its own 400s in the error envelope.
 _PROTOCOL: Final = "chatledger.server.protocol:HTTPProtocol"
+#: Seconds a stopping server waits for open responses (an event stream can last minutes;
+#: its client resumes from Last-Event-ID on another server) before closing them.
+SHUTDOWN_GRACE: Final = 10
 
 
 def _settings(options: dict[str, Any]) -> Any:
@@ -121,6 +124,7 @@ def serve(
             port=port,
             log_level=log_level,
             http=_PROTOCOL,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
         )
         return
     os.environ[_OPTIONS_ENV] = json.dumps(options)
@@ -137,4 +141,5 @@ def serve(
         workers=workers,
         log_level=log_level,
         http=_PROTOCOL,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
     )

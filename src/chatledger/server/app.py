@@ -31,7 +31,8 @@ logger = logging.getLogger("chatledger.server")
 DESCRIPTION = """\
 chatledger's store over HTTP: users, conversations, messages with their usage and cost,
 feedback, citations, token balances, surveys, visitors, knowledge chunks, API keys and the
-audit log.
+audit log; replies streamed into the store while they are generated, followed as Server-Sent
+Events.
 
 Authenticate with an API key: `Authorization: Bearer clk_...`. A key acts as its user and sees
 only that user's data (another user's object is a 404, exactly like a missing one); a key of a
@@ -54,6 +55,20 @@ async def _purge_forever(ledger: AsyncLedger, settings: ServerSettings) -> None:
         else:
             if removed:
                 logger.info("purged %d expired idempotency keys", removed)
+
+
+async def _sweep_forever(ledger: AsyncLedger, settings: ServerSettings) -> None:
+    """Close streamed replies whose writer stopped (every process may sweep: each stream is
+    closed once)."""
+    while True:
+        await asyncio.sleep(settings.sweep_interval)
+        try:
+            closed = await ledger.streams.sweep()
+        except ChatledgerError as exc:
+            logger.warning("could not sweep abandoned streams: %s", exc)
+        else:
+            if closed:
+                logger.info("closed %d streams whose writer stopped", len(closed))
 
 
 def create_app(
@@ -85,16 +100,18 @@ def create_app(
         ledger = given if given is not None else AsyncLedger(config=config)
         await ledger.open()
         app.state.ledger = ledger
-        purger = None
+        background = []
         if settings.purge_interval > 0:
-            purger = asyncio.create_task(_purge_forever(ledger, settings))
+            background.append(asyncio.create_task(_purge_forever(ledger, settings)))
+        if settings.sweep_interval > 0:
+            background.append(asyncio.create_task(_sweep_forever(ledger, settings)))
         try:
             yield {}
         finally:
-            if purger is not None:
-                purger.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await purger
+                    await task
             if given is None:
                 await ledger.close()
 
@@ -125,7 +142,7 @@ def create_app(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
             expose_headers=["X-Request-ID", "Idempotent-Replayed", "Retry-After"],
         )
     return app

@@ -54,6 +54,10 @@ __all__ = [
     "PageOut",
     "ProductFeedbackCreate",
     "RatingIn",
+    "StreamAbort",
+    "StreamBegin",
+    "StreamDelta",
+    "StreamFinish",
     "SurveySubmit",
     "TokenCredit",
     "TokenDebit",
@@ -304,6 +308,74 @@ class MessageCreate(_MessageBody):
         description="Append under this message of the conversation (a branch); without it, "
         "under the active leaf.",
     )
+
+
+#: A batch of deltas (``Limits.max_delta_chars``) or the rest of a reply at its finish.
+DeltaText = Annotated[str, StringConstraints(max_length=_DEFAULTS.max_delta_chars, pattern=NO_NUL)]
+StatusReason = Annotated[str, StringConstraints(max_length=s.REASON_MAX, pattern=NO_NUL)]
+_Chunk = Annotated[int, Field(ge=0, le=s.INT32_MAX), _WHOLE]
+_Lease = Annotated[int, Field(ge=1, le=86_400), _WHOLE]
+
+
+class StreamBegin(_In):
+    """Begin a streamed assistant reply (state ``streaming``, empty content): it takes its
+    ``seq`` and place in the tree at once. ``charge`` reserves an estimate of the owner's
+    tokens (409 ``insufficient_balance`` and nothing written when it is not covered); the
+    finish settles the real amount."""
+
+    model: ModelName | None = None
+    intent: Intent | None = None
+    metadata: JsonObject | None = None
+    request_id: RequestIdText | None = None
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        description="Reply under this message of the conversation (a branch); without it, "
+        "under the active leaf.",
+    )
+    charge: _Tokens | None = None
+    charge_reason: Reason = "message"
+    lease_seconds: _Lease = Field(
+        default=60,
+        description="A reply with no delta for this long is closed as `incomplete` by the "
+        "sweep (its writer is taken for dead).",
+    )
+
+
+class StreamDelta(_In):
+    """One flushed batch of deltas: chunk ``index`` (0, 1, 2, ... with no gap). Sending a
+    stored chunk again with the same text changes nothing (a safe retry)."""
+
+    index: _Chunk
+    text: DeltaText
+
+
+class StreamFinish(_In):
+    """End a streamed reply: ``text`` is what was not sent as a delta yet; the final usage
+    and ``status`` (``completed``, or ``incomplete`` / ``failed`` with a ``reason``: a
+    ``reason`` with ``completed`` is a 422). ``charge`` is the real amount, debited as the
+    hold taken at the begin is released. Finishing again in the same state returns the
+    message (a safe retry)."""
+
+    text: DeltaText = ""
+    status: Literal["completed", "incomplete", "failed"] = "completed"
+    reason: StatusReason | None = None
+    model: ModelName | None = None
+    input_tokens: _Count | None = None
+    output_tokens: _Count | None = None
+    cached_input_tokens: _Count | None = None
+    reasoning_tokens: _Count | None = None
+    cost: _Money | None = None
+    latency_ms: _Count | None = None
+    charge: _Tokens | None = None
+
+
+class StreamAbort(_In):
+    """End a streamed reply as ``incomplete`` (``failed: true``: ``failed``) with
+    ``reason``, keeping what was written; its hold is released, nothing is charged."""
+
+    reason: StatusReason
+    failed: StrictBool = False
+    text: DeltaText = ""
 
 
 class EditIn(_Usage):

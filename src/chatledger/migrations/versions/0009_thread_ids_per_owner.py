@@ -8,7 +8,7 @@ The downgrade refuses while two owners share a thread id (the old global uniquen
 hold them); delete one of the two bindings first.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0014
 Create Date: 2026-12-03 13:34:34
 """
 
