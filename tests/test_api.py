@@ -79,6 +79,7 @@ PUBLIC = {
     "Messages",
     "MissingDependencyError",
     "NotFoundError",
+    "NotPrimaryError",
     "Order",
     "Page",
     "ProductFeedback",

@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 
 from ._fulltext import FullText, MariaDBFullText, PostgresFullText, SQLiteFullText
 from ._prepared import Prepared
+from ._replication import MariaDBReplication, PostgresReplication, Replication
 from .errors import (
     ConfigurationError,
     MissingDependencyError,
@@ -116,6 +117,8 @@ class Backend:
 
     #: The full-text engine: its index objects and how a search uses them.
     fulltext: ClassVar[FullText]
+    #: How the backend reports replication positions (replicas, read-your-writes).
+    replication: ClassVar[Replication] = Replication()
 
     def url_for(self, url: URL, *, asynchronous: bool) -> URL:
         """``url`` with a driver chatledger supports on this surface; the driver must be
@@ -351,6 +354,7 @@ class PostgreSQL(Backend):
     default_port = 5432
     default_user = "postgres"
     fulltext = PostgresFullText()
+    replication = PostgresReplication()
     autocommit_reads = True
     autocommit_writes = True
     writable_cte = True
@@ -543,6 +547,7 @@ class MariaDB(Backend):
     default_port = 3306
     default_user = "root"
     fulltext = MariaDBFullText()
+    replication = MariaDBReplication()
     sync_drivers: ClassVar[dict[str, str]] = {
         "pymysql": "pymysql",
         "mysqldb": "MySQLdb",

@@ -51,6 +51,9 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "open_retries": (("DATABASE_INIT_RETRY_COUNT",), _COUNT),
     "open_retry_delay": (("DATABASE_INIT_RETRY_DELAY_MS",), _SECONDS),
     "pooler": (("CHATLEDGER_POOLER",), _BOOL),
+    "replicas": (("CHATLEDGER_REPLICA_URLS",), "a list of database URLs"),
+    "replica_max_lag": (("CHATLEDGER_REPLICA_MAX_LAG",), _SECONDS),
+    "replica_wait": (("CHATLEDGER_REPLICA_WAIT",), _SECONDS),
 }
 #: The settings that are flags (True or False).
 _FLAGS = frozenset({"echo", "auto_upgrade", "pooler"})
@@ -62,6 +65,8 @@ _FLOATS = frozenset(
         "sqlite_inline_budget",
         "open_timeout",
         "open_retry_delay",
+        "replica_max_lag",
+        "replica_wait",
     }
 )
 #: Settings that cannot be None.
@@ -72,6 +77,9 @@ _REQUIRED = frozenset(
         "open_timeout",
         "open_retries",
         "open_retry_delay",
+        "replicas",
+        "replica_max_lag",
+        "replica_wait",
     }
 )
 _PYDANTIC_MESSAGES = {"extra_forbidden": "unknown key", "model_type": "must be a mapping"}
@@ -117,6 +125,9 @@ class _DatabaseSection(_Section):
     open_retries: _Count | None = None
     open_retry_delay: _Seconds | None = None
     pooler: bool | None = None
+    replicas: list[str] | None = None
+    replica_max_lag: _Seconds | None = None
+    replica_wait: _Seconds | None = None
     sqlite: _SqliteSection | None = None
     postgresql: _ServerSection | None = None
     mariadb: _ServerSection | None = None
@@ -151,6 +162,14 @@ class Config:
     #: A transaction-mode connection pooler (PgBouncer) sits in front of PostgreSQL: no
     #: server-side prepared statements, no session state outside what the pooler tracks.
     pooler: bool = False
+    #: Read replicas of the primary (``url``): reads outside transactions go to a healthy
+    #: one, writes and transactions to the primary. See docs/scale-out.md "Read replicas".
+    replicas: tuple[URL, ...] = ()
+    #: Seconds a replica may lag behind before reads skip it.
+    replica_max_lag: float = 10.0
+    #: Seconds a read waits for a replica to replay a position it must see (read-your-writes)
+    #: before it is served by the primary instead.
+    replica_wait: float = 0.5
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -159,6 +178,19 @@ class Config:
         backend_for(self.url, "url")
         for name in _SETTINGS:
             object.__setattr__(self, name, _check(name, getattr(self, name)))
+        primary = backend_for(self.url, "url")
+        for index, replica in enumerate(self.replicas):
+            where = f"replicas[{index}]"
+            if backend_for(replica, where).name != primary.name:
+                raise ConfigurationError(
+                    f"{where}: a {backend_for(replica, where).name} URL, but the primary is "
+                    f"{primary.name}"
+                )
+            if primary.name == "sqlite":
+                raise ConfigurationError(
+                    f"{where}: SQLite has no replica URLs; on LiteFS every node reads its own "
+                    "copy (docs/scale-out.md)"
+                )
 
     @property
     def backend(self) -> BackendName:
@@ -169,8 +201,15 @@ class Config:
         """The URL as a string with the password replaced by ``***``."""
         return self.url.render_as_string(hide_password=True)
 
+    def redacted_replicas(self) -> list[str]:
+        """The replica URLs as strings with their passwords replaced by ``***``."""
+        return [url.render_as_string(hide_password=True) for url in self.replicas]
+
     def __repr__(self) -> str:
-        settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in _SETTINGS)
+        settings = ", ".join(
+            f"{name}={self.redacted_replicas() if name == 'replicas' else getattr(self, name)!r}"
+            for name in _SETTINGS
+        )
         return f"Config(url={self.redacted_url()!r}, {settings})"
 
     @classmethod
@@ -211,6 +250,9 @@ class Config:
                 "open_retries": db.open_retries,
                 "open_retry_delay": db.open_retry_delay,
                 "pooler": db.pooler,
+                "replicas": db.replicas,
+                "replica_max_lag": db.replica_max_lag,
+                "replica_wait": db.replica_wait,
                 "sqlite_synchronous": lite.synchronous,
                 "sqlite_busy_timeout": lite.busy_timeout,
                 "sqlite_inline_budget": lite.inline_budget,
@@ -235,6 +277,8 @@ class Config:
 def _check(name: str, value: object) -> object:
     """Validate one field given as a Python value; return it normalized."""
     ok = False
+    if name == "replicas":
+        return _replica_urls(value)
     if name in _FLAGS:
         ok = isinstance(value, bool)
     elif name == "sqlite_synchronous":
@@ -254,6 +298,20 @@ def _check(name: str, value: object) -> object:
     return value
 
 
+def _replica_urls(value: object, source: str = "replicas") -> tuple[URL, ...]:
+    """Replica URLs given as one URL, a string of URLs separated by commas or spaces, or a
+    sequence of strings/URLs; each parsed as the primary's URL is."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    elif isinstance(value, URL):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ConfigurationError(f"{source}: expected a list of database URLs")
+    return tuple(_parse_url(item, f"{source}[{index}]") for index, item in enumerate(value))
+
+
 def _get(env: Mapping[str, str], name: str) -> str | None:
     """The variable's value, or None when it is unset or blank."""
     value = env.get(name)
@@ -270,6 +328,8 @@ def _setting_from_env(
             continue
         text = raw.strip()
         value: object = None
+        if name == "replicas":
+            return _replica_urls(text.replace(",", " ").split(), f"env {var}"), var
         if name in _FLAGS:
             value = True if text.lower() in _TRUE else False if text.lower() in _FALSE else None
         elif name == "sqlite_synchronous":

@@ -1,5 +1,6 @@
-"""Private database servers for the cluster tests: MariaDB (alone, or as Galera nodes),
-PostgreSQL and PgBouncer, each on its own free loopback ports in its own temporary directory.
+"""Private database servers for the cluster tests: MariaDB (alone, as Galera nodes, or a GTID
+replica), PostgreSQL (alone, or a primary and its streaming standby) and PgBouncer, each on
+its own free loopback ports in its own temporary directory.
 
 Every server is a context manager that removes its process and its directory on exit, even
 when starting failed half-way. The tools come from the Debian packages (``mariadb-server``,
@@ -396,8 +397,25 @@ class PostgreSQL(_Server):
             )
         wait_until(f"postgres on port {self.port}", self.ready, self.process)
 
+    def postmaster(self) -> int | None:
+        """The postmaster's pid (``runuser`` does not pass SIGINT on to it)."""
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def signal(self, how: signal.Signals) -> None:
+        """Send ``how`` to the postmaster itself."""
+        pid = self.postmaster()
+        if pid is not None and self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, how)
+
     def stop(self) -> None:
         """Stop the server (fast shutdown: SIGINT rolls back open sessions)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.signal(signal.SIGINT)
         _stop(self.process, how=signal.SIGINT)
 
     def url(self, database: str = "postgres") -> URL:
@@ -427,6 +445,75 @@ class PostgreSQL(_Server):
         finally:
             engine.dispose()
         return self.url(name)
+
+
+class PostgreSQLStandby(PostgreSQL):
+    """A hot standby of ``primary`` streaming its WAL: a base backup by ``pg_basebackup -R``
+    (which writes ``primary_conninfo`` and ``standby.signal``) on a free loopback port.
+    Started again after :meth:`stop`, it resumes from its datadir."""
+
+    name = "standby"
+
+    def __init__(self, primary: PostgreSQL, options: Mapping[str, str] | None = None) -> None:
+        require(str(POSTGRES_BIN / "pg_basebackup"))
+        super().__init__(options)
+        self.primary = primary
+
+    def start(self) -> None:
+        if not self.datadir.exists():
+            subprocess.run(
+                self._as_postgres(
+                    str(POSTGRES_BIN / "pg_basebackup"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.primary.port),
+                    "-U",
+                    "postgres",
+                    "-D",
+                    str(self.datadir),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--checkpoint=fast",
+                ),
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+            settings = {
+                "port": str(self.port),
+                "unix_socket_directories": f"'{self.directory}'",
+                "hot_standby_feedback": "on",
+                "wal_receiver_status_interval": "1s",
+                **self.options,
+            }
+            with (self.datadir / "postgresql.conf").open("a") as conf:
+                conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                self._as_postgres(str(POSTGRES_BIN / "postgres"), "-D", str(self.datadir)),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        wait_until(f"standby on port {self.port}", self.ready, self.process)
+
+    def kill(self) -> None:
+        """Stop the standby abruptly: an immediate shutdown (SIGQUIT: every process exits at
+        once, no restartpoint), as a crash looks to its clients."""
+        self.signal(signal.SIGQUIT)
+        _stop(self.process, timeout=30.0, how=signal.SIGQUIT)
+
+
+def mariadb_replica(primary: MariaDB, replica: MariaDB) -> None:
+    """Make ``replica`` (started with ``server_id`` of its own) replicate ``primary`` (started
+    with ``log_bin``) by GTID from the primary's first transaction."""
+    replica.execute(
+        f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port}, "
+        "MASTER_USER='root', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos, "
+        "MASTER_CONNECT_RETRY=1"
+    )
+    replica.execute("START SLAVE")
 
 
 class PgBouncer(_Server):
