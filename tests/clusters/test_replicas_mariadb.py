@@ -83,14 +83,16 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     common = {"binlog_format": "ROW", "log_bin": "mariadb-bin", "gtid_strict_mode": "ON"}
-    with MariaDB({**common, "server_id": "1"}) as primary:
-        with MariaDB({**common, "server_id": "2", "log_slave_updates": "ON"}) as replica:
-            mariadb_replica(primary, replica)
-            name = f"chatledger_replicas_{uuid.uuid4().hex[:6]}"
-            _suite.migrated(_suite.create_database(primary.url(), name))
-            found = Cluster(primary, replica, name)
-            found.caught_up()
-            yield found
+    with (
+        MariaDB({**common, "server_id": "1"}) as primary,
+        MariaDB({**common, "server_id": "2", "log_slave_updates": "ON"}) as replica,
+    ):
+        mariadb_replica(primary, replica)
+        name = f"chatledger_replicas_{uuid.uuid4().hex[:6]}"
+        _suite.migrated(_suite.create_database(primary.url(), name))
+        found = Cluster(primary, replica, name)
+        found.caught_up()
+        yield found
 
 
 def _conversation(ledger: Ledger) -> tuple[uuid.UUID, uuid.UUID]:
@@ -116,7 +118,8 @@ def test_reads_go_to_the_replica_and_wait_for_their_own_writes(cluster: Cluster)
             assert time.monotonic() - started >= WAIT * 0.9
             assert _contents(writer.as_user(user), conversation) == ["delayed"]
             token = writer.consistency_token()
-            assert token is not None and token.startswith("gtid:")
+            assert token is not None
+            assert token.startswith("gtid:")
             with reader.consistent_with(token):
                 assert _contents(reader, conversation) == ["delayed"]
             cluster.caught_up()
