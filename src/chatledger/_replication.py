@@ -128,6 +128,8 @@ class Replication:
     #: Whether the server can wait for a position itself (MariaDB ``MASTER_GTID_WAIT``);
     #: otherwise chatledger polls :meth:`replica_status`.
     server_wait: ClassVar[bool] = False
+    #: The kind of its tokens (``pg``, ``gtid``; ``None``: it has no positions).
+    kind: ClassVar[str | None] = None
 
     def primary_position(self, conn: Connection) -> str | None:
         """The position of everything committed so far, read on the primary."""
@@ -152,6 +154,7 @@ class PostgresReplication(Replication):
     transaction it replayed. A server not in recovery (a promoted standby) has no lag and
     its own current position."""
 
+    kind = "pg"
     _STATUS = text(
         "SELECT pg_is_in_recovery(),"
         " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text"
@@ -192,6 +195,7 @@ class MariaDBReplication(Replication):
     (a promoted replica, the primary itself) has no lag."""
 
     server_wait = True
+    kind = "gtid"
 
     def primary_position(self, conn: Connection) -> str | None:
         pos = conn.execute(text("SELECT @@gtid_binlog_pos")).scalar_one()

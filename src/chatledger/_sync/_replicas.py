@@ -29,7 +29,7 @@ from .._run.database_sync import Database
 from .._run.open_sync import open_database
 from .._run.replicas import ASKED, Health, LiteFS, Remembered, now
 from ..config import Config
-from ..errors import ChatledgerError, NotPrimaryError, TransientError
+from ..errors import ChatledgerError, NotPrimaryError, TransientError, ValidationError
 
 __all__ = ["_Replicas"]
 
@@ -148,9 +148,12 @@ class _Replicas:
         mine = self.remembered.needed(owner)
         if asked is None:
             return mine
-        if mine is None:
-            return asked
-        return later(mine, asked) if parse_token(mine)[0] == parse_token(asked)[0] else asked
+        kind = "litefs" if self.litefs is not None else self.backend.replication.kind
+        if parse_token(asked)[0] != kind:
+            raise ValidationError(
+                "consistency_token", f"is not a position of this database (a {kind} token)"
+            )
+        return later(mine, asked)
 
     def _candidates(self) -> Iterator[tuple[Health, Database]]:
         count = len(self.replicas)
