@@ -561,7 +561,7 @@ def _kind_of(
         return "postgresql", None
     if _get(env, "MARIADB_PASSWORD"):
         return "mariadb", None
-    if _get(env, "DB_PATH"):
+    if _get(env, "DB_PATH") or _get(env, "LITEFS_DB_PATH"):
         return "sqlite", None
     return None, None
 
@@ -586,6 +586,8 @@ def _resolve_url(
     if kind == "sqlite":
         if (raw := _get(env, "DB_PATH")) is not None:
             url, sources["database"] = _sqlite_url(raw, Path.cwd()), "DB_PATH"
+        elif (raw := _get(env, "LITEFS_DB_PATH")) is not None:  # seed 000's LiteFS setup
+            url, sources["database"] = _sqlite_url(raw, Path.cwd()), "LITEFS_DB_PATH"
         elif file_url is not None:
             url, sources["database"] = file_url, file_source
         else:
