@@ -18,7 +18,6 @@ the database with SQLite's backup API and writes the replica's ``-pos``.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
