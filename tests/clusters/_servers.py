@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import pytest
 import sqlalchemy as sa
@@ -580,3 +580,184 @@ def started(*servers: _Server) -> Iterator[None]:
         for server in servers:
             stack.enter_context(server)
         yield
+
+
+PG_AUTOCTL = "/usr/bin/pg_autoctl"
+
+
+class AutoFailover:
+    """A pg_auto_failover formation on loopback: a monitor and two PostgreSQL nodes, each run
+    by its own ``pg_autoctl`` keeper (as the ``postgres`` user) in one temporary directory.
+    The monitor's health checks are tightened so that a dead primary is noticed in ~2 s."""
+
+    def __init__(self) -> None:
+        require(PG_AUTOCTL, str(POSTGRES_BIN / "pg_ctl"), "runuser")
+        self.directory = Path(tempfile.mkdtemp(prefix="chatledger-autofailover-"))
+        _give(self.directory, POSTGRES_USER)
+        self.monitor_port, *self.ports = free_ports(3)
+        self.keepers: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = {
+            **os.environ,
+            "XDG_CONFIG_HOME": str(self.directory / "config"),
+            "XDG_DATA_HOME": str(self.directory / "share"),
+            "XDG_RUNTIME_DIR": str(self.directory / "run"),
+            "PATH": f"{POSTGRES_BIN}:{os.environ.get('PATH', '')}",
+            "PG_CONFIG": "/usr/bin/pg_config",
+        }
+
+    def _command(self, *arguments: str) -> list[str]:
+        prefix = ["runuser", "-u", POSTGRES_USER, "--"] if os.geteuid() == 0 else []
+        return [
+            *prefix,
+            "env",
+            *(f"{k}={v}" for k, v in self.env.items() if k.startswith(("XDG", "PATH", "PG_"))),
+            PG_AUTOCTL,
+            *arguments,
+        ]
+
+    def _keeper(self, name: str, *arguments: str) -> None:
+        with (self.directory / f"{name}.log").open("ab") as log:
+            self.keepers[name] = subprocess.Popen(
+                self._command(*arguments),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def monitor_url(self) -> URL:
+        return URL.create(
+            "postgresql+psycopg",
+            "postgres",
+            None,
+            "127.0.0.1",
+            self.monitor_port,
+            "pg_auto_failover",
+        )
+
+    def _sql(self, url: URL, statement: str) -> Any:
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                result = conn.execute(sa.text(statement))
+                return result.all() if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+    def _ready(self, url: URL) -> bool:
+        try:
+            self._sql(url, "SELECT 1")
+            return True
+        except sa.exc.DBAPIError:
+            return False
+
+    def node_url(self, index: int, database: str = "postgres") -> URL:
+        return URL.create(
+            "postgresql+psycopg", "postgres", None, "127.0.0.1", self.ports[index], database
+        )
+
+    def states(self) -> dict[int, str]:
+        """``{port: reported state}`` of the data nodes, as the monitor sees them."""
+        rows = self._sql(
+            self.monitor_url(), "SELECT nodeport, reportedstate FROM pgautofailover.node"
+        )
+        return {int(port): str(state) for port, state in rows}
+
+    def wait_states(self, wanted: dict[int, str], timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.states() == wanted:
+                    return
+            except sa.exc.DBAPIError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"formation not in {wanted} after {timeout:.0f}s: {self.states()}")
+
+    def __enter__(self) -> Self:
+        try:
+            common = [
+                "--hostname",
+                "127.0.0.1",
+                "--auth",
+                "trust",
+                "--no-ssl",
+                "--pgctl",
+                str(POSTGRES_BIN / "pg_ctl"),
+            ]
+            self._keeper(
+                "monitor",
+                "create",
+                "monitor",
+                "--pgdata",
+                str(self.directory / "monitor"),
+                "--pgport",
+                str(self.monitor_port),
+                *common,
+                "--run",
+            )
+            deadline = time.monotonic() + START_TIMEOUT
+            while not self._ready(self.monitor_url()):
+                if time.monotonic() > deadline or self.keepers["monitor"].poll() is not None:
+                    raise RuntimeError("the pg_auto_failover monitor did not start")
+                time.sleep(0.2)
+            for setting, value in (
+                ("health_check_period", 500),
+                ("health_check_timeout", 500),
+                ("health_check_max_retries", 1),
+                ("health_check_retry_delay", 200),
+                ("node_considered_unhealthy_timeout", 1000),
+                # How long the monitor waits for a dead primary to confirm its demotion
+                # before the standby may take writes (30 s by default).
+                ("primary_demote_timeout", 1000),
+            ):
+                self._sql(
+                    self.monitor_url(), f"ALTER SYSTEM SET pgautofailover.{setting} = {value}"
+                )
+            self._sql(self.monitor_url(), "SELECT pg_reload_conf()")
+            monitor = f"postgres://autoctl_node@127.0.0.1:{self.monitor_port}/pg_auto_failover?sslmode=disable"
+            for index, port in enumerate(self.ports):
+                self._keeper(
+                    f"node{index + 1}",
+                    "create",
+                    "postgres",
+                    "--pgdata",
+                    str(self.directory / f"node{index + 1}"),
+                    "--pgport",
+                    str(port),
+                    "--monitor",
+                    monitor,
+                    *common,
+                    "--run",
+                )
+                if index == 0:
+                    self.wait_states({port: "single"})
+            self.wait_states({self.ports[0]: "primary", self.ports[1]: "secondary"})
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def kill(self, name: str) -> None:
+        """Kill a node's keeper and its PostgreSQL at once (SIGKILL to the process group)."""
+        keeper = self.keepers[name]
+        pgdata = self.directory / name
+        pid = None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(keeper.pid, signal.SIGKILL)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        keeper.wait()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Throwaway servers: killed outright (a clean stop of three keepers takes ~10 s).
+        for name in reversed(list(self.keepers)):
+            self.kill(name)
+        for pgdata in self.directory.glob("*/postmaster.pid"):
+            with contextlib.suppress(OSError, ValueError, IndexError, ProcessLookupError):
+                os.kill(int(pgdata.read_text().split()[0]), signal.SIGKILL)
+        shutil.rmtree(self.directory, ignore_errors=True)
