@@ -79,6 +79,7 @@ PUBLIC = {
     "Messages",
     "MissingDependencyError",
     "NotFoundError",
+    "NotPrimaryError",
     "Order",
     "Page",
     "ProductFeedback",
@@ -174,7 +175,7 @@ def test_sync_and_async_surfaces_have_the_same_methods_and_signatures():
                 == inspect.signature(async_member).parameters.keys()
             ), f"{sync_cls.__name__}.{name}"
             assert not inspect.iscoroutinefunction(sync_member), f"{sync_cls.__name__}.{name}"
-            if name not in ("as_user", "transaction"):
+            if name not in ("as_user", "transaction", "consistent_with"):
                 assert inspect.iscoroutinefunction(async_member) or inspect.isasyncgenfunction(
                     async_member
                 ), f"{async_cls.__name__}.{name}"

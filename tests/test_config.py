@@ -476,7 +476,8 @@ def test_file_settings_and_their_sources(tmp_path: Path) -> None:
     assert (config.pool_size, config.max_overflow) == (5, 6)
     assert (config.pool_timeout, config.pool_recycle) == (7.5, 8)
     # The file names the backend; the URL's parts it leaves out are defaults.
-    unset = ("url.", "open_", "use_database")  # what the file leaves out
+    # The URL's parts, the open and replica settings the file leaves out.
+    unset = ("url.", "open_", "use_database", "replica")
     assert {config.sources[name] for name in config.sources if not name.startswith(unset)} == {
         f"file {cfg}"
     }
@@ -677,6 +678,9 @@ def test_rag_app_database_type_and_pool_variables() -> None:
         "open_retry_delay": "default",
         "pooler": "default",
         "use_database": "default",
+        "replicas": "default",
+        "replica_max_lag": "default",
+        "replica_wait": "default",
     }
 
 
@@ -890,6 +894,9 @@ def test_default_settings_and_sources() -> None:
         "open_retry_delay",
         "pooler",
         "use_database",
+        "replicas",
+        "replica_max_lag",
+        "replica_wait",
     ]
     assert set(config.sources.values()) == {"default"}
 
@@ -966,3 +973,50 @@ def test_use_database_off_keeps_the_store_in_memory(tmp_path: Path) -> None:
     assert from_file.sources["use_database"] == f"file {file}"
     with pytest.raises(ConfigurationError, match="env USE_DATABASE"):
         Config.load(environ={"USE_DATABASE": "perhaps"})
+
+
+# --- read replicas (issue 18) ----------------------------------------------------------------
+
+
+def test_replica_urls_from_each_source_with_provenance(tmp_path: Path) -> None:
+    primary = "postgresql://app:s3cret@db1/chat"
+    given = Config.load(primary, environ={}, replicas=["postgresql://app@db2/chat"])
+    assert [str(url) for url in given.replicas] == ["postgresql+psycopg://app@db2/chat"]
+    assert given.sources["replicas"] == "argument"
+    env = {
+        "CHATLEDGER_REPLICA_URLS": "postgresql://app:pw@db2/chat, postgresql://app@db3/chat",
+        "CHATLEDGER_REPLICA_MAX_LAG": "2.5",
+        "CHATLEDGER_REPLICA_WAIT": "0",
+    }
+    from_env = Config.load(primary, environ=env)
+    assert [url.host for url in from_env.replicas] == ["db2", "db3"]
+    assert (from_env.replica_max_lag, from_env.replica_wait) == (2.5, 0.0)
+    assert from_env.sources["replicas"] == "env CHATLEDGER_REPLICA_URLS"
+    assert "pw" not in repr(from_env)
+    assert from_env.redacted_replicas()[0] == "postgresql+psycopg://app:***@db2/chat"
+    cfg = write(
+        tmp_path / "c.yaml",
+        "database:\n  url: mysql://root@db1/chat\n  replicas: [mysql://root@db2/chat]\n"
+        "  replica_wait: 1\n",
+    )
+    from_file = Config.load(config_file=cfg, environ={})
+    assert [url.host for url in from_file.replicas] == ["db2"]
+    assert from_file.sources["replicas"] == f"file {cfg}"
+    assert from_file.replica_wait == 1.0
+
+
+def test_replica_settings_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match=r"replicas\[0\]: a mariadb URL"):
+        Config.load("postgresql://db1/chat", environ={}, replicas=["mysql://db2/chat"])
+    with pytest.raises(ConfigurationError, match="SQLite has no replica URLs"):
+        Config.load("sqlite:///x.db", environ={}, replicas=["sqlite:///y.db"])
+    with pytest.raises(ConfigurationError, match="CHATLEDGER_REPLICA_WAIT"):
+        Config.load("postgresql://db1/chat", environ={"CHATLEDGER_REPLICA_WAIT": "-1"})
+    with pytest.raises(ConfigurationError, match="replica_max_lag"):
+        Config.load("postgresql://db1/chat", environ={}, replica_max_lag=-1)
+
+
+def test_litefs_db_path_names_the_sqlite_file() -> None:
+    config = Config.load(environ={"LITEFS_DB_PATH": "/litefs/app.db"})
+    assert config.url.database == "/litefs/app.db"
+    assert config.sources["url.database"] == "env LITEFS_DB_PATH"

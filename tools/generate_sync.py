@@ -56,6 +56,7 @@ REPLACEMENTS = {
     "AsyncTransaction": "Transaction",
     "_AsyncCore": "_Core",
     "_AsyncStore": "_Store",
+    "_AsyncReplicas": "_Replicas",
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
     # The runtime's twins in ``_run/``.

@@ -41,6 +41,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 
 from ._fulltext import FullText, MariaDBFullText, PostgresFullText, SQLiteFullText
 from ._prepared import Prepared
+from ._replication import MariaDBReplication, PostgresReplication, Replication
 from ._vectors import MariaDBVectors, PostgresVectors, SQLiteVectors, Vectors
 from .errors import (
     ConfigurationError,
@@ -129,6 +130,8 @@ class Backend:
     fulltext: ClassVar[FullText]
     #: The vector engine: what the database offers for vector search (exact scan without).
     vectors: ClassVar[Vectors]
+    #: How the backend reports replication positions (replicas, read-your-writes).
+    replication: ClassVar[Replication] = Replication()
 
     def url_for(self, url: URL, *, asynchronous: bool) -> URL:
         """``url`` with a driver chatledger supports on this surface; the driver must be
@@ -378,6 +381,7 @@ class PostgreSQL(Backend):
     default_user = "postgres"
     fulltext = PostgresFullText()
     vectors = PostgresVectors()
+    replication = PostgresReplication()
     autocommit_reads = True
     autocommit_writes = True
     writable_cte = True
@@ -596,6 +600,7 @@ class MariaDB(Backend):
     default_user = "root"
     fulltext = MariaDBFullText()
     vectors = MariaDBVectors()
+    replication = MariaDBReplication()
     sync_drivers: ClassVar[dict[str, str]] = {
         "pymysql": "pymysql",
         "mysqldb": "MySQLdb",

@@ -3,7 +3,9 @@ gathered without changing anything (an SQLite file that does not exist is not cr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import migrate
 from ._backends import backend_for, has_wal_reset_bug, is_memory_sqlite, sqlite_library
 from ._run.engine import pool_budget, sync_engine
+from ._run.replicas import litefs_for
 from ._run.translate import translate
 from ._schema import Base
 from .config import Config
@@ -51,6 +54,11 @@ class Diagnosis:
     pools: str = ""
     #: What will happen on first open (an empty database is set up then), not a problem.
     notes: list[str] = field(default_factory=list)
+    #: Each replica: ``url``, ``reachable``, ``lag`` (seconds, None when unreachable or not
+    #: replicating), ``position``, ``error``.
+    replicas: list[dict[str, object]] = field(default_factory=list)
+    #: On a LiteFS mount: ``mount``, ``primary`` (this node is), ``primary_host``, ``position``.
+    litefs: dict[str, object] | None = None
 
     @property
     def ok(self) -> bool:
@@ -113,6 +121,8 @@ def _setting(config: Config, name: str) -> object:
         return config.redacted_url()
     if name == "url.password":
         return "***"
+    if name == "replicas":
+        return ", ".join(config.redacted_replicas()) or "-"
     if name.startswith("url."):
         return getattr(config.url, name.removeprefix("url."))
     return getattr(config, name)
@@ -172,4 +182,52 @@ def diagnose(config: Config) -> Diagnosis:
         engine.dispose()
     if found.journal_mode is not None and found.journal_mode.lower() != "wal":
         found.warnings.append(f"journal mode is {found.journal_mode}, not WAL")
+    _replicas(config, found)
     return found
+
+
+def _replicas(config: Config, found: Diagnosis) -> None:
+    """Each replica's reachability and lag; the LiteFS node's role and position. A replica
+    that is down or too far behind is a warning: reads skip it and go elsewhere."""
+    if config.backend == "sqlite":
+        litefs = litefs_for(config.url.database)
+        if litefs is not None:
+            primary, host = litefs.primary()
+            found.litefs = {
+                "mount": str(litefs.mount),
+                "primary": primary,
+                "primary_host": host,
+                "position": litefs.position(),
+            }
+        return
+    replication = backend_for(config.url).replication
+    for url, shown in zip(config.replicas, config.redacted_replicas(), strict=True):
+        entry: dict[str, object] = {"url": shown, "reachable": False, "lag": None}
+        entry.update(position=None, error=None)
+        replica = dataclasses.replace(config, url=url, replicas=())
+        try:
+            engine, backend = sync_engine(replica)
+        except ChatledgerError as exc:
+            entry["error"] = str(exc)
+            found.replicas.append(entry)
+            continue
+        secret = url.password if isinstance(url.password, str) else None
+        try:
+            with engine.connect() as conn:
+                status = replication.replica_status(conn)
+                conn.rollback()
+            lag = None if math.isinf(status.lag) else status.lag
+            entry.update(reachable=True, lag=lag, position=status.position)
+            if lag is None:
+                found.warnings.append(f"replica {shown} is not replicating: reads skip it")
+            elif lag > config.replica_max_lag:
+                found.warnings.append(
+                    f"replica {shown} lags {lag:.1f}s, more than replica_max_lag "
+                    f"{config.replica_max_lag:g}s: reads skip it"
+                )
+        except SQLAlchemyError as exc:
+            entry["error"] = str(translate(exc, backend, secret=secret))
+            found.warnings.append(f"replica {shown} is unreachable: reads skip it")
+        finally:
+            engine.dispose()
+        found.replicas.append(entry)

@@ -52,6 +52,9 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "open_retry_delay": (("DATABASE_INIT_RETRY_DELAY_MS",), _SECONDS),
     "pooler": (("CHATLEDGER_POOLER",), _BOOL),
     "use_database": (("CHATLEDGER_USE_DATABASE", "USE_DATABASE"), _BOOL),
+    "replicas": (("CHATLEDGER_REPLICA_URLS",), "a list of database URLs"),
+    "replica_max_lag": (("CHATLEDGER_REPLICA_MAX_LAG",), _SECONDS),
+    "replica_wait": (("CHATLEDGER_REPLICA_WAIT",), _SECONDS),
 }
 #: The settings that are flags (True or False).
 _FLAGS = frozenset({"echo", "auto_upgrade", "pooler", "use_database"})
@@ -63,6 +66,8 @@ _FLOATS = frozenset(
         "sqlite_inline_budget",
         "open_timeout",
         "open_retry_delay",
+        "replica_max_lag",
+        "replica_wait",
     }
 )
 #: Settings that cannot be None.
@@ -73,6 +78,9 @@ _REQUIRED = frozenset(
         "open_timeout",
         "open_retries",
         "open_retry_delay",
+        "replicas",
+        "replica_max_lag",
+        "replica_wait",
     }
 )
 _PYDANTIC_MESSAGES = {"extra_forbidden": "unknown key", "model_type": "must be a mapping"}
@@ -119,6 +127,9 @@ class _DatabaseSection(_Section):
     open_retry_delay: _Seconds | None = None
     pooler: bool | None = None
     use_database: bool | None = None
+    replicas: list[str] | None = None
+    replica_max_lag: _Seconds | None = None
+    replica_wait: _Seconds | None = None
     sqlite: _SqliteSection | None = None
     postgresql: _ServerSection | None = None
     mariadb: _ServerSection | None = None
@@ -157,6 +168,14 @@ class Config:
     #: in this process's memory (an in-memory SQLite database, gone when it closes) and the
     #: :class:`~chatledger.AuditLogger` writes its file only. The app's code stays the same.
     use_database: bool = True
+    #: Read replicas of the primary (``url``): reads outside transactions go to a healthy
+    #: one, writes and transactions to the primary. See docs/scale-out.md "Read replicas".
+    replicas: tuple[URL, ...] = ()
+    #: Seconds a replica may lag behind before reads skip it.
+    replica_max_lag: float = 10.0
+    #: Seconds a read waits for a replica to replay a position it must see (read-your-writes)
+    #: before it is served by the primary instead.
+    replica_wait: float = 0.5
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -165,6 +184,19 @@ class Config:
         backend_for(self.url, "url")
         for name in _SETTINGS:
             object.__setattr__(self, name, _check(name, getattr(self, name)))
+        primary = backend_for(self.url, "url")
+        for index, replica in enumerate(self.replicas):
+            where = f"replicas[{index}]"
+            if backend_for(replica, where).name != primary.name:
+                raise ConfigurationError(
+                    f"{where}: a {backend_for(replica, where).name} URL, but the primary is "
+                    f"{primary.name}"
+                )
+            if primary.name == "sqlite":
+                raise ConfigurationError(
+                    f"{where}: SQLite has no replica URLs; on LiteFS every node reads its own "
+                    "copy (docs/scale-out.md)"
+                )
 
     @property
     def backend(self) -> BackendName:
@@ -175,8 +207,15 @@ class Config:
         """The URL as a string with the password replaced by ``***``."""
         return self.url.render_as_string(hide_password=True)
 
+    def redacted_replicas(self) -> list[str]:
+        """The replica URLs as strings with their passwords replaced by ``***``."""
+        return [url.render_as_string(hide_password=True) for url in self.replicas]
+
     def __repr__(self) -> str:
-        settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in _SETTINGS)
+        settings = ", ".join(
+            f"{name}={self.redacted_replicas() if name == 'replicas' else getattr(self, name)!r}"
+            for name in _SETTINGS
+        )
         return f"Config(url={self.redacted_url()!r}, {settings})"
 
     @classmethod
@@ -218,6 +257,9 @@ class Config:
                 "open_retry_delay": db.open_retry_delay,
                 "pooler": db.pooler,
                 "use_database": db.use_database,
+                "replicas": db.replicas,
+                "replica_max_lag": db.replica_max_lag,
+                "replica_wait": db.replica_wait,
                 "sqlite_synchronous": lite.synchronous,
                 "sqlite_busy_timeout": lite.busy_timeout,
                 "sqlite_inline_budget": lite.inline_budget,
@@ -248,6 +290,8 @@ class Config:
 def _check(name: str, value: object) -> object:
     """Validate one field given as a Python value; return it normalized."""
     ok = False
+    if name == "replicas":
+        return _replica_urls(value)
     if name in _FLAGS:
         ok = isinstance(value, bool)
     elif name == "sqlite_synchronous":
@@ -267,6 +311,20 @@ def _check(name: str, value: object) -> object:
     return value
 
 
+def _replica_urls(value: object, source: str = "replicas") -> tuple[URL, ...]:
+    """Replica URLs given as one URL, a string of URLs separated by commas or spaces, or a
+    sequence of strings/URLs; each parsed as the primary's URL is."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    elif isinstance(value, URL):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ConfigurationError(f"{source}: expected a list of database URLs")
+    return tuple(_parse_url(item, f"{source}[{index}]") for index, item in enumerate(value))
+
+
 def _get(env: Mapping[str, str], name: str) -> str | None:
     """The variable's value, or None when it is unset or blank."""
     value = env.get(name)
@@ -283,6 +341,8 @@ def _setting_from_env(
             continue
         text = raw.strip()
         value: object = None
+        if name == "replicas":
+            return _replica_urls(text.replace(",", " ").split(), f"env {var}"), var
         if name in _FLAGS:
             value = True if text.lower() in _TRUE else False if text.lower() in _FALSE else None
         elif name == "sqlite_synchronous":
@@ -514,7 +574,7 @@ def _kind_of(
         return "postgresql", None
     if _get(env, "MARIADB_PASSWORD"):
         return "mariadb", None
-    if _get(env, "DB_PATH"):
+    if _get(env, "DB_PATH") or _get(env, "LITEFS_DB_PATH"):
         return "sqlite", None
     return None, None
 
@@ -539,6 +599,8 @@ def _resolve_url(
     if kind == "sqlite":
         if (raw := _get(env, "DB_PATH")) is not None:
             url, sources["database"] = _sqlite_url(raw, Path.cwd()), "DB_PATH"
+        elif (raw := _get(env, "LITEFS_DB_PATH")) is not None:  # seed 000's LiteFS setup
+            url, sources["database"] = _sqlite_url(raw, Path.cwd()), "LITEFS_DB_PATH"
         elif file_url is not None:
             url, sources["database"] = file_url, file_source
         else:

@@ -15,6 +15,7 @@ The tree is shallow on purpose::
      ├── SchemaOutOfDateError     run ``chatledger db upgrade`` (or open with auto_upgrade=True)
      ├── TransientError           retrying the whole transaction may succeed
      ├── OutcomeUnknownError      a write whose commit may or may not have happened (not retriable)
+     ├── NotPrimaryError          a write (or a read that must see a newer position) on a replica
      ├── MissingDependencyError   an optional extra is not installed (also an ImportError)
      ├── AuthenticationError      a password or API key did not verify (one error for every cause)
      └── DatabaseError            any other database failure, translated
@@ -48,6 +49,7 @@ __all__ = [
     "InsufficientBalanceError",
     "MissingDependencyError",
     "NotFoundError",
+    "NotPrimaryError",
     "OutcomeUnknownError",
     "SQLiteWALResetBugWarning",
     "SchemaOutOfDateError",
@@ -190,6 +192,20 @@ class OutcomeUnknownError(ChatledgerError):
         self.kind = kind
         #: The id the write gave its row, when it draws one, else ``None``.
         self.key = key
+
+
+class NotPrimaryError(ChatledgerError):
+    """This node is a read-only replica (an SQLite database on a LiteFS replica node): a write,
+    or a read that must see a newer replication position than this node has replayed, has to
+    run on the primary. Nothing was written. ``primary`` names the primary node as LiteFS
+    reports it (the ``.primary`` file), ``None`` when no primary is known right now. The HTTP
+    service answers it with a ``fly-replay`` header so an edge proxy replays the request there.
+    """
+
+    def __init__(self, message: str, *, primary: str | None = None) -> None:
+        super().__init__(message)
+        #: The primary node's host name (LiteFS's ``.primary`` file), when known.
+        self.primary = primary
 
 
 class MissingDependencyError(ChatledgerError, ImportError):

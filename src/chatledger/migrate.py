@@ -10,7 +10,7 @@ Opening a store initialises an empty database by itself; a database at an older 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, partial
@@ -282,13 +282,19 @@ def check(target: Target = None) -> list[Any]:
         return diffs
 
 
-def ensure_schema(conn: Connection, *, auto_upgrade: bool) -> None:
+def ensure_schema(
+    conn: Connection, *, auto_upgrade: bool, before_writing: Callable[[], None] | None = None
+) -> None:
     """Make sure the schema is at :func:`head`: initialise an empty database, upgrade an old
-    one if ``auto_upgrade``, else raise :class:`SchemaOutOfDateError`."""
+    one if ``auto_upgrade``, else raise :class:`SchemaOutOfDateError`. ``before_writing`` is
+    called before anything that may write (it raises on a read-only LiteFS replica)."""
     target = head()
     if _current(conn) == target:
         conn.rollback()
         return
+    if before_writing is not None:
+        conn.rollback()
+        before_writing()
     with _migrating(conn):
         revision = _current(conn)  # again, now that we hold the lock
         if revision == target:

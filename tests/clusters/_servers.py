@@ -1,5 +1,6 @@
-"""Private database servers for the cluster tests: MariaDB (alone, or as Galera nodes),
-PostgreSQL and PgBouncer, each on its own free loopback ports in its own temporary directory.
+"""Private database servers for the cluster tests: MariaDB (alone, as Galera nodes, or a GTID
+replica), PostgreSQL (alone, or a primary and its streaming standby) and PgBouncer, each on
+its own free loopback ports in its own temporary directory.
 
 Every server is a context manager that removes its process and its directory on exit, even
 when starting failed half-way. The tools come from the Debian packages (``mariadb-server``,
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import pytest
 import sqlalchemy as sa
@@ -396,8 +397,25 @@ class PostgreSQL(_Server):
             )
         wait_until(f"postgres on port {self.port}", self.ready, self.process)
 
+    def postmaster(self) -> int | None:
+        """The postmaster's pid (``runuser`` does not pass SIGINT on to it)."""
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def signal(self, how: signal.Signals) -> None:
+        """Send ``how`` to the postmaster itself."""
+        pid = self.postmaster()
+        if pid is not None and self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, how)
+
     def stop(self) -> None:
         """Stop the server (fast shutdown: SIGINT rolls back open sessions)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.signal(signal.SIGINT)
         _stop(self.process, how=signal.SIGINT)
 
     def url(self, database: str = "postgres") -> URL:
@@ -427,6 +445,75 @@ class PostgreSQL(_Server):
         finally:
             engine.dispose()
         return self.url(name)
+
+
+class PostgreSQLStandby(PostgreSQL):
+    """A hot standby of ``primary`` streaming its WAL: a base backup by ``pg_basebackup -R``
+    (which writes ``primary_conninfo`` and ``standby.signal``) on a free loopback port.
+    Started again after :meth:`stop`, it resumes from its datadir."""
+
+    name = "standby"
+
+    def __init__(self, primary: PostgreSQL, options: Mapping[str, str] | None = None) -> None:
+        require(str(POSTGRES_BIN / "pg_basebackup"))
+        super().__init__(options)
+        self.primary = primary
+
+    def start(self) -> None:
+        if not self.datadir.exists():
+            subprocess.run(
+                self._as_postgres(
+                    str(POSTGRES_BIN / "pg_basebackup"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.primary.port),
+                    "-U",
+                    "postgres",
+                    "-D",
+                    str(self.datadir),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--checkpoint=fast",
+                ),
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+            settings = {
+                "port": str(self.port),
+                "unix_socket_directories": f"'{self.directory}'",
+                "hot_standby_feedback": "on",
+                "wal_receiver_status_interval": "1s",
+                **self.options,
+            }
+            with (self.datadir / "postgresql.conf").open("a") as conf:
+                conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                self._as_postgres(str(POSTGRES_BIN / "postgres"), "-D", str(self.datadir)),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        wait_until(f"standby on port {self.port}", self.ready, self.process)
+
+    def kill(self) -> None:
+        """Stop the standby abruptly: an immediate shutdown (SIGQUIT: every process exits at
+        once, no restartpoint), as a crash looks to its clients."""
+        self.signal(signal.SIGQUIT)
+        _stop(self.process, timeout=30.0, how=signal.SIGQUIT)
+
+
+def mariadb_replica(primary: MariaDB, replica: MariaDB) -> None:
+    """Make ``replica`` (started with ``server_id`` of its own) replicate ``primary`` (started
+    with ``log_bin``) by GTID from the primary's first transaction."""
+    replica.execute(
+        f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port}, "
+        "MASTER_USER='root', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos, "
+        "MASTER_CONNECT_RETRY=1"
+    )
+    replica.execute("START SLAVE")
 
 
 class PgBouncer(_Server):
@@ -493,3 +580,184 @@ def started(*servers: _Server) -> Iterator[None]:
         for server in servers:
             stack.enter_context(server)
         yield
+
+
+PG_AUTOCTL = "/usr/bin/pg_autoctl"
+
+
+class AutoFailover:
+    """A pg_auto_failover formation on loopback: a monitor and two PostgreSQL nodes, each run
+    by its own ``pg_autoctl`` keeper (as the ``postgres`` user) in one temporary directory.
+    The monitor's health checks are tightened so that a dead primary is noticed in ~2 s."""
+
+    def __init__(self) -> None:
+        require(PG_AUTOCTL, str(POSTGRES_BIN / "pg_ctl"), "runuser")
+        self.directory = Path(tempfile.mkdtemp(prefix="chatledger-autofailover-"))
+        _give(self.directory, POSTGRES_USER)
+        self.monitor_port, *self.ports = free_ports(3)
+        self.keepers: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = {
+            **os.environ,
+            "XDG_CONFIG_HOME": str(self.directory / "config"),
+            "XDG_DATA_HOME": str(self.directory / "share"),
+            "XDG_RUNTIME_DIR": str(self.directory / "run"),
+            "PATH": f"{POSTGRES_BIN}:{os.environ.get('PATH', '')}",
+            "PG_CONFIG": "/usr/bin/pg_config",
+        }
+
+    def _command(self, *arguments: str) -> list[str]:
+        prefix = ["runuser", "-u", POSTGRES_USER, "--"] if os.geteuid() == 0 else []
+        return [
+            *prefix,
+            "env",
+            *(f"{k}={v}" for k, v in self.env.items() if k.startswith(("XDG", "PATH", "PG_"))),
+            PG_AUTOCTL,
+            *arguments,
+        ]
+
+    def _keeper(self, name: str, *arguments: str) -> None:
+        with (self.directory / f"{name}.log").open("ab") as log:
+            self.keepers[name] = subprocess.Popen(
+                self._command(*arguments),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def monitor_url(self) -> URL:
+        return URL.create(
+            "postgresql+psycopg",
+            "postgres",
+            None,
+            "127.0.0.1",
+            self.monitor_port,
+            "pg_auto_failover",
+        )
+
+    def _sql(self, url: URL, statement: str) -> Any:
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                result = conn.execute(sa.text(statement))
+                return result.all() if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+    def _ready(self, url: URL) -> bool:
+        try:
+            self._sql(url, "SELECT 1")
+            return True
+        except sa.exc.DBAPIError:
+            return False
+
+    def node_url(self, index: int, database: str = "postgres") -> URL:
+        return URL.create(
+            "postgresql+psycopg", "postgres", None, "127.0.0.1", self.ports[index], database
+        )
+
+    def states(self) -> dict[int, str]:
+        """``{port: reported state}`` of the data nodes, as the monitor sees them."""
+        rows = self._sql(
+            self.monitor_url(), "SELECT nodeport, reportedstate FROM pgautofailover.node"
+        )
+        return {int(port): str(state) for port, state in rows}
+
+    def wait_states(self, wanted: dict[int, str], timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.states() == wanted:
+                    return
+            except sa.exc.DBAPIError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"formation not in {wanted} after {timeout:.0f}s: {self.states()}")
+
+    def __enter__(self) -> Self:
+        try:
+            common = [
+                "--hostname",
+                "127.0.0.1",
+                "--auth",
+                "trust",
+                "--no-ssl",
+                "--pgctl",
+                str(POSTGRES_BIN / "pg_ctl"),
+            ]
+            self._keeper(
+                "monitor",
+                "create",
+                "monitor",
+                "--pgdata",
+                str(self.directory / "monitor"),
+                "--pgport",
+                str(self.monitor_port),
+                *common,
+                "--run",
+            )
+            deadline = time.monotonic() + START_TIMEOUT
+            while not self._ready(self.monitor_url()):
+                if time.monotonic() > deadline or self.keepers["monitor"].poll() is not None:
+                    raise RuntimeError("the pg_auto_failover monitor did not start")
+                time.sleep(0.2)
+            for setting, value in (
+                ("health_check_period", 500),
+                ("health_check_timeout", 500),
+                ("health_check_max_retries", 1),
+                ("health_check_retry_delay", 200),
+                ("node_considered_unhealthy_timeout", 1000),
+                # How long the monitor waits for a dead primary to confirm its demotion
+                # before the standby may take writes (30 s by default).
+                ("primary_demote_timeout", 1000),
+            ):
+                self._sql(
+                    self.monitor_url(), f"ALTER SYSTEM SET pgautofailover.{setting} = {value}"
+                )
+            self._sql(self.monitor_url(), "SELECT pg_reload_conf()")
+            monitor = f"postgres://autoctl_node@127.0.0.1:{self.monitor_port}/pg_auto_failover?sslmode=disable"
+            for index, port in enumerate(self.ports):
+                self._keeper(
+                    f"node{index + 1}",
+                    "create",
+                    "postgres",
+                    "--pgdata",
+                    str(self.directory / f"node{index + 1}"),
+                    "--pgport",
+                    str(port),
+                    "--monitor",
+                    monitor,
+                    *common,
+                    "--run",
+                )
+                if index == 0:
+                    self.wait_states({port: "single"})
+            self.wait_states({self.ports[0]: "primary", self.ports[1]: "secondary"})
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def kill(self, name: str) -> None:
+        """Kill a node's keeper and its PostgreSQL at once (SIGKILL to the process group)."""
+        keeper = self.keepers[name]
+        pgdata = self.directory / name
+        pid = None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(keeper.pid, signal.SIGKILL)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        keeper.wait()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Throwaway servers: killed outright (a clean stop of three keepers takes ~10 s).
+        for name in reversed(list(self.keepers)):
+            self.kill(name)
+        for pgdata in self.directory.glob("*/postmaster.pid"):
+            with contextlib.suppress(OSError, ValueError, IndexError, ProcessLookupError):
+                os.kill(int(pgdata.read_text().split()[0]), signal.SIGKILL)
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL
 from .. import _validate as check
 from .._run.compat_async import AnyEngine
 from .._run.open_async import open_database
+from .._run.replicas import litefs_for
 from .._run.retry import RetryPolicy
 from .._validate import Id, Limits
 from ..config import Config
@@ -22,6 +23,7 @@ from ._api_keys import AsyncApiKeys
 from ._audit import AsyncAuditLog
 from ._feedback import AsyncProductFeedbackForms
 from ._knowledge import AsyncKnowledge
+from ._replicas import _AsyncReplicas
 from ._store import _AsyncCore, _AsyncStore
 from ._users import AsyncUsers
 from ._visitors import AsyncVisitors
@@ -69,7 +71,10 @@ class AsyncLedger(_AsyncStore):
         if auto_upgrade is not None:
             config = dataclasses.replace(config, auto_upgrade=auto_upgrade)
         db = open_database(config, engine)
-        super().__init__(_AsyncCore(db, config, retry or RetryPolicy(), limits or Limits()), None)
+        litefs = litefs_for(config.url.database) if db.backend.name == "sqlite" else None
+        replicas = _AsyncReplicas(config, db.backend, litefs) if config.replicas or litefs else None
+        core = _AsyncCore(db, config, retry or RetryPolicy(), limits or Limits(), replicas)
+        super().__init__(core, None)
         self.users = AsyncUsers(self)
         self.product_feedback = AsyncProductFeedbackForms(self)
         self.visitors = AsyncVisitors(self)
@@ -101,6 +106,8 @@ class AsyncLedger(_AsyncStore):
         self._core.opened = False
         self._core.stop_wakeups()
         await self._core.db.dispose()
+        if self._core.replicas is not None:
+            await self._core.replicas.dispose()
 
     async def __aenter__(self) -> AsyncLedger:
         await self.open()

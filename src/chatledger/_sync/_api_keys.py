@@ -13,7 +13,7 @@ from .._ops import api_keys as _api_keys
 from .._ops._common import utcnow
 from .._schema import API_KEY_NAME_MAX
 from .._validate import Id
-from ..errors import ValidationError
+from ..errors import NotPrimaryError, ValidationError
 from ..records import ApiKey, CreatedApiKey
 
 if TYPE_CHECKING:
@@ -55,7 +55,10 @@ class ApiKeys:
         record = _api_keys.check(found, key, now)
         if record.last_used_at is not None and record.last_used_at > now - _api_keys.TOUCH_INTERVAL:
             return record
-        return self._store._call(_api_keys.touch, record, now, write=True)
+        try:
+            return self._store._call(_api_keys.touch, record, now, write=True)
+        except NotPrimaryError:
+            return record  # a read-only LiteFS replica: the primary records the next use
 
     def get(self, key_id: Id) -> ApiKey:
         """The key with this id (never its secret)."""

@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 from .. import migrate
 from .._ids import Draws, Replaying
 from .._ops._once import NOT_WRITTEN, Settle
+from .._replication import later
 from .._run.compat_sync import Awaitable, Lock, sleep
 from .._run.database_sync import Database, Transaction
+from .._run.replicas import ASKED, request_tokens
 from .._run.retry import OpenWait, RetryPolicy
 from .._run.wakeups import Wakeups
 from .._validate import Limits
@@ -29,6 +31,7 @@ from ._citations import Citations
 from ._conversations import Conversations
 from ._feedback import MessageFeedback
 from ._messages import Messages
+from ._replicas import _position, _Replicas
 from ._search import Search
 from ._streams import Streams
 from ._surveys import Surveys
@@ -47,8 +50,17 @@ T = TypeVar("T")
 class _Core:
     """State shared by a ledger and its user scopes."""
 
-    def __init__(self, db: Database, config: Config, retry: RetryPolicy, limits: Limits) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        retry: RetryPolicy,
+        limits: Limits,
+        replicas: _Replicas | None = None,
+    ) -> None:
         self.db = db
+        #: Read replicas or a LiteFS node (``None``: every operation runs on ``db``).
+        self.replicas = replicas
         self.config = config
         self.retry = retry
         self.limits = limits
@@ -98,9 +110,13 @@ class _Core:
         failures = 0
         while True:
             try:
+                replicas = self.replicas
                 self.retrying(
                     functools.partial(
-                        self.db.run_raw, migrate.ensure_schema, auto_upgrade=config.auto_upgrade
+                        self.db.run_raw,
+                        migrate.ensure_schema,
+                        auto_upgrade=config.auto_upgrade,
+                        before_writing=None if replicas is None else replicas.check_writable,
                     )
                 )
                 return
@@ -229,9 +245,18 @@ class _Store:
         if not core.opened:
             core.open()
         db = core.db
+        replicas = core.replicas
         if not write:
-            result: T = core.retrying(functools.partial(db.read, op, *args, **kwargs))
+            primary = functools.partial(
+                core.retrying, functools.partial(db.read, op, *args, **kwargs)
+            )
+            if replicas is not None:
+                routed: T = replicas.read(primary, self._owner, op, args, kwargs)
+                return routed
+            result: T = primary()
             return result
+        if replicas is not None:
+            replicas.check_writable()
         draws = Draws()
         run = db.run_single if single else db.run
         written: T = core.retrying(
@@ -240,6 +265,8 @@ class _Store:
             settle=settle,
             single=single,
         )
+        if replicas is not None:
+            replicas.wrote(db, self._owner)
         return written
 
     @contextlib.contextmanager
@@ -258,12 +285,59 @@ class _Store:
             return
         if not core.opened:
             core.open()
+        replicas = core.replicas
+        if replicas is not None:
+            replicas.check_writable()
         with core.db.transaction() as tx:
             token = core.current.set(tx)
             try:
                 yield self
             finally:
                 core.current.reset(token)
+        if replicas is not None:
+            replicas.wrote(core.db, self._owner)
+
+    def consistency_token(self) -> str | None:
+        """A token for everything this store has committed (a ledger: all its writes; a user
+        scope: that user's), to hand to another ledger's :meth:`consistent_with` (or an HTTP
+        client's ``Chatledger-Consistency`` header): reads there then see these writes, on a
+        replica that has replayed them or on the primary. ``None`` where the database has no
+        replication position (SQLite off LiteFS). See docs/scale-out.md "Read your writes"."""
+        core = self._core
+        if not core.opened:
+            core.open()
+        replicas = core.replicas
+        if replicas is not None:
+            known = replicas.remembered.needed(self._owner)
+            if known is not None:
+                return known
+            return replicas.position(core.db)
+        position: str | None = core.retrying(
+            functools.partial(core.db.read, _position, core.db.backend)
+        )
+        return position
+
+    @contextlib.contextmanager
+    def consistent_with(self: S, token: str | None) -> Iterator[S]:
+        """Inside the block, reads see at least the writes ``token`` stands for (from
+        :meth:`consistency_token`, possibly of another ledger or process): a replica serves
+        them only once it has replayed that position, waiting up to ``replica_wait``, else
+        the primary does. ``None`` changes nothing. Raises :class:`ValidationError` for a
+        string that is not a token."""
+        outer = ASKED.get()
+        asked = token
+        if outer is not None and outer.asked is not None and token is not None:
+            asked = later(outer.asked, token)
+        elif token is None and outer is not None:
+            asked = outer.asked
+        tokens = request_tokens(asked)
+        reset = ASKED.set(tokens)
+        try:
+            yield self
+        finally:
+            ASKED.reset(reset)
+            if outer is not None and tokens.wrote is not None:
+                outer.wrote = later(outer.wrote, tokens.wrote)
 
     def run_in_transaction(self: S, fn: Callable[[S], Awaitable[T]]) -> T:
         """Call ``fn(store)`` inside :meth:`transaction`, re-running the whole of it after a

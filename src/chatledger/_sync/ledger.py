@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL
 from .. import _validate as check
 from .._run.compat_sync import AnyEngine
 from .._run.open_sync import open_database
+from .._run.replicas import litefs_for
 from .._run.retry import RetryPolicy
 from .._validate import Id, Limits
 from ..config import Config
@@ -24,6 +25,7 @@ from ._api_keys import ApiKeys
 from ._audit import AuditLog
 from ._feedback import ProductFeedbackForms
 from ._knowledge import Knowledge
+from ._replicas import _Replicas
 from ._store import _Core, _Store
 from ._users import Users
 from ._visitors import Visitors
@@ -71,7 +73,10 @@ class Ledger(_Store):
         if auto_upgrade is not None:
             config = dataclasses.replace(config, auto_upgrade=auto_upgrade)
         db = open_database(config, engine)
-        super().__init__(_Core(db, config, retry or RetryPolicy(), limits or Limits()), None)
+        litefs = litefs_for(config.url.database) if db.backend.name == "sqlite" else None
+        replicas = _Replicas(config, db.backend, litefs) if config.replicas or litefs else None
+        core = _Core(db, config, retry or RetryPolicy(), limits or Limits(), replicas)
+        super().__init__(core, None)
         self.users = Users(self)
         self.product_feedback = ProductFeedbackForms(self)
         self.visitors = Visitors(self)
@@ -103,6 +108,8 @@ class Ledger(_Store):
         self._core.opened = False
         self._core.stop_wakeups()
         self._core.db.dispose()
+        if self._core.replicas is not None:
+            self._core.replicas.dispose()
 
     def __enter__(self) -> Ledger:
         self.open()

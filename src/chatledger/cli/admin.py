@@ -85,6 +85,8 @@ def doctor(url: Url = None, config_file: ConfigFile = None, as_json: AsJson = Fa
                 "sqlite_wal_reset_bug": found.sqlite_wal_reset_bug,
                 "notes": found.notes,
                 "journal_mode": found.journal_mode,
+                "replicas": found.replicas,
+                "litefs": found.litefs,
                 "problems": found.problems,
                 "warnings": found.warnings,
             }
@@ -112,6 +114,24 @@ def doctor(url: Url = None, config_file: ConfigFile = None, as_json: AsJson = Fa
         facts.add_row("pending migrations", str(len(found.migrations)))
         facts.add_row("differences from the models", str(len(found.pending)))
         out.print(facts)
+        if found.replicas:
+            replicas = Table("replica", "reachable", "lag", "position", title="replicas")
+            for entry in found.replicas:
+                lag = entry["lag"]
+                shown = "-" if lag is None else f"{lag:.2f}s"
+                reachable = "yes" if entry["reachable"] else f"no: {entry['error']}"
+                replicas.add_row(str(entry["url"]), reachable, shown, str(entry["position"]))
+            out.print(replicas)
+        if found.litefs is not None:
+            role = "primary" if found.litefs["primary"] else "replica"
+            host = found.litefs["primary_host"]
+            out.print(
+                f"LiteFS: {found.litefs['mount']}, this node is the {role}"
+                + (f" (primary: {host})" if host else "")
+                + f", position {found.litefs['position']}",
+                markup=False,
+                highlight=False,
+            )
         for step in found.migrations:
             out.print(f"pending migration: {step}", markup=False, highlight=False)
         for diff in found.pending:

@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import ChatledgerError
 from . import console
 from .auth import authenticate_first
+from .consistency import HEADER, Consistency
 from .errors import ERROR_RESPONSES, BodyLimit, RequestId, install_error_handlers
 from .routes import ROUTERS, health
 from .routes._params import reject_unknown_query
@@ -134,15 +135,23 @@ def create_app(
         app.include_router(router, prefix="/v1")
     console.mount(app)
     # Added innermost first: CORS (when configured) outermost, then the request id, then the
-    # body limit, so that a 413 carries the id and the CORS headers.
+    # consistency token, then the body limit, so that a 413 carries the id and the CORS
+    # headers.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Consistency)
     app.add_middleware(RequestId)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-            expose_headers=["X-Request-ID", "Idempotent-Replayed", "Retry-After"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "Last-Event-ID",
+                HEADER,
+            ],
+            expose_headers=["X-Request-ID", "Idempotent-Replayed", "Retry-After", HEADER],
         )
     return app

@@ -30,6 +30,7 @@ from ..errors import (
     ConflictError,
     InsufficientBalanceError,
     NotFoundError,
+    NotPrimaryError,
     OutcomeUnknownError,
     SchemaOutOfDateError,
     TransientError,
@@ -113,7 +114,9 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     405: _described("Method not allowed on this path."),
     409: _described(
         "Conflict: a taken value, a state that forbids the change, a balance too "
-        "small, or an Idempotency-Key whose first request is still running."
+        "small, an Idempotency-Key whose first request is still running, or (`not_primary`) "
+        "a write on a LiteFS replica node: the `fly-replay: instance=<primary>` header "
+        "replays it on the primary."
     ),
     413: _described("The request body exceeds the server's limit."),
     422: _described("Invalid input: the field and the limit are named; nothing was written."),
@@ -147,6 +150,18 @@ def from_library(exc: ChatledgerError, retry_after: int) -> ApiError:
         return ApiError(409, "insufficient_balance", str(exc), field=exc.field)
     if isinstance(exc, ConflictError):
         return ApiError(409, "conflict", str(exc), field=exc.field)
+    if isinstance(exc, NotPrimaryError):
+        if exc.primary is None:
+            return ApiError(
+                503,
+                "not_primary",
+                f"{exc}; retry",
+                headers={"Retry-After": str(retry_after)},
+            )
+        # LiteFS's proxy and Fly's edge replay a response with this header on the primary.
+        return ApiError(
+            409, "not_primary", str(exc), headers={"fly-replay": f"instance={exc.primary}"}
+        )
     if isinstance(exc, AuthenticationError):
         return ApiError(401, "unauthorized", "invalid API key", headers=_BEARER)
     if isinstance(exc, OutcomeUnknownError):
