@@ -17,7 +17,7 @@ from .._ops import transfer as _ops
 from .._ops._common import utcnow
 from .._ops.privacy import EXPORT_FORMAT
 from .._schema import conversations, messages
-from .._sync._store import run_op
+from .._sync._store import read_once, run_op
 from .._sync.ledger import Ledger
 from ..errors import ValidationError
 from ._common import DEFAULT_BATCH_SIZE, Progress, checked_batch, quiet, resolve_user
@@ -132,8 +132,7 @@ def export_data(
                 return _markdown(snap, out, scope, batch, report)
             return _tables(snap, out, format == "jsonl", scope, batch, report)
 
-    ledger.open()
-    counts = ledger._core.db.read(run)
+    counts = read_once(ledger, run)
     return ExportReport(format, _scope_name(scope), counts)
 
 
