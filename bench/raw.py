@@ -1,13 +1,20 @@
 """The raw-driver references: stdlib sqlite3, psycopg 3 and PyMySQL with hand-written SQL,
-doing the same logical work as chatledger on the tables chatledger created.
+doing the same logical work as chatledger on the tables chatledger created, trees included
+(docs/trees.md): a message hangs under the conversation's active leaf, which it replaces.
 
-- append: in one transaction, ``UPDATE conversations`` (count + 1, activity times; RETURNING the
-  new count, or ``LAST_INSERT_ID(expr)`` on MariaDB), then ``INSERT`` the message with that
-  count as ``seq``: the same statements and columns as chatledger's append.
-- last(n): ``SELECT <columns> ... ORDER BY seq DESC LIMIT n`` on the primary key; autocommit.
+- append (linear: under the active leaf while that is the newest message, as every append of
+  the benchmark is): ``UPDATE conversations`` (count + 1, the new message becomes the active
+  leaf, the active path one longer, activity times; RETURNING the new count and path length,
+  or ``LAST_INSERT_ID(expr)`` on MariaDB), then ``INSERT`` the message with that count as
+  ``seq``, ``seq - 1`` as its parent and the path length less one as its depth. PostgreSQL runs
+  both as one autocommit statement (a writable CTE), as chatledger does; SQLite in
+  ``BEGIN IMMEDIATE`` ... ``COMMIT``; MariaDB in one transaction, the insert reading the depth
+  from the row the update locked. No more statements than chatledger's append on any backend.
+- last(n): ``SELECT <columns> ... WHERE on_active_path ORDER BY seq DESC LIMIT n`` on
+  ``ix_messages_active_path``; autocommit.
 - sidebar: the same keyset query on ``(owner_id, last_activity_at, id)``; autocommit.
 - bulk: one transaction: lock the conversation row, ``executemany`` (or ``COPY`` on
-  PostgreSQL) the batch, set the counters.
+  PostgreSQL) the batch as a chain under the active leaf, set the counters.
 
 Values are passed in the form the column stores (SQLite: hex UUIDs, ISO text times, money as
 integer billionths), so no system pays for a conversion the other skips on the way in. Rows
@@ -47,6 +54,14 @@ MESSAGE_COLUMNS: Final = (
     "request_id",
     "idempotency_key",
     "created_at",
+    "parent_seq",
+    "depth",
+    "sibling_index",
+    "on_active_path",
+    "status",
+    "status_reason",
+    "cached_input_tokens",
+    "reasoning_tokens",
 )
 CONVERSATION_COLUMNS: Final = (
     "id",
@@ -61,7 +76,13 @@ CONVERSATION_COLUMNS: Final = (
     "metadata",
     "created_at",
     "updated_at",
+    "active_leaf_seq",
+    "path_length",
+    "forked_from_conversation_id",
+    "forked_from_message_id",
 )
+#: The position of ``depth`` in a message row.
+_DEPTH: Final = MESSAGE_COLUMNS.index("depth")
 _BASE_TIME: Final = datetime(2026, 1, 1, tzinfo=UTC)
 _BILLION: Final = Decimal(10**9)
 
@@ -76,8 +97,12 @@ class Raw(ABC):
     backend: ClassVar[str]
     #: The new count of ``UPDATE conversations``: RETURNING, or LAST_INSERT_ID on MariaDB.
     _COUNT: ClassVar[str] = "message_count + 1"
-    _RETURNING: ClassVar[str] = " RETURNING message_count"
+    _RETURNING: ClassVar[str] = " RETURNING message_count, path_length"
+    #: The appended message's depth in its insert: a value, or (MariaDB, whose bump returns no
+    #: path length) read from the conversation row the bump locked.
+    _DEPTH_VALUE: ClassVar[str] = "%s"
     _LOCK: ClassVar[str] = " FOR UPDATE"
+    _TRUE: ClassVar[str] = "1"
     #: One connection serves writes and reads (SQLite: outside BEGIN, reads autocommit).
     _ONE_CONNECTION: ClassVar[bool] = False
 
@@ -85,21 +110,19 @@ class Raw(ABC):
         self.scratch = scratch
         self.conn: Any = self.connect(autocommit=False)
         self.reader: Any = self.conn if self._ONE_CONNECTION else self.connect(autocommit=True)
-        self.bump_sql = self._sql(
-            f"UPDATE conversations SET message_count = {self._COUNT}, "
-            "last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < %s "
-            "THEN %s ELSE last_message_at END, "
-            "last_activity_at = CASE WHEN last_activity_at < %s THEN %s ELSE last_activity_at END, "
-            "updated_at = %s "
-            f"WHERE id = %s AND status IN ('active', 'archived'){self._RETURNING}"
-        )
+        self.bump_sql = self._sql(self._bump(self._COUNT) + self._RETURNING)
         self.insert_sql = self._sql(
             f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
             f"VALUES ({_placeholders(len(MESSAGE_COLUMNS))})"
         )
+        values = ["%s"] * len(MESSAGE_COLUMNS)
+        values[_DEPTH] = self._DEPTH_VALUE
+        self.append_sql = self._sql(
+            f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join(values)})"
+        )
         self.last_sql = self._sql(
             f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE conversation_id = %s "
-            "ORDER BY seq DESC LIMIT %s"
+            f"AND on_active_path = {self._TRUE} ORDER BY seq DESC LIMIT %s"
         )
         self.sidebar_sql = self._sql(
             f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM conversations "
@@ -107,16 +130,35 @@ class Raw(ABC):
             "ORDER BY last_activity_at DESC, id DESC LIMIT %s"
         )
         self.lock_sql = self._sql(
-            "SELECT status, message_count, last_message_at, last_activity_at FROM conversations "
+            "SELECT status, message_count, active_leaf_seq, path_length FROM conversations "
             f"WHERE id = %s{self._LOCK}"
         )
         self.counters_sql = self._sql(
-            "UPDATE conversations SET message_count = %s, last_message_at = %s, "
-            "last_activity_at = %s, updated_at = %s WHERE id = %s"
+            "UPDATE conversations SET message_count = %s, active_leaf_seq = %s, "
+            "path_length = %s, last_message_at = %s, last_activity_at = %s, updated_at = %s "
+            "WHERE id = %s"
         )
         self.conversation_sql = self._sql(
             f"INSERT INTO conversations ({', '.join(CONVERSATION_COLUMNS)}) "
             f"VALUES ({_placeholders(len(CONVERSATION_COLUMNS))})"
+        )
+
+    @staticmethod
+    def _bump(count: str) -> str:
+        """``UPDATE conversations`` for one more message under the active leaf, while that is
+        the newest message: the new message becomes the leaf, the path one longer. Parameters:
+        the time five times, then the conversation id. (SET runs left to right with the
+        assigned values on MariaDB, with the old row elsewhere: ``message_count`` is read
+        before it is assigned, so both agree.)"""
+        return (
+            "UPDATE conversations SET active_leaf_seq = message_count + 1, "
+            f"path_length = path_length + 1, message_count = {count}, "
+            "last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < %s "
+            "THEN %s ELSE last_message_at END, "
+            "last_activity_at = CASE WHEN last_activity_at < %s THEN %s ELSE last_activity_at END, "
+            "updated_at = %s "
+            "WHERE id = %s AND status IN ('active', 'archived') "
+            "AND (active_leaf_seq = message_count OR active_leaf_seq IS NULL)"
         )
 
     # -- the backend's dialect of values and statements ------------------------------------
@@ -146,13 +188,23 @@ class Raw(ABC):
     def rollback(self) -> None:
         self.conn.rollback()
 
-    def bumped(self, cursor: Any) -> int | None:
+    def bumped(self, cursor: Any, conversation: Any) -> tuple[int, Any] | None:
+        """The new message's ``seq`` and the value of its depth in :attr:`append_sql`."""
         row = cursor.fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else (int(row[0]), int(row[1]) - 1)
 
     def message_row(
-        self, conversation: Any, seq: int, msg: Msg, created_at: Any, ident: uuid.UUID | None = None
+        self,
+        conversation: Any,
+        seq: int,
+        msg: Msg,
+        created_at: Any,
+        parent: int | None,
+        depth: Any,
+        ident: uuid.UUID | None = None,
     ) -> tuple[Any, ...]:
+        """A message row in :data:`MESSAGE_COLUMNS` order: the first child of ``parent``, on
+        the active path, completed."""
         return (
             conversation,
             seq,
@@ -169,22 +221,33 @@ class Raw(ABC):
             None,
             None,
             created_at,
+            parent,
+            depth,
+            0,
+            True,
+            "completed",
+            None,
+            None,
+            None,
         )
 
     # -- the timed operations ----------------------------------------------------------------
 
     def append(self, conversation_id: uuid.UUID, msg: Msg) -> int:
-        """Bump the counter, insert the message with the new count as seq; one transaction."""
+        """Bump the counter, insert the message with the new count as seq under the active
+        leaf; one transaction."""
         now = self.ts(datetime.now(UTC))
         cid = self.uid(conversation_id)
         cursor = self.conn.cursor()
         try:
             self.begin(cursor)
             cursor.execute(self.bump_sql, (now, now, now, now, now, cid))
-            seq = self.bumped(cursor)
-            if seq is None:
-                raise LookupError(f"conversation {conversation_id} is missing or closed")
-            cursor.execute(self.insert_sql, self.message_row(cid, seq, msg, now))
+            bumped = self.bumped(cursor, cid)
+            if bumped is None:
+                raise LookupError(f"conversation {conversation_id} is missing, closed or branched")
+            seq, depth = bumped
+            parent = seq - 1 if seq > 1 else None
+            cursor.execute(self.append_sql, self.message_row(cid, seq, msg, now, parent, depth))
             self.commit()
         except BaseException:
             self.rollback()
@@ -225,13 +288,21 @@ class Raw(ABC):
             row = cursor.fetchone()
             if row is None or row[0] not in ("active", "archived"):
                 raise LookupError(f"conversation {conversation_id} is missing or closed")
-            count = int(row[1])
-            rows = [self.message_row(cid, count + i + 1, msg, now) for i, msg in enumerate(batch)]
+            count, leaf, path_length = int(row[1]), row[2], int(row[3])
+            rows = []
+            for i, msg in enumerate(batch):
+                # A chain under the active leaf.
+                seq = count + i + 1
+                rows.append(self.message_row(cid, seq, msg, now, leaf, path_length + i))
+                leaf = seq
             if copy:
                 self.copy_rows(cursor, rows)
             else:
                 cursor.executemany(self.insert_sql, rows)
-            cursor.execute(self.counters_sql, (count + len(rows), now, now, now, cid))
+            cursor.execute(
+                self.counters_sql,
+                (count + len(rows), leaf, path_length + len(rows), now, now, now, cid),
+            )
             self.commit()
         except BaseException:
             self.rollback()
@@ -276,6 +347,10 @@ class Raw(ABC):
                     None,
                     self.ts(created),
                     self.ts(active),
+                    messages_each or None,
+                    messages_each,
+                    None,
+                    None,
                 )
             )
         cursor = self.conn.cursor()
@@ -296,7 +371,8 @@ class Raw(ABC):
             start = _BASE_TIME + timedelta(seconds=number)
             for seq in range(1, messages_each + 1):
                 created = self.ts(start + timedelta(milliseconds=seq))
-                yield self.message_row(cid, seq, message(seq - 1), created)
+                parent = seq - 1 if seq > 1 else None
+                yield self.message_row(cid, seq, message(seq - 1), created, parent, seq - 1)
 
     def load_messages(self, conversations: Sequence[uuid.UUID], messages_each: int) -> None:
         """Fill the conversations made by :meth:`create_conversations` (fastest path)."""
@@ -401,11 +477,65 @@ class RawPostgres(Raw):
     """psycopg 3: a transaction per append (BEGIN is implicit), reads in autocommit."""
 
     backend = "postgresql"
+    _TRUE = "true"
+    #: The casts of the values a writable CTE selects (a bare parameter there would be text).
+    _CASTS: ClassVar[dict[str, str]] = {
+        "conversation_id": "uuid",
+        "id": "uuid",
+        "metadata": "jsonb",
+        "input_tokens": "integer",
+        "output_tokens": "integer",
+        "cost": "numeric",
+        "latency_ms": "integer",
+        "created_at": "timestamptz",
+        "sibling_index": "integer",
+        "on_active_path": "boolean",
+        "cached_input_tokens": "integer",
+        "reasoning_tokens": "integer",
+    }
+    #: Computed from the bump's row in the writable CTE.
+    _FROM_BUMP: ClassVar[dict[str, str]] = {
+        "seq": "message_count",
+        "parent_seq": "NULLIF(message_count - 1, 0)",
+        "depth": "path_length - 1",
+    }
+
+    def __init__(self, scratch: Scratch) -> None:
+        super().__init__(scratch)
+        selected = [
+            self._FROM_BUMP.get(name) or f"%s::{self._CASTS.get(name, 'text')}"
+            for name in MESSAGE_COLUMNS
+        ]
+        # Bump and insert in one statement, in autocommit (its own transaction): one round
+        # trip, as chatledger's append without idempotency key.
+        self.bump_insert_sql = (
+            f"WITH bump AS ({self._bump(self._COUNT)}{self._RETURNING}) "
+            f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
+            f"SELECT {', '.join(selected)} FROM bump RETURNING seq"
+        )
+        self._kept = [
+            index for index, name in enumerate(MESSAGE_COLUMNS) if name not in self._FROM_BUMP
+        ]
 
     def connect(self, *, autocommit: bool) -> Any:
         import psycopg
 
         return psycopg.connect(self.scratch.psycopg_conninfo(), autocommit=autocommit)
+
+    def append(self, conversation_id: uuid.UUID, msg: Msg) -> int:
+        """Bump and insert in one autocommit statement (a writable CTE)."""
+        now = datetime.now(UTC)
+        row = self.message_row(conversation_id, 0, msg, now, None, 0)
+        params = (now, now, now, now, now, conversation_id, *(row[i] for i in self._kept))
+        cursor = self.reader.cursor()
+        try:
+            cursor.execute(self.bump_insert_sql, params)
+            inserted = cursor.fetchone()
+        finally:
+            cursor.close()
+        if inserted is None:
+            raise LookupError(f"conversation {conversation_id} is missing, closed or branched")
+        return int(inserted[0])
 
     def copy_rows(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         with cursor.copy(f"COPY messages ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN") as copy:
@@ -449,6 +579,7 @@ class RawMariaDB(Raw):
     backend = "mariadb"
     _COUNT = "LAST_INSERT_ID(message_count + 1)"
     _RETURNING = ""
+    _DEPTH_VALUE = "(SELECT path_length - 1 FROM conversations WHERE id = %s)"
 
     def connect(self, *, autocommit: bool) -> Any:
         import pymysql
@@ -464,8 +595,9 @@ class RawMariaDB(Raw):
     def ts(self, value: datetime) -> Any:
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def bumped(self, cursor: Any) -> int | None:
-        return int(cursor.lastrowid) if cursor.rowcount == 1 else None
+    def bumped(self, cursor: Any, conversation: Any) -> tuple[int, Any] | None:
+        # The insert reads the depth from the locked row: its parameter is the id.
+        return (int(cursor.lastrowid), conversation) if cursor.rowcount == 1 else None
 
     def load_messages(self, conversations: Sequence[uuid.UUID], messages_each: int) -> None:
         with self.conn.cursor() as cursor:

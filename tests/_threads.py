@@ -10,10 +10,12 @@ from typing import Any
 JOIN_TIMEOUT = 120.0
 
 
-def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+def run_threads(
+    count: int, work: Callable[[int], Any], *, timeout: float = JOIN_TIMEOUT
+) -> list[Any]:
     """Run ``work(i)`` for i in 0..count-1 on ``count`` threads released together by a
     barrier; return the results in thread order. Fails the test with every exception raised
-    in any thread."""
+    in any thread, or when a thread is still running ``timeout`` seconds after the join."""
     barrier = threading.Barrier(count, timeout=30)
     results: list[Any] = [None] * count
     errors: list[str] = []
@@ -29,7 +31,7 @@ def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(JOIN_TIMEOUT)
+        thread.join(timeout)
     assert not [t.name for t in threads if t.is_alive()], "threads still running"
     assert errors == [], "\n".join(errors)
     return results

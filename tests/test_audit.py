@@ -41,17 +41,11 @@ from chatledger._ops.audit import chain_hash, content_digest, redact_user
 from chatledger._schema import audit_chain, audit_events
 
 from ._faults import Proxy
+from ._threads import run_threads
 from .conftest import Blocking
 
 THREADS = 8
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/chatledger"
-
-
-def audit(store: Any) -> Any:
-    """``store.audit`` with the sync surface's shape (the async one behind the adapter)."""
-    if isinstance(store, Blocking):
-        return Blocking(store._target.audit, store._portal)
-    return store.audit
 
 
 def logger_of(store: Any, path: Path, **options: Any) -> Any:
@@ -70,7 +64,7 @@ def raw(database_url: URL) -> Iterator[sa.Engine]:
 
 
 def _chain(store: Any, n: int) -> list[Any]:
-    log = audit(store)
+    log = store.audit
     return [
         log.record(
             f"event.{i}",
@@ -86,7 +80,7 @@ def _chain(store: Any, n: int) -> list[Any]:
 
 
 def test_record_numbers_events_from_one_and_chains_them(store, user):
-    log = audit(store)
+    log = store.audit
     first = log.record("user.login", user_id=user.id, category="access")
     second = log.record(
         "file.export",
@@ -119,22 +113,22 @@ def test_record_numbers_events_from_one_and_chains_them(store, user):
 
 
 def test_defaults_and_an_event_of_no_user(store):
-    event = audit(store).record("system.startup")
+    event = store.audit.record("system.startup")
     assert (event.category, event.severity) == ("general", "info")
     assert event.user_id is None
     assert event.description is None
     assert event.metadata is None
-    assert audit(store).get(event.seq) == event
+    assert store.audit.get(event.seq) == event
 
 
 def test_events_outlive_users_no_foreign_key(store):
     ghost = uuid.uuid4()
-    event = audit(store).record("user.deleted", user_id=ghost)
-    assert audit(store).get(event.id).user_id == ghost
+    event = store.audit.record("user.deleted", user_id=ghost)
+    assert store.audit.get(event.id).user_id == ghost
 
 
 def test_get_missing_is_not_found(store):
-    log = audit(store)
+    log = store.audit
     with pytest.raises(NotFoundError):
         log.get(1)
     with pytest.raises(NotFoundError):
@@ -162,7 +156,7 @@ def test_get_missing_is_not_found(store):
     ],
 )
 def test_bad_input_names_the_field_and_writes_nothing(store, field, call, limit):
-    log = audit(store)
+    log = store.audit
     with pytest.raises(ValidationError) as caught:
         call(log)
     assert caught.value.field == field
@@ -173,14 +167,14 @@ def test_bad_input_names_the_field_and_writes_nothing(store, field, call, limit)
 
 
 def test_sizes_at_the_limit_are_accepted(store):
-    event = audit(store).record("t" * 100, description="d" * 10_000)
-    assert audit(store).get(event.seq).description == "d" * 10_000
-    assert audit(store).get(event.seq).event_type == "t" * 100
+    event = store.audit.record("t" * 100, description="d" * 10_000)
+    assert store.audit.get(event.seq).description == "d" * 10_000
+    assert store.audit.get(event.seq).event_type == "t" * 100
 
 
 def test_list_filters_by_user_type_category_severity(store):
     alice, bob = uuid.uuid4(), uuid.uuid4()
-    log = audit(store)
+    log = store.audit
     log.record("login", user_id=alice, category="access")
     log.record("login", user_id=bob, category="access")
     log.record("export", user_id=alice, category="compliance", severity="warning")
@@ -202,7 +196,7 @@ def test_list_filters_by_user_type_category_severity(store):
 
 
 def test_list_by_time_range_since_inclusive_until_exclusive(store):
-    log = audit(store)
+    log = store.audit
     events = [log.record(f"e{i}") for i in range(3)]
     middle = events[1].created_at
 
@@ -222,7 +216,7 @@ def test_list_by_time_range_since_inclusive_until_exclusive(store):
 
 
 def test_pages_forward_and_backward_visit_every_event_once(store):
-    log = audit(store)
+    log = store.audit
     for i in range(23):
         log.record(f"e{i}")
 
@@ -245,7 +239,7 @@ def test_pages_forward_and_backward_visit_every_event_once(store):
 
 
 def test_page_limits_and_cursors_are_checked(store):
-    log = audit(store)
+    log = store.audit
     log.record("e")
     assert len(log.list(limit=1000)) == 1
     for bad in (0, 1001):
@@ -275,7 +269,7 @@ def test_audit_is_ledger_only(store, user):
 
 
 def test_an_empty_log_verifies(store):
-    result = audit(store).verify()
+    result = store.audit.verify()
     assert (result.ok, result.checked, result.first_broken_seq, result.problem) == (
         True,
         0,
@@ -287,7 +281,7 @@ def test_an_empty_log_verifies(store):
 @pytest.mark.parametrize("batch_size", [1, 4, 7, 1000])
 def test_an_untouched_chain_verifies_in_any_batch_size(store, batch_size):
     _chain(store, 21)
-    result = audit(store).verify(batch_size=batch_size)
+    result = store.audit.verify(batch_size=batch_size)
     assert result.ok
     assert result.checked == 21
     assert result.first_broken_seq is None
@@ -295,7 +289,7 @@ def test_an_untouched_chain_verifies_in_any_batch_size(store, batch_size):
 
 
 def test_verify_batch_size_range(store):
-    log = audit(store)
+    log = store.audit
     log.record("e")
     assert log.verify(batch_size=100_000).ok
     for bad in (0, 100_001):
@@ -310,7 +304,7 @@ def test_verify_batch_size_range(store):
 def test_awkward_metadata_and_text_survive_the_round_trip_on_every_backend(store):
     """The digest of what was written equals the digest recomputed from what is read back:
     PostgreSQL's JSONB turns 1e16 into an integer and -0.0 into 0.0."""
-    log = audit(store)
+    log = store.audit
     log.record(
         "awkward",
         description="Ünïcødé 🙂 with trailing space ",
@@ -541,7 +535,7 @@ def _strings(row: Any) -> list[str]:
 
 
 def test_redact_user_removes_every_trace_and_keeps_the_chain_valid(store, raw):
-    log = audit(store)
+    log = store.audit
     alice, bob = uuid.uuid4(), uuid.uuid4()
     log.record("login", user_id=alice, description="alice signed in", metadata={"ip": "10.0.0.1"})
     log.record("login", user_id=bob, description="bob signed in")
@@ -576,28 +570,6 @@ def test_redact_user_removes_every_trace_and_keeps_the_chain_valid(store, raw):
 # -- concurrency ----------------------------------------------------------------------------
 
 
-def _run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(count, timeout=30)
-    results: list[Any] = [None] * count
-    errors: list[str] = []
-
-    def body(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except BaseException:
-            errors.append(f"thread {index}:\n{traceback.format_exc()}")
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not [t for t in threads if t.is_alive()], "threads still running"
-    assert errors == [], "\n".join(errors)
-    return results
-
-
 def _assert_gap_free(log: Any, returned: list[Any]) -> None:
     n = len(returned)
     stored = []
@@ -621,7 +593,7 @@ def test_threads_appending_keep_a_gap_free_chain(ledger):
     def work(index: int) -> list[Any]:
         return [ledger.audit.record(f"t{index}", metadata={"i": i}) for i in range(per_thread)]
 
-    results = _run_threads(THREADS, work)
+    results = run_threads(THREADS, work)
 
     returned = [event for batch in results for event in batch]
     _assert_gap_free(ledger.audit, returned)
@@ -765,7 +737,7 @@ def test_logger_writes_the_database_and_the_file(store, user, tmp_path):
     assert event is not None
     assert other is not None
     assert event.category == "access"
-    assert audit(store).get(event.seq) == event
+    assert store.audit.get(event.seq) == event
     first, second = _lines(path)
     assert first == {
         "id": str(event.id),
@@ -783,7 +755,7 @@ def test_logger_writes_the_database_and_the_file(store, user, tmp_path):
     assert second["description"] == "Ünï 🙂"
     assert second["seq"] == other.seq
     assert logger.path == str(path)
-    assert audit(store).verify().ok
+    assert store.audit.verify().ok
 
 
 def test_log_event_is_the_drop_in_of_the_framework(store, tmp_path):
@@ -818,7 +790,7 @@ def test_logger_rejects_bad_input_and_writes_nothing(store, tmp_path):
         logger.log("x", severity="loud")
     assert caught.value.field == "severity"
     assert not path.exists()
-    assert audit(store).list().items == []
+    assert store.audit.list().items == []
 
 
 def _unreachable_logger(surface: str, path: Path) -> tuple[Any, Callable[[], None]]:
@@ -970,7 +942,7 @@ def test_logger_reports_a_rejected_event_as_an_error_not_an_outage(
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "rejected" in errors[0].getMessage()
-    assert [e.event_type for e in audit(store).list(order="asc").items] == ["before", "after"]
+    assert [e.event_type for e in store.audit.list(order="asc").items] == ["before", "after"]
 
 
 @pytest.mark.parametrize("surface", ["sync", "async"])
@@ -1064,7 +1036,7 @@ def test_logger_lines_from_many_threads_stay_whole(ledger, tmp_path):
             logger.log("bulk", description=f"{index}-{i} " + "x" * 5000) for i in range(per_thread)
         ]
 
-    returned = [event for batch in _run_threads(THREADS, work) for event in batch]
+    returned = [event for batch in run_threads(THREADS, work) for event in batch]
 
     lines = _lines(path)
     assert len(lines) == THREADS * per_thread
@@ -1076,7 +1048,7 @@ def test_logger_lines_from_many_threads_stay_whole(ledger, tmp_path):
 def test_a_missing_chain_head_is_recreated_only_for_an_empty_log(store, raw):
     with raw.begin() as conn:
         conn.execute(audit_chain.delete())
-    log = audit(store)
+    log = store.audit
     assert log.verify().ok
     first = log.record("first")
     assert first.seq == 1

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,16 +16,9 @@ from chatledger import Limits, NotFoundError, UpsertReport, ValidationError
 from chatledger._ops.knowledge import content_hash
 from chatledger._schema import knowledge_chunks
 
-from .conftest import Blocking
+from ._threads import run_threads
 
 THREADS = 8
-
-
-def knowledge(store: Any) -> Any:
-    """``store.knowledge`` with the sync surface's shape (the async one behind the adapter)."""
-    if isinstance(store, Blocking):
-        return Blocking(store._target.knowledge, store._portal)
-    return store.knowledge
 
 
 @pytest.fixture
@@ -59,7 +50,7 @@ def _all(kb: Any, source: str) -> list[Any]:
 
 
 def test_upsert_inserts_then_reads_back(store):
-    kb = knowledge(store)
+    kb = store.knowledge
     chunk = kb.upsert(
         "handbook", "ch1#0", "Refunds take 5 days.", title="Refunds", metadata={"page": 3}
     )
@@ -75,7 +66,7 @@ def test_upsert_inserts_then_reads_back(store):
 
 
 def test_unchanged_upsert_writes_nothing(store):
-    kb = knowledge(store)
+    kb = store.knowledge
     first = kb.upsert("s", "e", "same", title="t", metadata={"a": 1, "b": [1, 2]})
     time.sleep(0.002)
     again = kb.upsert("s", "e", "same", title="t", metadata={"b": [1, 2], "a": 1})
@@ -94,7 +85,7 @@ def test_unchanged_upsert_writes_nothing(store):
     ],
 )
 def test_a_change_of_content_title_or_metadata_updates(store, change):
-    kb = knowledge(store)
+    kb = store.knowledge
     fields: dict[str, Any] = {"content": "old", "title": "t", "metadata": {"a": 1}}
     first = kb.upsert("s", "e", **fields)
     time.sleep(0.002)
@@ -114,7 +105,7 @@ def test_a_change_of_content_title_or_metadata_updates(store, change):
 
 
 def test_keys_are_exact(store):
-    kb = knowledge(store)
+    kb = store.knowledge
     a = kb.upsert("s", "k", "a")
     b = kb.upsert("s", "k ", "b")
     c = kb.upsert("S", "k", "c")
@@ -140,7 +131,7 @@ def test_keys_are_exact(store):
 def test_bad_input_names_the_field_and_writes_nothing(
     database_url, open_store, raw, field, call, limit
 ):
-    kb = knowledge(open_store(database_url, limits=Limits(max_content_chars=100)))
+    kb = open_store(database_url, limits=Limits(max_content_chars=100)).knowledge
     with pytest.raises(ValidationError) as caught:
         call(kb)
     assert caught.value.field == field
@@ -150,19 +141,19 @@ def test_bad_input_names_the_field_and_writes_nothing(
 
 
 def test_sizes_at_the_limit_are_accepted(database_url, open_store):
-    kb = knowledge(open_store(database_url, limits=Limits(max_content_chars=100)))
+    kb = open_store(database_url, limits=Limits(max_content_chars=100)).knowledge
     chunk = kb.upsert("s" * 200, "e" * 255, "c" * 100, title="t" * 500)
     assert kb.get_by_key("s" * 200, "e" * 255) == chunk
 
 
 def test_long_content_is_stored_whole(store):
     content = "Ünïcødé 🙂 " * 20_000
-    chunk = knowledge(store).upsert("big", "1", content)
-    assert knowledge(store).get(chunk.id).content == content
+    chunk = store.knowledge.upsert("big", "1", content)
+    assert store.knowledge.get(chunk.id).content == content
 
 
 def test_missing_chunks_are_not_found(store):
-    kb = knowledge(store)
+    kb = store.knowledge
     with pytest.raises(NotFoundError):
         kb.get(uuid.uuid4())
     with pytest.raises(NotFoundError):
@@ -192,7 +183,7 @@ def _chunk(i: int, *, source: str = "docs", version: int = 0) -> dict[str, Any]:
 
 
 def test_bulk_upsert_of_thousands_then_one_percent_changed(store):
-    kb = knowledge(store)
+    kb = store.knowledge
     first = [_chunk(i) for i in range(5000)]
 
     assert kb.bulk_upsert(first) == UpsertReport(inserted=5000, updated=0, unchanged=0)
@@ -223,7 +214,7 @@ def test_bulk_upsert_of_thousands_then_one_percent_changed(store):
 
 
 def test_bulk_upsert_agrees_with_upsert(store):
-    kb = knowledge(store)
+    kb = store.knowledge
     kb.bulk_upsert([{"source": "s", "external_id": "a", "content": "x", "title": "T"}])
     single = kb.upsert("s", "a", "x", title="T")
     assert single.updated_at == single.created_at  # the same hash: unchanged
@@ -259,9 +250,7 @@ def test_bulk_upsert_agrees_with_upsert(store):
 def test_bulk_validates_everything_first_and_names_the_item(
     database_url, open_store, raw, field, items
 ):
-    kb = knowledge(
-        open_store(database_url, limits=Limits(max_content_chars=100, max_batch_size=10))
-    )
+    kb = open_store(database_url, limits=Limits(max_content_chars=100, max_batch_size=10)).knowledge
     with pytest.raises(ValidationError) as caught:
         kb.bulk_upsert(items)
     assert caught.value.field == field
@@ -271,12 +260,12 @@ def test_bulk_validates_everything_first_and_names_the_item(
 
 
 def test_bulk_at_the_item_limit_is_accepted(database_url, open_store):
-    kb = knowledge(open_store(database_url, limits=Limits(max_batch_size=10)))
+    kb = open_store(database_url, limits=Limits(max_batch_size=10)).knowledge
     assert kb.bulk_upsert([_chunk(i) for i in range(10)], batch_size=10).inserted == 10
 
 
 def test_bulk_batch_size_range(store):
-    kb = knowledge(store)
+    kb = store.knowledge
     for bad in (0, 10_001):
         with pytest.raises(ValidationError) as caught:
             kb.bulk_upsert([_chunk(0)], batch_size=bad)
@@ -287,7 +276,7 @@ def test_bulk_batch_size_range(store):
 
 def test_bulk_in_a_rolled_back_transaction_leaves_nothing(store, raw):
     with pytest.raises(RuntimeError), store.transaction() as tx:
-        assert knowledge(tx).bulk_upsert([_chunk(i) for i in range(20)]).inserted == 20
+        assert tx.knowledge.bulk_upsert([_chunk(i) for i in range(20)]).inserted == 20
         raise RuntimeError("abort")
     assert _count(raw) == 0
 
@@ -296,7 +285,7 @@ def test_bulk_in_a_rolled_back_transaction_leaves_nothing(store, raw):
 
 
 def test_pages_by_external_id_forward_and_backward(store):
-    kb = knowledge(store)
+    kb = store.knowledge
     kb.bulk_upsert([_chunk(i) for i in range(25)])
     kb.bulk_upsert([_chunk(i, source="other") for i in range(3)])
 
@@ -318,7 +307,7 @@ def test_pages_by_external_id_forward_and_backward(store):
 
 
 def test_page_arguments_are_checked(store, user):
-    kb = knowledge(store)
+    kb = store.knowledge
     kb.upsert("s", "e", "c")
     with pytest.raises(ValidationError) as caught:
         kb.list("s", limit=0)
@@ -336,7 +325,7 @@ def test_page_arguments_are_checked(store, user):
 
 
 def test_delete_and_delete_source(store):
-    kb = knowledge(store)
+    kb = store.knowledge
     kb.bulk_upsert([_chunk(i) for i in range(5)] + [_chunk(i, source="keep") for i in range(2)])
     victim = kb.get_by_key("docs", "doc-00000")
 
@@ -357,28 +346,6 @@ def test_delete_and_delete_source(store):
 # -- concurrency ----------------------------------------------------------------------------
 
 
-def _run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(count, timeout=30)
-    results: list[Any] = [None] * count
-    errors: list[str] = []
-
-    def body(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except BaseException:
-            errors.append(f"thread {index}:\n{traceback.format_exc()}")
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not [t for t in threads if t.is_alive()], "threads still running"
-    assert errors == [], "\n".join(errors)
-    return results
-
-
 @pytest.mark.slow
 def test_racing_upserts_of_one_key_leave_one_chunk(ledger, raw):
     for round_ in range(10):
@@ -387,7 +354,7 @@ def test_racing_upserts_of_one_key_leave_one_chunk(ledger, raw):
         def work(index: int, key: str = key) -> Any:
             return ledger.knowledge.upsert("race", key, f"from thread {index}")
 
-        results = _run_threads(THREADS, work)
+        results = run_threads(THREADS, work)
         assert len({chunk.id for chunk in results}) == 1, round_
         stored = ledger.knowledge.get_by_key("race", key)
         assert stored.content in {chunk.content for chunk in results}
@@ -403,7 +370,7 @@ def test_racing_upserts_of_one_document_neither_block_nor_retry(ledger, raw, cap
         def work(index: int, key: str = key) -> Any:
             return ledger.knowledge.upsert("race", key, "the same text", title="t")
 
-        results = _run_threads(THREADS, work)
+        results = run_threads(THREADS, work)
         assert len({(c.id, c.updated_at) for c in results}) == 1, round_
     assert _count(raw) == 10
     assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []
@@ -417,7 +384,7 @@ def test_racing_bulk_upserts_with_overlapping_keys(ledger, raw):
         items += [_chunk(1000 * (index + 1) + i) for i in range(50)]
         return ledger.knowledge.bulk_upsert(items, batch_size=64)
 
-    reports = _run_threads(THREADS, work)
+    reports = run_threads(THREADS, work)
 
     assert _count(raw) == 200 + THREADS * 50
     assert sum(r.inserted for r in reports) == 200 + THREADS * 50

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
-import traceback
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,31 +22,11 @@ from chatledger import (
 from chatledger._ops.tokens import AMOUNT_MAX, BALANCE_MAX
 from chatledger._schema import token_balances, token_ledger
 
+from ._threads import run_threads
+
 THREADS = 8
+#: First credits can deadlock on MariaDB and be retried: more time than the default.
 JOIN_TIMEOUT = 240.0
-
-
-def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` on ``count`` threads released together; fail with any exception."""
-    barrier = threading.Barrier(count, timeout=30)
-    results: list[Any] = [None] * count
-    errors: list[str] = []
-
-    def body(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except BaseException:
-            errors.append(f"thread {index}:\n{traceback.format_exc()}")
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not [t for t in threads if t.is_alive()], "threads still running"
-    assert errors == [], "\n".join(errors)
-    return results
 
 
 def all_entries(tokens: Any, user_id: Any, order: str = "asc") -> list[Any]:
@@ -409,7 +386,7 @@ def test_debit_storm_never_overdraws_and_loses_nothing(ledger):
                 succeeded.append(amount)
         return succeeded, refusals
 
-    results = run_threads(THREADS, work)
+    results = run_threads(THREADS, work, timeout=JOIN_TIMEOUT)
     debited = [amount for succeeded, _ in results for amount in succeeded]
     refusals = [refusal for _, refused in results for refusal in refused]
 
@@ -449,7 +426,7 @@ def test_concurrent_credits_and_debits_add_up(ledger):
                 moved -= amount
         return moved
 
-    net = sum(run_threads(THREADS, work))
+    net = sum(run_threads(THREADS, work, timeout=JOIN_TIMEOUT))
     assert ledger.tokens.balance(user.id) == net >= 0
     assert ledger.tokens.verify(user.id)
     assert_chained(all_entries(ledger.tokens, user.id))
@@ -458,7 +435,9 @@ def test_concurrent_credits_and_debits_add_up(ledger):
 def test_racing_first_credits_create_one_balance(ledger):
     user = ledger.users.create(username="fresh")
     entries = run_threads(
-        THREADS, lambda i: ledger.tokens.credit(i + 1, user_id=user.id, reason="first")
+        THREADS,
+        lambda i: ledger.tokens.credit(i + 1, user_id=user.id, reason="first"),
+        timeout=JOIN_TIMEOUT,
     )
     assert ledger.tokens.balance(user.id) == sum(range(1, THREADS + 1))
     assert sorted(e.balance_after for e in entries)[-1] == sum(range(1, THREADS + 1))
@@ -470,6 +449,7 @@ def test_racing_grants_with_one_key_grant_once(ledger):
     entries = run_threads(
         THREADS,
         lambda i: ledger.tokens.credit(25, user_id=user.id, reason="promo", grant_key="promo"),
+        timeout=JOIN_TIMEOUT,
     )
     assert len({e.id for e in entries}) == 1
     assert ledger.tokens.balance(user.id) == 25

@@ -310,10 +310,11 @@ __all__ = [
 ]
 
 
-def _as_public(value: object) -> None:
-    """Name a re-exported class ``chatledger.<name>`` in reprs, tracebacks and pickles (as
-    httpx does). Its own string annotations are resolved first: ``typing.get_type_hints``
-    looks names up in the module ``__module__`` names, which would no longer be theirs."""
+def _as_public(value: object, module: str = __name__) -> None:
+    """Name a re-exported class ``chatledger.<name>`` (or ``<module>.<name>``: a public
+    package's own re-exports) in reprs, tracebacks and pickles (as httpx does). Its own string
+    annotations are resolved first: ``typing.get_type_hints`` looks names up in the module
+    ``__module__`` names, which would no longer be theirs."""
     if not isinstance(value, type) or not value.__module__.startswith("chatledger."):
         return
     own = inspect.get_annotations(value)
@@ -322,7 +323,7 @@ def _as_public(value: object) -> None:
         value.__annotations__ = {name: hints[name] for name in own}
         for field in getattr(value, "__dataclass_fields__", {}).values():
             field.type = hints[field.name]  # pydantic reads the fields' types
-    value.__module__ = __name__
+    value.__module__ = module
 
 
 for _name in __all__:

@@ -37,7 +37,7 @@ from ._tokens import AsyncTokens
 from ._trees import AsyncTrees
 from ._usage import AsyncUsage
 
-__all__ = ["_AsyncCore", "_AsyncStore", "run_op"]
+__all__ = ["_AsyncCore", "_AsyncStore", "read_once", "run_op"]
 
 logger = logging.getLogger(__name__)
 
@@ -364,4 +364,13 @@ async def run_op(
     or in one of its own with retries (``write``: ``op`` writes). The entry for chatledger's
     own code outside the resources (HTTP routes, integrations, transfer)."""
     result: T = await store._call(op, *args, write=write, **kwargs)
+    return result
+
+
+async def read_once(store: _AsyncStore, op: Callable[..., T], *args: Any) -> T:
+    """Run the read ``op`` once, in a transaction of its own outside the caller's, without
+    retries: for an operation whose effects outside the database must not repeat (an export
+    writing its file as it reads)."""
+    await store._core.open()
+    result: T = await store._core.db.read(op, *args)
     return result

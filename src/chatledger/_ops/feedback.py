@@ -1,5 +1,6 @@
 """Feedback: ratings of messages (one current rating per rater per message), their aggregates,
-a message read back with its ratings and citations, and standalone product-feedback forms.
+and a message read back with its ratings and citations. (Standalone product-feedback forms
+are :mod:`.product_feedback`.)
 
 Rating again replaces the rater's rating in place (same id, ``created_at`` kept). It is
 race-safe without dialect-specific upserts: update the existing row; if there is none, insert
@@ -30,53 +31,35 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from .. import _cursors, _ids
+from .. import _ids
 from .. import _validate as check
 from .._backends import backend_of
 from .._schema import (
-    AGENT_NAME_MAX,
-    AGENT_TYPE_MAX,
     CATEGORY_MAX,
     FEEDBACK_COMMENT_MAX,
-    FORM_TEXT_MAX,
     THUMBS,
     conversations,
     message_feedback,
     messages,
-    product_feedback,
     users,
 )
 from ..errors import NotFoundError, ValidationError
-from ..records import (
-    Feedback,
-    FeedbackSummary,
-    MessageDetail,
-    Order,
-    Page,
-    ProductFeedback,
-)
+from ..records import Feedback, FeedbackSummary, MessageDetail
 from . import _once
 from . import citations as _citations
 from . import messages as _messages
-from ._common import from_row, paginate, record_columns, record_values, utcnow
+from ._common import from_row, record_columns, record_values, utcnow
 
 __all__ = [
     "MAX_CATEGORIES",
     "SUMMARY_KEYS",
-    "USABILITY_RANGE",
-    "NewForm",
     "Rating",
-    "decode_form_cursor",
     "detail",
     "for_message",
     "get",
-    "get_form",
-    "page_forms",
-    "prepare_form",
     "prepare_rating",
     "rate",
     "remove",
-    "submit_form",
     "summary",
     "window",
 ]
@@ -85,12 +68,8 @@ __all__ = [
 MAX_CATEGORIES: Final = 20
 #: The groupings :func:`summary` offers.
 SUMMARY_KEYS: Final = ("conversation", "model", "day")
-#: The inclusive range of a product-feedback form's usability rating.
-USABILITY_RANGE: Final = (1, 10)
 
 _COLUMNS: Final = record_columns(message_feedback, Feedback)
-_FORM_COLUMNS: Final = record_columns(product_feedback, ProductFeedback)
-_FORM_KIND: Final = "product_feedback"
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -441,117 +420,4 @@ def detail(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> 
         message=message,
         feedback=ratings,
         citations=_citations.of_message(conn, message_id),
-    )
-
-
-# --- product-feedback forms -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class NewForm:
-    """A validated product-feedback form."""
-
-    agent_name: str
-    agent_type: str | None
-    issues: str | None
-    feature_requests: str | None
-    additional_comments: str | None
-    usability_rating: int | None
-
-
-def prepare_form(
-    *,
-    agent_name: object,
-    agent_type: object,
-    issues: object,
-    feature_requests: object,
-    additional_comments: object,
-    usability_rating: object,
-) -> NewForm:
-    """Validate a form: the limits of the visitor-registry app's CHECK constraints."""
-    rating: int | None = None
-    if usability_rating is not None:
-        low, high = USABILITY_RANGE
-        if isinstance(usability_rating, bool) or not isinstance(usability_rating, int):
-            raise ValidationError(
-                "usability_rating",
-                f"must be an integer, not {type(usability_rating).__name__}",
-                limit=USABILITY_RANGE,
-            )
-        if not low <= usability_rating <= high:
-            raise ValidationError(
-                "usability_rating",
-                f"{usability_rating} is outside {low}..{high}",
-                limit=USABILITY_RANGE,
-            )
-        rating = usability_rating
-    return NewForm(
-        agent_name=check.nonblank("agent_name", agent_name, AGENT_NAME_MAX),
-        agent_type=check.optional_text("agent_type", agent_type, AGENT_TYPE_MAX),
-        issues=check.optional_text("issues", issues, FORM_TEXT_MAX),
-        feature_requests=check.optional_text("feature_requests", feature_requests, FORM_TEXT_MAX),
-        additional_comments=check.optional_text(
-            "additional_comments", additional_comments, FORM_TEXT_MAX
-        ),
-        usability_rating=rating,
-    )
-
-
-#: A retried form learns whether an earlier attempt committed (see ``_once``).
-FORM_SUBMITTED: Final = _once.inserted("product feedback", product_feedback, ProductFeedback)
-
-
-def submit_form(conn: Connection, form: NewForm) -> ProductFeedback:
-    """Store a product-feedback form."""
-    stored = ProductFeedback(
-        id=_ids.new_id(),
-        agent_name=form.agent_name,
-        agent_type=form.agent_type,
-        issues=form.issues,
-        feature_requests=form.feature_requests,
-        additional_comments=form.additional_comments,
-        usability_rating=form.usability_rating,
-        submitted_at=utcnow(),
-    )
-    conn.execute(product_feedback.insert(), record_values(stored))
-    return stored
-
-
-def _to_form(row: Row[Any]) -> ProductFeedback:
-    return from_row(ProductFeedback, row)
-
-
-def get_form(conn: Connection, form_id: uuid.UUID) -> ProductFeedback:
-    """One product-feedback form by id."""
-    row = conn.execute(select(*_FORM_COLUMNS).where(product_feedback.c.id == form_id)).first()
-    if row is None:
-        raise NotFoundError("product feedback", form_id)
-    return _to_form(row)
-
-
-#: Reads back the sort key, (submitted_at, id), of product-feedback form cursors.
-decode_form_cursor = _cursors.decoder(_FORM_KIND, _cursors.TIME, _cursors.ID)
-
-
-def page_forms(
-    conn: Connection,
-    *,
-    order: Order,
-    after: list[Any] | None,
-    before: list[Any] | None,
-    limit: int,
-) -> Page[ProductFeedback]:
-    """A keyset page of the forms by submission time."""
-    p = product_feedback.c
-    return paginate(
-        conn,
-        select(*_FORM_COLUMNS),
-        [p.submitted_at, p.id],
-        kind=_FORM_KIND,
-        order=order,
-        after=after,
-        before=before,
-        limit=limit,
-        convert=_to_form,
-        cursor_key=lambda form: (form.submitted_at.isoformat(), form.id.hex),
     )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .. import _validate as check
 from .._ops import feedback as _feedback
+from .._ops import product_feedback as _forms
 from .._validate import Id
 from ..errors import NotFoundError, ValidationError
 from ..records import Feedback, FeedbackSummary, Order, Page, ProductFeedback, Thumb
@@ -149,7 +150,7 @@ class ProductFeedbackForms:
         """Store a form. ``agent_name`` is required (at most 100 characters, stored trimmed),
         ``agent_type`` at most 500, each free-text field at most 2,000, ``usability_rating``
         an integer from 1 to 10."""
-        form = _feedback.prepare_form(
+        form = _forms.prepare(
             agent_name=agent_name,
             agent_type=agent_type,
             issues=issues,
@@ -157,22 +158,16 @@ class ProductFeedbackForms:
             additional_comments=additional_comments,
             usability_rating=usability_rating,
         )
-        return self._store._call(
-            _feedback.submit_form, form, write=True, settle=_feedback.FORM_SUBMITTED
-        )
+        return self._store._call(_forms.submit, form, write=True, settle=_forms.SUBMITTED)
 
     def get(self, feedback_id: Id) -> ProductFeedback:
         """The form with this id."""
         key = check.identifier("feedback_id", feedback_id)
-        return self._store._call(_feedback.get_form, key)
+        return self._store._call(_forms.get, key)
 
     def list(self, *, limit: int = 20) -> builtins.list[ProductFeedback]:
         """The newest ``limit`` forms, newest first (:meth:`page` reads further)."""
-        size = check.page_size("limit", limit, self._store.limits)
-        page = self._store._call(
-            _feedback.page_forms, order="desc", after=None, before=None, limit=size
-        )
-        return page.items
+        return (self.page(limit=limit)).items
 
     def page(
         self,
@@ -184,9 +179,5 @@ class ProductFeedbackForms:
     ) -> Page[ProductFeedback]:
         """A page of forms by submission time, newest first by default; pass
         ``after=page.last_cursor`` for the next one."""
-        keys = check.paging(_feedback.decode_form_cursor, after, before, limit, self._store.limits)
-        return self._store._call(
-            _feedback.page_forms,
-            order=check.order(order),
-            **keys,
-        )
+        keys = check.paging(_forms.decode_cursor, after, before, limit, self._store.limits)
+        return self._store._call(_forms.page, order=check.order(order), **keys)

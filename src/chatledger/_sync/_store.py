@@ -39,7 +39,7 @@ from ._tokens import Tokens
 from ._trees import Trees
 from ._usage import Usage
 
-__all__ = ["_Core", "_Store", "run_op"]
+__all__ = ["_Core", "_Store", "read_once", "run_op"]
 
 logger = logging.getLogger(__name__)
 
@@ -366,4 +366,13 @@ def run_op(
     or in one of its own with retries (``write``: ``op`` writes). The entry for chatledger's
     own code outside the resources (HTTP routes, integrations, transfer)."""
     result: T = store._call(op, *args, write=write, **kwargs)
+    return result
+
+
+def read_once(store: _Store, op: Callable[..., T], *args: Any) -> T:
+    """Run the read ``op`` once, in a transaction of its own outside the caller's, without
+    retries: for an operation whose effects outside the database must not repeat (an export
+    writing its file as it reads)."""
+    store._core.open()
+    result: T = store._core.db.read(op, *args)
     return result

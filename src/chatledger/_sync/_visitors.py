@@ -113,9 +113,7 @@ class Visitors:
 
     def list(self, *, limit: int = 20) -> builtins.list[Visitor]:
         """The ``limit`` most recent visitors, newest visit first, with their answers."""
-        size = check.page_size("limit", limit, self._store.limits)
-        page = self._store._call(_visitors.page, order="desc", after=None, before=None, limit=size)
-        return page.items
+        return (self.page(limit=limit)).items
 
     def page(
         self,
@@ -128,11 +126,7 @@ class Visitors:
         """A page of visitors by last visit time, newest first by default. A repeat visit
         moves a visitor to the front, so a walk through the pages may meet it twice."""
         keys = check.paging(_visitors.decode_cursor, after, before, limit, self._store.limits)
-        return self._store._call(
-            _visitors.page,
-            order=check.order(order),
-            **keys,
-        )
+        return self._store._call(_visitors.page, order=check.order(order), **keys)
 
     def set_answers(
         self, visitor_id: Id, answers: Mapping[str, str], *, replace: bool = False
