@@ -28,6 +28,7 @@ from ._feedback import AsyncMessageFeedback
 from ._messages import AsyncMessages
 from ._search import AsyncSearch
 from ._streams import AsyncStreams
+from ._tools import AsyncTools
 from ._surveys import AsyncSurveys
 from ._tokens import AsyncTokens
 from ._trees import AsyncTrees
@@ -176,6 +177,7 @@ class _AsyncStore:
         self.messages = AsyncMessages(self)
         self.trees = AsyncTrees(self)
         self.streams = AsyncStreams(self)
+        self.tools = AsyncTools(self)
         self.feedback = AsyncMessageFeedback(self)
         self.citations = AsyncCitations(self)
         self.usage = AsyncUsage(self)

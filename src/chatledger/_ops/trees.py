@@ -169,6 +169,7 @@ def append_under(
         sibling_index=int(sibling_index),
     )
     _messages.insert_one(conn, message)
+    _messages.record_tools(conn, message, new)
     _messages.charge_for(conn, owner, conversation_id, message, charge)
     return message
 
