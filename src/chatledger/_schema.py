@@ -908,6 +908,6 @@ UNIQUE_FIELDS: Final[dict[str, str]] = {
     "pk_idempotent_requests": "key",
     "uq_graph_threads_thread_id": "thread_id",
     "uq_graph_threads_conversation_id": "conversation_id",
-    "pk_tool_calls": "tool_call_id",
+    "pk_tool_calls": "call_id",
     "uq_tool_calls_result_message_id": "tool_call_id",
 }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
+from .._ops import messages as _messages
 from .._run.compat_async import Lock
 from .._schema import INT32_MAX
 from .._validate import Id
@@ -158,11 +159,17 @@ class AsyncConversationMemory:
             self._entries.move_to_end(key)
         return entry
 
+    async def _path_end(self, key: uuid.UUID, n: int) -> list[Message]:
+        """The last ``n`` messages of the active path as stored (tool results included: the
+        cached chain must stay unbroken; windows are paired when they are handed out)."""
+        store = self._store
+        return await store._call(_messages.last, store._owner, key, n, None, False)
+
     async def _load(self, key: uuid.UUID) -> list[Message]:
         """Read the end of the active path from the store and cache it."""
         started = time.monotonic()
         try:
-            loaded = await self._store.messages.last(key, self._max_messages)
+            loaded = await self._path_end(key, self._max_messages)
         except NotFoundError:
             async with self._lock:
                 self._entries.pop(key, None)
@@ -188,7 +195,7 @@ class AsyncConversationMemory:
             fetched: list[Message] = []
             if (count, leaf) != (entry_total, entry_leaf):
                 wanted = max(1, min(count - entry_total, self._max_messages))
-                fetched = await self._store.messages.last(key, wanted)
+                fetched = await self._path_end(key, wanted)
         except NotFoundError:
             async with self._lock:
                 self._entries.pop(key, None)
@@ -203,7 +210,7 @@ class AsyncConversationMemory:
         """At least ``needed`` of the active path's newest messages (or all there are),
         oldest first."""
         if self._in_transaction():
-            return await self._store.messages.last(key, self._max_messages)
+            return await self._path_end(key, self._max_messages)
         usable, total, leaf = False, 0, None
         async with self._lock:
             entry = self._entries.get(key)
@@ -253,10 +260,11 @@ class AsyncConversationMemory:
 
     async def last(self, conversation_id: Id, n: int) -> list[Message]:
         """The last ``n`` messages (1 to ``max_messages``), oldest first: from the cache, or
-        loaded from the store on a miss."""
+        loaded from the store on a miss. Like ``store.messages.last``, the window never
+        starts with a ``tool`` result whose call it cut off (docs/tools.md)."""
         key = check.identifier("conversation_id", conversation_id)
         size = _positive("n", n, self._max_messages)
-        return (await self._window(key, size))[-size:]
+        return _paired((await self._window(key, size))[-size:])
 
     async def fit(
         self, conversation_id: Id, max_tokens: int, *, count: TokenCounter | None = None
@@ -266,7 +274,8 @@ class AsyncConversationMemory:
         (the result is always the unbroken end of the conversation), and looks at most at the
         newest ``max_messages``. A message's count comes from ``count`` if given, else the
         memory's ``token_counter``, else :func:`estimate_tokens` (the message's own recorded
-        tokens, or ``ceil(len(content) / 4)``)."""
+        tokens, or ``ceil(len(content) / 4)``). The window never starts with a ``tool``
+        result whose call did not fit: such results are left out (docs/tools.md)."""
         key = check.identifier("conversation_id", conversation_id)
         budget = _positive("max_tokens", max_tokens, INT32_MAX, low=0)
         if count is not None and not callable(count):
@@ -286,7 +295,7 @@ class AsyncConversationMemory:
             used += tokens
             chosen.append(message)
         chosen.reverse()
-        return chosen
+        return _paired(chosen)
 
     async def refresh(self, conversation_id: Id) -> None:
         """Drop the cached messages of a conversation and load them again from the store."""
@@ -306,6 +315,17 @@ class AsyncConversationMemory:
         """Drop every cached conversation."""
         async with self._lock:
             self._entries.clear()
+
+
+def _paired(window: list[Message]) -> list[Message]:
+    """``window`` (the unbroken end of the active path) without the ``tool`` results at its
+    start: their calls were asked before it. Results further in follow their call inside the
+    window when the app writes each call's results right after it (as every provider
+    requires); ``store.messages.last`` checks the recorded links for any other layout."""
+    start = 0
+    while start < len(window) and window[start].role == "tool":
+        start += 1
+    return window[start:] if start else window
 
 
 def _positive(field: str, value: object, high: int, *, low: int = 1) -> int:

@@ -28,9 +28,9 @@ from ._feedback import AsyncMessageFeedback
 from ._messages import AsyncMessages
 from ._search import AsyncSearch
 from ._streams import AsyncStreams
-from ._tools import AsyncTools
 from ._surveys import AsyncSurveys
 from ._tokens import AsyncTokens
+from ._tools import AsyncTools
 from ._trees import AsyncTrees
 from ._usage import AsyncUsage
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
 from .._ops import tool_calls as _tools
@@ -107,7 +107,7 @@ class AsyncTools:
         name: str | None,
         since: datetime | None,
         until: datetime | None,
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         start = check.optional_aware_datetime("since", since)
         end = check.optional_aware_datetime("until", until)
         if start is not None and end is not None and end < start:

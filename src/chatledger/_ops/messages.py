@@ -809,6 +809,7 @@ def last(
     conversation_id: uuid.UUID,
     n: int,
     role: str | None,
+    paired: bool = True,
 ) -> list[Message]:
     """The last ``n`` messages of the active path, oldest first: an index range scan, never
     the whole thread. Without a ``role`` filter the window keeps tool calls with their
@@ -823,7 +824,7 @@ def last(
         return []
     load = _LOAD_IN_CONVERSATION(conn.dialect)
     window = [load(row, conversation_id) for row in reversed(rows)]
-    if role is not None:
+    if role is not None or not paired:
         return window
     # Never split a tool call from its result (docs/tools.md): drop the results whose call
     # was asked before the window starts (one more read, only when the window holds any).

@@ -33,7 +33,6 @@ from .. import _cursors
 from .. import _validate as check
 from .._schema import (
     TOOL_CALL_ID_MAX,
-    TOOL_CALL_STATUSES,
     TOOL_CALLS_PER_MESSAGE_MAX,
     TOOL_NAME_MAX,
     conversations,
@@ -195,6 +194,21 @@ def prepare_answer(
 
 
 def _insert_calls(conn: Connection, message: Message, calls: Sequence[NewToolCall]) -> None:
+    t = tool_calls.c
+    taken = set(
+        conn.execute(
+            select(t.call_id).where(
+                t.conversation_id == message.conversation_id,
+                t.call_id.in_([call.call_id for call in calls]),
+            )
+        ).scalars()
+    )
+    for index, call in enumerate(calls):
+        if call.call_id in taken:
+            raise ConflictError(
+                f"tool call {call.call_id} was asked already in this conversation",
+                field=f"tool_calls[{index}].id",
+            )
     conn.execute(
         insert(tool_calls),
         [
@@ -579,4 +593,3 @@ def paired(conn: Connection, conversation_id: uuid.UUID, window: list[Message]) 
     if not any(message.role == "tool" for message in window):
         return window
     return pair_window(window, window_links(conn, conversation_id, window))
-

@@ -82,8 +82,8 @@ class Trees:
     ) -> Message:
         """Store a regenerated answer: append it as a sibling of the assistant message
         ``message_id`` and make it the active leaf, in one transaction (``charge`` and
-        ``tool_calls`` as in :meth:`Messages.append`). Concurrent regenerates of one message all land, as
-        siblings; the last to commit is the active leaf."""
+        ``tool_calls`` as in :meth:`Messages.append`). Concurrent regenerates of one
+        message all land, as siblings; the last to commit is the active leaf."""
         key = check.identifier("message_id", message_id)
         new = _messages.prepare(
             self._store.limits,

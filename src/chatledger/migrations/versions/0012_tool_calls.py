@@ -8,6 +8,7 @@ Create Date: 2026-12-03 13:31:46
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,7 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
@@ -50,9 +51,7 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "status IN ('pending', 'success', 'error')", name=op.f("ck_tool_calls_status")
         ),
-        sa.CheckConstraint(
-            "position >= 0 AND latency_ms >= 0", name=op.f("ck_tool_calls_counts")
-        ),
+        sa.CheckConstraint("position >= 0 AND latency_ms >= 0", name=op.f("ck_tool_calls_counts")),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
