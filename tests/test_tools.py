@@ -320,6 +320,20 @@ def test_a_user_scope_sees_only_its_own_calls(store, user, chat):
         scope.messages.append(chat.id, "tool", "x", tool_call_id="call_1")
 
 
+def test_export_holds_the_calls_and_erase_removes_them(store, user, chat):
+    asking = _ask(store, chat, WEATHER, TIME)
+    store.messages.append(chat.id, "tool", "sun", tool_call_id="call_1")
+    exported = store.users.export(user.id)["tables"]["tool_calls"]
+    assert sorted((row["call_id"], row["status"]) for row in exported) == [
+        ("call_1", "success"),
+        ("call_2", "pending"),
+    ]
+    assert exported[0]["message_id"] == str(asking.id)
+    report = store.users.erase(user.id)
+    assert report.deleted["tool_calls"] == 2
+    assert store.tools.list().items == []
+
+
 def test_memory_windows_never_start_with_a_result(store, chat):
     store.messages.append(chat.id, "user", "q")
     _ask(store, chat, WEATHER)
@@ -373,7 +387,7 @@ def _paths(draw):
     return path
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_paths(), st.data())
 def test_no_window_splits_a_pair(path, data):
     messages = [_message(seq, role) for seq, (role, _) in enumerate(path, 1)]
@@ -392,7 +406,7 @@ def test_no_window_splits_a_pair(path, data):
     assert [m for m in messages[-n:] if m.role != "tool"] == [m for m in window if m.role != "tool"]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=_paths())
 def test_stored_windows_never_split_a_pair(ledger, path):
     """The same property through ``messages.last`` on every backend."""
