@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -51,10 +52,12 @@ def test_calls_are_stored_with_their_message_and_answered_once(store, chat):
         answer.seq,
         850,
     )
-    assert one.answered and one.answered_at == answer.created_at
+    assert one.answered
+    assert one.answered_at == answer.created_at
     two = store.tools.get(chat.id, "call_2")
     assert (two.status, two.result_message_id) == ("error", failed.id)
-    assert two.latency_ms is not None and two.latency_ms >= 0  # measured from the timestamps
+    assert two.latency_ms is not None
+    assert two.latency_ms >= 0
     assert store.tools.pending(chat.id) == []
 
     # One result per call: a second answer is refused and writes nothing.
@@ -72,12 +75,16 @@ def test_bad_calls_and_unknown_answers_write_nothing(store, chat):
     with pytest.raises(NotFoundError) as unknown:
         store.messages.append(chat.id, "tool", "?", tool_call_id="call_nope")
     assert unknown.value.field == "tool_call_id"
-    cases = [
+    cases: list[tuple[dict[str, Any], str, int | None]] = [
         ({"role": "user", "tool_calls": [WEATHER]}, "tool_calls", None),
         ({"role": "assistant", "tool_call_id": "call_1"}, "tool_call_id", None),
         ({"role": "tool", "tool_call_id": "call_1", "tool_status": "maybe"}, "tool_status", None),
         ({"role": "tool", "tool_status": "error"}, "tool_status", None),
-        ({"role": "assistant", "tool_calls": [{"id": "x", "name": ""}]}, "tool_calls[0].name", None),
+        (
+            {"role": "assistant", "tool_calls": [{"id": "x", "name": ""}]},
+            "tool_calls[0].name",
+            None,
+        ),
         ({"role": "assistant", "tool_calls": [{"name": "n"}]}, "tool_calls[0].id", None),
         (
             {"role": "assistant", "tool_calls": [{"id": "x", "name": "n", "arguments": "[1]"}]},
@@ -90,7 +97,10 @@ def test_bad_calls_and_unknown_answers_write_nothing(store, chat):
             None,
         ),
         (
-            {"role": "assistant", "tool_calls": [{"id": "x", "name": "a"}, {"id": "x", "name": "b"}]},
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "x", "name": "a"}, {"id": "x", "name": "b"}],
+            },
             "tool_calls[1].id",
             None,
         ),
@@ -198,7 +208,8 @@ def test_calls_listed_by_tool_and_state_with_paging_and_stats(store, user):
                     chat.id, "tool", "ok", tool_call_id=call, tool_latency_ms=100 * (index + 1)
                 )
     every = store.tools.list(limit=100)
-    assert len(every.items) == 6 and not every.has_more
+    assert len(every.items) == 6
+    assert not every.has_more
     first = store.tools.list(limit=4)
     rest = store.tools.list(limit=4, after=first.last_cursor)
     assert [c.call_id for c in first.items + rest.items] == [c.call_id for c in every.items]
@@ -222,15 +233,20 @@ def test_calls_listed_by_tool_and_state_with_paging_and_stats(store, user):
     assert set(stats) == {"calc", "search"}
     search = stats["search"]
     assert (search.calls, search.succeeded, search.failed, search.pending) == (4, 2, 2, 0)
-    assert search.max_latency_ms is not None and search.max_latency_ms >= 200
+    assert search.max_latency_ms is not None
+    assert search.max_latency_ms >= 200
     assert search.error_rate == 0.5
     calc = stats["calc"]
-    assert (calc.calls, calc.pending, calc.avg_latency_ms, calc.max_latency_ms) == (2, 2, None, None)
+    assert (calc.calls, calc.pending, calc.avg_latency_ms, calc.max_latency_ms) == (
+        2,
+        2,
+        None,
+        None,
+    )
     paged = store.tools.stats(limit=1)
-    assert [r.name for r in paged.items] == ["calc"] and paged.has_more
-    assert [r.name for r in store.tools.stats(limit=1, after=paged.last_cursor).items] == [
-        "search"
-    ]
+    assert [r.name for r in paged.items] == ["calc"]
+    assert paged.has_more
+    assert [r.name for r in store.tools.stats(limit=1, after=paged.last_cursor).items] == ["search"]
     one = store.tools.stats(conversation_id=chats[0].id, name="search").items
     assert [(r.name, r.calls) for r in one] == [("search", 2)]
 
@@ -266,7 +282,9 @@ def test_a_batch_holds_calls_and_their_answers_and_fails_whole(store, chat):
     with pytest.raises(NotFoundError):
         store.tools.get(chat.id, "call_2")
     with pytest.raises(ValidationError) as bad:
-        store.messages.append_many(chat.id, [{"role": "user", "content": "x", "tool_calls": [TIME]}])
+        store.messages.append_many(
+            chat.id, [{"role": "user", "content": "x", "tool_calls": [TIME]}]
+        )
     assert bad.value.field == "messages[0].tool_calls"
 
 
@@ -406,7 +424,9 @@ def test_no_window_splits_a_pair(path, data):
     assert [m for m in messages[-n:] if m.role != "tool"] == [m for m in window if m.role != "tool"]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(path=_paths())
 def test_stored_windows_never_split_a_pair(ledger, path):
     """The same property through ``messages.last`` on every backend."""

@@ -47,19 +47,23 @@ __all__ = [
     "ANSWERS",
     "NewToolCall",
     "ToolAnswer",
+    "answered_by",
     "calls_of",
     "decode_cursor",
     "decode_stats_cursor",
     "get",
+    "lenient",
     "of_message",
     "page",
     "pair_window",
+    "paired",
     "pending",
     "prepare_answer",
     "prepare_calls",
     "record",
     "record_many",
     "stats",
+    "window_links",
 ]
 
 #: How a ``tool`` message can end a call.
@@ -81,6 +85,9 @@ class NewToolCall:
     name: str
     arguments: dict[str, Any]
     metadata: dict[str, Any] | None
+    #: ``False`` for framework histories: a call id the conversation holds already is
+    #: skipped instead of refused.
+    strict: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,10 @@ class ToolAnswer:
     call_id: str
     status: str
     latency_ms: int | None
+    #: ``False`` for framework histories (LangChain, LlamaIndex): an answer to a call that
+    #: is not recorded, answered already or on another branch is stored unlinked instead of
+    #: refused (the framework's message is the source of truth).
+    strict: bool = True
 
 
 def _arguments(field: str, value: object, limits: check.Limits) -> dict[str, Any]:
@@ -203,6 +214,10 @@ def _insert_calls(conn: Connection, message: Message, calls: Sequence[NewToolCal
             )
         ).scalars()
     )
+    if taken and not all(call.strict for call in calls):
+        calls = [call for call in calls if call.call_id not in taken]
+        if not calls:
+            return
     for index, call in enumerate(calls):
         if call.call_id in taken:
             raise ConflictError(
@@ -255,6 +270,8 @@ def _answer(conn: Connection, message: Message, answer: ToolAnswer) -> None:
     t = tool_calls.c
     where = and_(t.conversation_id == message.conversation_id, t.call_id == answer.call_id)
     row = conn.execute(_CALL_STATE.where(where)).first()
+    if not answer.strict and (row is None or row[0] != "pending" or not row[2]):
+        return
     if row is None:
         raise NotFoundError("tool call", answer.call_id, field="tool_call_id")
     status, requested_at, on_path = row
@@ -593,3 +610,17 @@ def paired(conn: Connection, conversation_id: uuid.UUID, window: list[Message]) 
     if not any(message.role == "tool" for message in window):
         return window
     return pair_window(window, window_links(conn, conversation_id, window))
+
+
+def lenient(batch: list[Any]) -> list[Any]:
+    """``batch`` (``NewMessage`` items) with its answers not strict (framework histories)."""
+    from dataclasses import replace
+
+    relaxed = []
+    for new in batch:
+        if new.tool_answer is not None:
+            new = replace(new, tool_answer=replace(new.tool_answer, strict=False))
+        if new.tool_calls:
+            new = replace(new, tool_calls=tuple(replace(c, strict=False) for c in new.tool_calls))
+        relaxed.append(new)
+    return relaxed
