@@ -97,4 +97,5 @@ async def regenerate_message(message_id: uuid.UUID, body: RegenerateIn, caller: 
         request_id=body.request_id,
         charge=body.charge,
         charge_reason=body.charge_reason,
+        tool_calls=body.tool_call_list(),
     )
