@@ -453,3 +453,14 @@ def test_stored_windows_never_split_a_pair(ledger, path):
         assert not window or window[0].role != "tool"
         assert all(links[m.seq] in seqs for m in window if m.role == "tool")
         assert all(seq in seqs for seq, asked in links.items() if asked in seqs)
+
+
+def test_the_docs_examples_run(tmp_path):
+    from pathlib import Path
+
+    from .test_readme import run_docs_page
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "tools.md"
+    output = run_docs_page(page, tmp_path)
+    assert "refused: tool_call_id" in output
+    assert "clock 1 0 1 0 1.0" in output
