@@ -63,6 +63,8 @@ __all__ = [
     "record",
     "record_many",
     "stats",
+    "usable",
+    "usable_id",
     "window_links",
 ]
 
@@ -624,3 +626,26 @@ def lenient(batch: list[Any]) -> list[Any]:
             new = replace(new, tool_calls=tuple(replace(c, strict=False) for c in new.tool_calls))
         relaxed.append(new)
     return relaxed
+
+
+def usable(calls: Iterable[object], limits: check.Limits | None = None) -> list[Any]:
+    """The calls of a framework message that can be records (valid, ids not repeated, at
+    most ``TOOL_CALLS_PER_MESSAGE_MAX``); the framework's message itself keeps all of them."""
+    found: list[Any] = []
+    seen: set[str] = set()
+    for item in calls:
+        try:
+            call = _one_call("tool_calls", item, limits or check.Limits())
+        except ValidationError:
+            continue
+        if call.call_id not in seen and len(found) < TOOL_CALLS_PER_MESSAGE_MAX:
+            seen.add(call.call_id)
+            found.append(item)
+    return found
+
+
+def usable_id(value: object) -> str | None:
+    """A framework answer's call id when it can name a record."""
+    if isinstance(value, str) and value.strip() and len(value) <= TOOL_CALL_ID_MAX:
+        return value
+    return None

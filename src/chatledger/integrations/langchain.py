@@ -166,16 +166,16 @@ def _tool_fields(message: BaseMessage, role: str) -> dict[str, Any]:
     """The tool call records of ``message`` (docs/tools.md): an ``AIMessage``'s
     ``tool_calls`` with an id, the call a ``ToolMessage`` answers and its status."""
     if role == "assistant" and isinstance(message, AIMessage):
-        calls, seen = [], set()
-        for call in message.tool_calls:
-            call_id = call.get("id")
-            if isinstance(call_id, str) and call_id and call_id not in seen:
-                seen.add(call_id)
-                calls.append({"id": call_id, "name": call["name"], "arguments": call["args"]})
+        calls = _tools.usable(
+            {"id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")}
+            for call in message.tool_calls
+        )
         return {"tool_calls": calls} if calls else {}
-    if role == "tool" and isinstance(message, ToolMessage) and message.tool_call_id:
-        status = "error" if getattr(message, "status", "success") == "error" else "success"
-        return {"tool_call_id": message.tool_call_id, "tool_status": status}
+    if role == "tool" and isinstance(message, ToolMessage):
+        call_id = _tools.usable_id(message.tool_call_id)
+        if call_id is not None:
+            status = "error" if getattr(message, "status", "success") == "error" else "success"
+            return {"tool_call_id": call_id, "tool_status": status}
     return {}
 
 

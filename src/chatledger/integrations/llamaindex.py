@@ -101,10 +101,10 @@ def _tool_fields(role: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     ``{"id", "function": {"name", "arguments"}}`` or Anthropic's ``tool_use`` blocks) and the
     ``tool_call_id`` a tool message answers (``is_error`` marks a failed call)."""
     if role == "assistant" and isinstance(kwargs.get("tool_calls"), list):
-        calls = [c for c in kwargs["tool_calls"] if isinstance(c, dict) and c.get("id")]
+        calls = _tools.usable(kwargs["tool_calls"])
         return {"tool_calls": calls} if calls else {}
-    call_id = kwargs.get("tool_call_id") or kwargs.get("tool_use_id")
-    if role == "tool" and isinstance(call_id, str) and call_id:
+    call_id = _tools.usable_id(kwargs.get("tool_call_id") or kwargs.get("tool_use_id"))
+    if role == "tool" and call_id is not None:
         return {"tool_call_id": call_id, "tool_status": "error" if kwargs.get("is_error") else None}
     return {}
 
