@@ -723,6 +723,8 @@ class ToolCallRow(Base):
         UniqueConstraint("message_id", "position"),
         Index("ix_tool_calls_name", "name", "requested_at"),
         Index("ix_tool_calls_status", "status", "requested_at"),
+        # History windows: the answers inside a window whose call is older (messages.last).
+        Index("ix_tool_calls_result", "conversation_id", "result_seq"),
         CheckConstraint(_in("status", TOOL_CALL_STATUSES), name="status"),
         CheckConstraint(
             "(status = 'pending' AND result_seq IS NULL AND answered_at IS NULL)"

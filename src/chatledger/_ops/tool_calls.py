@@ -20,7 +20,9 @@ from typing import Any, Final
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Integer,
     and_,
+    bindparam,
     case,
     func,
     insert,
@@ -31,6 +33,7 @@ from sqlalchemy import (
 
 from .. import _cursors
 from .. import _validate as check
+from .._prepared import Prepared
 from .._schema import (
     TOOL_CALL_ID_MAX,
     TOOL_CALLS_PER_MESSAGE_MAX,
@@ -589,22 +592,28 @@ def pair_window(window: Sequence[Message], asked_at: Mapping[int, int]) -> list[
     return kept
 
 
+#: The tool messages of a window ``[b_lo, b_hi]`` answering a call asked before it: one range
+#: of ``ix_tool_calls_result``, built once (the hot path of ``messages.last``).
+_ANSWERED_BEFORE: Final = Prepared(
+    select(tool_calls.c.result_seq, tool_calls.c.message_seq).where(
+        tool_calls.c.conversation_id == bindparam("b_cid"),
+        tool_calls.c.result_seq >= bindparam("b_lo", type_=Integer()),
+        tool_calls.c.result_seq <= bindparam("b_hi", type_=Integer()),
+        tool_calls.c.message_seq < bindparam("b_lo", type_=Integer()),
+    )
+)
+
+
 def window_links(
     conn: Connection, conversation_id: uuid.UUID, window: Sequence[Message]
 ) -> dict[int, int]:
-    """For the ``tool`` messages of ``window``: the seq of the message that asked their call
-    (one indexed read, none when the window holds no tool message)."""
-    seqs = [message.seq for message in window if message.role == "tool"]
-    if not seqs:
+    """For the ``tool`` messages of ``window`` (an unbroken end of a path, oldest first)
+    whose call was asked before it: the seq of the asking message. A tool message not in the
+    result answers a call inside the window, or no recorded call."""
+    if not window:
         return {}
-    t = tool_calls.c
-    rows = conn.execute(
-        select(t.result_seq, t.message_seq).where(
-            t.conversation_id == conversation_id,
-            t.result_seq.in_(seqs),
-        )
-    )
-    return {int(result): int(asked) for result, asked in rows}
+    params = {"b_cid": conversation_id, "b_lo": window[0].seq, "b_hi": window[-1].seq}
+    return {int(result): int(asked) for result, asked in _ANSWERED_BEFORE.rows(conn, params)}
 
 
 def paired(conn: Connection, conversation_id: uuid.UUID, window: list[Message]) -> list[Message]:

@@ -82,10 +82,14 @@ def upgrade() -> None:
     with op.batch_alter_table("tool_calls", schema=None) as batch_op:
         batch_op.create_index("ix_tool_calls_name", ["name", "requested_at"], unique=False)
         batch_op.create_index("ix_tool_calls_status", ["status", "requested_at"], unique=False)
+        batch_op.create_index(
+            "ix_tool_calls_result", ["conversation_id", "result_seq"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tool_calls", schema=None) as batch_op:
+        batch_op.drop_index("ix_tool_calls_result")
         batch_op.drop_index("ix_tool_calls_status")
         batch_op.drop_index("ix_tool_calls_name")
     op.drop_table("tool_calls")
