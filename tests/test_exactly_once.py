@@ -210,7 +210,26 @@ def _fresh_message(direct: Ledger, ctx: dict[str, Any], i: int) -> None:
     ctx["rated"] = direct.messages.append(ctx["chat"], "assistant", f"rate me {i}").id
 
 
+def _ask_tool(direct: Ledger, ctx: dict[str, Any], i: int) -> None:
+    call = f"call-{ctx['tag']}-{i}"
+    direct.messages.append(ctx["chat"], "assistant", "", tool_calls=[{"id": call, "name": "t"}])
+    ctx.setdefault("calls", []).append(call)
+
+
+def _answered_once(faulty: Faulty, ctx: dict[str, Any], results: list[Any]) -> None:
+    _ids_exist("messages")(faulty, ctx, results)
+    for call, result in zip(ctx["calls"], results, strict=True):
+        assert faulty.direct.tools.get(ctx["chat"], call).result_message_id == result.id
+
+
 CASES = [
+    Case(
+        "messages.append(tool_call_id)",
+        lambda s, c, i: s.messages.append(c["chat"], "tool", "ok", tool_call_id=c["calls"][-1]),
+        {"messages": 1},
+        _answered_once,
+        prepare=_ask_tool,
+    ),
     Case(
         "messages.append",
         lambda s, c, i: s.messages.append(c["chat"], "user", f"hello {i}"),

@@ -39,6 +39,7 @@ USER_TABLES = {
     "hidden_messages": "conversation_id -> their conversations",
     "message_streams": "conversation_id -> their conversations",
     "stream_chunks": "message_id -> their streams",
+    "tool_calls": "conversation_id -> their conversations",
 }
 USER_COLUMN_NAMES = {"user_id", "owner_id", "rater_id"}
 
@@ -246,6 +247,8 @@ def test_erase_leaves_nothing_of_the_user_in_any_table(store, engine, alice_and_
         # Streams: tests/test_streams.py erases those.
         "stream_chunks": 0,
         "message_streams": 0,
+        # Tool calls: tests/test_tools.py erases those.
+        "tool_calls": 0,
         "messages": 2,
         "conversations": 1,
         "token_balances": 1,

@@ -38,6 +38,7 @@ REPLACEMENTS = {
     "AsyncTrees": "Trees",
     "AsyncStreams": "Streams",
     "AsyncStreamWriter": "StreamWriter",
+    "AsyncTools": "Tools",
     "AsyncMessageFeedback": "MessageFeedback",
     "AsyncProductFeedbackForms": "ProductFeedbackForms",
     "AsyncCitations": "Citations",

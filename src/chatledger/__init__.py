@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from ._async._streams import AsyncStreams, AsyncStreamWriter
     from ._async._surveys import AsyncSurveys
     from ._async._tokens import AsyncTokens
+    from ._async._tools import AsyncTools
     from ._async._trees import AsyncTrees
     from ._async._usage import AsyncUsage
     from ._async._users import AsyncUsers
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     from ._sync._streams import Streams, StreamWriter
     from ._sync._surveys import Surveys
     from ._sync._tokens import Tokens
+    from ._sync._tools import Tools
     from ._sync._trees import Trees
     from ._sync._usage import Usage
     from ._sync._users import Users
@@ -109,6 +111,9 @@ if TYPE_CHECKING:
         SurveyResponse,
         Thumb,
         TokenEntry,
+        ToolCall,
+        ToolCallStatus,
+        ToolStats,
         UpsertReport,
         UsageTotals,
         User,
@@ -134,6 +139,7 @@ _LAZY: dict[str, str] = {
     "AsyncStreams": "._async._streams",
     "AsyncStreamWriter": "._async._streams",
     "AsyncTrees": "._async._trees",
+    "AsyncTools": "._async._tools",
     "AsyncSurveys": "._async._surveys",
     "AsyncTokens": "._async._tokens",
     "AsyncUsage": "._async._usage",
@@ -164,6 +170,7 @@ _LAZY: dict[str, str] = {
     "Streams": "._sync._streams",
     "StreamWriter": "._sync._streams",
     "Trees": "._sync._trees",
+    "Tools": "._sync._tools",
     "Surveys": "._sync._surveys",
     "Tokens": "._sync._tokens",
     "Usage": "._sync._usage",
@@ -199,6 +206,9 @@ _LAZY: dict[str, str] = {
     "SurveyResponse": ".records",
     "Thumb": ".records",
     "TokenEntry": ".records",
+    "ToolCall": ".records",
+    "ToolCallStatus": ".records",
+    "ToolStats": ".records",
     "UpsertReport": ".records",
     "UsageTotals": ".records",
     "User": ".records",
@@ -226,6 +236,7 @@ __all__ = [
     "AsyncStreams",
     "AsyncSurveys",
     "AsyncTokens",
+    "AsyncTools",
     "AsyncTrees",
     "AsyncUsage",
     "AsyncUserScope",
@@ -293,6 +304,10 @@ __all__ = [
     "Thumb",
     "TokenEntry",
     "Tokens",
+    "ToolCall",
+    "ToolCallStatus",
+    "ToolStats",
+    "Tools",
     "TransientError",
     "Trees",
     "Unset",

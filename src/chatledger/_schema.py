@@ -66,6 +66,9 @@ CONVERSATION_STATUSES: Final = ("active", "archived", "closed", "deleted")
 #: The life cycle of a message: ``streaming`` while a reply is being written (docs/streaming.md),
 #: then ``completed``, ``incomplete`` (aborted or swept, with a reason) or ``failed``.
 MESSAGE_STATUSES: Final = ("streaming", "completed", "incomplete", "failed")
+#: The state of a tool call (docs/tools.md): ``pending`` until a ``tool`` message answers it,
+#: then ``success`` or ``error`` (the tool failed; its result says why).
+TOOL_CALL_STATUSES: Final = ("pending", "success", "error")
 
 # Column sizes, in characters.
 EXTERNAL_ID_MAX: Final = 255
@@ -102,6 +105,11 @@ SOURCE_MAX: Final = 200
 API_KEY_NAME_MAX: Final = 100
 API_KEY_PREFIX_MAX: Final = 16
 SHA256_HEX: Final = 64
+#: A tool call's id as the provider or framework drew it ("call_…", "toolu_…"), and a tool's name.
+TOOL_CALL_ID_MAX: Final = 200
+TOOL_NAME_MAX: Final = 200
+#: Tool calls one assistant message may carry (parallel tool calls).
+TOOL_CALLS_PER_MESSAGE_MAX: Final = 128
 
 THUMBS: Final = ("up", "down")
 AUDIT_CATEGORIES: Final = ("security", "compliance", "access", "system", "general")
@@ -673,6 +681,61 @@ class IdempotentRequestRow(Base):
     )
 
 
+class ToolCallRow(Base):
+    """A tool call an assistant message asked for, and its answer (docs/tools.md).
+
+    Keyed by ``(conversation_id, call_id)``: a call id names one call in its conversation, so
+    a ``tool`` message answers exactly one call, and a call is answered at most once (its row
+    goes from ``pending`` to ``success`` or ``error`` once, in the transaction that appends the
+    result). ``message_seq``/``result_seq`` repeat the two messages' ``seq`` so that history
+    windows keep calls and results together without joining ``messages``."""
+
+    __tablename__ = "tool_calls"
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    call_id: Mapped[str] = mapped_column(String(TOOL_CALL_ID_MAX))
+    #: The assistant message that asked for the call, and its rank among that message's
+    #: calls (parallel calls: 0, 1, 2, ...).
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    message_seq: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(TOOL_NAME_MAX))
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
+    status: Mapped[str] = mapped_column(String(16))
+    #: The ``tool`` message that answered it (``NULL`` while pending).
+    result_message_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    result_seq: Mapped[int | None] = mapped_column(Integer)
+    #: When the asking message and the answer were written.
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: How long the tool ran (given with the result, else ``answered_at - requested_at``).
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("conversation_id", "call_id"),
+        UniqueConstraint("message_id", "position"),
+        Index("ix_tool_calls_name", "name", "requested_at"),
+        Index("ix_tool_calls_status", "status", "requested_at"),
+        # History windows: the answers inside a window whose call is older (messages.last).
+        Index("ix_tool_calls_result", "conversation_id", "result_seq"),
+        CheckConstraint(_in("status", TOOL_CALL_STATUSES), name="status"),
+        CheckConstraint(
+            "(status = 'pending' AND result_seq IS NULL AND answered_at IS NULL)"
+            " OR (status <> 'pending' AND result_seq > message_seq AND answered_at IS NOT NULL)",
+            name="answer",
+        ),
+        CheckConstraint("position >= 0 AND latency_ms >= 0", name="counts"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
 # -- LangGraph checkpoints and framework views (chatledger.integrations) ------------------------
 
 
@@ -818,6 +881,7 @@ graph_writes: Final[Table] = Base.metadata.tables["graph_writes"]
 hidden_messages: Final[Table] = Base.metadata.tables["hidden_messages"]
 message_streams: Final[Table] = Base.metadata.tables["message_streams"]
 stream_chunks: Final[Table] = Base.metadata.tables["stream_chunks"]
+tool_calls: Final[Table] = Base.metadata.tables["tool_calls"]
 
 #: Table -> the kind of object a row is, as errors name it.
 KINDS: Final[dict[str, str]] = {
@@ -829,6 +893,7 @@ KINDS: Final[dict[str, str]] = {
     "survey_responses": "survey response",
     "visitors": "visitor",
     "graph_threads": "checkpoint thread",
+    "tool_calls": "tool call",
 }
 
 #: Unique constraints and indexes -> the field whose value is taken.
@@ -850,4 +915,6 @@ UNIQUE_FIELDS: Final[dict[str, str]] = {
     "pk_idempotent_requests": "key",
     "uq_graph_threads_owner_id_thread_id": "thread_id",
     "uq_graph_threads_conversation_id": "conversation_id",
+    "pk_tool_calls": "call_id",
+    "uq_tool_calls_result_message_id": "tool_call_id",
 }

@@ -45,6 +45,9 @@ __all__ = [
     "SurveyResponse",
     "Thumb",
     "TokenEntry",
+    "ToolCall",
+    "ToolCallStatus",
+    "ToolStats",
     "UpsertReport",
     "UsageTotals",
     "User",
@@ -58,6 +61,8 @@ Role: TypeAlias = Literal["user", "assistant", "system", "tool"]
 ConversationStatus: TypeAlias = Literal["active", "archived", "closed", "deleted"]
 #: The life cycle of a message (docs/streaming.md).
 MessageStatus: TypeAlias = Literal["streaming", "completed", "incomplete", "failed"]
+#: The state of a tool call: ``pending`` until a ``tool`` message answers it (docs/tools.md).
+ToolCallStatus: TypeAlias = Literal["pending", "success", "error"]
 #: Sort order of a listing: ``"asc"`` oldest first, ``"desc"`` newest first.
 Order: TypeAlias = Literal["asc", "desc"]
 #: A thumbs-up or thumbs-down rating.
@@ -168,6 +173,56 @@ class Stream:
     started_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call an assistant message asked for, and its answer (docs/tools.md).
+
+    ``call_id`` is the provider's or framework's id ("call_…", "toolu_…"), unique in the
+    conversation; ``position`` orders the parallel calls of one message. While ``pending``
+    nothing answered it; ``success`` / ``error`` name the ``tool`` message that did
+    (``result_message_id``, ``result_seq``) and how long the tool took (``latency_ms``)."""
+
+    conversation_id: uuid.UUID
+    call_id: str
+    message_id: uuid.UUID
+    message_seq: int
+    position: int
+    name: str
+    arguments: dict[str, Any]
+    metadata: dict[str, Any] | None
+    status: ToolCallStatus
+    result_message_id: uuid.UUID | None
+    result_seq: int | None
+    requested_at: datetime
+    answered_at: datetime | None
+    latency_ms: int | None
+
+    @property
+    def answered(self) -> bool:
+        """Whether a ``tool`` message answered the call (with a result or an error)."""
+        return self.status != "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStats:
+    """How one tool was used (``store.tools.stats``): its calls by state, and the latency of
+    the answered ones in milliseconds (``None`` when none was answered)."""
+
+    name: str
+    calls: int
+    succeeded: int
+    failed: int
+    pending: int
+    avg_latency_ms: float | None
+    max_latency_ms: int | None
+
+    @property
+    def error_rate(self) -> float:
+        """The share of answered calls that failed (0.0 when none was answered)."""
+        answered = self.succeeded + self.failed
+        return self.failed / answered if answered else 0.0
 
 
 @dataclass(frozen=True, slots=True)

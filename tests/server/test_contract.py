@@ -72,6 +72,57 @@ CASES: list[tuple[str, Callable[[Ledger, Ids], Any], Callable[[Ids], tuple[str, 
         ),
     ),
     (
+        "tool-calls-on-a-user-message",
+        lambda lg, i: lg.messages.append(
+            i["chat"], "user", "x", tool_calls=[{"id": "c", "name": "n"}]
+        ),
+        lambda i: (
+            "POST",
+            f"/v1/conversations/{i['chat']}/messages",
+            {"role": "user", "content": "x", "tool_calls": [{"id": "c", "name": "n"}]},
+        ),
+    ),
+    (
+        "tool-call-id-too-long",
+        lambda lg, i: lg.messages.append(
+            i["chat"], "assistant", "", tool_calls=[{"id": "c" * 201, "name": "n"}]
+        ),
+        lambda i: (
+            "POST",
+            f"/v1/conversations/{i['chat']}/messages",
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c" * 201, "name": "n"}]},
+        ),
+    ),
+    (
+        "too-many-tool-calls",
+        lambda lg, i: lg.messages.append(
+            i["chat"],
+            "assistant",
+            "",
+            tool_calls=[{"id": f"c{n}", "name": "n"} for n in range(129)],
+        ),
+        lambda i: (
+            "POST",
+            f"/v1/conversations/{i['chat']}/messages",
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"id": f"c{n}", "name": "n"} for n in range(129)],
+            },
+        ),
+    ),
+    (
+        "tool-status",
+        lambda lg, i: lg.messages.append(
+            i["chat"], "tool", "x", tool_call_id="c", tool_status="maybe"
+        ),
+        lambda i: (
+            "POST",
+            f"/v1/conversations/{i['chat']}/messages",
+            {"role": "tool", "content": "x", "tool_call_id": "c", "tool_status": "maybe"},
+        ),
+    ),
+    (
         "score-outside-scale",
         lambda lg, i: lg.feedback.rate(i["message"], rater_id=i["user"], score=7, scale=(1, 5)),
         lambda i: (

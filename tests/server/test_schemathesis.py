@@ -68,6 +68,10 @@ _CROSS_FIELD = {
     "POST /v1/messages/{message_id}/citations",
     "POST /v1/api-keys",
     "POST /v1/messages/{message_id}/stream/finish",
+    # Tool calls only on an assistant message, a tool_call_id only on a tool message, call
+    # ids unique within a message (docs/tools.md).
+    "POST /v1/conversations/{conversation_id}/messages",
+    "POST /v1/messages/{message_id}/regenerate",
 }
 schema = schemathesis.openapi.from_dict(app.openapi(), config=CONFIG)
 schema.app = app

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
 from .._ops import message_views as _views
+from .._ops import messages as _messages
 from .._ops.checkpoints import require_text
 from .._run.compat_async import Lock
 from .._schema import INT32_MAX, THREAD_ID_MAX
@@ -163,11 +164,17 @@ class AsyncConversationMemory:
             self._entries.move_to_end(key)
         return entry
 
+    async def _path_end(self, key: uuid.UUID, n: int) -> list[Message]:
+        """The last ``n`` messages of the active path as stored (tool results included: the
+        cached chain must stay unbroken; windows are paired when they are handed out)."""
+        store = self._store
+        return await store._call(_messages.last, store._owner, key, n, None, False)
+
     async def _load(self, key: uuid.UUID) -> list[Message]:
         """Read the end of the active path from the store and cache it."""
         started = time.monotonic()
         try:
-            loaded = await self._store.messages.last(key, self._max_messages)
+            loaded = await self._path_end(key, self._max_messages)
         except NotFoundError:
             async with self._lock:
                 self._entries.pop(key, None)
@@ -193,7 +200,7 @@ class AsyncConversationMemory:
             fetched: list[Message] = []
             if (count, leaf) != (entry_total, entry_leaf):
                 wanted = max(1, min(count - entry_total, self._max_messages))
-                fetched = await self._store.messages.last(key, wanted)
+                fetched = await self._path_end(key, wanted)
         except NotFoundError:
             async with self._lock:
                 self._entries.pop(key, None)
@@ -208,7 +215,7 @@ class AsyncConversationMemory:
         """At least ``needed`` of the active path's newest messages (or all there are),
         oldest first."""
         if self._in_transaction():
-            return await self._store.messages.last(key, self._max_messages)
+            return await self._path_end(key, self._max_messages)
         usable, total, leaf = False, 0, None
         async with self._lock:
             entry = self._entries.get(key)
@@ -352,10 +359,12 @@ class AsyncConversationMemory:
     ) -> list[Message]:
         """The last ``n`` messages (1 to ``max_messages``), oldest first: from the cache, or
         loaded from the store on a miss. ``conversation_id`` may be an app key of
-        :meth:`add_message` (of ``user_id`` on an unscoped store)."""
+        :meth:`add_message` (of ``user_id`` on an unscoped store). Like
+        ``store.messages.last``, the window never starts with a ``tool`` result whose call it
+        cut off (docs/tools.md)."""
         key = await self._conversation(conversation_id, user_id)
         size = _positive("n", n, self._max_messages)
-        return (await self._window(key, size))[-size:]
+        return _paired((await self._window(key, size))[-size:])
 
     async def fit(
         self,
@@ -371,7 +380,9 @@ class AsyncConversationMemory:
         newest ``max_messages``. A message's count comes from ``count`` if given, else the
         memory's ``token_counter``, else :func:`estimate_tokens` (the message's own recorded
         tokens, or ``ceil(len(content) / 4)``). ``conversation_id`` may be an app key of
-        :meth:`add_message` (of ``user_id`` on an unscoped store)."""
+        :meth:`add_message` (of ``user_id`` on an unscoped store). The window never starts
+        with a ``tool`` result whose call did not fit: such results are left out
+        (docs/tools.md)."""
         key = await self._conversation(conversation_id, user_id)
         budget = _positive("max_tokens", max_tokens, INT32_MAX, low=0)
         if count is not None and not callable(count):
@@ -391,7 +402,7 @@ class AsyncConversationMemory:
             used += tokens
             chosen.append(message)
         chosen.reverse()
-        return chosen
+        return _paired(chosen)
 
     async def refresh(self, conversation_id: Id) -> None:
         """Drop the cached messages of a conversation and load them again from the store."""
@@ -412,6 +423,17 @@ class AsyncConversationMemory:
         async with self._lock:
             self._entries.clear()
             self._keys.clear()
+
+
+def _paired(window: list[Message]) -> list[Message]:
+    """``window`` (the unbroken end of the active path) without the ``tool`` results at its
+    start: their calls were asked before it. Results further in follow their call inside the
+    window when the app writes each call's results right after it (as every provider
+    requires); ``store.messages.last`` checks the recorded links for any other layout."""
+    start = 0
+    while start < len(window) and window[start].role == "tool":
+        start += 1
+    return window[start:] if start else window
 
 
 def _positive(field: str, value: object, high: int, *, low: int = 1) -> int:

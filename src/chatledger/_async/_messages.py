@@ -59,6 +59,10 @@ class AsyncMessages:
         charge: int | None = None,
         charge_reason: str = "message",
         parent_id: Id | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        tool_call_id: str | None = None,
+        tool_status: str | None = None,
+        tool_latency_ms: int | None = None,
     ) -> Message:
         """Append a message; it gets the conversation's next ``seq``, and the conversation's
         ``message_count`` and ``last_message_at`` move in the same transaction.
@@ -75,6 +79,15 @@ class AsyncMessages:
         transaction, with a ledger entry for this message (``charge_reason``): if the balance
         does not cover it, :class:`~chatledger.InsufficientBalanceError` is raised and neither
         the message nor the debit is written.
+
+        Tool calls (docs/tools.md): an assistant message may carry ``tool_calls``, each a
+        mapping with ``id``, ``name`` and ``arguments`` (a JSON object; LangChain's ``args``,
+        Anthropic's ``input`` and OpenAI's ``function`` shapes are read too); they are stored
+        with it, ``pending``. A ``tool`` message answers one of them with ``tool_call_id``
+        (``tool_status`` ``success`` or ``error``, ``tool_latency_ms`` how long the tool ran):
+        the call must exist in the conversation, be pending and have been asked on this
+        message's path, or nothing is written (:class:`~chatledger.NotFoundError` /
+        :class:`~chatledger.ConflictError` naming ``tool_call_id``).
         """
         key = check.identifier("conversation_id", conversation_id)
         new = _messages.prepare(
@@ -92,6 +105,10 @@ class AsyncMessages:
             latency_ms=latency_ms,
             request_id=request_id,
             idempotency_key=idempotency_key,
+            tool_calls=tool_calls,
+            tool_call_id=tool_call_id,
+            tool_status=tool_status,
+            tool_latency_ms=tool_latency_ms,
         )
         debit = _debit(charge, charge_reason)
         if parent_id is not None:
@@ -106,8 +123,9 @@ class AsyncMessages:
                 write=True,
                 settle=_messages.APPENDED,
             )
-        # Without a key or a charge, the append's one write is one statement on PostgreSQL.
-        single = idempotency_key is None and debit is None
+        # Without a key, a charge or tool rows, the append's one write is one statement on
+        # PostgreSQL.
+        single = idempotency_key is None and debit is None and not new.has_tools
         return await self._store._call(
             _messages.append,
             self._store._owner,
@@ -127,7 +145,9 @@ class AsyncMessages:
         Each item is a mapping with ``role`` and ``content`` and any keyword of
         :meth:`append`, plus ``created_at`` (an aware datetime) to keep an original timestamp.
         Items whose idempotency key the conversation already holds are not written again;
-        the stored message is returned in their place, so a re-run import adds nothing. At
+        the stored message is returned in their place, so a re-run import adds nothing. Tool
+        calls and answers (``tool_calls``, ``tool_call_id``, ...) are stored as by
+        :meth:`append`; an answer may follow its call in the same batch. At
         most ``Limits.max_batch_size`` items per call; errors name the item
         (``messages[3].content``).
         """
@@ -160,7 +180,12 @@ class AsyncMessages:
     ) -> builtins.list[Message]:
         """The last ``n`` messages (of ``role``) of the active path, oldest first: the context
         for the next model call. Reads only those rows (one index range), however long the
-        conversation and however many branches it has."""
+        conversation and however many branches it has.
+
+        Without ``role`` the window never splits a tool call from its result
+        (docs/tools.md): a ``tool`` message whose call was asked before the window starts is
+        left out (so fewer than ``n`` may come back); a call in the window comes with every
+        answer on the path."""
         key = check.identifier("conversation_id", conversation_id)
         size = check.page_size("n", n, self._store.limits)
         kind = None if role is None else check.choice("role", role, ROLES)

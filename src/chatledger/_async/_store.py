@@ -34,6 +34,7 @@ from ._search import AsyncSearch
 from ._streams import AsyncStreams
 from ._surveys import AsyncSurveys
 from ._tokens import AsyncTokens
+from ._tools import AsyncTools
 from ._trees import AsyncTrees
 from ._usage import AsyncUsage
 
@@ -211,6 +212,7 @@ class _AsyncStore:
         self.messages = AsyncMessages(self)
         self.trees = AsyncTrees(self)
         self.streams = AsyncStreams(self)
+        self.tools = AsyncTools(self)
         self.feedback = AsyncMessageFeedback(self)
         self.citations = AsyncCitations(self)
         self.usage = AsyncUsage(self)

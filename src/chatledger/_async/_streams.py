@@ -18,6 +18,7 @@ from .. import _ids
 from .. import _validate as check
 from .._ops import messages as _messages
 from .._ops import streams as _streams
+from .._ops import tool_calls as _tool_calls
 from .._run.compat_async import subscribe, woken
 from .._schema import MODEL_MAX, REASON_MAX
 from .._validate import Id
@@ -132,12 +133,16 @@ class AsyncStreams:
         cost: Decimal | int | str | float | None = None,
         latency_ms: int | None = None,
         charge: int | None = None,
+        tool_calls: builtins.list[dict[str, Any]] | None = None,
     ) -> Message:
         """End a streaming reply in ``status`` (``completed``, or ``incomplete`` / ``failed``
         with a ``reason``). ``text`` is what was not flushed yet. In one transaction the whole
         text and the final usage go into the message row, the hold taken at the begin is
         released and ``charge`` (the real amount) is debited; the chunks are dropped.
-        Finishing again in the same state returns the message (retries are safe)."""
+        Finishing again in the same state returns the message (retries are safe).
+
+        ``tool_calls`` (a completed reply only) are the calls the reply asks for, stored with
+        it in the same transaction, as :meth:`AsyncMessages.append` stores them."""
         key = check.identifier("message_id", message_id)
         limits = self._store.limits
         ending = _streams.Ending(
@@ -152,9 +157,12 @@ class AsyncStreams:
             cost=check.money("cost", cost),
             latency_ms=check.count("latency_ms", latency_ms),
             charge=None if charge is None else check.token_amount("charge", charge),
+            tool_calls=_tool_calls.prepare_calls(limits, tool_calls, "assistant"),
         )
         if ending.status == "completed" and ending.reason is not None:
             raise ValidationError("reason", "is only for an incomplete or failed reply")
+        if ending.tool_calls and ending.status != "completed":
+            raise ValidationError("tool_calls", "only a completed reply carries tool calls")
         owner = self._store._owner
         message = await self._store._call(
             _streams.finish,

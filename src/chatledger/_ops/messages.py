@@ -55,6 +55,7 @@ from .._types import UTCDateTime
 from ..errors import ConflictError, NotFoundError, TransientError, ValidationError
 from ..records import Message, Order, Page
 from . import _once, tokens
+from . import tool_calls as _tools
 from ._common import from_row, keyset_query, page_of, record_columns, record_values, utcnow
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "page",
     "prepare",
     "prepare_many",
+    "record_tools",
     "stored",
 ]
 
@@ -104,6 +106,15 @@ class NewMessage:
     status: str = "completed"
     #: The id, when the caller drew it before the first attempt (``None``: drawn here).
     id: uuid.UUID | None = None
+    #: The tool calls an assistant message asks for (docs/tools.md).
+    tool_calls: tuple[_tools.NewToolCall, ...] = ()
+    #: The call a ``tool`` message answers.
+    tool_answer: _tools.ToolAnswer | None = None
+
+    @property
+    def has_tools(self) -> bool:
+        """Whether storing this message writes tool call rows too."""
+        return bool(self.tool_calls) or self.tool_answer is not None
 
 
 #: ``NewMessage(...)`` without the frozen dataclass ``__init__`` (batches build thousands).
@@ -127,10 +138,15 @@ def prepare(
     created_at: object = None,
     cached_input_tokens: object = None,
     reasoning_tokens: object = None,
+    tool_calls: object = None,
+    tool_call_id: object = None,
+    tool_status: object = None,
+    tool_latency_ms: object = None,
 ) -> NewMessage:
     """Validate a message before anything is written."""
+    kind = check.choice("role", role, ROLES)
     return _make_new_message(
-        role=check.choice("role", role, ROLES),
+        role=kind,
         content=check.text("content", content, limits.max_content_chars),
         intent=check.optional_text("intent", intent, INTENT_MAX),
         metadata=check.metadata("metadata", metadata, limits),
@@ -148,6 +164,8 @@ def prepare(
         reasoning_tokens=check.count("reasoning_tokens", reasoning_tokens),
         status="completed",
         id=None,
+        tool_calls=_tools.prepare_calls(limits, tool_calls, kind),
+        tool_answer=_tools.prepare_answer(kind, tool_call_id, tool_status, tool_latency_ms),
     )
 
 
@@ -167,6 +185,10 @@ _BATCH_FIELDS: Final = frozenset(
         "created_at",
         "cached_input_tokens",
         "reasoning_tokens",
+        "tool_calls",
+        "tool_call_id",
+        "tool_status",
+        "tool_latency_ms",
     )
 )
 
@@ -489,6 +511,7 @@ def append(
             if rows:
                 seq, parent_seq, depth = rows[0]
                 message = _placed(message, seq, parent_seq, depth)
+                record_tools(conn, message, new)
                 charge_for(conn, owner, conversation_id, message, charge)
                 return message
             params["b_leaf"] = _leaf_or_refusal(conn, owner, conversation_id)
@@ -507,8 +530,15 @@ def append(
         message = _placed(message, seq, parent_seq, depth)
     else:
         _INSERT_ONE.execute_record(conn, message)
+    record_tools(conn, message, new)
     charge_for(conn, owner, conversation_id, message, charge)
     return message
+
+
+def record_tools(conn: Connection, message: Message, new: NewMessage) -> None:
+    """Store the tool calls ``new`` carries, or the call it answers (after its row is in)."""
+    if new.tool_calls or new.tool_answer is not None:
+        _tools.record(conn, message, new.tool_calls, new.tool_answer)
 
 
 def bump_under(conn: Connection, conversation_id: uuid.UUID, depth: int) -> int:
@@ -666,6 +696,7 @@ def append_many(
     now = utcnow()
     result: list[Message] = []
     fresh: list[Message] = []
+    tooled: list[tuple[Message, NewMessage]] = []
     for new in batch:
         if new.idempotency_key is not None and new.idempotency_key in known:
             result.append(known[new.idempotency_key])
@@ -678,6 +709,8 @@ def append_many(
         leaf = seq
         fresh.append(message)
         result.append(message)
+        if new.has_tools:
+            tooled.append((message, new))
     if not fresh:
         return result
     insert_batch(conn, fresh)
@@ -694,6 +727,8 @@ def append_many(
             updated_at=now,
         )
     )
+    # After the counters: an answer checks that its call is on the (new) active path.
+    _tools.record_many(conn, ((m, n.tool_calls, n.tool_answer) for m, n in tooled))
     return result
 
 
@@ -774,9 +809,11 @@ def last(
     conversation_id: uuid.UUID,
     n: int,
     role: str | None,
+    paired: bool = True,
 ) -> list[Message]:
     """The last ``n`` messages of the active path, oldest first: an index range scan, never
-    the whole thread."""
+    the whole thread. Without a ``role`` filter the window keeps tool calls with their
+    results: a ``tool`` message whose call was asked before the window is left out."""
     params = _params(owner, conversation_id)
     params["b_n"] = n
     if role is not None:
@@ -786,7 +823,12 @@ def last(
         require_conversation(conn, owner, conversation_id)
         return []
     load = _LOAD_IN_CONVERSATION(conn.dialect)
-    return [load(row, conversation_id) for row in reversed(rows)]
+    window = [load(row, conversation_id) for row in reversed(rows)]
+    if role is not None or not paired:
+        return window
+    # Never split a tool call from its result (docs/tools.md): drop the results whose call
+    # was asked before the window starts (one more read, only when the window holds any).
+    return _tools.paired(conn, conversation_id, window)
 
 
 #: Reads back the sort key of this listing's cursors: the ``seq`` of a message.

@@ -50,6 +50,7 @@ from .._schema import (
     survey_responses,
     token_balances,
     token_ledger,
+    tool_calls,
     users,
 )
 from ..errors import NotFoundError, ValidationError
@@ -113,6 +114,8 @@ USER_ROWS: Final[dict[str, Callable[[uuid.UUID], ColumnElement[bool]]]] = {
     "graph_blobs": lambda u: graph_blobs.c.thread_key.in_(_threads_of(u)),
     "graph_writes": lambda u: graph_writes.c.thread_key.in_(_threads_of(u)),
     "hidden_messages": lambda u: hidden_messages.c.conversation_id.in_(_conversations_of(u)),
+    # The tool calls of their assistant messages and the answers' links (docs/tools.md).
+    "tool_calls": lambda u: tool_calls.c.conversation_id.in_(_conversations_of(u)),
     # Their streaming replies and the chunks flushed so far.
     "message_streams": lambda u: message_streams.c.conversation_id.in_(_conversations_of(u)),
     "stream_chunks": lambda u: stream_chunks.c.message_id.in_(
@@ -154,6 +157,7 @@ ERASE_ORDER: Final = (
     "hidden_messages",
     "stream_chunks",
     "message_streams",
+    "tool_calls",
     "messages",
     "conversations",
     "token_balances",

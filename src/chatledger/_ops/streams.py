@@ -33,6 +33,7 @@ from ..errors import ConflictError, ValidationError
 from ..records import Message, Stream, StreamEvent
 from . import _once, tokens
 from . import messages as _messages
+from . import tool_calls as _tools
 from . import trees as _trees
 from ._common import from_row, record_columns, utcnow
 
@@ -167,6 +168,8 @@ class Ending:
     latency_ms: int | None
     #: The real amount to debit (settling the hold), and the ledger reason.
     charge: int | None
+    #: The tool calls the completed reply asks for (docs/tools.md).
+    tool_calls: tuple[_tools.NewToolCall, ...] = ()
 
 
 def _message(conn: Connection, owner: uuid.UUID | None, message_id: uuid.UUID) -> Message:
@@ -345,7 +348,10 @@ def finish(
             limit=max_content_chars,
         )
     _close(conn, stream, text, ending)
-    return _message(conn, owner, message_id)
+    message = _message(conn, owner, message_id)
+    if ending.tool_calls:
+        _tools.record(conn, message, ending.tool_calls, None)
+    return message
 
 
 def _close(conn: Connection, stream: Stream, text: str, ending: Ending) -> None:

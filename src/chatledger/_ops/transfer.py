@@ -235,7 +235,7 @@ def _condition(table: Table, scope: Scope) -> ColumnElement[bool] | None:
         return users.c.id.in_(owner)
     if name == "conversations":
         return conversations.c.id == conversation
-    if name in ("messages", "citations"):
+    if name in ("messages", "citations", "tool_calls"):
         return table.c.conversation_id == conversation
     if name == "message_feedback":
         return (message_feedback.c.conversation_id == conversation) & (

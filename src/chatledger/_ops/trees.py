@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from .. import _ids
 from .._backends import backend_of
 from .._prepared import Prepared
-from .._schema import conversations, messages
+from .._schema import conversations, messages, tool_calls
 from ..errors import ConflictError, NotFoundError
 from ..records import Conversation, Message
 from . import messages as _messages
+from . import tool_calls as _tools
 from ._common import from_row, record_columns, record_values, utcnow
 
 __all__ = [
@@ -169,6 +170,7 @@ def append_under(
         sibling_index=int(sibling_index),
     )
     _messages.insert_one(conn, message)
+    _messages.record_tools(conn, message, new)
     _messages.charge_for(conn, owner, conversation_id, message, charge)
     return message
 
@@ -444,4 +446,37 @@ def fork(
             raise NotFoundError("user", new_owner, field="owner_id") from exc
         raise
     _messages.insert_batch(conn, copies)
+    _copy_tool_calls(conn, conversation_id, copied, copies)
     return conversation
+
+
+def _copy_tool_calls(
+    conn: Connection, source: uuid.UUID, copied: list[Message], copies: list[Message]
+) -> None:
+    """Copy the tool calls of the copied messages to their copies; a call whose answer was
+    not copied (it was on another branch) is pending in the fork."""
+    asked = _tools.calls_of(conn, source, [original.seq for original in copied])
+    if not asked:
+        return
+    copy_of = {original.seq: copy for original, copy in zip(copied, copies, strict=True)}
+    rows: list[dict[str, Any]] = []
+    for seq, calls in asked.items():
+        for call in calls:
+            values = record_values(call)
+            copy = copy_of[seq]
+            answer = copy_of.get(call.result_seq) if call.result_seq is not None else None
+            values.update(
+                conversation_id=copy.conversation_id, message_id=copy.id, message_seq=copy.seq
+            )
+            if answer is None:
+                values.update(
+                    status="pending",
+                    result_message_id=None,
+                    result_seq=None,
+                    answered_at=None,
+                    latency_ms=None,
+                )
+            else:
+                values.update(result_message_id=answer.id, result_seq=answer.seq)
+            rows.append(values)
+    conn.execute(tool_calls.insert(), rows)

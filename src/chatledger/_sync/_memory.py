@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _validate as check
 from .._ops import message_views as _views
+from .._ops import messages as _messages
 from .._ops.checkpoints import require_text
 from .._run.compat_sync import Lock
 from .._schema import INT32_MAX, THREAD_ID_MAX
@@ -165,11 +166,17 @@ class ConversationMemory:
             self._entries.move_to_end(key)
         return entry
 
+    def _path_end(self, key: uuid.UUID, n: int) -> list[Message]:
+        """The last ``n`` messages of the active path as stored (tool results included: the
+        cached chain must stay unbroken; windows are paired when they are handed out)."""
+        store = self._store
+        return store._call(_messages.last, store._owner, key, n, None, False)
+
     def _load(self, key: uuid.UUID) -> list[Message]:
         """Read the end of the active path from the store and cache it."""
         started = time.monotonic()
         try:
-            loaded = self._store.messages.last(key, self._max_messages)
+            loaded = self._path_end(key, self._max_messages)
         except NotFoundError:
             with self._lock:
                 self._entries.pop(key, None)
@@ -195,7 +202,7 @@ class ConversationMemory:
             fetched: list[Message] = []
             if (count, leaf) != (entry_total, entry_leaf):
                 wanted = max(1, min(count - entry_total, self._max_messages))
-                fetched = self._store.messages.last(key, wanted)
+                fetched = self._path_end(key, wanted)
         except NotFoundError:
             with self._lock:
                 self._entries.pop(key, None)
@@ -210,7 +217,7 @@ class ConversationMemory:
         """At least ``needed`` of the active path's newest messages (or all there are),
         oldest first."""
         if self._in_transaction():
-            return self._store.messages.last(key, self._max_messages)
+            return self._path_end(key, self._max_messages)
         usable, total, leaf = False, 0, None
         with self._lock:
             entry = self._entries.get(key)
@@ -354,10 +361,12 @@ class ConversationMemory:
     ) -> list[Message]:
         """The last ``n`` messages (1 to ``max_messages``), oldest first: from the cache, or
         loaded from the store on a miss. ``conversation_id`` may be an app key of
-        :meth:`add_message` (of ``user_id`` on an unscoped store)."""
+        :meth:`add_message` (of ``user_id`` on an unscoped store). Like
+        ``store.messages.last``, the window never starts with a ``tool`` result whose call it
+        cut off (docs/tools.md)."""
         key = self._conversation(conversation_id, user_id)
         size = _positive("n", n, self._max_messages)
-        return (self._window(key, size))[-size:]
+        return _paired((self._window(key, size))[-size:])
 
     def fit(
         self,
@@ -373,7 +382,9 @@ class ConversationMemory:
         newest ``max_messages``. A message's count comes from ``count`` if given, else the
         memory's ``token_counter``, else :func:`estimate_tokens` (the message's own recorded
         tokens, or ``ceil(len(content) / 4)``). ``conversation_id`` may be an app key of
-        :meth:`add_message` (of ``user_id`` on an unscoped store)."""
+        :meth:`add_message` (of ``user_id`` on an unscoped store). The window never starts
+        with a ``tool`` result whose call did not fit: such results are left out
+        (docs/tools.md)."""
         key = self._conversation(conversation_id, user_id)
         budget = _positive("max_tokens", max_tokens, INT32_MAX, low=0)
         if count is not None and not callable(count):
@@ -393,7 +404,7 @@ class ConversationMemory:
             used += tokens
             chosen.append(message)
         chosen.reverse()
-        return chosen
+        return _paired(chosen)
 
     def refresh(self, conversation_id: Id) -> None:
         """Drop the cached messages of a conversation and load them again from the store."""
@@ -414,6 +425,17 @@ class ConversationMemory:
         with self._lock:
             self._entries.clear()
             self._keys.clear()
+
+
+def _paired(window: list[Message]) -> list[Message]:
+    """``window`` (the unbroken end of the active path) without the ``tool`` results at its
+    start: their calls were asked before it. Results further in follow their call inside the
+    window when the app writes each call's results right after it (as every provider
+    requires); ``store.messages.last`` checks the recorded links for any other layout."""
+    start = 0
+    while start < len(window) and window[start].role == "tool":
+        start += 1
+    return window[start:] if start else window
 
 
 def _positive(field: str, value: object, high: int, *, low: int = 1) -> int:

@@ -36,6 +36,7 @@ from ._search import Search
 from ._streams import Streams
 from ._surveys import Surveys
 from ._tokens import Tokens
+from ._tools import Tools
 from ._trees import Trees
 from ._usage import Usage
 
@@ -213,6 +214,7 @@ class _Store:
         self.messages = Messages(self)
         self.trees = Trees(self)
         self.streams = Streams(self)
+        self.tools = Tools(self)
         self.feedback = MessageFeedback(self)
         self.citations = Citations(self)
         self.usage = Usage(self)

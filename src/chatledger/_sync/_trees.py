@@ -105,11 +105,12 @@ class Trees:
         idempotency_key: str | None = None,
         charge: int | None = None,
         charge_reason: str = "message",
+        tool_calls: builtins.list[dict[str, Any]] | None = None,
     ) -> Message:
         """Store a regenerated answer: append it as a sibling of the assistant message
-        ``message_id`` and make it the active leaf, in one transaction (``charge`` as in
-        :meth:`Messages.append`). Concurrent regenerates of one message all land, as
-        siblings; the last to commit is the active leaf."""
+        ``message_id`` and make it the active leaf, in one transaction (``charge`` and
+        ``tool_calls`` as in :meth:`Messages.append`). Concurrent regenerates of one
+        message all land, as siblings; the last to commit is the active leaf."""
         key = check.identifier("message_id", message_id)
         new = _messages.prepare(
             self._store.limits,
@@ -126,6 +127,7 @@ class Trees:
             latency_ms=latency_ms,
             request_id=request_id,
             idempotency_key=idempotency_key,
+            tool_calls=tool_calls,
         )
         debit = _debit(charge, charge_reason)
         return self._store._call(

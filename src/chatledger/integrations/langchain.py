@@ -19,6 +19,11 @@ Mapping (``docs/integrations/langchain.md`` has the full table):
   ``additional_kwargs``, ``response_metadata``, ``usage_metadata``, ``name``, ``tool_call_id``,
   ``status``, ``artifact``, ``role``...) -> ``metadata["langchain"]``, with the message type.
   Values that are not JSON (an ``artifact`` object, say) are dropped with a warning.
+- Tool calls (docs/tools.md): an ``AIMessage``'s ``tool_calls`` (those with an id) are also
+  stored as tool call records, and a ``ToolMessage`` answers its ``tool_call_id`` (``status``
+  ``error`` -> a failed call), so they can be queried (``store.tools``); a message written
+  without LangChain gets its ``tool_calls`` / ``tool_call_id`` back from those records.
+  Histories read with ``max_messages`` never split a call from its result.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ require("langchain_core", "langchain-core", "langchain")
 
 import json  # noqa: E402
 import logging  # noqa: E402
+import uuid  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from typing import Any, Final  # noqa: E402
 
@@ -43,13 +49,15 @@ from langchain_core.messages import (  # noqa: E402
     message_chunk_to_message,
     messages_from_dict,
 )
+from sqlalchemy import Connection  # noqa: E402
 
 from .. import _validate as check  # noqa: E402
 from .._ops import message_views as _views  # noqa: E402
 from .._ops import messages as _messages  # noqa: E402
+from .._ops import tool_calls as _tools  # noqa: E402
 from .._schema import MODEL_MAX  # noqa: E402
 from .._validate import Id  # noqa: E402
-from ..records import Message  # noqa: E402
+from ..records import Message, ToolCall  # noqa: E402
 
 __all__ = [
     "METADATA_KEY",
@@ -141,7 +149,7 @@ def message_fields(message: BaseMessage) -> dict[str, Any]:
     model = message.response_metadata.get("model_name") or message.response_metadata.get("model")
     if not isinstance(model, str) or not model or len(model) > MODEL_MAX:
         model = None
-    return {
+    fields: dict[str, Any] = {
         "role": role,
         "content": _text(content),
         "metadata": {METADATA_KEY: extras},
@@ -150,19 +158,46 @@ def message_fields(message: BaseMessage) -> dict[str, Any]:
         "output_tokens": usage.get("output_tokens"),
         "idempotency_key": message.id,
     }
+    fields.update(_tool_fields(message, role))
+    return fields
+
+
+def _tool_fields(message: BaseMessage, role: str) -> dict[str, Any]:
+    """The tool call records of ``message`` (docs/tools.md): an ``AIMessage``'s
+    ``tool_calls`` with an id, the call a ``ToolMessage`` answers and its status."""
+    if role == "assistant" and isinstance(message, AIMessage):
+        calls = _tools.usable(
+            {"id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")}
+            for call in message.tool_calls
+        )
+        return {"tool_calls": calls} if calls else {}
+    if role == "tool" and isinstance(message, ToolMessage):
+        call_id = _tools.usable_id(message.tool_call_id)
+        if call_id is not None:
+            status = "error" if getattr(message, "status", "success") == "error" else "success"
+            return {"tool_call_id": call_id, "tool_status": status}
+    return {}
 
 
 def prepare_messages(
     limits: check.Limits, messages: Sequence[BaseMessage]
 ) -> list[_messages.NewMessage]:
     """Validate LangChain messages for appending; errors name the item
-    (``messages[2].content``)."""
-    return _messages.prepare_many(limits, [message_fields(message) for message in messages])
+    (``messages[2].content``). Tool calls are recorded leniently: a ``ToolMessage`` whose
+    call is not recorded (or answered already) is stored, unlinked, rather than refused."""
+    fields = [message_fields(message) for message in messages]
+    return _tools.lenient(_messages.prepare_many(limits, fields))
 
 
-def to_langchain(message: Message) -> BaseMessage:
+def to_langchain(
+    message: Message,
+    calls: Sequence[ToolCall] = (),
+    answered: ToolCall | None = None,
+) -> BaseMessage:
     """The LangChain message a chatledger message stores (see :func:`message_fields`). A
-    message written without LangChain maps by its role, with its usage and model."""
+    message written without LangChain maps by its role, with its usage and model; its tool
+    ``calls`` (an assistant message) become ``AIMessage.tool_calls`` and the call it
+    ``answered`` (a tool message) its ``tool_call_id`` and ``status``."""
     extras = (message.metadata or {}).get(METADATA_KEY)
     if isinstance(extras, dict) and isinstance(extras.get("type"), str):
         data = {name: value for name, value in extras.items() if name != "type"}
@@ -185,13 +220,59 @@ def to_langchain(message: Message) -> BaseMessage:
             id=key,
             usage_metadata=usage,
             response_metadata={"model_name": message.model} if message.model else {},
+            tool_calls=[
+                {"id": call.call_id, "name": call.name, "args": call.arguments, "type": "tool_call"}
+                for call in calls
+            ],
         )
     if message.role == "system":
         return SystemMessage(content=message.content, id=key)
     if message.role == "tool":
+        if answered is not None:
+            return ToolMessage(
+                content=message.content,
+                id=key,
+                tool_call_id=answered.call_id,
+                status="error" if answered.status == "error" else "success",
+            )
         call = (message.metadata or {}).get("tool_call_id")
         return ToolMessage(content=message.content, id=key, tool_call_id=str(call or ""))
     return HumanMessage(content=message.content, id=key)
+
+
+History = tuple[list[Message], dict[int, list[ToolCall]], dict[int, ToolCall]]
+
+
+def _read_history(
+    conn: Connection, owner: uuid.UUID | None, conversation_id: uuid.UUID, limit: int | None
+) -> History:
+    """The visible messages (the last ``limit``: a window that keeps tool calls with their
+    results), the calls their assistant messages asked and the calls their tool messages
+    answered, in one operation."""
+    stored = _views.visible(conn, owner, conversation_id, limit)
+    if limit is not None:
+        stored = _tools.paired(conn, conversation_id, stored)
+    asking = [m.seq for m in stored if m.role == "assistant" and not _framework(m)]
+    answering = [m.seq for m in stored if m.role == "tool" and not _framework(m)]
+    return (
+        stored,
+        _tools.calls_of(conn, conversation_id, asking),
+        _tools.answered_by(conn, conversation_id, answering),
+    )
+
+
+def _framework(message: Message) -> bool:
+    """Whether LangChain wrote the message (its own fields restore it whole)."""
+    extras = (message.metadata or {}).get(METADATA_KEY)
+    return isinstance(extras, dict) and isinstance(extras.get("type"), str)
+
+
+def _converted(history: History) -> list[BaseMessage]:
+    stored, calls, answered = history
+    return [
+        to_langchain(message, calls.get(message.seq, ()), answered.get(message.seq))
+        for message in stored
+    ]
 
 
 class ChatledgerChatMessageHistory(BaseChatMessageHistory):
@@ -230,14 +311,14 @@ class ChatledgerChatMessageHistory(BaseChatMessageHistory):
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
-        """The conversation's messages (the last ``max_messages``), oldest first."""
-        stored = self._runner.call(_views.visible, *self._read_args())
-        return [to_langchain(message) for message in stored]
+        """The conversation's messages (the last ``max_messages``, never splitting a tool
+        call from its result), oldest first."""
+        return _converted(self._runner.call(_read_history, *self._read_args()))
 
     async def aget_messages(self) -> list[BaseMessage]:
-        """The conversation's messages (the last ``max_messages``), oldest first."""
-        stored = await self._runner.acall(_views.visible, *self._read_args())
-        return [to_langchain(message) for message in stored]
+        """The conversation's messages (the last ``max_messages``, never splitting a tool
+        call from its result), oldest first."""
+        return _converted(await self._runner.acall(_read_history, *self._read_args()))
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append messages in one transaction (a message whose id the conversation already

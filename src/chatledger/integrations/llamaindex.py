@@ -9,7 +9,9 @@ Mapping (``docs/integrations/llamaindex.md`` has the full table): roles ``user``
 message's text; the original role, ``additional_kwargs`` and non-text ``blocks`` are kept in
 ``metadata["llamaindex"]``. Token counts found in ``additional_kwargs`` (``prompt_tokens`` or
 ``input_tokens``, ``completion_tokens`` or ``output_tokens``) and ``model`` also fill the
-typed columns.
+typed columns. Tool calls in ``additional_kwargs`` (``tool_calls`` of an assistant message,
+``tool_call_id`` of a tool message) are also stored as tool call records (docs/tools.md),
+leniently: an answer to a call that is not recorded is stored unlinked.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydantic import ConfigDict, PrivateAttr  # noqa: E402
 from .. import _validate as check  # noqa: E402
 from .._ops import message_views as _views  # noqa: E402
 from .._ops import messages as _messages  # noqa: E402
+from .._ops import tool_calls as _tools  # noqa: E402
 from .._ops.checkpoints import require_text  # noqa: E402
 from .._schema import MODEL_MAX, THREAD_ID_MAX  # noqa: E402
 from .._validate import Id  # noqa: E402
@@ -79,14 +82,31 @@ def message_fields(message: ChatMessage) -> dict[str, Any]:
         extras["blocks"] = blocks
     json.dumps(extras)  # model_dump(mode="json") made it JSON; fail here if not
     model = kwargs.get("model")
-    return {
-        "role": _ROLES.get(role, "user"),
+    kind = _ROLES.get(role, "user")
+    fields: dict[str, Any] = {
+        "role": kind,
         "content": text,
         "metadata": {METADATA_KEY: extras},
         "model": model if isinstance(model, str) and 0 < len(model) <= MODEL_MAX else None,
         "input_tokens": _count(kwargs, _INPUT_KEYS),
         "output_tokens": _count(kwargs, _OUTPUT_KEYS),
     }
+    fields.update(_tool_fields(kind, kwargs))
+    return fields
+
+
+def _tool_fields(role: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Tool call records (docs/tools.md) from what LlamaIndex's LLMs put in
+    ``additional_kwargs``: ``tool_calls`` of an assistant message (OpenAI's
+    ``{"id", "function": {"name", "arguments"}}`` or Anthropic's ``tool_use`` blocks) and the
+    ``tool_call_id`` a tool message answers (``is_error`` marks a failed call)."""
+    if role == "assistant" and isinstance(kwargs.get("tool_calls"), list):
+        calls = _tools.usable(kwargs["tool_calls"])
+        return {"tool_calls": calls} if calls else {}
+    call_id = _tools.usable_id(kwargs.get("tool_call_id") or kwargs.get("tool_use_id"))
+    if role == "tool" and call_id is not None:
+        return {"tool_call_id": call_id, "tool_status": "error" if kwargs.get("is_error") else None}
+    return {}
 
 
 def to_llamaindex(message: Message) -> ChatMessage:
@@ -152,8 +172,10 @@ class ChatledgerChatStore(BaseChatStore):
     ) -> tuple[Any, ...]:
         """The arguments of ``key_append`` for ``messages`` (validated here, before any
         database work), shared by the sync and async twins."""
-        batch = _messages.prepare_many(
-            self._runner.store.limits, [message_fields(message) for message in messages]
+        batch = _tools.lenient(
+            _messages.prepare_many(
+                self._runner.store.limits, [message_fields(message) for message in messages]
+            )
         )
         return (_views.key_append, self._runner.owner, self._key(key), self.user_id, batch, replace)
 

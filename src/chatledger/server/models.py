@@ -61,6 +61,8 @@ __all__ = [
     "SurveySubmit",
     "TokenCredit",
     "TokenDebit",
+    "ToolCallIn",
+    "ToolResultIn",
     "UserCreate",
     "UserUpdate",
     "VisitIn",
@@ -268,6 +270,24 @@ class ConversationUpdate(_In):
     metadata: JsonObject | None = None
 
 
+ToolCallId = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.TOOL_CALL_ID_MAX, pattern=NOT_BLANK)
+]
+ToolName = Annotated[
+    str, StringConstraints(min_length=1, max_length=s.TOOL_NAME_MAX, pattern=NOT_BLANK)
+]
+
+
+class ToolCallIn(_In):
+    """A tool call an assistant message asks for (docs/tools.md): the provider's call id
+    (unique in the conversation), the tool's name and its arguments (a JSON object)."""
+
+    id: ToolCallId
+    name: ToolName
+    arguments: JsonObject = Field(default_factory=dict)
+    metadata: JsonObject | None = None
+
+
 class _Usage(_In):
     """A message's text and what producing it used (every field as in the library's append)."""
 
@@ -296,6 +316,17 @@ class _MessageBody(_Usage):
 
     charge: _Tokens | None = None
     charge_reason: Reason = "message"
+    tool_calls: (
+        Annotated[list[ToolCallIn], Field(max_length=s.TOOL_CALLS_PER_MESSAGE_MAX)] | None
+    ) = Field(
+        default=None,
+        description="Tool calls of an assistant message (ids unique in the message and the "
+        "conversation; another role is a 422).",
+    )
+
+    def tool_call_list(self) -> list[dict[str, Any]] | None:
+        """``tool_calls`` as the library takes them."""
+        return None if self.tool_calls is None else [c.model_dump() for c in self.tool_calls]
 
 
 class MessageCreate(_MessageBody):
@@ -308,6 +339,28 @@ class MessageCreate(_MessageBody):
         description="Append under this message of the conversation (a branch); without it, "
         "under the active leaf.",
     )
+    tool_call_id: ToolCallId | None = Field(
+        default=None,
+        description="The call a `tool` message answers: it must be pending and asked on this "
+        "message's path (404 / 409 naming `tool_call_id` otherwise; another role is a 422).",
+    )
+    tool_status: Literal["success", "error"] | None = Field(
+        default=None, description="How the tool ended (with `tool_call_id`; default `success`)."
+    )
+    tool_latency_ms: _Count | None = Field(
+        default=None, description="How long the tool ran (with `tool_call_id`)."
+    )
+
+
+class ToolResultIn(_In):
+    """The answer to a tool call: appended as a ``tool`` message (under the active leaf, or
+    ``parent_id``) that marks the call ``success`` or ``error``."""
+
+    content: Content
+    status: Literal["success", "error"] = "success"
+    latency_ms: _Count | None = None
+    metadata: JsonObject | None = None
+    parent_id: uuid.UUID | None = None
 
 
 #: A batch of deltas (``Limits.max_delta_chars``) or the rest of a reply at its finish.

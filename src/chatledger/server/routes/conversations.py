@@ -205,6 +205,10 @@ async def append_message(
             charge=body.charge,
             charge_reason=body.charge_reason,
             parent_id=body.parent_id,
+            tool_calls=body.tool_call_list(),
+            tool_call_id=body.tool_call_id,
+            tool_status=body.tool_status,
+            tool_latency_ms=body.tool_latency_ms,
         )
         return _MESSAGE.dump_json(message).decode()
 

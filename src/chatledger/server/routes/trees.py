@@ -88,4 +88,5 @@ async def regenerate_message(message_id: uuid.UUID, body: RegenerateIn, caller: 
         **body.message_fields(),
         charge=body.charge,
         charge_reason=body.charge_reason,
+        tool_calls=body.tool_call_list(),
     )
