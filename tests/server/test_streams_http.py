@@ -191,3 +191,43 @@ def test_a_message_that_was_not_streamed(api: Api) -> None:
     response = api.call(api.alice, "GET", f"/v1/messages/{m}/stream/events")
     assert [e["event"] for e in events_of(response.text)] == ["delta", "done"]
     assert json.loads(events_of(response.text)[1]["data"]) == plain
+
+
+def test_a_streamed_reply_finishes_with_its_tool_calls(api: Api) -> None:
+    """The finish carries the calls the reply asks for (as an append does); an incomplete
+    reply carrying calls is a 422 naming ``tool_calls`` and stays streaming."""
+    alice = api.alice
+    chat = _chat(api, alice)
+    ok(
+        api.call(
+            alice,
+            "POST",
+            f"/v1/conversations/{chat}/messages",
+            json={"role": "user", "content": "weather?"},
+        ),
+        201,
+    )
+    m = _begin(api, alice, chat)["id"]
+    call = {"id": "call_1", "name": "weather", "arguments": {"city": "Lisbon"}}
+    refused = api.call(
+        alice,
+        "POST",
+        f"/v1/messages/{m}/stream/finish",
+        json={"status": "incomplete", "reason": "cut", "tool_calls": [call]},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "tool_calls"
+    done = ok(
+        api.call(
+            alice,
+            "POST",
+            f"/v1/messages/{m}/stream/finish",
+            json={"text": "let me look", "tool_calls": [call]},
+        )
+    )
+    assert done["status"] == "completed"
+    calls = ok(api.call(alice, "GET", f"/v1/messages/{m}/tool-calls"))
+    listed = calls["data"] if isinstance(calls, dict) else calls
+    assert [(c["call_id"], c["name"], c["status"]) for c in listed] == [
+        ("call_1", "weather", "pending")
+    ]

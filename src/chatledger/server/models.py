@@ -311,11 +311,9 @@ class _Usage(_In):
 _USAGE_FIELDS: Final = tuple(name for name in _Usage.model_fields if name != "content")
 
 
-class _MessageBody(_Usage):
-    """What every appended message may carry."""
+class _ToolCalls(_In):
+    """The tool calls an assistant message asks for."""
 
-    charge: _Tokens | None = None
-    charge_reason: Reason = "message"
     tool_calls: (
         Annotated[list[ToolCallIn], Field(max_length=s.TOOL_CALLS_PER_MESSAGE_MAX)] | None
     ) = Field(
@@ -327,6 +325,13 @@ class _MessageBody(_Usage):
     def tool_call_list(self) -> list[dict[str, Any]] | None:
         """``tool_calls`` as the library takes them."""
         return None if self.tool_calls is None else [c.model_dump() for c in self.tool_calls]
+
+
+class _MessageBody(_Usage, _ToolCalls):
+    """What every appended message may carry."""
+
+    charge: _Tokens | None = None
+    charge_reason: Reason = "message"
 
 
 class MessageCreate(_MessageBody):
@@ -402,12 +407,13 @@ class StreamDelta(_In):
     text: DeltaText
 
 
-class StreamFinish(_In):
+class StreamFinish(_ToolCalls):
     """End a streamed reply: ``text`` is what was not sent as a delta yet; the final usage
     and ``status`` (``completed``, or ``incomplete`` / ``failed`` with a ``reason``: a
     ``reason`` with ``completed`` is a 422). ``charge`` is the real amount, debited as the
-    hold taken at the begin is released. Finishing again in the same state returns the
-    message (a safe retry)."""
+    hold taken at the begin is released; ``tool_calls`` (a completed reply only) are the calls
+    the reply asks for. Finishing again in the same state returns the message (a safe
+    retry)."""
 
     text: DeltaText = ""
     status: Literal["completed", "incomplete", "failed"] = "completed"

@@ -133,6 +133,7 @@ async def finish_stream(message_id: uuid.UUID, body: StreamFinish, caller: Calle
         cost=body.cost,
         latency_ms=body.latency_ms,
         charge=body.charge,
+        tool_calls=body.tool_call_list(),
     )
 
 
