@@ -64,6 +64,7 @@ PUBLIC = {
     "Conversations",
     "CreatedApiKey",
     "DatabaseError",
+    "EnsuredUser",
     "ErasureReport",
     "Feedback",
     "FeedbackSummary",

@@ -25,6 +25,7 @@ __all__ = [
     "ConversationHit",
     "ConversationStatus",
     "CreatedApiKey",
+    "EnsuredUser",
     "ErasureReport",
     "Feedback",
     "FeedbackSummary",
@@ -80,6 +81,19 @@ class User:
     metadata: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EnsuredUser:
+    """What :meth:`~chatledger.Users.ensure` found or made: the user, and whether this call
+    created it. Unpacks like a pair: ``user, created = ledger.users.ensure("auth0|42")``."""
+
+    user: User
+    created: bool
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.user
+        yield self.created
 
 
 @dataclass(frozen=True, slots=True)
