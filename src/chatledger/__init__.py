@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .embedding import HashingEmbedder
     from .records import (
+        ANONYMOUS_USER_ID,
         ApiKey,
         AuditCategory,
         AuditEvent,
@@ -172,6 +173,7 @@ _LAZY: dict[str, str] = {
     "UserScope": "._sync.ledger",
     "Limits": "._validate",
     "Config": ".config",
+    "ANONYMOUS_USER_ID": ".records",
     "ApiKey": ".records",
     "AuditCategory": ".records",
     "AuditEvent": ".records",
@@ -206,6 +208,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "ANONYMOUS_USER_ID",
     "UNSET",
     "ApiKey",
     "ApiKeys",

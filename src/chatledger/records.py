@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 __all__ = [
+    "ANONYMOUS_USER_ID",
     "ApiKey",
     "AuditCategory",
     "AuditEvent",
@@ -66,6 +67,12 @@ AuditCategory: TypeAlias = Literal["security", "compliance", "access", "system",
 AuditSeverity: TypeAlias = Literal["debug", "info", "warning", "error", "critical"]
 
 T = TypeVar("T")
+
+#: The owner of anonymous conversations (an app's sessions without a signed-in user): the nil
+#: UUID. ``ledger.conversations.create(ANONYMOUS_USER_ID)`` starts one; its user row (role
+#: ``"anonymous"``) is made on first use. Only the unscoped ledger (an admin key over HTTP)
+#: sees these conversations: no user scope, and no API key, can act as this user.
+ANONYMOUS_USER_ID: Final = uuid.UUID(int=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from .._schema import (
     users,
 )
 from ..errors import ConflictError, NotFoundError
-from ..records import EnsuredUser, ErasureReport, Order, Page, User
+from ..records import ANONYMOUS_USER_ID, EnsuredUser, ErasureReport, Order, Page, User
 from . import _once, privacy
 from ._common import from_row, paginate, record_columns, record_values, utcnow
 
@@ -34,6 +34,7 @@ __all__ = [
     "count",
     "create",
     "delete_one",
+    "ensure_anonymous",
     "erase_preview",
     "get_by",
     "get_or_create",
@@ -126,6 +127,19 @@ def get_or_create(conn: Connection, external_id: str, defaults: dict[str, Any]) 
             return EnsuredUser(get_by(conn, "external_id", external_id), False)
         except NotFoundError:
             raise error from exc
+
+
+def ensure_anonymous(conn: Connection) -> None:
+    """Make the anonymous owner's user row (role ``anonymous``) if it is missing; a racer
+    making it at the same time is fine."""
+    if conn.execute(select(users.c.id).where(users.c.id == ANONYMOUS_USER_ID)).first():
+        return
+    try:
+        with conn.begin_nested():
+            create(conn, {"role": "anonymous", "display_name": "Anonymous"}, ANONYMOUS_USER_ID)
+    except IntegrityError as exc:
+        if not isinstance(translate(exc, backend_of(conn)), ConflictError):
+            raise
 
 
 def update_fields(conn: Connection, user_id: uuid.UUID, changes: dict[str, Any]) -> User:

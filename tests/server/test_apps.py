@@ -1,0 +1,86 @@
+"""What the apps asked of the HTTP API (issue 20): anonymous conversations, the admin listing
+of every conversation, knowledge look-ups, hidden and erased messages."""
+
+from __future__ import annotations
+
+from chatledger import ANONYMOUS_USER_ID
+
+from .conftest import Api
+from .test_routes import error, ok
+
+NIL = str(ANONYMOUS_USER_ID)
+
+
+def test_anonymous_conversations_are_seen_by_admin_keys_only(api: Api) -> None:
+    session = ok(
+        api.call(api.admin, "POST", "/v1/conversations", json={"user_id": NIL, "title": "s"}), 201
+    )
+    assert session["owner_id"] == NIL
+    ok(
+        api.call(
+            api.admin,
+            "POST",
+            f"/v1/conversations/{session['id']}/messages",
+            json={"role": "user", "content": "hello"},
+        ),
+        201,
+    )
+    listed = ok(api.call(api.admin, "GET", "/v1/conversations", params={"user_id": NIL}))
+    assert [c["id"] for c in listed["data"]] == [session["id"]]
+    # A user's key: the conversation, its messages and its owner do not exist.
+    for method, path, kwargs in [
+        ("GET", f"/v1/conversations/{session['id']}", {}),
+        ("GET", f"/v1/conversations/{session['id']}/messages", {}),
+        (
+            "POST",
+            f"/v1/conversations/{session['id']}/messages",
+            {"json": {"role": "user", "content": "x"}},
+        ),
+        ("PATCH", f"/v1/conversations/{session['id']}", {"json": {"title": "mine"}}),
+        ("DELETE", f"/v1/conversations/{session['id']}", {}),
+        ("GET", "/v1/conversations", {"params": {"user_id": NIL}}),
+        ("POST", "/v1/conversations", {"json": {"user_id": NIL}}),
+    ]:
+        error(api.call(api.alice, method, path, **kwargs), 404, "not_found")
+    # No key can act as the anonymous owner.
+    refused = error(
+        api.call(api.admin, "POST", "/v1/api-keys", json={"user_id": NIL}), 422, "invalid_request"
+    )
+    assert refused["field"] == "user_id"
+    assert (
+        ok(api.call(api.admin, "GET", f"/v1/conversations/{session['id']}"))["message_count"] == 1
+    )
+
+
+def test_admins_page_through_every_users_conversations(api: Api) -> None:
+    made = [
+        ok(api.call(who, "POST", "/v1/conversations", json={"title": f"c{i}"}), 201)
+        for i, who in enumerate([api.alice, api.bob, api.alice])
+    ]
+    anonymous = ok(api.call(api.admin, "POST", "/v1/conversations", json={"user_id": NIL}), 201)
+    ok(api.call(api.bob, "POST", f"/v1/conversations/{made[1]['id']}/archive"))
+    newest_first = [anonymous["id"]] + [c["id"] for c in reversed(made)]
+
+    first = ok(api.call(api.admin, "GET", "/v1/admin/conversations", params={"limit": 2}))
+    assert [c["id"] for c in first["data"]] == newest_first[:2]
+    assert first["has_more"]
+    rest = ok(
+        api.call(
+            api.admin,
+            "GET",
+            "/v1/admin/conversations",
+            params={"limit": 2, "after": first["last_cursor"]},
+        )
+    )
+    assert [c["id"] for c in rest["data"]] == newest_first[2:]
+    archived = ok(
+        api.call(api.admin, "GET", "/v1/admin/conversations", params={"status": "archived"})
+    )
+    assert [c["id"] for c in archived["data"]] == [made[1]["id"]]
+    error(api.call(api.alice, "GET", "/v1/admin/conversations"), 403, "forbidden")
+    bad = error(
+        api.call(api.admin, "GET", "/v1/admin/conversations", params={"after": "nonsense"}),
+        422,
+        "invalid_request",
+    )
+    assert bad["field"] == "after"
