@@ -169,6 +169,11 @@ class Message:
     cached_input_tokens: int | None = None
     #: Reasoning tokens the provider reported (part of ``output_tokens``).
     reasoning_tokens: int | None = None
+    #: When the message was hidden from history reads (``messages.hide``), and by whom.
+    hidden_at: datetime | None = None
+    hidden_by: uuid.UUID | None = None
+    #: When an admin erased its content and metadata for good (``messages.erase``).
+    erased_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,3 +84,61 @@ def test_admins_page_through_every_users_conversations(api: Api) -> None:
         "invalid_request",
     )
     assert bad["field"] == "after"
+
+
+def test_knowledge_look_ups_across_sources(api: Api) -> None:
+    plain = ok(
+        api.call(
+            api.admin, "POST", "/v1/knowledge/chunks", json={"source": "notes", "content": "hi"}
+        ),
+        201,
+    )
+    assert plain["external_id"] == plain["id"].replace("-", "")
+    error(
+        api.call(api.alice, "POST", "/v1/knowledge/chunks", json={"source": "n", "content": "x"}),
+        403,
+        "forbidden",
+    )
+    keyed = ok(
+        api.call(
+            api.admin,
+            "PUT",
+            "/v1/knowledge/chunks",
+            json={"source": "docs", "external_id": "section_1", "content": "Install."},
+        )
+    )
+    found = ok(
+        api.call(api.alice, "GET", "/v1/knowledge/lookup", params={"external_id": "section_1"})
+    )
+    assert found["id"] == keyed["id"]
+    error(
+        api.call(api.alice, "GET", "/v1/knowledge/lookup", params={"external_id": "nope"}),
+        404,
+        "not_found",
+    )
+    ok(
+        api.call(
+            api.admin,
+            "PUT",
+            "/v1/knowledge/chunks",
+            json={"source": "faq", "external_id": "section_1", "content": "Also."},
+        )
+    )
+    ambiguous = error(
+        api.call(api.alice, "GET", "/v1/knowledge/lookup", params={"external_id": "section_1"}),
+        409,
+        "conflict",
+    )
+    assert ambiguous["field"] == "external_id"
+    first = ok(api.call(api.alice, "GET", "/v1/knowledge/all-chunks", params={"limit": 2}))
+    assert [c["id"] for c in first["data"]] == [plain["id"], keyed["id"]]
+    rest = ok(
+        api.call(
+            api.alice,
+            "GET",
+            "/v1/knowledge/all-chunks",
+            params={"limit": 2, "after": first["last_cursor"]},
+        )
+    )
+    assert [c["source"] for c in rest["data"]] == ["faq"]
+    assert not rest["has_more"]
