@@ -286,6 +286,13 @@ def identifier(field: str, value: object) -> uuid.UUID:
     raise ValidationError(field, f"{value!r} is not a valid id (a UUID)")
 
 
+def flag(field: str, value: object) -> bool:
+    """A boolean option: ``True`` or ``False``, nothing that merely looks like one."""
+    if not isinstance(value, bool):
+        raise ValidationError(field, f"must be true or false, not {type(value).__name__}")
+    return value
+
+
 def acting_user(field: str, value: object) -> uuid.UUID:
     """A user id that can act (a user scope, an API key): any id but the anonymous owner's,
     whose conversations only the unscoped ledger may see."""
