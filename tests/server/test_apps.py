@@ -142,3 +142,51 @@ def test_knowledge_look_ups_across_sources(api: Api) -> None:
     )
     assert [c["source"] for c in rest["data"]] == ["faq"]
     assert not rest["has_more"]
+
+
+def test_users_hide_and_admins_erase_messages(api: Api) -> None:
+    chat = ok(api.call(api.alice, "POST", "/v1/conversations", json={}), 201)
+    base = f"/v1/conversations/{chat['id']}/messages"
+    made = [
+        ok(api.call(api.alice, "POST", base, json={"role": role, "content": text}), 201)
+        for role, text in [("user", "my phone is 555"), ("assistant", "noted"), ("user", "ok")]
+    ]
+    hidden = ok(api.call(api.alice, "POST", f"/v1/messages/{made[0]['id']}/hide"))
+    assert hidden["hidden_by"] == api.alice.user_id
+    error(api.call(api.bob, "POST", f"/v1/messages/{made[0]['id']}/hide"), 404, "not_found")
+    listed = ok(api.call(api.alice, "GET", base))
+    assert [m["id"] for m in listed["data"]] == [made[1]["id"], made[2]["id"]]
+    everything = ok(api.call(api.alice, "GET", base, params={"include_hidden": "true"}))
+    assert [m["hidden_at"] is not None for m in everything["data"]] == [True, False, False]
+    last = ok(api.call(api.alice, "GET", f"{base}/last"))
+    assert [m["id"] for m in last] == [made[1]["id"], made[2]["id"]]
+    path = ok(api.call(api.alice, "GET", f"/v1/conversations/{chat['id']}/path"))
+    assert [m["seq"] for m in path] == [2, 3]
+    full = ok(
+        api.call(
+            api.alice,
+            "GET",
+            f"/v1/conversations/{chat['id']}/path",
+            params={"include_hidden": "true"},
+        )
+    )
+    assert [m["seq"] for m in full] == [1, 2, 3]
+
+    error(api.call(api.alice, "POST", f"/v1/messages/{made[0]['id']}/erase"), 403, "forbidden")
+    erased = ok(api.call(api.admin, "POST", f"/v1/messages/{made[0]['id']}/erase"))
+    assert erased["content"] == ""
+    assert erased["erased_at"] is not None
+    assert ok(api.call(api.alice, "GET", f"/v1/conversations/{chat['id']}"))["message_count"] == 3
+    refused = error(
+        api.call(api.alice, "POST", f"/v1/messages/{made[0]['id']}/unhide"), 409, "conflict"
+    )
+    assert refused["field"] == "message_id"
+    events = ok(
+        api.call(api.admin, "GET", "/v1/audit/events", params={"event_type": "message.erased"})
+    )["data"]
+    assert events[0]["metadata"]["message_id"] == made[0]["id"]
+    shown = ok(api.call(api.alice, "POST", f"/v1/messages/{made[1]['id']}/hide"))
+    assert shown["hidden_at"] is not None
+    assert (
+        ok(api.call(api.alice, "POST", f"/v1/messages/{made[1]['id']}/unhide"))["hidden_at"] is None
+    )
