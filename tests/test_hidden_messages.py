@@ -136,3 +136,49 @@ def test_a_fork_keeps_hidden_messages_hidden(store, user, chat):
     ]
     copied = store.messages.list(fork.id, include_hidden=True).items[1]
     assert (copied.content, copied.hidden_by) == ("alfama castle", user.id)
+
+
+def test_exports_leave_hidden_messages_out_unless_asked(ledger):
+    import io
+    import json
+
+    from chatledger import transfer
+
+    user = ledger.users.create()
+    chat = ledger.conversations.create(user.id, title="Trip")
+    made = _turns(ledger, chat)
+    ledger.messages.hide(made[1].id, by=user.id)
+
+    def export(**options):
+        out = io.StringIO()
+        transfer.export_data(ledger, out, conversation=chat.id, **options)
+        return out.getvalue()
+
+    transcript = export(format="markdown")
+    assert "alfama castle" not in transcript
+    assert "## 3. user" in transcript
+    assert "## 2. assistant" not in transcript
+    everything = export(format="markdown", include_hidden=True)
+    assert "alfama castle" in everything
+    assert "hidden" in everything
+    rows = json.loads(export(format="json"))["tables"]["messages"]
+    assert [row["content"] for row in rows][:2] == ["plan lisbon", ""]
+    assert rows[1]["hidden_by"] == str(user.id)
+    full = json.loads(export(format="json", include_hidden=True))["tables"]["messages"]
+    assert full[1]["content"] == "alfama castle"
+
+
+def test_integrations_never_see_hidden_messages(ledger):
+    pytest.importorskip("langchain_core")
+    from chatledger.integrations.langchain import ChatledgerChatMessageHistory
+
+    user = ledger.users.create()
+    chat = ledger.conversations.create(user.id)
+    made = _turns(ledger, chat)
+    ledger.messages.hide(made[2].id)
+    history = ChatledgerChatMessageHistory(ledger.as_user(user.id), chat.id)
+    assert [m.content for m in history.messages] == [
+        "plan lisbon",
+        "alfama castle",
+        "ribeira tram",
+    ]
