@@ -182,3 +182,11 @@ def test_integrations_never_see_hidden_messages(ledger):
         "alfama castle",
         "ribeira tram",
     ]
+
+
+def test_the_apps_page_runs(tmp_path):
+    from pathlib import Path
+
+    from .test_readme import run_docs_page
+
+    run_docs_page(Path(__file__).resolve().parent.parent / "docs" / "apps.md", tmp_path)
