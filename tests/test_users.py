@@ -76,7 +76,7 @@ def test_ensure_says_whether_it_created_the_user(store):
     assert (again.user, again.created) == (user, False)
     assert store.users.get_or_create("ext-8") == user
     with pytest.raises(ValidationError) as caught:
-        store.users.ensure(None)  # type: ignore[arg-type]
+        store.users.ensure(None)
     assert caught.value.field == "external_id"
     assert store.users.count() == 1
 
