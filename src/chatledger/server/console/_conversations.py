@@ -56,7 +56,8 @@ class MessageView:
 
     @property
     def version(self) -> Hashable:
-        """What the rendered fragment depends on: the message (immutable, so its id), its
+        """What the rendered fragment depends on: the message (its id, and its hidden/erased
+        marks, the only changes a stored message's text sees after its finish), its
         ratings' and citations' ids and update times, and the later features' slots."""
         return (
             self.message.id,
@@ -65,6 +66,10 @@ class MessageView:
             self.branch,
             repr(self.tool_calls) if self.tool_calls else None,
             self.streaming,
+            # Hiding and erasing change a message's row (an erasure empties its content):
+            # a cached fragment must not outlive them.
+            self.message.hidden_at,
+            self.message.erased_at,
         )
 
     @property
