@@ -13,6 +13,7 @@ import chatledger
 ROOT = Path(__file__).resolve().parent.parent
 
 PUBLIC = {
+    "ANONYMOUS_USER_ID",
     "AsyncSearch",
     "Search",
     "SearchPage",
@@ -65,6 +66,7 @@ PUBLIC = {
     "Conversations",
     "CreatedApiKey",
     "DatabaseError",
+    "EnsuredUser",
     "ErasureReport",
     "Feedback",
     "FeedbackSummary",

@@ -1066,10 +1066,10 @@ def test_a_missing_chain_head_is_recreated_only_for_an_empty_log(store, raw):
     )
 
 
-def test_the_apps_docs_examples_run(tmp_path):
+def test_the_memory_and_audit_docs_examples_run(tmp_path):
     from .test_readme import run_docs_page
 
-    page = Path(__file__).resolve().parent.parent / "docs" / "apps.md"
+    page = Path(__file__).resolve().parent.parent / "docs" / "memory-and-audit.md"
     output = run_docs_page(page, tmp_path)
     assert "2 True" in output
     assert "['Hello', 'Hi!']" in output

@@ -257,9 +257,11 @@ def test_racing_get_or_create_makes_one_user(ledger):
         before = ledger.users.count()
 
         def get_or_create(index: int, external_id: str = external_id) -> Any:
-            return ledger.users.get_or_create(external_id, display_name=f"thread {index}")
+            return ledger.users.ensure(external_id, display_name=f"thread {index}")
 
-        results = _run_threads(THREADS, get_or_create)
+        ensured = _run_threads(THREADS, get_or_create)
+        assert sum(e.created for e in ensured) == 1, f"round {round_}: not one creator"
+        results = [e.user for e in ensured]
 
         assert len({u.id for u in results}) == 1, f"round {round_}: several users returned"
         stored = ledger.users.get_by_external_id(external_id)

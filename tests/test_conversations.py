@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from chatledger import ConflictError, NotFoundError, ValidationError
+from chatledger import ANONYMOUS_USER_ID, ConflictError, NotFoundError, ValidationError
 from chatledger._ops.conversations import TRANSITIONS
 
 
@@ -161,3 +161,80 @@ def test_after_and_before_together_are_rejected(store, user):
     page = store.conversations.list(user.id)
     with pytest.raises(ValidationError):
         store.conversations.list(user.id, after=page.last_cursor, before=page.first_cursor)
+
+
+def test_list_all_pages_every_owner_in_creation_order(store, user):
+    other = store.users.create()
+    made = []
+    for i in range(5):
+        made.append(store.conversations.create((user if i % 2 else other).id, title=f"c{i}"))
+    anonymous = store.conversations.create(ANONYMOUS_USER_ID, title="no one")
+    store.conversations.archive(made[1].id)
+    store.conversations.delete(made[3].id)
+    newest_first = [anonymous, *reversed(made)]
+    shown = [c for c in newest_first if c.id != made[3].id]
+
+    first = store.conversations.list_all(limit=3)
+    assert [c.id for c in first] == [c.id for c in shown[:3]]
+    assert first.has_more
+    rest = store.conversations.list_all(limit=3, after=first.last_cursor)
+    assert [c.id for c in rest] == [c.id for c in shown[3:]]
+    assert not rest.has_more
+    back = store.conversations.list_all(limit=3, before=rest.first_cursor)
+    assert [c.id for c in back] == [c.id for c in first]
+    oldest_first = store.conversations.list_all(order="asc")
+    assert [c.id for c in oldest_first] == [c.id for c in reversed(shown)]
+    assert [c.id for c in store.conversations.list_all(status="archived")] == [made[1].id]
+    assert [c.id for c in store.conversations.list_all(status="deleted")] == [made[3].id]
+    assert store.conversations.count_all() == 5
+    assert store.conversations.count_all(status=["archived", "deleted"]) == 2
+    # In a user scope, list_all is that user's conversations only.
+    mine = store.as_user(user.id).conversations
+    assert {c.id for c in mine.list_all(status=["active", "archived", "deleted"])} == {
+        made[1].id,
+        made[3].id,
+    }
+    assert mine.count_all() == 1
+    with pytest.raises(ValidationError) as caught:
+        store.conversations.list_all(after=store.conversations.list(user.id).last_cursor)
+    assert caught.value.field == "after"
+
+
+def test_anonymous_conversations_are_for_the_unscoped_ledger_only(store, user):
+    anonymous = store.conversations.create(ANONYMOUS_USER_ID, title="session")
+    again = store.conversations.create(str(ANONYMOUS_USER_ID))
+    assert anonymous.owner_id == again.owner_id == ANONYMOUS_USER_ID
+    owner = store.users.get(ANONYMOUS_USER_ID)
+    assert (owner.role, owner.display_name) == ("anonymous", "Anonymous")
+    reply = store.messages.append(anonymous.id, "user", "hello, without signing in")
+    assert store.messages.last(anonymous.id) == [reply]
+    assert {c.id for c in store.conversations.list(ANONYMOUS_USER_ID)} == {
+        anonymous.id,
+        again.id,
+    }
+
+    # No user scope sees them, and none can be made for the anonymous owner.
+    scope = store.as_user(user.id)
+    denied = {
+        "get": lambda: scope.conversations.get(anonymous.id),
+        "update": lambda: scope.conversations.update(anonymous.id, title="mine"),
+        "archive": lambda: scope.conversations.archive(anonymous.id),
+        "delete": lambda: scope.conversations.delete(anonymous.id, hard=True),
+        "append": lambda: scope.messages.append(anonymous.id, "user", "hijack"),
+        "read": lambda: scope.messages.last(anonymous.id),
+        "message": lambda: scope.messages.get(reply.id),
+        "list": lambda: scope.conversations.list(ANONYMOUS_USER_ID),
+    }
+    for name, call in denied.items():
+        with pytest.raises(NotFoundError):
+            call()
+        assert name
+    assert scope.conversations.list_all().items == []
+    for acting in (ANONYMOUS_USER_ID, str(ANONYMOUS_USER_ID)):
+        with pytest.raises(ValidationError) as caught:
+            store.as_user(acting)
+        assert caught.value.field == "user_id"
+        with pytest.raises(ValidationError) as no_key:
+            store.api_keys.create(acting)
+        assert no_key.value.field == "user_id"
+    assert store.conversations.get(anonymous.id).message_count == 1

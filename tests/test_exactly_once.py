@@ -168,6 +168,12 @@ class Case:
     points: tuple[Point, ...] = POINTS
 
 
+def _created(ensured: Any) -> Any:
+    user, created = ensured
+    assert created, "the call that inserted the user must report created=True"
+    return user
+
+
 def _ids_exist(table: str) -> Callable[[Faulty, dict[str, Any], list[Any]], None]:
     def check(faulty: Faulty, ctx: dict[str, Any], results: list[Any]) -> None:
         stored = faulty.ids(table)
@@ -326,8 +332,9 @@ CASES = [
     ),
     Case(
         "users.get_or_create",
-        lambda s, c, i: s.users.get_or_create(
-            f"x{c['tag']}-{i}", email=f"x{c['tag']}-{i}@example.com"
+        # ensure(): the call that wrote the user says so, even when its commit went unanswered.
+        lambda s, c, i: _created(
+            s.users.ensure(f"x{c['tag']}-{i}", email=f"x{c['tag']}-{i}@example.com")
         ),
         {"users": 1},
         _ids_exist("users"),

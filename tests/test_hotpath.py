@@ -359,6 +359,9 @@ def test_made_records_equal_constructed_ones():
         "status_reason": "stopped",
         "cached_input_tokens": 1,
         "reasoning_tokens": None,
+        "hidden_at": datetime(2026, 1, 2, tzinfo=UTC),
+        "hidden_by": uuid.uuid4(),
+        "erased_at": None,
     }
     made = make(**values)
     assert type(made) is Message

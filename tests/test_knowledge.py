@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from chatledger import Limits, NotFoundError, UpsertReport, ValidationError
+from chatledger import ConflictError, Limits, NotFoundError, UpsertReport, ValidationError
 from chatledger._ops.knowledge import content_hash
 from chatledger._schema import knowledge_chunks
 
@@ -390,3 +390,51 @@ def test_racing_bulk_upserts_with_overlapping_keys(ledger, raw):
     assert sum(r.inserted for r in reports) == 200 + THREADS * 50
     assert all(r.inserted + r.updated + r.unchanged == 250 for r in reports)
     assert sum(r.updated for r in reports) == 0
+
+
+def test_chunks_without_a_key_and_look_ups_across_sources(store):
+    knowledge = store.knowledge
+    plain = knowledge.add("notes", "A plain insert.", title="Note", metadata={"k": 1})
+    assert plain.external_id == plain.id.hex
+    assert (plain.source, plain.title, plain.metadata) == ("notes", "Note", {"k": 1})
+    again = knowledge.add("notes", "A plain insert.")  # no key: a second chunk, not a dedupe
+    assert again.id != plain.id
+    assert knowledge.get_by_external_id(plain.external_id) == plain
+    assert knowledge.get_by_key("notes", plain.external_id) == plain
+    replaced = knowledge.upsert("notes", plain.external_id, "Edited.")
+    assert (replaced.id, replaced.content) == (plain.id, "Edited.")
+
+    readme = knowledge.upsert("docs", "readme_section_1", "Install with pip.")
+    assert knowledge.get_by_external_id("readme_section_1") == readme
+    with pytest.raises(NotFoundError):
+        knowledge.get_by_external_id("missing")
+    knowledge.upsert("faq", "readme_section_1", "Another source, the same key.")
+    with pytest.raises(ConflictError) as ambiguous:
+        knowledge.get_by_external_id("readme_section_1")
+    assert ambiguous.value.field == "external_id"
+    assert "2 sources" in str(ambiguous.value)
+    for bad in ("", " ", "x" * 501):
+        with pytest.raises(ValidationError) as caught:
+            knowledge.get_by_external_id(bad)
+        assert caught.value.field == "external_id"
+    with pytest.raises(ValidationError) as no_content:
+        knowledge.add("notes", None)
+    assert no_content.value.field == "content"
+
+
+def test_list_all_pages_every_source_in_creation_order(store):
+    knowledge = store.knowledge
+    made = [knowledge.add(f"source-{i % 3}", f"chunk {i}") for i in range(5)]
+    made.append(knowledge.upsert("docs", "keyed", "with a key"))
+    first = knowledge.list_all(limit=4)
+    assert [c.id for c in first] == [c.id for c in made[:4]]
+    assert first.has_more
+    rest = knowledge.list_all(limit=4, after=first.last_cursor)
+    assert ([c.id for c in rest], rest.has_more) == ([c.id for c in made[4:]], False)
+    back = knowledge.list_all(limit=4, before=rest.first_cursor)
+    assert [c.id for c in back] == [c.id for c in made[:4]]
+    newest = knowledge.list_all(order="desc", limit=2)
+    assert [c.id for c in newest] == [made[5].id, made[4].id]
+    with pytest.raises(ValidationError) as caught:
+        knowledge.list_all(after=knowledge.list("docs").last_cursor)
+    assert caught.value.field == "after"

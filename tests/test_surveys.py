@@ -25,7 +25,7 @@ def test_submit_stores_the_answers(store, user):
     assert response.answers == answers
     assert surveys.get(response.id) == response
     assert surveys.get(str(response.id)) == response
-    assert surveys.list(user_id=user.id) == [response]
+    assert surveys.list(user_id=user.id).items == [response]
     assert store.tokens.history(user_id=user.id).items == []
 
 
@@ -42,7 +42,7 @@ def test_a_grant_is_credited_with_the_first_submission_only(store, user):
     assert (entry.delta, entry.balance_after) == (100, 100)
     assert (entry.grant_key, entry.survey_response_id) == ("survey:onboarding", first.id)
     assert tokens.verify(user.id)
-    assert [r.id for r in surveys.list(user_id=user.id)] == [second.id, first.id]
+    assert [r.id for r in surveys.list(user_id=user.id).items] == [second.id, first.id]
 
 
 def test_grants_are_per_survey_and_per_user(store, user):
@@ -76,7 +76,7 @@ def test_the_grant_rolls_back_with_the_answers(store, user):
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.surveys.submit("nps", {"score": 3}, user_id=user.id, grant=10)
         raise RuntimeError("abandon")
-    assert store.surveys.list(user_id=user.id) == []
+    assert store.surveys.list(user_id=user.id).items == []
     assert store.tokens.balance(user.id) == 0
     # ...so the grant is still available.
     again = store.surveys.submit("nps", {"score": 3}, user_id=user.id, grant=10)
@@ -90,7 +90,7 @@ def test_survey_name_limits(store, user):
         with pytest.raises(ValidationError) as caught:
             surveys.submit(bad, {}, user_id=user.id, grant=1)
         assert (caught.value.field, caught.value.limit) == ("survey", limit)
-    assert len(surveys.list(user_id=user.id)) == 1
+    assert len(surveys.list(user_id=user.id).items) == 1
     assert store.tokens.balance(user.id) == 0
 
 
@@ -100,7 +100,7 @@ def test_answers_must_be_a_json_object(store, user):
         with pytest.raises(ValidationError) as caught:
             surveys.submit("nps", bad, user_id=user.id, grant=1)
         assert caught.value.field == "answers"
-    assert surveys.list(user_id=user.id) == []
+    assert surveys.list(user_id=user.id).items == []
 
 
 def test_answers_size_limit(database_url, open_store):
@@ -112,7 +112,7 @@ def test_answers_size_limit(database_url, open_store):
     with pytest.raises(ValidationError) as caught:
         surveys.submit("nps", {"k": "x" * 13}, user_id=user.id)
     assert (caught.value.field, caught.value.limit) == ("answers", 20)
-    assert len(surveys.list(user_id=user.id)) == 1
+    assert len(surveys.list(user_id=user.id).items) == 1
 
 
 def test_grant_limits(store, user):
@@ -123,7 +123,7 @@ def test_grant_limits(store, user):
         with pytest.raises(ValidationError) as caught:
             surveys.submit("other", {}, user_id=user.id, grant=bad)
         assert (caught.value.field, caught.value.limit) == ("grant", limit)
-    assert len(surveys.list(user_id=user.id)) == 2
+    assert len(surveys.list(user_id=user.id).items) == 2
     assert store.tokens.balance(user.id) == AMOUNT_MAX
 
 
@@ -136,11 +136,16 @@ def test_list_filters_and_orders_newest_first(store, user):
             [("a", user), ("b", user), ("a", other), ("a", user), ("b", other)]
         )
     ]
-    assert surveys.list(user_id=user.id, survey="a") == [made[3], made[0]]
-    assert surveys.list(survey="b") == [made[4], made[1]]
-    assert surveys.list() == made[::-1]
-    assert surveys.list(limit=2) == made[::-1][:2]
-    assert surveys.list(survey="missing") == []
+    assert surveys.list(user_id=user.id, survey="a").items == [made[3], made[0]]
+    assert surveys.list(survey="b").items == [made[4], made[1]]
+    assert surveys.list().items == made[::-1]
+    first = surveys.list(limit=2)
+    assert (first.items, first.has_more) == (made[::-1][:2], True)
+    rest = surveys.list(limit=2, after=first.last_cursor)
+    assert rest.items == made[::-1][2:4]
+    assert surveys.list(limit=2, before=rest.first_cursor).items == first.items
+    assert surveys.list(order="asc").items == made
+    assert surveys.list(survey="missing").items == []
     for bad, limit in ((0, 1000), (1001, 1000)):
         with pytest.raises(ValidationError) as caught:
             surveys.list(limit=bad)
@@ -163,7 +168,7 @@ def test_unknown_users_and_responses_are_not_found(store, user):
     with pytest.raises(ValidationError) as needs_user:
         surveys.submit("nps", {})
     assert needs_user.value.field == "user_id"
-    assert surveys.list() == []
+    assert surveys.list().items == []
 
 
 def test_a_user_scope_sees_only_its_own_responses(store):
@@ -177,8 +182,8 @@ def test_a_user_scope_sees_only_its_own_responses(store):
     assert own.user_id == alice.id
     assert own.tokens_granted == 3  # bob's grant does not count against alice
     assert mine.get(own.id) == own
-    assert mine.list() == [own]
-    assert mine.list(user_id=alice.id) == [own]
+    assert mine.list().items == [own]
+    assert mine.list(user_id=alice.id).items == [own]
     assert scope.tokens.balance() == 3
 
     calls = {
@@ -190,7 +195,7 @@ def test_a_user_scope_sees_only_its_own_responses(store):
         with pytest.raises(NotFoundError) as caught:
             call()
         assert caught.value.kind in ("user", "survey_response"), name
-    assert len(store.surveys.list(user_id=bob.id)) == 1
+    assert len(store.surveys.list(user_id=bob.id).items) == 1
     assert store.tokens.balance(bob.id) == 3
 
 
@@ -220,5 +225,5 @@ def test_racing_submissions_grant_exactly_once(ledger):
     assert ledger.tokens.balance(user.id) == 40
     assert len(ledger.tokens.history(user_id=user.id).items) == 1
     assert ledger.tokens.verify(user.id)
-    stored = ledger.surveys.list(user_id=user.id)
+    stored = ledger.surveys.list(user_id=user.id).items
     assert sorted(r.answers["thread"] for r in stored) == list(range(THREADS))

@@ -64,6 +64,23 @@ def test_get_or_create_returns_the_same_user(store):
     assert store.users.count() == 1
 
 
+def test_ensure_says_whether_it_created_the_user(store):
+    user, created = store.users.ensure("ext-8", email="eight@example.com", display_name="Eight")
+    assert created
+    assert (user.external_id, user.email, user.display_name) == (
+        "ext-8",
+        "eight@example.com",
+        "Eight",
+    )
+    again = store.users.ensure("ext-8", display_name="ignored")
+    assert (again.user, again.created) == (user, False)
+    assert store.users.get_or_create("ext-8") == user
+    with pytest.raises(ValidationError) as caught:
+        store.users.ensure(None)
+    assert caught.value.field == "external_id"
+    assert store.users.count() == 1
+
+
 def test_missing_users_are_not_found(store):
     with pytest.raises(NotFoundError):
         store.users.get(uuid.uuid4())

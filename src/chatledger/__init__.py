@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .embedding import HashingEmbedder
     from .records import (
+        ANONYMOUS_USER_ID,
         ApiKey,
         AuditCategory,
         AuditEvent,
@@ -91,6 +92,7 @@ if TYPE_CHECKING:
         ConversationHit,
         ConversationStatus,
         CreatedApiKey,
+        EnsuredUser,
         ErasureReport,
         Feedback,
         FeedbackSummary,
@@ -180,6 +182,7 @@ _LAZY: dict[str, str] = {
     "UserScope": "._sync.ledger",
     "Limits": "._validate",
     "Config": ".config",
+    "ANONYMOUS_USER_ID": ".records",
     "ApiKey": ".records",
     "AuditCategory": ".records",
     "AuditEvent": ".records",
@@ -189,6 +192,7 @@ _LAZY: dict[str, str] = {
     "Conversation": ".records",
     "ConversationStatus": ".records",
     "CreatedApiKey": ".records",
+    "EnsuredUser": ".records",
     "ErasureReport": ".records",
     "Feedback": ".records",
     "FeedbackSummary": ".records",
@@ -217,6 +221,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "ANONYMOUS_USER_ID",
     "UNSET",
     "ApiKey",
     "ApiKeys",
@@ -264,6 +269,7 @@ __all__ = [
     "Conversations",
     "CreatedApiKey",
     "DatabaseError",
+    "EnsuredUser",
     "ErasureReport",
     "Feedback",
     "FeedbackSummary",

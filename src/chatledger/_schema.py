@@ -256,6 +256,12 @@ class MessageRow(Base):
     cached_input_tokens: Mapped[int | None] = mapped_column(Integer)
     #: Reasoning ("thinking") tokens the provider reported (part of ``output_tokens``).
     reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
+    #: When the message was hidden from history reads, and by whom (a user id; no foreign
+    #: key: the record outlives the user). Set again by an erasure.
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hidden_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    #: When an admin erased its content and metadata for good (docs/apps.md).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         PrimaryKeyConstraint("conversation_id", "seq"),
@@ -438,7 +444,12 @@ class KnowledgeChunkRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (UniqueConstraint("source", "external_id"), MYSQL_TABLE_OPTIONS)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        # Look-ups by external id that do not name the source.
+        Index("ix_knowledge_chunks_external_id", "external_id"),
+        MYSQL_TABLE_OPTIONS,
+    )
 
 
 class KnowledgeSourceRow(Base):

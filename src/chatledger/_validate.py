@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 from ._schema import INT32_MAX, TOKEN_AMOUNT_MAX
 from ._types import MONEY_SCALE, canonical_decimal
 from .errors import ValidationError
+from .records import ANONYMOUS_USER_ID
 
 __all__ = ["Id", "Limits"]
 
@@ -283,6 +284,24 @@ def identifier(field: str, value: object) -> uuid.UUID:
         except ValueError:
             pass
     raise ValidationError(field, f"{value!r} is not a valid id (a UUID)")
+
+
+def flag(field: str, value: object) -> bool:
+    """A boolean option: ``True`` or ``False``, nothing that merely looks like one."""
+    if not isinstance(value, bool):
+        raise ValidationError(field, f"must be true or false, not {type(value).__name__}")
+    return value
+
+
+def acting_user(field: str, value: object) -> uuid.UUID:
+    """A user id that can act (a user scope, an API key): any id but the anonymous owner's,
+    whose conversations only the unscoped ledger may see."""
+    key = identifier(field, value)
+    if key == ANONYMOUS_USER_ID:
+        raise ValidationError(
+            field, "is the anonymous owner: its conversations are for the unscoped ledger only"
+        )
+    return key
 
 
 def order(value: object) -> Literal["asc", "desc"]:

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 __all__ = [
+    "ANONYMOUS_USER_ID",
     "ApiKey",
     "AuditCategory",
     "AuditEvent",
@@ -25,6 +26,7 @@ __all__ = [
     "ConversationHit",
     "ConversationStatus",
     "CreatedApiKey",
+    "EnsuredUser",
     "ErasureReport",
     "Feedback",
     "FeedbackSummary",
@@ -72,6 +74,12 @@ AuditSeverity: TypeAlias = Literal["debug", "info", "warning", "error", "critica
 
 T = TypeVar("T")
 
+#: The owner of anonymous conversations (an app's sessions without a signed-in user): the nil
+#: UUID. ``ledger.conversations.create(ANONYMOUS_USER_ID)`` starts one; its user row (role
+#: ``"anonymous"``) is made on first use. Only the unscoped ledger (an admin key over HTTP)
+#: sees these conversations: no user scope, and no API key, can act as this user.
+ANONYMOUS_USER_ID: Final = uuid.UUID(int=0)
+
 
 @dataclass(frozen=True, slots=True)
 class User:
@@ -86,6 +94,19 @@ class User:
     metadata: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EnsuredUser:
+    """What :meth:`~chatledger.Users.ensure` found or made: the user, and whether this call
+    created it. Unpacks like a pair: ``user, created = ledger.users.ensure("auth0|42")``."""
+
+    user: User
+    created: bool
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.user
+        yield self.created
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +175,11 @@ class Message:
     cached_input_tokens: int | None = None
     #: Reasoning tokens the provider reported (part of ``output_tokens``).
     reasoning_tokens: int | None = None
+    #: When the message was hidden from history reads (``messages.hide``), and by whom.
+    hidden_at: datetime | None = None
+    hidden_by: uuid.UUID | None = None
+    #: When an admin erased its content and metadata for good (``messages.erase``).
+    erased_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

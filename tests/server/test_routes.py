@@ -449,13 +449,26 @@ def test_tokens_usage_and_surveys(api: Api) -> None:
     )
     assert granted["tokens_granted"] == 5
     mine = ok(api.call(api.alice, "GET", "/v1/survey-responses"))
-    assert [r["id"] for r in mine] == [response["id"]]
+    assert [r["id"] for r in mine["data"]] == [response["id"]]
     assert ok(api.call(api.alice, "GET", f"/v1/survey-responses/{response['id']}"))["answers"] == {
         "role": "dev"
     }
-    assert (
-        len(ok(api.call(api.admin, "GET", "/v1/survey-responses", params={"survey": "beta"}))) == 2
+    beta = ok(api.call(api.admin, "GET", "/v1/survey-responses", params={"survey": "beta"}))
+    assert len(beta["data"]) == 2
+    first = ok(
+        api.call(api.admin, "GET", "/v1/survey-responses", params={"survey": "beta", "limit": 1})
     )
+    assert first["has_more"]
+    rest = ok(
+        api.call(
+            api.admin,
+            "GET",
+            "/v1/survey-responses",
+            params={"survey": "beta", "limit": 1, "after": first["last_cursor"]},
+        )
+    )
+    assert [r["id"] for r in first["data"] + rest["data"]] == [r["id"] for r in beta["data"]]
+    assert not rest["has_more"]
 
 
 def test_visitors_and_product_feedback(api: Api) -> None:

@@ -157,7 +157,7 @@ def _snapshot(api: Api, ids: dict[str, str]) -> Any:
             len(detail.citations),
             key.revoked_at,
             ledger.tokens.balance(ids["user"]),
-            len(ledger.surveys.list(user_id=ids["user"])),
+            len(ledger.surveys.list(user_id=ids["user"]).items),
             ledger.conversations.count(ids["user"]),
         )
 

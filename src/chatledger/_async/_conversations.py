@@ -50,7 +50,10 @@ class AsyncConversations:
         intent: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Conversation:
-        """Start a conversation of ``owner_id`` (in a user scope: of that user)."""
+        """Start a conversation of ``owner_id`` (in a user scope: of that user). Outside a
+        scope, ``owner_id=ANONYMOUS_USER_ID`` starts an anonymous one (a session without a
+        signed-in user): listed under that id and by :meth:`list_all`, never seen by any user
+        scope."""
         owner = self._owner(owner_id)
         fields = _conversations.prepare(
             self._store.limits, {"title": title, "intent": intent, "metadata": metadata}
@@ -137,6 +140,36 @@ class AsyncConversations:
             status=_conversations.statuses(status),
             order=check.order(order),
             **keys,
+        )
+
+    async def list_all(
+        self,
+        *,
+        status: Statuses = None,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        order: Order = "desc",
+    ) -> Page[Conversation]:
+        """A page of every user's conversations (anonymous ones included), for admin views:
+        in creation order, newest first by default, read by primary key so that any page
+        costs the same. Without ``status``, every conversation but the soft-deleted ones. In
+        a user scope, that user's conversations only."""
+        keys = check.paging(
+            _conversations.decode_all_cursor, after, before, limit, self._store.limits
+        )
+        return await self._store._call(
+            _conversations.page_all,
+            self._store._owner,
+            status=_conversations.statuses(status),
+            order=check.order(order),
+            **keys,
+        )
+
+    async def count_all(self, *, status: Statuses = None) -> int:
+        """How many conversations :meth:`list_all` pages through (same status filter)."""
+        return await self._store._call(
+            _conversations.count, self._store._owner, _conversations.statuses(status)
         )
 
     async def count(self, owner_id: Id | None = None, *, status: Statuses = None) -> int:

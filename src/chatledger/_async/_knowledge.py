@@ -15,12 +15,24 @@ from .._run.compat_async import embed
 from .._schema import EMBEDDING_DIMENSION_MAX, EXTERNAL_ID_MAX, SOURCE_MAX, knowledge_chunks
 from .._validate import Id
 from ..errors import ValidationError
-from ..records import ChunkHit, KnowledgeChunk, KnowledgeSource, Page, UpsertReport, VectorEngine
+from ..records import (
+    ChunkHit,
+    KnowledgeChunk,
+    KnowledgeSource,
+    Order,
+    Page,
+    UpsertReport,
+    VectorEngine,
+)
 
 if TYPE_CHECKING:
     from ._store import _AsyncStore
 
 __all__ = ["AsyncKnowledge"]
+
+#: Stands in for the key of a chunk added without one while it is validated (the operation
+#: gives it its id).
+_UNKEYED = "0" * 32
 
 
 class AsyncKnowledge:
@@ -56,6 +68,27 @@ class AsyncKnowledge:
             metadata=metadata,
         )
         return await self._store._call(_knowledge.upsert, new, write=True)
+
+    async def add(
+        self,
+        source: str,
+        content: str,
+        *,
+        title: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> KnowledgeChunk:
+        """Insert a chunk without a key of the application's (a plain insert): its
+        ``external_id`` is its own id as 32 hex digits, so it is listed, found by
+        :meth:`get_by_external_id` and replaced by :meth:`upsert` like any other chunk."""
+        new = _knowledge.prepare(
+            self._store.limits,
+            source=source,
+            external_id=_UNKEYED,
+            content=content,
+            title=title,
+            metadata=metadata,
+        )
+        return await self._store._call(_knowledge.add, new, write=True, settle=_knowledge.ADDED)
 
     async def bulk_upsert(
         self, chunks: Iterable[Mapping[str, Any]], *, batch_size: int = 500
@@ -94,6 +127,26 @@ class AsyncKnowledge:
         checked_source = _knowledge.key("source", source, SOURCE_MAX)
         checked_id = _knowledge.key("external_id", external_id, EXTERNAL_ID_MAX)
         return await self._store._call(_knowledge.get_by_key, checked_source, checked_id)
+
+    async def get_by_external_id(self, external_id: str) -> KnowledgeChunk:
+        """The chunk with this external id, whatever its source (an index look-up). When
+        several sources hold it: ConflictError (field ``external_id``); use
+        :meth:`get_by_key`."""
+        checked = _knowledge.key("external_id", external_id, EXTERNAL_ID_MAX)
+        return await self._store._call(_knowledge.get_by_external_id, checked)
+
+    async def list_all(
+        self,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+        order: Order = "asc",
+    ) -> Page[KnowledgeChunk]:
+        """A page of every source's chunks in creation order (oldest first by default), read
+        by primary key. Follow ``after=page.last_cursor`` for the next page."""
+        keys = check.paging(_knowledge.decode_all_cursor, after, before, limit, self._store.limits)
+        return await self._store._call(_knowledge.page_all, order=check.order(order), **keys)
 
     async def list(
         self,

@@ -168,7 +168,9 @@ class AsyncConversationMemory:
         """The last ``n`` messages of the active path as stored (tool results included: the
         cached chain must stay unbroken; windows are paired when they are handed out)."""
         store = self._store
-        return await store._call(_messages.last, store._owner, key, n, None, False)
+        return await store._call(
+            _messages.last, store._owner, key, n, None, include_hidden=False, paired=False
+        )
 
     async def _load(self, key: uuid.UUID) -> list[Message]:
         """Read the end of the active path from the store and cache it."""

@@ -148,13 +148,15 @@ class AsyncTrees:
         return await self._store._call(_trees.switch, self._store._owner, key, target, write=True)
 
     async def path(
-        self, conversation_id: Id, message_id: Id | None = None
+        self, conversation_id: Id, message_id: Id | None = None, *, include_hidden: bool = False
     ) -> builtins.list[Message]:
         """The messages from the root to ``message_id``, root first; without ``message_id``,
-        the active path."""
+        the active path. Hidden messages are left out (the others keep their order) unless
+        ``include_hidden``."""
         key = check.identifier("conversation_id", conversation_id)
         end = None if message_id is None else check.identifier("message_id", message_id)
-        return await self._store._call(_trees.path, self._store._owner, key, end)
+        hidden = check.flag("include_hidden", include_hidden)
+        return await self._store._call(_trees.path, self._store._owner, key, end, hidden)
 
     async def siblings(self, message_id: Id) -> builtins.list[Message]:
         """The message and its siblings (its parent's children; the roots, for a root) in

@@ -92,8 +92,9 @@ class AsyncLedger(_AsyncStore):
 
     def as_user(self, user_id: Id) -> AsyncUserScope:
         """A view that acts for ``user_id``: only that user's conversations and messages
-        exist for it. Shares this ledger's connections and transactions."""
-        return AsyncUserScope(self._core, check.identifier("user_id", user_id))
+        exist for it. Shares this ledger's connections and transactions. The anonymous
+        owner (:data:`~chatledger.ANONYMOUS_USER_ID`) cannot be acted as: ValidationError."""
+        return AsyncUserScope(self._core, check.acting_user("user_id", user_id))
 
     async def open(self) -> None:
         """Connect and make sure the schema is current (initialising an empty database).

@@ -9,7 +9,18 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import Connection, Integer, Row, Uuid, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Row,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from .. import _cursors, _ids
@@ -19,9 +30,18 @@ from .._prepared import Prepared, RecordLoader
 from .._schema import CONVERSATION_STATUSES, INTENT_MAX, TITLE_MAX, conversations
 from .._types import UTCDateTime
 from ..errors import ConflictError, NotFoundError, ValidationError
-from ..records import Conversation, ConversationStatus, Order, Page
+from ..records import ANONYMOUS_USER_ID, Conversation, ConversationStatus, Order, Page
 from . import _once
-from ._common import from_row, keyset_query, page_of, record_columns, record_values, utcnow
+from . import users as _users
+from ._common import (
+    from_row,
+    keyset_query,
+    page_of,
+    paginate,
+    record_columns,
+    record_values,
+    utcnow,
+)
 
 __all__ = [
     "TRANSITIONS",
@@ -30,6 +50,7 @@ __all__ = [
     "delete_hard",
     "get",
     "page",
+    "page_all",
     "prepare",
     "statuses",
     "transition",
@@ -71,7 +92,10 @@ CREATED: Final = _once.inserted("conversation", conversations, Conversation)
 
 
 def create(conn: Connection, owner_id: uuid.UUID, fields: dict[str, Any]) -> Conversation:
-    """A new, empty, active conversation of ``owner_id``."""
+    """A new, empty, active conversation of ``owner_id`` (the anonymous owner's row is made
+    on its first conversation)."""
+    if owner_id == ANONYMOUS_USER_ID:
+        _users.ensure_anonymous(conn)
     title, intent, metadata = fields["title"], fields["intent"], fields["metadata"]
     now = utcnow()
     conversation = Conversation(
@@ -183,9 +207,9 @@ def statuses(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
     return chosen
 
 
-def _filtered(owner_id: uuid.UUID, status: tuple[str, ...] | None) -> Any:
+def _filtered(owner_id: uuid.UUID | None, status: tuple[str, ...] | None) -> Any:
     c = conversations.c
-    condition = c.owner_id == owner_id
+    condition = true() if owner_id is None else c.owner_id == owner_id
     if status is None:
         return condition & (c.status != _HIDDEN)
     if len(status) == 1:
@@ -256,7 +280,38 @@ def page(
     )
 
 
-def count(conn: Connection, owner_id: uuid.UUID, status: tuple[str, ...] | None) -> int:
-    """How many conversations ``owner_id`` has (with the status filter)."""
+#: Reads back the sort key of the all-conversations listing's cursors: the id.
+decode_all_cursor = _cursors.decoder("all_conversations", _cursors.ID)
+
+
+def page_all(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    *,
+    status: tuple[str, ...] | None,
+    order: Order,
+    after: list[Any] | None,
+    before: list[Any] | None,
+    limit: int,
+) -> Page[Conversation]:
+    """A keyset page of every owner's conversations (``owner``: a user scope's only) by id,
+    i.e. creation order: the primary key's range, so a page costs the same at any depth."""
+    return paginate(
+        conn,
+        select(*_COLUMNS).where(_filtered(owner, status)),
+        [conversations.c.id],
+        kind="all_conversations",
+        order=order,
+        after=after,
+        before=before,
+        limit=limit,
+        convert=_to_conversation,
+        cursor_key=lambda conversation: (conversation.id.hex,),
+    )
+
+
+def count(conn: Connection, owner_id: uuid.UUID | None, status: tuple[str, ...] | None) -> int:
+    """How many conversations ``owner_id`` has (``None``: every owner), with the status
+    filter."""
     query = select(func.count()).select_from(conversations).where(_filtered(owner_id, status))
     return int(conn.execute(query).scalar_one())

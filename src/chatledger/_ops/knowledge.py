@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, bindparam, delete, null, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import _cursors, _ids
@@ -23,25 +23,30 @@ from .. import _validate as check
 from .._backends import backend_of
 from .._schema import EXTERNAL_ID_MAX, SOURCE_MAX, TITLE_MAX, knowledge_chunks
 from .._types import JSONDocument, LongText, UTCDateTime
-from ..errors import NotFoundError, TransientError, ValidationError
-from ..records import KnowledgeChunk, Page, UpsertReport
+from ..errors import ConflictError, NotFoundError, TransientError, ValidationError
+from ..records import KnowledgeChunk, Order, Page, UpsertReport
 from . import _once
 from ._common import from_row, paginate, record_columns, utcnow
 from .audit import canonical_json
 
 __all__ = [
+    "ADDED",
     "BATCH_SIZE_MAX",
     "NewChunk",
+    "add",
     "batch_size",
     "bulk_upsert",
     "content_hash",
+    "decode_all_cursor",
     "decode_cursor",
     "delete_one",
     "delete_source",
     "get",
+    "get_by_external_id",
     "get_by_key",
     "key",
     "page",
+    "page_all",
     "prepare",
     "prepare_many",
     "source_deleted",
@@ -208,10 +213,10 @@ def _values(chunk: KnowledgeChunk) -> dict[str, Any]:
     }
 
 
-def _fresh(new: NewChunk) -> KnowledgeChunk:
+def _fresh(new: NewChunk, chunk_id: uuid.UUID | None = None) -> KnowledgeChunk:
     now = utcnow()
     return KnowledgeChunk(
-        id=_ids.new_id(),
+        id=_ids.new_id() if chunk_id is None else chunk_id,
         source=new.source,
         external_id=new.external_id,
         title=new.title,
@@ -374,6 +379,63 @@ def get(conn: Connection, chunk_id: uuid.UUID) -> KnowledgeChunk:
     if row is None:
         raise NotFoundError("knowledge chunk", chunk_id)
     return _to_chunk(row)
+
+
+#: A retried add learns whether an earlier attempt committed (see ``_once``).
+ADDED: Final = _once.inserted("knowledge chunk", knowledge_chunks, KnowledgeChunk)
+
+
+def add(conn: Connection, new: NewChunk) -> KnowledgeChunk:
+    """Insert a chunk its caller gave no key: its ``external_id`` is its own id (32 hex
+    digits), so it is listed, found and replaced like any other chunk."""
+    chunk_id = _ids.new_id()
+    chunk = _fresh(replace(new, external_id=chunk_id.hex), chunk_id)
+    conn.execute(knowledge_chunks.insert(), _values(chunk))
+    return chunk
+
+
+def get_by_external_id(conn: Connection, external_id: str) -> KnowledgeChunk:
+    """The one chunk with ``external_id``, whatever its source (an index look-up). Held by
+    several sources: ConflictError, naming how many; the caller must name the source."""
+    rows = conn.execute(select(*_COLUMNS).where(_k.external_id == external_id).limit(2)).all()
+    if not rows:
+        raise NotFoundError("knowledge chunk", external_id)
+    if len(rows) > 1:
+        held = conn.execute(
+            select(func.count()).select_from(knowledge_chunks).where(_k.external_id == external_id)
+        ).scalar_one()
+        raise ConflictError(
+            f"external_id {external_id!r} is held by {held} sources: name the source (get_by_key)",
+            field="external_id",
+        )
+    return _to_chunk(rows[0])
+
+
+#: Reads back the sort key of the all-sources listing's cursors: the chunk's id.
+decode_all_cursor = _cursors.decoder("knowledge_all", _cursors.ID)
+
+
+def page_all(
+    conn: Connection,
+    *,
+    order: Order,
+    after: list[Any] | None,
+    before: list[Any] | None,
+    limit: int,
+) -> Page[KnowledgeChunk]:
+    """A keyset page of every source's chunks by id (creation order)."""
+    return paginate(
+        conn,
+        select(*_COLUMNS),
+        [_k.id],
+        kind="knowledge_all",
+        order=order,
+        after=after,
+        before=before,
+        limit=limit,
+        convert=_to_chunk,
+        cursor_key=lambda chunk: (chunk.id.hex,),
+    )
 
 
 def get_by_key(conn: Connection, source: str, external_id: str) -> KnowledgeChunk:

@@ -54,7 +54,10 @@ def _hidden() -> Any:
 def _visible(newest_first: bool, limited: bool) -> Select[Any]:
     m = messages.c
     query = select(*_COLUMNS).where(
-        m.conversation_id == bindparam("b_cid"), m.on_active_path == true(), ~_hidden()
+        m.conversation_id == bindparam("b_cid"),
+        m.on_active_path == true(),
+        m.hidden_at.is_(None),
+        ~_hidden(),
     )
     query = query.order_by(m.seq.desc() if newest_first else m.seq.asc())
     if limited:
@@ -83,7 +86,12 @@ def visible_count(conn: Connection, owner: uuid.UUID | None, conversation_id: uu
     query = (
         select(func.count())
         .select_from(messages)
-        .where(m.conversation_id == conversation_id, m.on_active_path == true(), ~_hidden())
+        .where(
+            m.conversation_id == conversation_id,
+            m.on_active_path == true(),
+            m.hidden_at.is_(None),
+            ~_hidden(),
+        )
     )
     return int(conn.execute(query).scalar_one())
 

@@ -401,21 +401,21 @@ def _select(scoped: bool, role: bool, by_key: bool = False) -> Select[Any]:
 
 
 @cache
-def _last(scoped: bool, role: bool) -> Select[Any]:
+def _last(scoped: bool, role: bool, hidden: bool = False) -> Select[Any]:
     # The active path is one range of ix_messages_active_path, in seq order (a parent always
-    # precedes its child, so the path's seq order is its root-to-leaf order).
-    return (
-        _select(scoped, role)
-        .where(messages.c.on_active_path == true())
-        .order_by(messages.c.seq.desc())
-        .limit(bindparam("b_n", type_=Integer()))
-    )
+    # precedes its child, so the path's seq order is its root-to-leaf order). Hidden messages
+    # are skipped by a test of the rows the range reads anyway.
+    query = _select(scoped, role).where(messages.c.on_active_path == true())
+    if not hidden:
+        query = query.where(messages.c.hidden_at.is_(None))
+    return query.order_by(messages.c.seq.desc()).limit(bindparam("b_n", type_=Integer()))
 
 
 _LAST: Final = {
-    (scoped, role): Prepared(_last(scoped, role))
+    (scoped, role, hidden): Prepared(_last(scoped, role, hidden))
     for scoped in (True, False)
     for role in (True, False)
+    for hidden in (True, False)
 }
 #: Messages from rows selected with :data:`_IN_CONVERSATION`: ``load(row, conversation_id)``.
 _LOAD_IN_CONVERSATION: Final = RecordLoader(Message, _IN_CONVERSATION, given=("conversation_id",))
@@ -654,6 +654,9 @@ def stored(
         status_reason=None,
         cached_input_tokens=new.cached_input_tokens,
         reasoning_tokens=new.reasoning_tokens,
+        hidden_at=None,
+        hidden_by=None,
+        erased_at=None,
     )
 
 
@@ -809,16 +812,18 @@ def last(
     conversation_id: uuid.UUID,
     n: int,
     role: str | None,
+    include_hidden: bool = False,
     paired: bool = True,
 ) -> list[Message]:
-    """The last ``n`` messages of the active path, oldest first: an index range scan, never
-    the whole thread. Without a ``role`` filter the window keeps tool calls with their
+    """The last ``n`` messages of the active path (hidden ones skipped unless
+    ``include_hidden``), oldest first: an index range scan, never the whole thread. Without a
+    ``role`` filter (and unless not ``paired``) the window keeps tool calls with their
     results: a ``tool`` message whose call was asked before the window is left out."""
     params = _params(owner, conversation_id)
     params["b_n"] = n
     if role is not None:
         params["b_role"] = role
-    rows = _LAST[owner is not None, role is not None].rows(conn, params)
+    rows = _LAST[owner is not None, role is not None, include_hidden].rows(conn, params)
     if not rows:
         require_conversation(conn, owner, conversation_id)
         return []
@@ -845,12 +850,16 @@ def page(
     before: list[Any] | None,
     limit: int,
     role: str | None,
+    include_hidden: bool = False,
 ) -> Page[Message]:
-    """A keyset page of the conversation's messages by ``seq``."""
+    """A keyset page of the conversation's messages by ``seq`` (hidden ones only with
+    ``include_hidden``)."""
     require_conversation(conn, owner, conversation_id)
     forward = before is None
     key = after if forward else before
-    statement = _page_statement(role is not None, (order == "desc") == forward, key is not None)
+    statement = _page_statement(
+        role is not None, (order == "desc") == forward, key is not None, include_hidden
+    )
     load = _LOAD_IN_CONVERSATION(conn.dialect)
     params: dict[str, Any] = {"b_cid": conversation_id, "b_limit": limit + 1}
     if role is not None:
@@ -868,11 +877,13 @@ def page(
 
 
 @cache
-def _page_statement(role: bool, descending: bool, keyed: bool) -> Prepared:
+def _page_statement(role: bool, descending: bool, keyed: bool, hidden: bool) -> Prepared:
     """A page of one conversation's messages by ``seq``, for one (role filter, direction,
-    keyed or first page), built once."""
+    keyed or first page, hidden ones or not), built once."""
     m = messages.c
     query = select(*_IN_CONVERSATION).where(m.conversation_id == bindparam("b_cid"))
+    if not hidden:
+        query = query.where(m.hidden_at.is_(None))
     if role:
         query = query.where(m.role == bindparam("b_role"))
     return Prepared(

@@ -113,6 +113,8 @@ def _filtered(
         query = query.where(c.status != literal(_HIDDEN, literal_execute=True))
     if base is messages:
         m = messages.c
+        # Hidden and erased messages are out of what users and models see (docs/apps.md).
+        query = query.where(m.hidden_at.is_(None))
         if shape.conversation:
             query = query.where(
                 m.conversation_id == bindparam("s_cid", type_=m.conversation_id.type)

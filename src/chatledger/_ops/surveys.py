@@ -17,16 +17,16 @@ from typing import Any, Final
 from sqlalchemy import Connection, Row, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import _ids
+from .. import _cursors, _ids
 from .._backends import backend_of
 from .._schema import survey_responses
 from ..errors import NotFoundError
-from ..records import SurveyResponse
+from ..records import Order, Page, SurveyResponse
 from . import _once
 from . import tokens as _tokens
-from ._common import from_row, record_columns, record_values, utcnow
+from ._common import from_row, paginate, record_columns, record_values, utcnow
 
-__all__ = ["get", "grant_key", "listing", "submit"]
+__all__ = ["decode_cursor", "get", "grant_key", "page", "submit"]
 
 _COLUMNS: Final = record_columns(survey_responses, SurveyResponse)
 
@@ -97,18 +97,37 @@ def get(conn: Connection, owner: uuid.UUID | None, response_id: uuid.UUID) -> Su
     return _to_response(row)
 
 
-def listing(
+#: Reads back the sort key of this listing's cursors: (submitted at, id).
+decode_cursor = _cursors.decoder("survey_responses", _cursors.TIME, _cursors.ID)
+
+
+def page(
     conn: Connection,
     user_id: uuid.UUID | None,
     survey: str | None,
+    *,
+    order: Order,
+    after: list[Any] | None,
+    before: list[Any] | None,
     limit: int,
-) -> list[SurveyResponse]:
-    """Responses, newest first: of one user and/or one survey, or (``None``) every one."""
+) -> Page[SurveyResponse]:
+    """A keyset page of responses by submission time: of one user and/or one survey, or
+    (``None``) every one."""
     s = survey_responses.c
     query = select(*_COLUMNS)
     if user_id is not None:
         query = query.where(s.user_id == user_id)
     if survey is not None:
         query = query.where(s.survey == survey)
-    query = query.order_by(s.submitted_at.desc(), s.id.desc()).limit(limit)
-    return [_to_response(row) for row in conn.execute(query)]
+    return paginate(
+        conn,
+        query,
+        [s.submitted_at, s.id],
+        kind="survey_responses",
+        order=order,
+        after=after,
+        before=before,
+        limit=limit,
+        convert=_to_response,
+        cursor_key=lambda r: (r.submitted_at.isoformat(), r.id.hex),
+    )

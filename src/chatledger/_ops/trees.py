@@ -295,20 +295,25 @@ def path(
     owner: uuid.UUID | None,
     conversation_id: uuid.UUID,
     message_id: uuid.UUID | None,
+    include_hidden: bool = False,
 ) -> list[Message]:
     """The messages from the root to ``message_id`` (``None``: the active path), root
-    first."""
+    first; hidden ones only with ``include_hidden`` (the path stays one path: its other
+    messages keep their places)."""
     m = messages.c
     if message_id is None:
         _messages.require_conversation(conn, owner, conversation_id)
         query = select(*_COLUMNS).where(
             m.conversation_id == conversation_id, m.on_active_path == true()
         )
+        if not include_hidden:
+            query = query.where(m.hidden_at.is_(None))
         return [from_row(Message, row) for row in conn.execute(_ordered(query))]
     end = _message(conn, owner, message_id, "message_id")
     if end.conversation_id != conversation_id:
         raise NotFoundError("message", message_id, field="message_id")
-    return _path_to(conn, conversation_id, end.seq)
+    found = _path_to(conn, conversation_id, end.seq)
+    return found if include_hidden else [one for one in found if one.hidden_at is None]
 
 
 def _path_to(conn: Connection, conversation_id: uuid.UUID, seq: int) -> list[Message]:
@@ -416,6 +421,10 @@ def fork(
                 if original.status == "streaming"
                 else original.status_reason
             ),
+            # A hidden or erased message stays so in the fork (the fork is one more read).
+            hidden_at=original.hidden_at,
+            hidden_by=original.hidden_by,
+            erased_at=original.erased_at,
         )
         for index, original in enumerate(copied)
         for streaming in (original.status == "streaming",)

@@ -25,7 +25,7 @@ from .._schema import (
     users,
 )
 from ..errors import ConflictError, NotFoundError
-from ..records import ErasureReport, Order, Page, User
+from ..records import ANONYMOUS_USER_ID, EnsuredUser, ErasureReport, Order, Page, User
 from . import _once, privacy
 from ._common import from_row, paginate, record_columns, record_values, utcnow
 
@@ -34,6 +34,7 @@ __all__ = [
     "count",
     "create",
     "delete_one",
+    "ensure_anonymous",
     "erase_preview",
     "get_by",
     "get_or_create",
@@ -68,11 +69,12 @@ def _to_user(row: Row[Any]) -> User:
 CREATED: Final = _once.inserted("user", users, User)
 
 
-def create(conn: Connection, fields: dict[str, Any]) -> User:
-    """Insert a user; a taken external_id, email or username raises ConflictError."""
+def create(conn: Connection, fields: dict[str, Any], user_id: uuid.UUID | None = None) -> User:
+    """Insert a user (with ``user_id``, else a new id); a taken external_id, email or username
+    raises ConflictError."""
     now = utcnow()
     user = User(
-        id=_ids.new_id(),
+        id=_ids.new_id() if user_id is None else user_id,
         external_id=fields.get("external_id"),
         email=fields.get("email"),
         username=fields.get("username"),
@@ -97,16 +99,23 @@ def get_by(conn: Connection, field: str, value: object, *, lock: bool = False) -
     return from_row(User, row)
 
 
-def get_or_create(conn: Connection, external_id: str, defaults: dict[str, Any]) -> User:
-    """The user with ``external_id``, created with ``defaults`` when there is none. Safe under
-    concurrency: the loser of a race to create reads the winner's row."""
+def get_or_create(conn: Connection, external_id: str, defaults: dict[str, Any]) -> EnsuredUser:
+    """The user with ``external_id``, created with ``defaults`` when there is none, and whether
+    this call created it. Safe under concurrency: the loser of a race to create reads the
+    winner's row. The new user's id is drawn before the look-up, so a re-run of an attempt
+    whose commit went unanswered finds its own row and still reports ``created``."""
+    candidate = _ids.new_id()
     try:
-        return get_by(conn, "external_id", external_id)
+        found = get_by(conn, "external_id", external_id)
     except NotFoundError:
         pass
+    else:
+        return EnsuredUser(found, found.id == candidate)
     try:
         with conn.begin_nested():
-            return create(conn, {**defaults, "external_id": external_id})
+            return EnsuredUser(
+                create(conn, {**defaults, "external_id": external_id}, candidate), True
+            )
     except IntegrityError as exc:
         error = translate(exc, backend_of(conn))
         if not isinstance(error, ConflictError):
@@ -115,9 +124,22 @@ def get_or_create(conn: Connection, external_id: str, defaults: dict[str, Any]) 
         # or email) differs by backend. The racer's row is the answer; any other holder of
         # the email is a real conflict.
         try:
-            return get_by(conn, "external_id", external_id)
+            return EnsuredUser(get_by(conn, "external_id", external_id), False)
         except NotFoundError:
             raise error from exc
+
+
+def ensure_anonymous(conn: Connection) -> None:
+    """Make the anonymous owner's user row (role ``anonymous``) if it is missing; a racer
+    making it at the same time is fine."""
+    if conn.execute(select(users.c.id).where(users.c.id == ANONYMOUS_USER_ID)).first():
+        return
+    try:
+        with conn.begin_nested():
+            create(conn, {"role": "anonymous", "display_name": "Anonymous"}, ANONYMOUS_USER_ID)
+    except IntegrityError as exc:
+        if not isinstance(translate(exc, backend_of(conn)), ConflictError):
+            raise
 
 
 def update_fields(conn: Connection, user_id: uuid.UUID, changes: dict[str, Any]) -> User:

@@ -35,8 +35,9 @@ class ApiKeys:
     ) -> CreatedApiKey:
         """A new key of the user. ``CreatedApiKey.secret`` (``clk_<prefix>_<secret>``) is
         returned this once and stored nowhere: hand it to the client now. ``expires_at``, an
-        aware datetime in the future, ends its validity."""
-        owner = check.identifier("user_id", user_id)
+        aware datetime in the future, ends its validity. The anonymous owner cannot have
+        keys (ValidationError)."""
+        owner = check.acting_user("user_id", user_id)
         label = None if name is None else check.nonblank("name", name, API_KEY_NAME_MAX)
         expiry = check.optional_aware_datetime("expires_at", expires_at)
         if expiry is not None and expiry <= utcnow():

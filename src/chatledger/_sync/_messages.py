@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from .. import _validate as check
 from .._ops import feedback as _feedback
 from .._ops import messages as _messages
+from .._ops import redactions as _redactions
 from .._ops import trees as _trees
 from .._ops.search import SearchBranch, SearchOrder
 from .._schema import ROLES
 from .._validate import Id
+from ..errors import ValidationError
 from ..records import (
     ConversationStatus,
     Message,
@@ -178,11 +180,17 @@ class Messages:
         return self._store._call(_feedback.detail, self._store._owner, key)
 
     def last(
-        self, conversation_id: Id, n: int = 20, *, role: Role | None = None
+        self,
+        conversation_id: Id,
+        n: int = 20,
+        *,
+        role: Role | None = None,
+        include_hidden: bool = False,
     ) -> builtins.list[Message]:
         """The last ``n`` messages (of ``role``) of the active path, oldest first: the context
         for the next model call. Reads only those rows (one index range), however long the
-        conversation and however many branches it has.
+        conversation and however many branches it has. Hidden messages are skipped unless
+        ``include_hidden``.
 
         Without ``role`` the window never splits a tool call from its result
         (docs/tools.md): a ``tool`` message whose call was asked before the window starts is
@@ -191,7 +199,8 @@ class Messages:
         key = check.identifier("conversation_id", conversation_id)
         size = check.page_size("n", n, self._store.limits)
         kind = None if role is None else check.choice("role", role, ROLES)
-        return self._store._call(_messages.last, self._store._owner, key, size, kind)
+        hidden = check.flag("include_hidden", include_hidden)
+        return self._store._call(_messages.last, self._store._owner, key, size, kind, hidden)
 
     def list(
         self,
@@ -202,9 +211,11 @@ class Messages:
         before: str | None = None,
         order: Order = "asc",
         role: Role | None = None,
+        include_hidden: bool = False,
     ) -> Page[Message]:
         """A page of the conversation's messages in ``seq`` order (oldest first by default),
-        every branch (the audit order; :meth:`Trees.path` reads the active path)."""
+        every branch (the audit order; :meth:`Trees.path` reads the active path).
+        Hidden messages are left out unless ``include_hidden``."""
         keys = check.paging(_messages.decode_cursor, after, before, limit, self._store.limits)
         key = check.identifier("conversation_id", conversation_id)
         return self._store._call(
@@ -214,7 +225,42 @@ class Messages:
             order=check.order(order),
             **keys,
             role=None if role is None else check.choice("role", role, ROLES),
+            include_hidden=check.flag("include_hidden", include_hidden),
         )
+
+    def hide(self, message_id: Id, *, by: Id | None = None) -> Message:
+        """Hide the message from what its user and the model see: history reads
+        (:meth:`list`, :meth:`last`, ``trees.path``, the integrations, search, Markdown
+        exports) leave it out unless asked. The row stays (append-only: ``seq``,
+        ``message_count``, the tree and usage do not move); ``hidden_at`` and ``hidden_by``
+        (in a user scope, that user; else ``by``) record the act. Hiding a hidden message
+        changes nothing."""
+        key = check.identifier("message_id", message_id)
+        actor = self._store._owner
+        if by is not None:
+            given = check.identifier("by", by)
+            if actor is not None and given != actor:
+                raise ValidationError("by", "in a user scope, only that user can hide")
+            actor = given
+        return self._store._call(_redactions.hide, self._store._owner, key, actor, write=True)
+
+    def unhide(self, message_id: Id) -> Message:
+        """Show a hidden message again (ConflictError for an erased one)."""
+        key = check.identifier("message_id", message_id)
+        return self._store._call(_redactions.unhide, self._store._owner, key, write=True)
+
+    def erase(self, message_id: Id, *, by: Id | None = None) -> Message:
+        """Erase the message for good (an admin's act, e.g. a GDPR request; not in a user
+        scope): its content becomes ``""`` and its metadata, intent and request id are
+        cleared, in the database and its search index; it is hidden (``hidden_by``: ``by``)
+        and ``erased_at`` is set. The row, its place in the tree and its usage figures stay,
+        so ``message_count`` and usage totals do not change. A reply still streaming cannot
+        be erased (ConflictError)."""
+        if self._store._owner is not None:
+            raise ValidationError("message_id", "erasing is for the unscoped ledger (an admin)")
+        key = check.identifier("message_id", message_id)
+        actor = None if by is None else check.identifier("by", by)
+        return self._store._call(_redactions.erase, key, actor, write=True)
 
     def search(
         self,

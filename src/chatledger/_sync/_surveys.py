@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +12,7 @@ from .._ops import surveys as _surveys
 from .._schema import SURVEY_NAME_MAX
 from .._validate import Id
 from ..errors import ValidationError
-from ..records import SurveyResponse
+from ..records import Order, Page, SurveyResponse
 from ._tokens import acting_user
 
 if TYPE_CHECKING:
@@ -65,12 +64,16 @@ class Surveys:
         user_id: Id | None = None,
         survey: str | None = None,
         limit: int = 100,
-    ) -> builtins.list[SurveyResponse]:
-        """Responses, newest first, at most ``limit``: of ``user_id`` (in a user scope, of that
-        user; on a ledger without ``user_id``, of every user), of one ``survey`` if given."""
+        after: str | None = None,
+        before: str | None = None,
+        order: Order = "desc",
+    ) -> Page[SurveyResponse]:
+        """A page of responses by submission time, newest first by default: of ``user_id``
+        (in a user scope, of that user; on a ledger without ``user_id``, of every user), of
+        one ``survey`` if given. Follow ``after=page.last_cursor`` for the next page."""
         user = None
         if user_id is not None or self._store._owner is not None:
             user = acting_user(self._store, user_id)
         name = None if survey is None else check.nonblank("survey", survey, SURVEY_NAME_MAX)
-        size = check.page_size("limit", limit, self._store.limits)
-        return self._store._call(_surveys.listing, user, name, size)
+        keys = check.paging(_surveys.decode_cursor, after, before, limit, self._store.limits)
+        return self._store._call(_surveys.page, user, name, order=check.order(order), **keys)

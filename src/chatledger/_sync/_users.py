@@ -16,7 +16,7 @@ from .._run.compat_sync import to_thread
 from .._schema import EMAIL_MAX, USER_ROLE_MAX, users
 from .._validate import Id
 from ..errors import AuthenticationError, ValidationError
-from ..records import ErasureReport, Order, Page, User
+from ..records import EnsuredUser, ErasureReport, Order, Page, User
 
 if TYPE_CHECKING:
     from ._store import _Store
@@ -83,7 +83,32 @@ class Users:
         metadata: dict[str, Any] | None = None,
     ) -> User:
         """The user with ``external_id``; created with the other fields if there is none.
-        Concurrent calls with one external_id return the same user."""
+        Concurrent calls with one external_id return the same user. :meth:`ensure` also
+        says whether the call created it."""
+        ensured = self.ensure(
+            external_id,
+            email=email,
+            username=username,
+            display_name=display_name,
+            role=role,
+            metadata=metadata,
+        )
+        return ensured.user
+
+    def ensure(
+        self,
+        external_id: str,
+        *,
+        email: str | None = None,
+        username: str | None = None,
+        display_name: str | None = None,
+        role: str = "user",
+        metadata: dict[str, Any] | None = None,
+    ) -> EnsuredUser:
+        """:meth:`get_or_create`, answering ``(user, created)``: ``created`` is true for the
+        one call that inserted the user (of racing calls, the winner; after a retry whose
+        first commit went unanswered, still that call), learned in the same transaction,
+        without a second query. The other fields only apply to a new user."""
         fields = _users.prepare(
             self._store.limits,
             {

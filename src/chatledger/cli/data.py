@@ -161,6 +161,13 @@ def export(
         typer.Option("--conversation", help="Only this conversation (id).", show_default=False),
     ] = None,
     batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    include_hidden: Annotated[
+        bool,
+        typer.Option(
+            "--include-hidden",
+            help="Also the content of messages users hid (left out by default).",
+        ),
+    ] = False,
     url: Url = None,
     config_file: ConfigFile = None,
     quiet: Quiet = False,
@@ -189,6 +196,7 @@ def export(
                     conversation=conversation,
                     batch_size=batch_size,
                     progress=tick,
+                    include_hidden=include_hidden,
                 )
         except BaseException:
             if not to_stdout:

@@ -532,6 +532,16 @@ class KnowledgeUpsert(_In):
     metadata: JsonObject | None = None
 
 
+class KnowledgeAdd(_In):
+    """A knowledge chunk without a key of the application's: its ``external_id`` becomes its
+    id (32 hex digits)."""
+
+    source: Source
+    content: Content
+    title: Title | None = None
+    metadata: JsonObject | None = None
+
+
 class KnowledgeBulk(_In):
     """Chunks to upsert in one transaction (all or none)."""
 

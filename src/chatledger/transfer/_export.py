@@ -99,8 +99,14 @@ def export_data(
     conversation: str | uuid.UUID | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
+    include_hidden: bool = False,
 ) -> ExportReport:
     """Write everything, one ``user`` (id or external id) or one ``conversation`` to ``out``.
+
+    Hidden messages (``messages.hide``) are left out of what the export shows unless
+    ``include_hidden``: the Markdown transcript skips them, and the ``json``/``jsonl`` rows
+    keep them (their place in the tree) with ``content`` empty. Erased messages hold no
+    content anyway.
 
     ``json`` is one document ``{"kind": "chatledger-export", "format", "schema_revision",
     "exported_at", "scope", "tables": {table: [row, ...]}}`` holding every column (ids, times
@@ -129,15 +135,21 @@ def export_data(
         # no row refers to one the file lacks.
         with _bulk.snapshot(conn) as snap:
             if format == "markdown":
-                return _markdown(snap, out, scope, batch, report)
-            return _tables(snap, out, format == "jsonl", scope, batch, report)
+                return _markdown(snap, out, scope, batch, report, include_hidden)
+            return _tables(snap, out, format == "jsonl", scope, batch, report, include_hidden)
 
     counts = read_once(ledger, run)
     return ExportReport(format, _scope_name(scope), counts)
 
 
 def _tables(
-    conn: Connection, out: TextIO, lines: bool, scope: _ops.Scope, batch: int, report: Progress
+    conn: Connection,
+    out: TextIO,
+    lines: bool,
+    scope: _ops.Scope,
+    batch: int,
+    report: Progress,
+    include_hidden: bool,
 ) -> dict[str, int]:
     """Write the tables of ``scope`` as JSON lines or as one JSON document."""
     counts: dict[str, int] = {}
@@ -153,8 +165,11 @@ def _tables(
         if not lines:
             out.write(("" if position == 0 else ", ") + _dumps(table.name) + ": [")
         written = 0
+        blank = table is messages and not include_hidden
         for row in _rows(conn, table, scope, batch):
             encoded = {name: _ops.encode(value) for name, value in row.items()}
+            if blank and row["hidden_at"] is not None:
+                encoded["content"] = ""
             if lines:
                 out.write(_dumps({"table": table.name, "row": encoded}) + "\n")
             else:
@@ -172,7 +187,12 @@ def _tables(
 
 
 def _markdown(
-    conn: Connection, out: TextIO, scope: _ops.Scope, batch: int, report: Progress
+    conn: Connection,
+    out: TextIO,
+    scope: _ops.Scope,
+    batch: int,
+    report: Progress,
+    include_hidden: bool,
 ) -> dict[str, int]:
     total = _ops.count_rows(conn, conversations, scope)
     report("conversations", 0, total)
@@ -200,7 +220,11 @@ def _markdown(
             )
         out.write("\n")
         for message in path:
+            if message["hidden_at"] is not None and not include_hidden:
+                continue
             details = [message["created_at"].isoformat()]
+            if message["hidden_at"] is not None:
+                details.append("erased" if message["erased_at"] is not None else "hidden")
             versions = children.get(message["parent_seq"], 1)
             if versions > 1:
                 details.append(f"version {message['sibling_index'] + 1} / {versions}")

@@ -68,9 +68,10 @@ class MessageView:
     def version(self) -> Hashable:
         """What the rendered fragment depends on, and so its cache key: the message (its id
         and its status: a streamed reply's text and usage change exactly once, when its status
-        does), its ratings' and citations' ids and update times, its siblings, how much of a
-        streaming reply was flushed (the flushed text only grows) and its tool calls. Ids go
-        in as integers: hashing them is C work, and this runs once per message per page."""
+        does; its hidden/erased marks: an erasure empties its content), its ratings' and
+        citations' ids and update times, its siblings, how much of a streaming reply was
+        flushed (the flushed text only grows) and its tool calls. Ids go in as integers:
+        hashing them is C work, and this runs once per message per page."""
         message = self.message
         return (
             message.id.int,
@@ -80,6 +81,8 @@ class MessageView:
             self.branch,
             repr(self.tool_calls) if self.tool_calls else None,
             None if self.streamed is None else len(self.streamed),
+            message.hidden_at,
+            message.erased_at,
         )
 
     @property

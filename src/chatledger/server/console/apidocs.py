@@ -218,6 +218,17 @@ EXAMPLES: Final[dict[str, dict[str, dict[str, Any]]]] = {
             },
         }
     },
+    "KnowledgeAdd": {
+        "note": {
+            "summary": "A note without a key of the app's",
+            "value": {
+                "source": "notes",
+                "title": "Office hours",
+                "content": "Support answers from 9:00 to 17:00 CET on weekdays.",
+                "metadata": {"lang": "en"},
+            },
+        }
+    },
     "KnowledgeBulk": {
         "chunks": {
             "summary": "Two help-center paragraphs",

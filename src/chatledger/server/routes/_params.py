@@ -12,7 +12,16 @@ from ..models import Instant
 from ..operations import OperationIndex
 from ..settings import MAX_PAGE
 
-__all__ = ["After", "Before", "Limit", "Order", "Since", "Until", "reject_unknown_query"]
+__all__ = [
+    "After",
+    "Before",
+    "IncludeHidden",
+    "Limit",
+    "Order",
+    "Since",
+    "Until",
+    "reject_unknown_query",
+]
 
 #: Page size: 1 to 100 (a larger ``limit`` is a 422 naming the limit).
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, 1 to {MAX_PAGE}.")]
@@ -33,6 +42,9 @@ Before = Annotated[
 ]
 Order = Annotated[
     Literal["asc", "desc"], Query(description="`asc`: oldest first; `desc`: newest first.")
+]
+IncludeHidden = Annotated[
+    bool, Query(description="`true`: hidden and erased messages too, marked by `hidden_at`.")
 ]
 Since = Annotated[Instant | None, Query(description="From this time (inclusive, with offset).")]
 Until = Annotated[

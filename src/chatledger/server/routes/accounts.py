@@ -136,12 +136,18 @@ async def list_survey_responses(
     survey: Annotated[
         str | None, Query(min_length=1, max_length=SURVEY_NAME_MAX, pattern=NOT_BLANK)
     ] = None,
-    limit: Limit = 100,
-) -> list[SurveyResponse]:
-    """The caller's survey responses, newest first (an admin key: everyone's, or
-    ``user_id``'s), of one ``survey`` if given."""
+    limit: Limit = 50,
+    after: After = None,
+    before: Before = None,
+    order: Order = "desc",
+) -> PageOut[SurveyResponse]:
+    """A page of the caller's survey responses, newest first by default (an admin key:
+    everyone's, or ``user_id``'s), of one ``survey`` if given."""
     user = None if user_id is None and caller.is_admin else caller.user_id(user_id)
-    return await caller.store.surveys.list(user_id=user, survey=survey, limit=limit)
+    page = await caller.store.surveys.list(
+        user_id=user, survey=survey, limit=limit, after=after, before=before, order=order
+    )
+    return PageOut[SurveyResponse].model_validate(page_out(page))
 
 
 @router.get("/survey-responses/{response_id}", tags=["surveys"])

@@ -1,4 +1,4 @@
-"""Admin routes: the audit log, and a user's export and erasure."""
+"""Admin routes: the audit log, every user's conversations, a user's export and erasure."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from ...records import (
     AuditEvent,
     AuditSeverity,
     AuditVerification,
+    Conversation,
+    ConversationStatus,
     ErasureReport,
 )
 from ..auth import Admin, audit, not_self
@@ -23,6 +25,23 @@ from ._params import After, Before, Limit, Order, Since, Until
 __all__ = ["router"]
 
 router = APIRouter(tags=["admin"], responses={403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[409]})
+
+
+@router.get("/admin/conversations")
+async def list_all_conversations(
+    caller: Admin,
+    status: Annotated[list[ConversationStatus] | None, Query()] = None,
+    limit: Limit = 20,
+    after: After = None,
+    before: Before = None,
+    order: Order = "desc",
+) -> PageOut[Conversation]:
+    """A page of every user's conversations, anonymous ones included, in creation order,
+    newest first by default (admin). Without ``status``, all but the deleted ones."""
+    page = await caller.ledger.conversations.list_all(
+        status=status or None, limit=limit, after=after, before=before, order=order
+    )
+    return PageOut[Conversation].model_validate(page_out(page))
 
 
 @router.get("/audit/events")

@@ -21,7 +21,7 @@ from ..models import (
     page_out,
 )
 from ..settings import MAX_PAGE
-from ._params import After, Before, Limit, Order
+from ._params import After, Before, IncludeHidden, Limit, Order
 
 __all__ = ["router"]
 
@@ -149,10 +149,17 @@ async def list_messages(
     before: Before = None,
     order: Order = "asc",
     role: Role | None = None,
+    include_hidden: IncludeHidden = False,
 ) -> PageOut[Message]:
     """A page of the conversation's messages in ``seq`` order (oldest first by default)."""
     page = await caller.store.messages.list(
-        conversation_id, limit=limit, after=after, before=before, order=order, role=role
+        conversation_id,
+        limit=limit,
+        after=after,
+        before=before,
+        order=order,
+        role=role,
+        include_hidden=include_hidden,
     )
     return PageOut[Message].model_validate(page_out(page))
 
@@ -163,10 +170,13 @@ async def last_messages(
     caller: Caller,
     n: Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many, 1 to 100.")] = 20,
     role: Role | None = None,
+    include_hidden: IncludeHidden = False,
 ) -> list[Message]:
     """The last ``n`` messages (of ``role``) of the active path, oldest first: the context
     for the next model call."""
-    return await caller.store.messages.last(conversation_id, n, role=role)
+    return await caller.store.messages.last(
+        conversation_id, n, role=role, include_hidden=include_hidden
+    )
 
 
 @router.post(

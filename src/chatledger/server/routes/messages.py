@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 
 from ...records import Citation, Feedback, FeedbackSummary, Message, MessageDetail
-from ..auth import Caller
+from ..auth import Admin, Caller, audit
 from ..errors import ERROR_RESPONSES
 from ..models import CitationCreate, RatingIn
 from ._params import Since, Until
@@ -22,6 +22,39 @@ router = APIRouter(tags=["messages"], responses={409: ERROR_RESPONSES[409]})
 async def get_message(message_id: uuid.UUID, caller: Caller) -> Message:
     """One message."""
     return await caller.store.messages.get(message_id)
+
+
+@router.post("/messages/{message_id}/hide")
+async def hide_message(message_id: uuid.UUID, caller: Caller) -> Message:
+    """Hide the message from history reads (listings, ``last``, the path, search), recording
+    the caller and the time; the row, its place in the tree, the counts and usage stay.
+    Hiding a hidden message changes nothing."""
+    return await caller.store.messages.hide(message_id, by=caller.user.id)
+
+
+@router.post("/messages/{message_id}/unhide")
+async def unhide_message(message_id: uuid.UUID, caller: Caller) -> Message:
+    """Show a hidden message again (409 for an erased one)."""
+    return await caller.store.messages.unhide(message_id)
+
+
+@router.post("/messages/{message_id}/erase")
+async def erase_message(message_id: uuid.UUID, caller: Admin) -> Message:
+    """Erase the message for good (admin; audited): content emptied, metadata, intent and
+    request id cleared, hidden; usage and counts stay. 409 while a reply is streaming."""
+    erased = await caller.ledger.messages.erase(message_id, by=caller.user.id)
+    await audit(
+        caller.ledger,
+        "message.erased",
+        user_id=caller.user.id,
+        category="compliance",
+        metadata={
+            "message_id": str(erased.id),
+            "conversation_id": str(erased.conversation_id),
+            "seq": erased.seq,
+        },
+    )
+    return erased
 
 
 @router.get("/messages/{message_id}/detail")

@@ -12,6 +12,7 @@ from ...records import Conversation, Message
 from ..auth import Caller
 from ..errors import ERROR_RESPONSES
 from ..models import EditIn, ForkIn, RegenerateIn, SwitchIn
+from ._params import IncludeHidden
 
 __all__ = ["router"]
 
@@ -20,11 +21,14 @@ router = APIRouter(tags=["trees"], responses={409: ERROR_RESPONSES[409]})
 
 @router.get("/conversations/{conversation_id}/path")
 async def get_path(
-    conversation_id: uuid.UUID, caller: Caller, message_id: uuid.UUID | None = None
+    conversation_id: uuid.UUID,
+    caller: Caller,
+    message_id: uuid.UUID | None = None,
+    include_hidden: IncludeHidden = False,
 ) -> list[Message]:
     """The messages from the root to ``message_id`` (without it: the active path), root
     first."""
-    return await caller.store.trees.path(conversation_id, message_id)
+    return await caller.store.trees.path(conversation_id, message_id, include_hidden=include_hidden)
 
 
 @router.get("/conversations/{conversation_id}/tree")
