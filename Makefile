@@ -72,11 +72,15 @@ serve: $(SERVER_STAMP)
 	$(VENV)/bin/chatledger serve $(SERVE_ARGS)
 
 # The suite runs on the bundled SQLite (pysqlite3, in the dev extra); the second run repeats
-# the library's SQLite tests on the library Python links (CHATLEDGER_SQLITE_LIBRARY=system):
-# every behavioural test, not the slow ones, the HTTP layer, the clusters or the fault matrix.
-SYSTEM_SQLITE_ARGS := -m 'sqlite and not slow' --ignore=tests/server --ignore=tests/clusters \
-	--ignore=tests/test_exactly_once.py --ignore=tests/test_transfer_sync.py \
-	--ignore=tests/test_migrations.py --ignore=tests/test_bench_smoke.py
+# the core behavioural SQLite tests on the library Python links (CHATLEDGER_SQLITE_LIBRARY=
+# system): what the library's SQL and SQLite handling touch, not the slow tests, the HTTP
+# layer, the clusters or the fault matrix.
+SYSTEM_SQLITE_TESTS := tests/test_sqlite.py tests/test_async_inline.py tests/test_messages.py \
+	tests/test_conversations.py tests/test_users.py tests/test_trees.py tests/test_streams.py \
+	tests/test_tools.py tests/test_hidden_messages.py tests/test_search.py tests/test_retrieval.py \
+	tests/test_tokens.py tests/test_transactions.py tests/test_hotpath.py tests/test_privacy.py \
+	tests/test_transfer.py
+SYSTEM_SQLITE_ARGS := -m 'sqlite and not slow' $(SYSTEM_SQLITE_TESTS)
 test: venv browser
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 	CHATLEDGER_SQLITE_LIBRARY=system $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup \

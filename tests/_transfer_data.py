@@ -179,6 +179,7 @@ def generate_database(url: str, *, messages: int = 100_000, per_conversation: in
                         "depth": seq - 1,
                         "sibling_index": 0,
                         "on_active_path": True,
+                        "status": "completed",
                     }
                 )
             written += count

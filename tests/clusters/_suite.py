@@ -69,6 +69,29 @@ def migrated(url: URL) -> URL:
     return url
 
 
+def settled(urls: list[URL], timeout: float = 30.0) -> list[URL]:
+    """``urls`` (one database on each node) once every node holds every chatledger table:
+    Galera applies a DDL statement on the other nodes in total order, not before the
+    statement returns on the node that ran it, so a migration seen on one node may still be
+    arriving on the next."""
+    import time
+
+    from chatledger._schema import Base
+
+    wanted = set(Base.metadata.tables)
+    deadline = time.monotonic() + timeout
+    for url in urls:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            while not wanted <= set(sa.inspect(engine).get_table_names()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url.host}:{url.port} lacks chatledger's tables")
+                time.sleep(0.1)
+        finally:
+            engine.dispose()
+    return urls
+
+
 def reset(url: URL) -> URL:
     """``url`` with every chatledger table emptied (as tests/conftest.py does per test)."""
     _reset(url)

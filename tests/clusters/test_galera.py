@@ -64,7 +64,7 @@ def galera_urls(galera: Galera) -> list[URL]:
     """One migrated database for the module's tests: its URL on each node."""
     urls = _new_database(galera, "suite")
     _suite.migrated(urls[0])
-    return urls
+    return _suite.settled(urls)
 
 
 @pytest.fixture

@@ -63,7 +63,9 @@ class Cluster:
         """Wait until the standby has replayed everything the primary wrote."""
         engine = sa.create_engine(self.primary.url(), poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
-            target = conn.execute(sa.text("SELECT pg_current_wal_lsn()::text")).scalar_one()
+            # The insert position: with synchronous_commit off a commit record can be past the
+            # write position when COMMIT returns.
+            target = conn.execute(sa.text("SELECT pg_current_wal_insert_lsn()::text")).scalar_one()
         engine.dispose()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _validate as check
 from .._ops import message_views as _views
 from .._ops import messages as _messages
+from .._ops import tool_calls as _tool_calls
 from .._ops.checkpoints import require_text
 from .._run.compat_async import Lock
 from .._schema import INT32_MAX, THREAD_ID_MAX
@@ -366,7 +367,7 @@ class AsyncConversationMemory:
         cut off (docs/tools.md)."""
         key = await self._conversation(conversation_id, user_id)
         size = _positive("n", n, self._max_messages)
-        return _paired((await self._window(key, size))[-size:])
+        return _tool_calls.without_leading_results((await self._window(key, size))[-size:])
 
     async def fit(
         self,
@@ -404,7 +405,7 @@ class AsyncConversationMemory:
             used += tokens
             chosen.append(message)
         chosen.reverse()
-        return _paired(chosen)
+        return _tool_calls.without_leading_results(chosen)
 
     async def refresh(self, conversation_id: Id) -> None:
         """Drop the cached messages of a conversation and load them again from the store."""
@@ -425,17 +426,6 @@ class AsyncConversationMemory:
         async with self._lock:
             self._entries.clear()
             self._keys.clear()
-
-
-def _paired(window: list[Message]) -> list[Message]:
-    """``window`` (the unbroken end of the active path) without the ``tool`` results at its
-    start: their calls were asked before it. Results further in follow their call inside the
-    window when the app writes each call's results right after it (as every provider
-    requires); ``store.messages.last`` checks the recorded links for any other layout."""
-    start = 0
-    while start < len(window) and window[start].role == "tool":
-        start += 1
-    return window[start:] if start else window
 
 
 def _positive(field: str, value: object, high: int, *, low: int = 1) -> int:

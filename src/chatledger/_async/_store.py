@@ -169,7 +169,10 @@ class _AsyncCore:
                 failures += 1
                 delay = self.retry.delay(failures)
                 if delay is None:
-                    if unknown is not None:
+                    # A settle that found nothing may have looked before a late COMMIT landed
+                    # (the server was still finishing it): once in doubt, the outcome stays
+                    # unknown unless an attempt is seen to commit.
+                    if unknown is not None or doubted:
                         raise _unknown(settle, draws) from exc
                     raise
                 logger.info("retrying after a transient failure (%d): %s", failures, exc)

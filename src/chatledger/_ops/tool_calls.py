@@ -69,6 +69,7 @@ __all__ = [
     "usable",
     "usable_id",
     "window_links",
+    "without_leading_results",
 ]
 
 #: How a ``tool`` message can end a call.
@@ -574,22 +575,18 @@ def pair_window(window: Sequence[Message], asked_at: Mapping[int, int]) -> list[
     """``window`` (an unbroken end of a path, oldest first) without the ``tool`` messages
     whose call was asked before the window starts: a window never begins with, or holds, a
     result whose call it dropped. ``asked_at`` maps a tool message's seq to the seq of the
-    message that asked its call (a tool message not in it, answering no recorded call, is
-    dropped only at the window's start, where it can only be an orphan). A call in the
-    window keeps every answer on the path, since an answer always follows its call."""
+    message that asked its call; a tool message not in it answers a call inside the window
+    or no recorded call (an app's plain ``tool`` message), and is kept: only a recorded pair
+    can be split. A call in the window keeps every answer on the path, since an answer
+    always follows its call."""
     if not window:
         return []
     first = window[0].seq
-    kept: list[Message] = []
-    for message in window:
-        if message.role == "tool":
-            asked = asked_at.get(message.seq)
-            if asked is None and not kept:
-                continue
-            if asked is not None and asked < first:
-                continue
-        kept.append(message)
-    return kept
+    return [
+        message
+        for message in window
+        if message.role != "tool" or asked_at.get(message.seq, first) >= first
+    ]
 
 
 #: The tool messages of a window ``[b_lo, b_hi]`` answering a call asked before it: one range
@@ -614,6 +611,16 @@ def window_links(
         return {}
     params = {"b_cid": conversation_id, "b_lo": window[0].seq, "b_hi": window[-1].seq}
     return {int(result): int(asked) for result, asked in _ANSWERED_BEFORE.rows(conn, params)}
+
+
+def without_leading_results(window: list[Message]) -> list[Message]:
+    """``window`` without the ``tool`` messages at its start: a model's context cannot begin
+    with a result (the framework histories and ``ConversationMemory`` read this way, where a
+    plain ``messages.last`` keeps an app's tool message that answers no recorded call)."""
+    start = 0
+    while start < len(window) and window[start].role == "tool":
+        start += 1
+    return window[start:] if start else window
 
 
 def paired(conn: Connection, conversation_id: uuid.UUID, window: list[Message]) -> list[Message]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _validate as check
 from .._ops import message_views as _views
 from .._ops import messages as _messages
+from .._ops import tool_calls as _tool_calls
 from .._ops.checkpoints import require_text
 from .._run.compat_sync import Lock
 from .._schema import INT32_MAX, THREAD_ID_MAX
@@ -368,7 +369,7 @@ class ConversationMemory:
         cut off (docs/tools.md)."""
         key = self._conversation(conversation_id, user_id)
         size = _positive("n", n, self._max_messages)
-        return _paired((self._window(key, size))[-size:])
+        return _tool_calls.without_leading_results((self._window(key, size))[-size:])
 
     def fit(
         self,
@@ -406,7 +407,7 @@ class ConversationMemory:
             used += tokens
             chosen.append(message)
         chosen.reverse()
-        return _paired(chosen)
+        return _tool_calls.without_leading_results(chosen)
 
     def refresh(self, conversation_id: Id) -> None:
         """Drop the cached messages of a conversation and load them again from the store."""
@@ -427,17 +428,6 @@ class ConversationMemory:
         with self._lock:
             self._entries.clear()
             self._keys.clear()
-
-
-def _paired(window: list[Message]) -> list[Message]:
-    """``window`` (the unbroken end of the active path) without the ``tool`` results at its
-    start: their calls were asked before it. Results further in follow their call inside the
-    window when the app writes each call's results right after it (as every provider
-    requires); ``store.messages.last`` checks the recorded links for any other layout."""
-    start = 0
-    while start < len(window) and window[start].role == "tool":
-        start += 1
-    return window[start:] if start else window
 
 
 def _positive(field: str, value: object, high: int, *, low: int = 1) -> int:

@@ -251,7 +251,7 @@ def _read_history(
     answered, in one operation."""
     stored = _views.visible(conn, owner, conversation_id, limit)
     if limit is not None:
-        stored = _tools.paired(conn, conversation_id, stored)
+        stored = _tools.without_leading_results(_tools.paired(conn, conversation_id, stored))
     asking = [m.seq for m in stored if m.role == "assistant" and not _framework(m)]
     answering = [m.seq for m in stored if m.role == "tool" and not _framework(m)]
     return (

@@ -206,6 +206,62 @@ EXAMPLES: Final[dict[str, dict[str, dict[str, Any]]]] = {
             },
         }
     },
+    "StreamBegin": {
+        "reply": {
+            "summary": "Begin streaming the assistant's reply",
+            "value": {"model": "gpt-4o-mini", "lease_seconds": 60},
+        },
+        "charged": {
+            "summary": "Begin a reply and hold an estimate of its tokens (a charge)",
+            "value": {"model": "gpt-4o-mini", "charge": 800, "charge_reason": "message"},
+        },
+    },
+    "StreamDelta": {
+        "chunk": {
+            "summary": "The first flushed batch of tokens",
+            "value": {"index": 0, "text": "You were charged twice because the first "},
+        }
+    },
+    "StreamFinish": {
+        "completed": {
+            "summary": "The rest of the text and the final usage",
+            "value": {
+                "text": "payment timed out and was retried. The refund is on its way.",
+                "input_tokens": 412,
+                "output_tokens": 38,
+                "cost": "0.000285",
+                "latency_ms": 1840,
+            },
+        },
+        "tool_calls": {
+            "summary": "A reply that asks for a tool",
+            "value": {
+                "text": "Let me look that payment up.",
+                "tool_calls": [
+                    {
+                        "id": "call_7Qx2",
+                        "name": "find_payment",
+                        "arguments": {"order": "A-10293"},
+                    }
+                ],
+            },
+        },
+    },
+    "StreamAbort": {
+        "stopped": {
+            "summary": "The user pressed stop",
+            "value": {"reason": "stopped by the user"},
+        }
+    },
+    "ToolResultIn": {
+        "result": {
+            "summary": "What the tool returned",
+            "value": {
+                "content": '{"order": "A-10293", "status": "refunded", "amount": "19.99"}',
+                "latency_ms": 230,
+            },
+        }
+    },
     "KnowledgeUpsert": {
         "chunk": {
             "summary": "A help-center paragraph",
