@@ -611,3 +611,26 @@ def test_search_finds_what_the_viewer_may_see(api: Api) -> None:
     text = api.client.get(f"/console/search?q=refund&conversation={alice['conversation']}").text
     assert "4417" in text
     assert "9981" not in text
+
+
+def test_tool_calls_are_shown_with_their_state(api: Api) -> None:
+    """An assistant message shows the calls it asked for and their state; the ``tool``
+    message the call it answers; answering a call changes the asking message's fragment."""
+    with Ledger(api.url) as ledger:
+        chat = ledger.conversations.create(api.alice.user_id, title="Tools")
+        ledger.messages.append(chat.id, "user", "Where is order A-1?")
+        call = {"id": "call_a1", "name": "find_order", "arguments": {"order": "A-1"}}
+        ledger.messages.append(chat.id, "assistant", "Looking it up.", tool_calls=[call])
+    sign_in(api, api.alice)
+    path = f"/console/conversations/{chat.id}"
+    text = api.client.get(path).text
+    assert "<code>find_order</code>" in text
+    assert '<span class="tool-status tool-pending">pending</span>' in text
+    with Ledger(api.url) as ledger:
+        ledger.messages.append(
+            chat.id, "tool", '{"status": "shipped"}', tool_call_id="call_a1", tool_latency_ms=42
+        )
+    text = api.client.get(path).text
+    assert '<span class="tool-status tool-pending">pending</span>' not in text
+    assert text.count('<span class="tool-status tool-success">success</span>') == 2
+    assert "answers: <code>find_order</code>" in text

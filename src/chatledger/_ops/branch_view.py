@@ -24,10 +24,11 @@ from sqlalchemy import ColumnElement, Connection, Integer, bindparam, func, or_,
 from .._prepared import Prepared
 from .._schema import messages, users
 from ..errors import NotFoundError
-from ..records import Conversation, Message, User
+from ..records import Conversation, Message, ToolCall, User
 from . import conversations as _conversations
 from . import messages as _messages
 from . import streams as _streams
+from . import tool_calls as _tool_calls
 from ._common import from_row, record_columns
 from .reports import Annotations, notes_of
 from .trees import _ancestry, _newest_leaf_under
@@ -61,7 +62,9 @@ class BranchView:
     parent's ``seq`` (``None``: the roots) to its children's ids in ``sibling_index`` order,
     for the page's messages that have siblings only; ``streamed`` the text flushed so far of
     the page's replies still streaming. ``leaves`` lists the branches (newest first, up to
-    :data:`MAX_LEAVES`; empty when there is one branch)."""
+    :data:`MAX_LEAVES`; empty when there is one branch). ``calls`` maps an assistant
+    message's ``seq`` to the tool calls it asked for, ``answers`` a ``tool`` message's ``seq``
+    to the call it answered (page's messages only)."""
 
     conversation: Conversation
     owner: User
@@ -73,6 +76,8 @@ class BranchView:
     leaves: list[Leaf]
     streamed: dict[uuid.UUID, str]
     notes: Annotations
+    calls: dict[int, list[ToolCall]]
+    answers: dict[int, ToolCall]
 
 
 def _window_statement(active: bool) -> Prepared:
@@ -220,4 +225,10 @@ def branch_view(
         leaves=_leaves(conn, conversation_id) if branched else [],
         streamed=streamed,
         notes=notes_of(conn, conversation_id),
+        calls=_tool_calls.calls_of(
+            conn, conversation_id, [m.seq for m in shown if m.role == "assistant"]
+        ),
+        answers=_tool_calls.answered_by(
+            conn, conversation_id, [m.seq for m in shown if m.role == "tool"]
+        ),
     )

@@ -23,7 +23,7 @@ from ..._async._store import run_op
 from ..._ops import branch_view as _branch_view
 from ..._ops.branch_view import BranchView
 from ...errors import NotFoundError
-from ...records import Citation, Feedback, Message, User
+from ...records import Citation, Feedback, Message, ToolCall, User
 from ._base import Console, View, page
 from ._render import FOLD_CHARS, fragments_bytes
 
@@ -54,8 +54,8 @@ class MessageView:
     """One message as the conversation page shows it: the message (its ``status`` says
     whether it is still streaming, or was cut short), its ratings and citations, its place
     among its siblings (``branch``), the text flushed so far of a reply still streaming
-    (``streamed``) and ``tool_calls``, a slot for the tool calls of a reply (not stored
-    yet: always empty)."""
+    (``streamed``) and ``tool_calls``: the calls an assistant message asked for (name,
+    arguments, state, latency), or the call a ``tool`` message answered."""
 
     message: Message
     feedback: Sequence[Feedback] = ()
@@ -117,12 +117,25 @@ def _branches(shown: BranchView) -> dict[uuid.UUID, Branch]:
     return found
 
 
+def _call_view(call: ToolCall) -> dict[str, Any]:
+    """What the page shows of a tool call."""
+    return {
+        "id": call.call_id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": call.status,
+        "latency_ms": call.latency_ms,
+    }
+
+
 def message_views(shown: BranchView) -> list[MessageView]:
     """The shown messages with what each fragment needs."""
     feedback = {key.int: value for key, value in shown.notes.feedback.items()}
     citations = {key.int: value for key, value in shown.notes.citations.items()}
     branches = _branches(shown)
     streamed = shown.streamed
+    calls = {seq: [_call_view(call) for call in asked] for seq, asked in shown.calls.items()}
+    calls.update({seq: [_call_view(call)] for seq, call in shown.answers.items()})
     views = []
     for message in shown.messages:
         key = message.id.int
@@ -133,6 +146,7 @@ def message_views(shown: BranchView) -> list[MessageView]:
                 citations=citations.get(key, ()),
                 branch=branches.get(message.id) if branches else None,
                 streamed=streamed.get(message.id) if streamed else None,
+                tool_calls=calls.get(message.seq, ()) if calls else (),
             )
         )
     return views
