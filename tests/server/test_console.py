@@ -634,3 +634,24 @@ def test_tool_calls_are_shown_with_their_state(api: Api) -> None:
     assert '<span class="tool-status tool-pending">pending</span>' not in text
     assert text.count('<span class="tool-status tool-success">success</span>') == 2
     assert "answers: <code>find_order</code>" in text
+
+
+def test_hidden_and_erased_messages_are_marked(api: Api) -> None:
+    """The console shows the whole path; a hidden message says so, an erased one too (its
+    content is gone), and the mark follows a change (the fragment's version)."""
+    with Ledger(api.url) as ledger:
+        chat = ledger.conversations.create(api.alice.user_id, title="Marks")
+        secret = ledger.messages.append(chat.id, "user", "My card is 4111 1111 1111 1111")
+        ledger.messages.append(chat.id, "assistant", "Please don't share that.")
+    sign_in(api, api.alice)
+    path = f"/console/conversations/{chat.id}"
+    assert "state-hidden" not in api.client.get(path).text
+    with Ledger(api.url) as ledger:
+        ledger.messages.hide(secret.id, by=api.alice.user_id)
+    text = api.client.get(path).text
+    assert '<span class="state state-hidden"' in text
+    with Ledger(api.url) as ledger:
+        ledger.messages.erase(secret.id, by=api.alice.user_id)
+    text = api.client.get(path).text
+    assert '<span class="state state-erased"' in text
+    assert "4111" not in text
