@@ -138,6 +138,16 @@ class Proxy:
         with self.lock:
             self.cuts.clear()
 
+    def reset(self) -> None:
+        """Forget every fault still pending (armed cuts, cuts that :meth:`cut_any` left on an
+        idle connection, refusal): the next test starts from a proxy that only forwards."""
+        with self.lock:
+            self.cuts.clear()
+            pipes = list(self.pipes)
+        for pipe in pipes:
+            pipe.pending = None
+        self.refusing = False
+
     def cut_any(self, rng: random.Random) -> None:
         """Cut one open connection now (a random one), at a random point of its next
         exchange: now, after its next message reaches the server, or mid-reply."""
@@ -273,6 +283,16 @@ class SQLiteFaults:
     def disarm(self) -> None:
         with self.lock:
             self.cuts.clear()
+
+    def reset(self) -> None:
+        """Forget every fault still pending (armed cuts, cuts that :meth:`cut_any` left on an
+        idle connection, refusal): the next test starts from a proxy that only forwards."""
+        with self.lock:
+            self.cuts.clear()
+            pipes = list(self.pipes)
+        for pipe in pipes:
+            pipe.pending = None
+        self.refusing = False
 
     def take(self, sql: str) -> Point | None:
         with self.lock:

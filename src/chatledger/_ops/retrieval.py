@@ -314,7 +314,14 @@ def exact_ranking(
             score = _similarity(metric, target, float(numpy.linalg.norm(target)))
             matrix = numpy.frombuffer(b"".join(bytes(row[1]) for row in batch), dtype="<f4")
             scores = score(matrix.reshape(len(batch), -1))
-            for index in numpy.argsort(-scores, kind="stable")[:limit]:
+            # The batch is in no particular order: keep every row tied with the
+            # limit-th score, so ties still go to the smaller id.
+            if len(batch) > limit:
+                floor = numpy.partition(scores, len(batch) - limit)[len(batch) - limit]
+                candidates = numpy.flatnonzero(scores >= floor)
+            else:
+                candidates = numpy.arange(len(batch))
+            for index in candidates:
                 _keep(best, float(scores[index]), batch[int(index)][0], limit)
         else:  # pragma: no cover - numpy is in the dev extra
             for chunk_id, blob in batch:
