@@ -249,10 +249,13 @@ class Record:
     status: Status
     reason: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-    #: Against the raw reference of the same backend, workload and case, in this run:
-    #: throughput ratio for writes (higher is better), p50 ratio for reads (lower is better).
+    #: Against the raw reference doing chatledger's work (``raw``) of the same backend,
+    #: workload and case, in this run: throughput ratio for writes (higher is better), p50
+    #: ratio for reads (lower is better).
     vs_raw: float | None = None
     note: str | None = None
+    #: The same ratio against the bare raw operation (``raw-bare``: the physical limit).
+    vs_bare: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -265,5 +268,6 @@ class Record:
             "reason": self.reason,
             "metrics": self.metrics,
             "vs_raw": None if self.vs_raw is None else round(self.vs_raw, 3),
+            "vs_bare": None if self.vs_bare is None else round(self.vs_bare, 3),
             "note": self.note,
         }

@@ -51,9 +51,47 @@ def _notes(record: dict[str, Any]) -> str:
             parts.append("no seq to check")
     if "vs_copy" in metrics:
         parts.append(f"{metrics['vs_copy']:.2f}x COPY")
-    if record["system"] == "langgraph" and record["workload"] in ("append", "concurrency"):
+    if record["system"].startswith("langgraph") and record["workload"] in (
+        "append",
+        "concurrency",
+    ):
         parts.append("2 messages per turn")
     return "; ".join(parts)
+
+
+def _ratio(value: Any) -> str:
+    return f"{value:.2f}x" if isinstance(value, int | float) else ""
+
+
+def _saver(document: dict[str, Any]) -> list[str]:
+    """The LangGraph saver row: ms per turn of each saver, per backend."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for record in document["results"]:
+        if (
+            record["workload"] == "append"
+            and record["status"] == "ok"
+            and record["system"] in ("langgraph", "langgraph-chatledger")
+        ):
+            found.setdefault(record["backend"], {})[record["system"]] = record["metrics"]
+    if not found:
+        return []
+    lines = [
+        "#### LangGraph saver (per turn: one invoke of the one-node graph, 2 messages)",
+        "",
+        "| backend | ChatledgerSaver | official saver | ChatledgerSaver / official |",
+        "|---|--:|--:|--:|",
+    ]
+    for backend, systems in found.items():
+        ours, theirs = systems.get("langgraph-chatledger", {}), systems.get("langgraph", {})
+
+        def ms(metrics: dict[str, Any]) -> str:
+            value = metrics.get("ms_per_turn")
+            return f"{value:.2f} ms" if isinstance(value, int | float) else "n/a"
+
+        lines.append(
+            f"| {backend} | {ms(ours)} | {ms(theirs)} | {_ratio(ours.get('vs_official'))} |"
+        )
+    return [*lines, ""]
 
 
 def render(document: dict[str, Any]) -> str:
@@ -64,8 +102,8 @@ def render(document: dict[str, Any]) -> str:
         lines += [
             f"#### {backend}",
             "",
-            "| workload | case | system | msg/s | p50 | p99 | vs raw | notes |",
-            "|---|---|---|--:|--:|--:|--:|---|",
+            "| workload | case | system | msg/s | p50 | p99 | vs bare | vs raw-work | notes |",
+            "|---|---|---|--:|--:|--:|--:|--:|---|",
         ]
         for record in document["results"]:
             if record["backend"] != backend:
@@ -73,7 +111,6 @@ def render(document: dict[str, Any]) -> str:
             metrics = record["metrics"]
             ok = record["status"] == "ok"
             system = record["system"] + (" (async)" if record["surface"] == "async" else "")
-            ratio = record.get("vs_raw")
             lines.append(
                 "| "
                 + " | ".join(
@@ -86,13 +123,15 @@ def render(document: dict[str, Any]) -> str:
                         else "",
                         _us(metrics.get("p50_us")) if ok else "",
                         _us(metrics.get("p99_us")) if ok else "",
-                        f"{ratio:.2f}x" if isinstance(ratio, int | float) else "",
+                        _ratio(record.get("vs_bare")),
+                        _ratio(record.get("vs_raw")),
                         _notes(record),
                     ]
                 )
                 + " |"
             )
         lines.append("")
+    lines += _saver(document)
     lines += [
         "#### Targets",
         "",

@@ -5,7 +5,10 @@
 - ``langchain-postgres``: ``PostgresChatMessageHistory`` on a psycopg connection (PostgreSQL);
 - ``langgraph``: a minimal ``StateGraph`` (a ``messages`` channel with ``add_messages``, one
   node returning one ``AIMessage``) checkpointed by ``SqliteSaver`` / ``PostgresSaver``;
-  one turn = ``invoke`` with one ``HumanMessage`` = 2 messages stored.
+  one turn = ``invoke`` with one ``HumanMessage`` = 2 messages stored;
+- ``langgraph-chatledger``: the same graph checkpointed by chatledger's own
+  ``ChatledgerSaver`` on a ``Ledger`` (all three backends; append only: the saver row, per
+  turn against the official saver's).
 
 Durability is the same as for chatledger: SQLite connections get WAL and synchronous=NORMAL
 (set here on the peers' engines and connections), PostgreSQL runs with the server defaults.
@@ -87,12 +90,16 @@ class Peer:
     units_per_append: ClassVar[int] = 1
     note: ClassVar[str | None] = None
     sidebar_reason: ClassVar[str]
+    #: The workloads it runs (``None``: every one).
+    workloads: ClassVar[tuple[str, ...] | None] = None
 
     @classmethod
-    def unavailable(cls, backend: str) -> str | None:
-        """Why this peer cannot run on ``backend`` at all, or None."""
+    def unavailable(cls, backend: str, workload: str | None = None) -> str | None:
+        """Why this peer cannot run on ``backend`` (or that ``workload`` there), or None."""
         if backend not in cls.backends:
             return f"{cls.system} has no {backend} backend"
+        if workload is not None and cls.workloads is not None and workload not in cls.workloads:
+            return f"{cls.system} is measured on {', '.join(cls.workloads)} only"
         return _installed(*cls.modules)
 
     def __init__(self, scratch: Scratch) -> None:
@@ -310,7 +317,7 @@ class LangGraph(Peer):
     ``AIMessage``, so a turn stores 2 messages (both counted in messages/s)."""
 
     system = "langgraph"
-    backends = ("sqlite", "postgresql")
+    backends: ClassVar[tuple[str, ...]] = ("sqlite", "postgresql")
     modules = ("langgraph", "langchain_core")
     units_per_append = 2
     note = "one turn = invoke(HumanMessage) -> node returns one AIMessage: 2 messages stored"
@@ -384,13 +391,45 @@ class LangGraph(Peer):
         self.conn.close()
 
 
+class LangGraphChatledger(LangGraph):
+    """The graph of :class:`LangGraph` checkpointed by ``ChatledgerSaver`` on a ``Ledger`` of
+    the scratch database (chatledger's schema): each turn also appends its two messages to
+    the thread's conversation (made for the thread on its first turn) in the checkpoint's
+    transaction. Measured on the append workload: the saver row, ms per turn against the
+    official saver's."""
+
+    system = "langgraph-chatledger"
+    backends = ("sqlite", "postgresql", "mariadb")
+    workloads = ("append",)
+    note = "ChatledgerSaver: one turn = invoke -> 2 messages logged with the checkpoint"
+
+    def __init__(self, scratch: Scratch) -> None:
+        Peer.__init__(self, scratch)
+        from chatledger import Ledger
+        from chatledger.integrations.langgraph import ChatledgerSaver
+
+        self.ledger = Ledger(scratch.url_string)
+        self.ledger.open()
+        owner = self.ledger.users.get_or_create("bench-saver").id
+        self.saver = ChatledgerSaver(self.ledger, user_id=owner)
+        self.graph = _graph().compile(checkpointer=self.saver)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
 def _graph() -> Any:
     from ._chat_graph import builder
 
     return builder()
 
 
-PEERS: Final[tuple[type[Peer], ...]] = (LangChainSQL, LangChainPostgres, LangGraph)
+PEERS: Final[tuple[type[Peer], ...]] = (
+    LangChainSQL,
+    LangChainPostgres,
+    LangGraph,
+    LangGraphChatledger,
+)
 
 
 def peer_class(name: str) -> type[Peer]:

@@ -1,6 +1,10 @@
-"""The raw-driver references: stdlib sqlite3, psycopg 3 and PyMySQL with hand-written SQL,
-doing the same logical work as chatledger on the tables chatledger created, trees included
-(docs/trees.md): a message hangs under the conversation's active leaf, which it replaces.
+"""The raw-driver references: stdlib sqlite3, psycopg 3 and PyMySQL with hand-written SQL.
+
+Two references, each on a database of its own (its own copy of the data, loaded the same way):
+
+``raw`` (:class:`Raw`, "raw doing chatledger's work") does the same logical work as chatledger
+on the tables chatledger created, trees included (docs/trees.md): a message hangs under the
+conversation's active leaf, which it replaces.
 
 - append (linear: under the active leaf while that is the newest message, as every append of
   the benchmark is): ``UPDATE conversations`` (count + 1, the new message becomes the active
@@ -16,6 +20,18 @@ doing the same logical work as chatledger on the tables chatledger created, tree
 - bulk: one transaction: lock the conversation row, ``executemany`` (or ``COPY`` on
   PostgreSQL) the batch as a chain under the active leaf, set the counters.
 
+``raw-bare`` (:class:`Bare`, the bare operation: the physical limit of a one-row-per-message
+store) works on tables of the same shape (chatledger's columns and column types), with only
+a plain index each: ``messages`` keyed by ``(conversation_id, seq)``, ``conversations`` by
+``id`` plus ``(owner_id, last_activity_at, id)``; no other index, no constraint, no trigger:
+
+- append: one autocommit ``INSERT`` of the message row (its ``seq`` from a counter in the
+  process; parent and depth computed in Python), nothing else;
+- last(n): ``SELECT <columns> ... WHERE conversation_id = ? ORDER BY seq DESC LIMIT n``;
+- sidebar: ``SELECT <columns> FROM conversations WHERE owner_id = ? ORDER BY
+  last_activity_at DESC, id DESC LIMIT 20`` (no status filter, no extra row);
+- bulk: one transaction of ``executemany`` (``COPY`` on PostgreSQL) of the rows alone.
+
 Values are passed in the form the column stores (SQLite: hex UUIDs, ISO text times, money as
 integer billionths), so no system pays for a conversion the other skips on the way in. Rows
 come back as the driver returns them: tuples, no records.
@@ -24,19 +40,29 @@ come back as the driver returns them: tuples, no records.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 from uuid_utils.compat import uuid7
 
 from .data import Msg, message
 from .databases import Scratch
 
-__all__ = ["Raw", "RawMariaDB", "RawPostgres", "RawSQLite", "raw_for"]
+__all__ = [
+    "Bare",
+    "Raw",
+    "RawMariaDB",
+    "RawPostgres",
+    "RawSQLite",
+    "bare_for",
+    "create_bare_tables",
+    "raw_for",
+]
 
 MESSAGE_COLUMNS: Final = (
     "conversation_id",
@@ -324,11 +350,18 @@ class Raw(ABC):
     # -- untimed setup and checks ------------------------------------------------------------
 
     def create_conversations(
-        self, owner_id: uuid.UUID, count: int, *, messages_each: int = 0, spread: bool = False
+        self,
+        owner_id: uuid.UUID,
+        count: int,
+        *,
+        messages_each: int = 0,
+        spread: bool = False,
+        ids: Sequence[uuid.UUID] | None = None,
     ) -> list[uuid.UUID]:
         """``count`` active conversations (with ``messages_each`` as their count, for stores
-        loaded afterwards). ``spread`` gives them distinct activity times (the sidebar)."""
-        ids = [uuid7() for _ in range(count)]
+        loaded afterwards). ``spread`` gives them distinct activity times (the sidebar).
+        ``ids``: the ids of another store's conversations (a copy of the same data)."""
+        ids = list(ids) if ids is not None else [uuid7() for _ in range(count)]
         rows = []
         for index, ident in enumerate(ids):
             created = _BASE_TIME + timedelta(seconds=index)
@@ -372,7 +405,10 @@ class Raw(ABC):
             for seq in range(1, messages_each + 1):
                 created = self.ts(start + timedelta(milliseconds=seq))
                 parent = seq - 1 if seq > 1 else None
-                yield self.message_row(cid, seq, message(seq - 1), created, parent, seq - 1)
+                # The id follows from the conversation's and seq: every copy of a store
+                # holds the same rows.
+                ident = uuid.UUID(int=conversation.int + seq)
+                yield self.message_row(cid, seq, message(seq - 1), created, parent, seq - 1, ident)
 
     def load_messages(self, conversations: Sequence[uuid.UUID], messages_each: int) -> None:
         """Fill the conversations made by :meth:`create_conversations` (fastest path)."""
@@ -396,7 +432,7 @@ class Raw(ABC):
     def analyze(self) -> None:
         """Refresh the planner's statistics after a load."""
 
-    def verify(self, conversation_id: uuid.UUID) -> tuple[list[int], int]:
+    def verify(self, conversation_id: uuid.UUID) -> tuple[list[int], int | None]:
         """The stored seqs of a conversation, and its message_count."""
         cursor = self.reader.cursor()
         try:
@@ -615,10 +651,173 @@ class RawMariaDB(Raw):
 
 
 def raw_for(scratch: Scratch) -> Raw:
-    """The raw reference of a scratch database's backend."""
+    """The raw reference (doing chatledger's work) of a scratch database's backend."""
     kinds: dict[str, type[Raw]] = {
         "sqlite": RawSQLite,
         "postgresql": RawPostgres,
         "mariadb": RawMariaDB,
+    }
+    return kinds[scratch.backend](scratch)
+
+
+# -- the bare reference ------------------------------------------------------------------------
+
+
+def create_bare_tables(scratch: Scratch) -> None:
+    """``messages`` and ``conversations`` with chatledger's columns and column types (the
+    same DDL types, table options included), keyed as the store's natural keys, one plain
+    index for the sidebar, and nothing else: no other index, no constraint, no trigger."""
+    import sqlalchemy as sa
+
+    from chatledger._schema import ConversationRow, MessageRow
+
+    metadata = sa.MetaData()
+
+    def copy(source: sa.Table, key: tuple[str, ...]) -> sa.Table:
+        columns = [
+            sa.Column(column.name, column.type, nullable=column.nullable)
+            for column in source.columns
+        ]
+        return sa.Table(
+            source.name,
+            metadata,
+            *columns,
+            sa.PrimaryKeyConstraint(*key),
+            **source.dialect_kwargs,
+        )
+
+    copy(cast("sa.Table", MessageRow.__table__), ("conversation_id", "seq"))
+    conversations = copy(cast("sa.Table", ConversationRow.__table__), ("id",))
+    sa.Index(
+        "ix_conversations_owner_activity",
+        conversations.c.owner_id,
+        conversations.c.last_activity_at,
+        conversations.c.id,
+    )
+    engine = sa.create_engine(scratch.url, poolclass=sa.pool.NullPool)
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+class _Seqs:
+    """The next ``seq`` of each conversation, shared by the clones of a bare reference (its
+    threads): the bare append takes its seq from here, not from the database."""
+
+    def __init__(self) -> None:
+        self._next: dict[uuid.UUID, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, conversation_id: uuid.UUID, count: int = 1) -> int:
+        """The first of ``count`` consecutive new seqs."""
+        with self._lock:
+            first = self._next.get(conversation_id, 1)
+            self._next[conversation_id] = first + count
+            return first
+
+    def start(self, conversations: Sequence[uuid.UUID], messages_each: int) -> None:
+        with self._lock:
+            for conversation in conversations:
+                self._next[conversation] = messages_each + 1
+
+
+class Bare(Raw):
+    """The bare reference: the operations alone, on the tables of
+    :func:`create_bare_tables` (made by the constructor if missing). Mixed into each
+    backend's raw class for its dialect (connections, values, load path)."""
+
+    def __init__(self, scratch: Scratch, seqs: _Seqs | None = None) -> None:
+        super().__init__(scratch)
+        self.seqs = seqs if seqs is not None else _Seqs()
+        self.last_sql = self._sql(
+            f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE conversation_id = %s "
+            "ORDER BY seq DESC LIMIT %s"
+        )
+        self.sidebar_sql = self._sql(
+            f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM conversations WHERE owner_id = %s "
+            "ORDER BY last_activity_at DESC, id DESC LIMIT %s"
+        )
+
+    def append(self, conversation_id: uuid.UUID, msg: Msg) -> int:
+        """One autocommit ``INSERT`` of the message row."""
+        seq = self.seqs.take(conversation_id)
+        now = self.ts(datetime.now(UTC))
+        parent = seq - 1 if seq > 1 else None
+        row = self.message_row(self.uid(conversation_id), seq, msg, now, parent, seq - 1)
+        cursor = self.reader.cursor()
+        try:
+            cursor.execute(self.insert_sql, row)
+        finally:
+            cursor.close()
+        return seq
+
+    def sidebar(self, owner_id: uuid.UUID, limit: int = 20) -> list[Any]:
+        """The keyset query alone: no status filter, no extra row."""
+        cursor = self.reader.cursor()
+        try:
+            cursor.execute(self.sidebar_sql, (self.uid(owner_id), limit))
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def bulk(self, conversation_id: uuid.UUID, batch: Sequence[Msg]) -> None:
+        """The rows alone in one transaction: ``executemany`` (``COPY`` on PostgreSQL)."""
+        first = self.seqs.take(conversation_id, len(batch))
+        now = self.ts(datetime.now(UTC))
+        cid = self.uid(conversation_id)
+        rows = [
+            self.message_row(cid, seq, msg, now, seq - 1 if seq > 1 else None, seq - 1)
+            for seq, msg in enumerate(batch, start=first)
+        ]
+        cursor = self.conn.cursor()
+        try:
+            self.begin(cursor)
+            self.bulk_rows(cursor, rows)
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def bulk_rows(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        cursor.executemany(self.insert_sql, rows)
+
+    def load_messages(self, conversations: Sequence[uuid.UUID], messages_each: int) -> None:
+        super().load_messages(conversations, messages_each)
+        self.seqs.start(conversations, messages_each)
+
+    def verify(self, conversation_id: uuid.UUID) -> tuple[list[int], int | None]:
+        """The stored seqs (no counter: the bare store keeps none)."""
+        seqs, _count = super().verify(conversation_id)
+        return seqs, None
+
+    def clone(self) -> Raw:
+        return type(self)(self.scratch, self.seqs)
+
+
+class BareSQLite(Bare, RawSQLite):
+    """The bare reference on SQLite (the dialect of :class:`RawSQLite`)."""
+
+
+class BarePostgres(Bare, RawPostgres):
+    """The bare reference on PostgreSQL: bulk through ``COPY``."""
+
+    def bulk_rows(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.copy_rows(cursor, rows)
+
+
+class BareMariaDB(Bare, RawMariaDB):
+    """The bare reference on MariaDB."""
+
+
+def bare_for(scratch: Scratch) -> Bare:
+    """The bare reference of a scratch database (its tables are created here)."""
+    create_bare_tables(scratch)
+    kinds: dict[str, type[Bare]] = {
+        "sqlite": BareSQLite,
+        "postgresql": BarePostgres,
+        "mariadb": BareMariaDB,
     }
     return kinds[scratch.backend](scratch)

@@ -32,6 +32,14 @@ BULK_TARGET: Final = 0.5
 ASYNC_TARGET: Final = 1.3
 
 _READ_LIKE: Final = ("read", "sidebar")
+#: Issue 21's targets against the bare operation (``raw-bare``), where they differ from the
+#: targets against raw doing chatledger's work.
+BARE_READ_TARGET: Final = 1.2
+SAVER_TARGET: Final = 1.0
+#: The raw references: the bare operation, and raw doing chatledger's work.
+REFERENCES: Final = ("raw-bare", "raw", "raw-copy")
+#: ChatledgerSaver's peer (the LangGraph saver row).
+SAVER: Final = "langgraph-chatledger"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,28 +106,65 @@ def _paired_ratio(record: Record, raw: Record | None) -> float | None:
     return statistics.median(ratios) if ratios else None
 
 
+def _ratio(record: Record, reference: Record | None) -> float | None:
+    """Throughput ratio for writes (paired by block when both have the same blocks), p50
+    ratio for reads."""
+    if reference is None:
+        return None
+    key = "p50_us" if record.workload in _READ_LIKE else "per_s"
+    mine, ref = _num(record, key), _num(reference, key)
+    paired = _paired_ratio(record, reference)
+    if paired is not None:
+        return paired
+    return mine / ref if mine is not None and ref else None
+
+
 def attach_ratios(records: Sequence[Record]) -> None:
-    """Set ``vs_raw``: throughput ratio for writes, p50 ratio for reads (raw of the same
-    backend, workload and case, measured in this run)."""
+    """Set ``vs_raw`` (against ``raw``, raw doing chatledger's work) and ``vs_bare`` (against
+    ``raw-bare``, the bare operation) of the same backend, workload and case, measured in this
+    run: throughput ratio for writes, p50 ratio for reads. Then the saver rows' ratio."""
     for record in records:
-        if record.status != "ok" or record.system == "raw":
+        if record.status != "ok":
             continue
-        raw = _find(records, record.backend, record.workload, record.case, "raw", "sync")
-        if record.workload in _READ_LIKE:
-            mine, ref = _num(record, "p50_us"), _num(raw, "p50_us")
-        else:
-            mine, ref = _num(record, "per_s"), _num(raw, "per_s")
-        if mine is not None and ref:
-            record.vs_raw = mine / ref
-        paired = _paired_ratio(record, raw)
-        if paired is not None:
-            record.vs_raw = paired
-        if record.workload == "bulk" and record.backend == "postgresql":
-            copy_record = _find(records, record.backend, "bulk", "", "raw-copy", "sync")
-            copy = _num(copy_record, "per_s")
-            if mine is not None and copy:
-                paired = _paired_ratio(record, copy_record)
-                record.metrics["vs_copy"] = round(paired or mine / copy, 3)
+
+        def reference(system: str, r: Record = record) -> Record | None:
+            return _find(records, r.backend, r.workload, r.case, system, "sync")
+
+        if record.system not in REFERENCES:
+            record.vs_raw = _ratio(record, reference("raw"))
+        if record.system != "raw-bare":
+            record.vs_bare = _ratio(record, reference("raw-bare"))
+        if (
+            record.workload == "bulk"
+            and record.backend == "postgresql"
+            and record.system not in REFERENCES
+        ):
+            copy = _ratio(record, reference("raw-copy"))
+            if copy is not None:
+                record.metrics["vs_copy"] = round(copy, 3)
+    _attach_saver(records)
+
+
+def _attach_saver(records: Sequence[Record]) -> None:
+    """The LangGraph saver rows (append workload): ``ms_per_turn`` (p50 of one ``invoke``)
+    on both savers' records, and on ChatledgerSaver's ``vs_official``: its time per turn over
+    the official saver's (the median of the per-block ratios; lower is better)."""
+    for record in records:
+        if record.status != "ok" or record.workload != "append":
+            continue
+        if record.system not in ("langgraph", SAVER):
+            continue
+        p50 = _num(record, "p50_us")
+        record.metrics["ms_per_turn"] = None if p50 is None else round(p50 / 1000, 3)
+        if record.system != SAVER:
+            continue
+        official = _find(records, record.backend, "append", "", "langgraph", "sync")
+        # The official saver's rate over ChatledgerSaver's: a ratio of times per turn.
+        ratio = _paired_ratio(official, record) if official is not None else None
+        if ratio is None:
+            theirs = _num(official, "p50_us")
+            ratio = p50 / theirs if p50 is not None and theirs else None
+        record.metrics["vs_official"] = None if ratio is None else round(ratio, 3)
 
 
 def _target(
@@ -156,7 +201,7 @@ def evaluate_targets(records: Sequence[Record], backends: Sequence[str]) -> list
             targets.append(
                 _target(
                     backend,
-                    "append: chatledger / raw messages/s",
+                    "append: chatledger / raw-work messages/s",
                     "chatledger sync",
                     append.vs_raw if append else None,
                     APPEND_TARGET[backend],
@@ -172,7 +217,7 @@ def evaluate_targets(records: Sequence[Record], backends: Sequence[str]) -> list
             targets.append(
                 _target(
                     backend,
-                    f"last-20 read p50: chatledger / raw ({label} store)",
+                    f"last-20 read p50: chatledger / raw-work ({label} store)",
                     "chatledger sync",
                     record.vs_raw if record else None,
                     READ_TARGET,
@@ -227,7 +272,7 @@ def evaluate_targets(records: Sequence[Record], backends: Sequence[str]) -> list
             targets.append(
                 _target(
                     backend,
-                    "one-conversation concurrency: chatledger / raw messages/s",
+                    "one-conversation concurrency: chatledger / raw-work messages/s",
                     f"chatledger {surface}",
                     one.vs_raw if one else None,
                     CONCURRENCY_TARGET,
@@ -246,7 +291,7 @@ def evaluate_targets(records: Sequence[Record], backends: Sequence[str]) -> list
             targets.append(
                 _target(
                     backend,
-                    f"bulk import: chatledger append_many / raw {reference}",
+                    f"bulk import: chatledger append_many / raw-work {reference}",
                     "chatledger sync",
                     float(value) if isinstance(value, int | float) else None,
                     BULK_TARGET,
@@ -279,6 +324,95 @@ def evaluate_targets(records: Sequence[Record], backends: Sequence[str]) -> list
                     "p50 latency ratio" if key == "p50_us" else "inverse throughput ratio",
                 )
             )
+        targets += _bare_targets(records, backend)
+    return targets
+
+
+def _bare_targets(records: Sequence[Record], backend: str) -> list[Target]:
+    """Issue 21's targets: chatledger sync against the bare operation, and the saver."""
+    targets: list[Target] = []
+
+    def get(workload: str, case: str, system: str = "chatledger") -> Record | None:
+        return _find(records, backend, workload, case, system, "sync")
+
+    def measured(workload: str, case: str) -> bool:
+        return get(workload, case) is not None or get(workload, case, "raw-bare") is not None
+
+    bulk_reference = "COPY" if backend == "postgresql" else "executemany"
+    for workload, case, name, threshold, comparison, detail in (
+        (
+            "append",
+            "",
+            "append: chatledger / bare insert messages/s",
+            APPEND_TARGET[backend],
+            ">=",
+            "one message per transaction vs one INSERT + commit",
+        ),
+        (
+            "read",
+            "small",
+            "last-20 read p50: chatledger / bare select",
+            BARE_READ_TARGET,
+            "<=",
+            "vs a plain SELECT on a table of the same shape",
+        ),
+        (
+            "read",
+            "big",
+            "last-20 read p50: chatledger / bare select",
+            BARE_READ_TARGET,
+            "<=",
+            "vs a plain SELECT on a table of the same shape",
+        ),
+        (
+            "concurrency",
+            "one",
+            "one-conversation concurrency: chatledger / bare inserts messages/s",
+            CONCURRENCY_TARGET,
+            ">=",
+            "4 writers on one conversation",
+        ),
+        (
+            "bulk",
+            "",
+            f"bulk import: chatledger append_many / bare {bulk_reference}",
+            BULK_TARGET,
+            ">=",
+            "the rows alone, one transaction",
+        ),
+    ):
+        if not measured(workload, case):
+            continue
+        record = get(workload, case)
+        if workload == "read":
+            name += f" ({_label(record) if record else case} store)"
+        targets.append(
+            _target(
+                backend,
+                name,
+                "chatledger sync",
+                record.vs_bare if record else None,
+                threshold,
+                comparison,
+                detail,
+            )
+        )
+    saver = get("append", "", SAVER)
+    if saver is not None or get("append", "", "langgraph") is not None:
+        value = saver.metrics.get("vs_official") if saver else None
+        targets.append(
+            _target(
+                backend,
+                "LangGraph saver: ChatledgerSaver / official saver time per turn",
+                SAVER,
+                float(value) if isinstance(value, int | float) else None,
+                SAVER_TARGET,
+                "<=",
+                "one invoke of the one-node graph (2 messages); p50 ms "
+                f"{_num(saver, 'ms_per_turn')} vs "
+                f"{_num(get('append', '', 'langgraph'), 'ms_per_turn')}",
+            )
+        )
     return targets
 
 
@@ -331,20 +465,26 @@ def _notes(record: Record) -> str:
             parts.append(str(m["first_error"])[:60])
     if record.workload == "bulk" and "vs_copy" in m:
         parts.append(f"vs COPY {m['vs_copy']:.2f}x")
-    if record.system == "langgraph" and record.workload in ("append", "concurrency"):
+    if record.system.startswith("langgraph") and record.workload in ("append", "concurrency"):
         parts.append("2 msgs/turn")
+    if isinstance(m.get("ms_per_turn"), int | float):
+        parts.append(f"{m['ms_per_turn']:.2f} ms/turn")
+    if isinstance(m.get("vs_official"), int | float):
+        parts.append(f"{m['vs_official']:.2f}x the official saver's time")
     return "; ".join(parts)
 
 
 _WORKLOAD_ORDER: Final = ("append", "read", "sidebar", "concurrency", "bulk")
 _CASE_ORDER: Final = ("", "small", "big", "own", "one")
 _SYSTEM_ORDER: Final = (
+    "raw-bare",
     "raw",
     "raw-copy",
     "chatledger",
     "langchain-sql",
     "langchain-postgres",
     "langgraph",
+    "langgraph-chatledger",
 )
 
 
@@ -378,7 +518,7 @@ def print_tables(
         table = Table(title=f"{backend}", show_lines=False)
         for column in ("workload", "case", "system", "surface"):
             table.add_column(column)
-        for column in ("msg/s", "p50", "p99", "vs raw"):
+        for column in ("msg/s", "p50", "p99", "vs bare", "vs raw-work"):
             table.add_column(column, justify="right")
         table.add_column("notes", overflow="fold", max_width=60)
         for record in ordered(records):
@@ -394,6 +534,7 @@ def print_tables(
                 _fmt_rate(rate) if record.status == "ok" else "n/a",
                 _fmt_us(m.get("p50_us")) if record.status == "ok" else "",
                 _fmt_us(m.get("p99_us")) if record.status == "ok" else "",
+                _fmt_ratio(record.vs_bare),
                 _fmt_ratio(record.vs_raw),
                 _notes(record),
             )

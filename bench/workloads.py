@@ -1,10 +1,12 @@
 """The workloads, run for every system of one backend in the same process and run.
 
-Systems: ``raw`` (the reference), ``chatledger`` (sync and async surfaces) and the peers. Each
-system gets a fresh scratch database per workload, except the read and sidebar stores, which
-raw and chatledger share (identical data and physical layout, loaded once; the peers get
-their own copy of the same logical data). Every workload runs in rounds; each round runs
-every system once, in a rotated order, so drift of the noisy machine hits all of them.
+Systems: ``raw-bare`` (the bare operation: the physical limit), ``raw`` (raw SQL doing
+chatledger's work), ``chatledger`` (sync and async surfaces) and the peers. Each system gets a
+fresh database of its own per workload, the read and sidebar stores included: every core
+system reads its own copy of the same data (same conversation ids, same message rows), loaded
+the same way, so no system reads pages another one warmed; the peers get their own copy of the
+same logical data. Every workload runs in rounds; each round runs every system, taking turns
+in small blocks in a rotated order, so drift of the noisy machine hits all of them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .data import Msg, message, messages
 from .databases import Scratch, Scratches
 from .harness import Chunk, NotAvailable, Record, Settings, Timing, time_async, time_sync
 from .peers import PEERS, Peer
-from .raw import Raw, raw_for
+from .raw import Raw, bare_for, raw_for
 
 __all__ = ["CORE", "WORKLOADS", "Runner"]
 
@@ -39,6 +41,7 @@ WORKLOADS: Final = ("append", "read", "sidebar", "concurrency", "bulk")
 #: The systems on chatledger's schema: (system, surface).
 Surface = Literal["sync", "async"]
 CORE: Final[tuple[tuple[str, Surface], ...]] = (
+    ("raw-bare", "sync"),
     ("raw", "sync"),
     ("chatledger", "sync"),
     ("chatledger", "async"),
@@ -80,7 +83,7 @@ class Subject:
 
     def close(self) -> None:
         for thing in (self.impl, self.helper):
-            if thing is None:
+            if thing is None or (thing is self.helper and thing is self.impl):
                 continue
             try:
                 thing.close()
@@ -126,7 +129,7 @@ class _RawCopy:
         self.raw.bulk_copy(conversation_id, batch)
 
     def close(self) -> None:
-        self.raw.close()
+        """Nothing: the raw reference is the subject's helper, closed with it."""
 
 
 class Runner:
@@ -192,30 +195,37 @@ class Runner:
             setup.close()
         return scratch, owner
 
-    def _core_subject(
-        self, system: str, surface: Literal["sync", "async"], scratch: Scratch, helper: Raw
-    ) -> Subject:
+    def _core(self, backend: str, system: str, surface: Surface, label: str) -> Subject:
+        """A core subject on a fresh database of its own: the bare tables for ``raw-bare``,
+        chatledger's schema (made by opening a Ledger) and a user for the others. Its helper
+        (the raw reference on the same database) makes and checks its data."""
+        scratch: Scratch
+        if system == "raw-bare":
+            scratch = self.scratches.create(backend, label)
+            bare = bare_for(scratch)
+            return Subject(system, surface, bare, owner=uuid7(), helper=bare, scratch=scratch)
+        scratch, owner = self._prepared(backend, label)
+        helper = raw_for(scratch)
         impl: Any
         if system == "raw":
             impl = helper
-            helper_for_subject = None
         elif system == "raw-copy":
             impl = _RawCopy(helper)
-            helper_for_subject = None
         elif surface == "sync":
             impl = ChatledgerSync(scratch)
-            helper_for_subject = helper
         else:
             impl = ChatledgerAsync(scratch)
-            helper_for_subject = helper
-        return Subject(
-            system if system != "raw-copy" else "raw-copy",
-            surface,
-            impl,
-            helper=helper_for_subject if helper_for_subject is not None else None,
-            scratch=scratch,
-            note=None,
-        )
+        return Subject(system, surface, impl, owner=owner, helper=helper, scratch=scratch)
+
+    def _users(self, subject: Subject, count: int) -> list[uuid.UUID]:
+        """``count`` more owners on a subject's database (users, on chatledger's schema)."""
+        if subject.system == "raw-bare" or subject.scratch is None:
+            return [uuid7() for _ in range(count)]
+        setup = ChatledgerSync(subject.scratch)
+        try:
+            return [setup.user(f"other-{i}") for i in range(count)]
+        finally:
+            setup.close()
 
     def _peer_subjects(
         self, backend: str, workload: str, case: str = "", metrics: dict[str, Any] | None = None
@@ -223,7 +233,7 @@ class Runner:
         """The peers that can run on ``backend``; the others get an n/a record."""
         usable = []
         for peer in self.peers:
-            reason = peer.unavailable(backend)
+            reason = peer.unavailable(backend, workload)
             if reason is None:
                 usable.append(peer)
             else:
@@ -272,10 +282,10 @@ class Runner:
         subjects: list[Subject] = []
         for system, surface in CORE:
             with self._guard(backend, "append", "", system, surface):
-                scratch, owner = self._prepared(backend, f"append_{system}_{surface}")
-                helper = raw_for(scratch)
-                subject = self._core_subject(system, surface, scratch, helper)
-                subject.conversations = helper.create_conversations(owner, s.append_conversations)
+                subject = self._core(backend, system, surface, f"append_{system}_{surface}")
+                subject.conversations = _helper(subject).create_conversations(
+                    _owner(subject), s.append_conversations
+                )
                 subjects.append(subject)
         for peer in self._peer_subjects(backend, "append"):
             with self._guard(backend, "append", "", peer.system, "sync"):
@@ -376,25 +386,23 @@ class Runner:
             label = f"{size // 1000}k" if size < 1_000_000 else f"{size / 1e6:g}M"
             subjects: list[Subject] = []
             conversations: list[uuid.UUID] = []
-            with self._guard(backend, "read", case, "raw", "sync"):
-                started = time.monotonic()
-                scratch, owner = self._prepared(backend, f"read_{case}")
-                helper = raw_for(scratch)
-                conversations = helper.create_conversations(owner, count, messages_each=per)
-                helper.load_messages(conversations, per)
-                self._say(
-                    f"  loaded the {label} store ({count:,} conversations x {per}) "
-                    f"in {time.monotonic() - started:.1f}s"
-                )
-                for system, surface in CORE:
-                    subject = self._core_subject(
-                        system, surface, scratch, raw_for(scratch) if system == "raw" else helper
+            for system, surface in CORE:
+                with self._guard(backend, "read", case, system, surface):
+                    started = time.monotonic()
+                    subject = self._core(
+                        backend, system, surface, f"read_{case}_{system}_{surface}"
                     )
+                    helper = _helper(subject)
+                    conversations = helper.create_conversations(
+                        _owner(subject), count, messages_each=per, ids=conversations or None
+                    )
+                    helper.load_messages(conversations, per)
                     subject.conversations = conversations
                     subjects.append(subject)
-                # the helper is closed with the chatledger subjects; raw has its own connection
-                subjects[1].helper = helper
-                subjects[2].helper = None
+                    self._say(
+                        f"  loaded {system} ({surface})'s {label} store ({count:,} "
+                        f"conversations x {per}) in {time.monotonic() - started:.1f}s"
+                    )
             if not subjects:
                 continue
             labels = {"store": size, "store_label": label}
@@ -473,26 +481,22 @@ class Runner:
     def _sidebar(self, backend: str) -> None:
         s = self.settings
         subjects: list[Subject] = []
-        with self._guard(backend, "sidebar", "", "raw", "sync"):
-            scratch, owner = self._prepared(backend, "sidebar")
-            helper = raw_for(scratch)
-            helper.create_conversations(owner, s.sidebar_conversations, spread=True)
-            setup = ChatledgerSync(scratch)
-            try:
-                others = [setup.user(f"other-{i}") for i in range(max(1, s.sidebar_noise // 1000))]
-            finally:
-                setup.close()
-            for other in others:
-                helper.create_conversations(other, s.sidebar_noise // len(others), spread=True)
-            helper.analyze()
-            for system, surface in CORE:
-                subject = self._core_subject(
-                    system, surface, scratch, raw_for(scratch) if system == "raw" else helper
-                )
-                subject.owner = owner
+        # The conversations of the first store: every other store gets a copy (same ids).
+        made: list[list[uuid.UUID]] = []
+        for system, surface in CORE:
+            with self._guard(backend, "sidebar", "", system, surface):
+                subject = self._core(backend, system, surface, f"sidebar_{system}_{surface}")
+                helper = _helper(subject)
+                others = self._users(subject, max(1, s.sidebar_noise // 1000))
+                owners = [_owner(subject), *others]
+                counts = [s.sidebar_conversations] + [s.sidebar_noise // len(others)] * len(others)
+                for number, (owner, count) in enumerate(zip(owners, counts, strict=True)):
+                    ids = made[number] if len(made) > number else None
+                    ids = helper.create_conversations(owner, count, spread=True, ids=ids)
+                    if len(made) <= number:
+                        made.append(ids)
+                helper.analyze()
                 subjects.append(subject)
-            subjects[1].helper = helper
-            subjects[2].helper = None
         for peer in self._peer_subjects(backend, "sidebar"):
             self._na(backend, "sidebar", "", peer.system, peer.sidebar_reason)
         if not subjects:
@@ -523,12 +527,7 @@ class Runner:
         subjects: list[Subject] = []
         for system, surface in CORE:
             with self._guard(backend, "concurrency", "one", system, surface):
-                scratch, owner = self._prepared(backend, f"conc_{system}_{surface}")
-                helper = raw_for(scratch)
-                subject = self._core_subject(system, surface, scratch, helper)
-                subject.owner = owner
-                subject.helper = helper
-                subjects.append(subject)
+                subjects.append(self._core(backend, system, surface, f"conc_{system}_{surface}"))
         for peer in self._peer_subjects(backend, "concurrency", "one"):
             with self._guard(backend, "concurrency", "one", peer.system, "sync"):
                 scratch = self.scratches.create(backend, f"conc_{peer.system}")
@@ -557,9 +556,6 @@ class Runner:
                     subject,
                     metrics=_merge(outcomes, subject.units_per_op, s.threads),
                 )
-        for subject in subjects:
-            if subject.helper is subject.impl:
-                subject.helper = None
         self._close(subjects)
 
     def _contend(self, subject: Subject, case: str) -> _Outcome:
@@ -591,7 +587,7 @@ class Runner:
                 unique = len(set(seqs))
                 outcome.duplicates += stored - unique
                 outcome.gaps += (max(seqs) - unique) if seqs else 0
-                outcome.counter_mismatches += int(counter != stored)
+                outcome.counter_mismatches += int(counter is not None and counter != stored)
                 outcome.order_checked = True
                 outcome.lost += max(0, successes - stored)
                 outcome.phantoms += max(0, stored - successes)
@@ -607,20 +603,15 @@ class Runner:
     def _bulk(self, backend: str) -> None:
         s = self.settings
         subjects: list[Subject] = []
-        systems: list[tuple[str, Literal["sync", "async"]]] = [("raw", "sync")]
+        systems = list(CORE)
         if backend == "postgresql":
-            systems.append(("raw-copy", "sync"))
-        systems += [("chatledger", "sync"), ("chatledger", "async")]
+            systems.insert(2, ("raw-copy", "sync"))
         for system, surface in systems:
             with self._guard(backend, "bulk", "", system, surface):
-                scratch, owner = self._prepared(backend, f"bulk_{system}_{surface}")
-                helper = raw_for(scratch)
-                subject = self._core_subject(system, surface, scratch, helper)
-                subject.owner = owner
-                subject.helper = helper if system == "chatledger" else None
-                subject.conversations = helper.create_conversations(owner, s.bulk_reps + 1)
-                if system == "raw":
-                    subject.helper = None
+                subject = self._core(backend, system, surface, f"bulk_{system}_{surface}")
+                subject.conversations = _helper(subject).create_conversations(
+                    _owner(subject), s.bulk_reps + 1
+                )
                 subjects.append(subject)
         for peer in self._peer_subjects(backend, "bulk"):
             with self._guard(backend, "bulk", "", peer.system, "sync"):
@@ -653,6 +644,19 @@ class Runner:
         for subject in subjects:
             self._finish(backend, "bulk", "", subject, chunks[subject], batch=s.bulk_size)
         self._close(subjects)
+
+
+def _helper(subject: Subject) -> Raw:
+    """The raw reference on a core subject's database (every core subject has one)."""
+    if subject.helper is None:
+        raise RuntimeError(f"{subject.system} has no raw helper")
+    return subject.helper
+
+
+def _owner(subject: Subject) -> uuid.UUID:
+    if subject.owner is None:
+        raise RuntimeError(f"{subject.system} has no owner")
+    return subject.owner
 
 
 def _appender(subject: Subject) -> Callable[[tuple[int, int]], Any]:
