@@ -26,6 +26,7 @@ from typing import Any
 from .databases import BACKENDS, SERVER_URLS, Scratches
 from .harness import Settings, settings_for
 from .peers import PEERS, Peer, peer_class
+from .raw import REFERENCES
 from .report import (
     attach_ratios,
     evaluate_targets,
@@ -170,6 +171,13 @@ def _meta(settings: Settings, scratches: Scratches, backends: tuple[str, ...]) -
         },
         "servers": {
             backend: SERVER_URLS[backend] for backend in backends if backend in SERVER_URLS
+        },
+        "references": REFERENCES,
+        "ratios": {
+            "vs_bare": "against raw-bare (the bare operation) of the same backend, workload "
+            "and case: throughput ratio for writes (higher is better; the median of per-block "
+            "ratios), p50 ratio for reads (lower is better)",
+            "vs_raw": "the same against raw (raw SQL doing chatledger's work)",
         },
         "unreachable": scratches.unreachable,
     }

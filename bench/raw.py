@@ -54,6 +54,7 @@ from .data import Msg, message
 from .databases import Scratch
 
 __all__ = [
+    "REFERENCES",
     "Bare",
     "Raw",
     "RawMariaDB",
@@ -107,6 +108,39 @@ CONVERSATION_COLUMNS: Final = (
     "forked_from_conversation_id",
     "forked_from_message_id",
 )
+#: What each raw reference does, per workload (recorded in every JSON result's ``meta``).
+REFERENCES: Final[dict[str, dict[str, str]]] = {
+    "raw-bare": {
+        "what": "the bare operation, the physical limit of a one-row-per-message store, on its "
+        "own database: tables with chatledger's columns and column types, messages keyed by "
+        "(conversation_id, seq), conversations by id plus a plain (owner_id, "
+        "last_activity_at, id) index; no other index, constraint or trigger",
+        "append": "one autocommit INSERT of the message row (seq from a counter in the "
+        "process), nothing else",
+        "read": "SELECT <columns> FROM messages WHERE conversation_id = ? ORDER BY seq DESC "
+        "LIMIT 20, autocommit",
+        "sidebar": "SELECT <columns> FROM conversations WHERE owner_id = ? ORDER BY "
+        "last_activity_at DESC, id DESC LIMIT 20, autocommit",
+        "concurrency": "the bare append from 4 threads, a connection each",
+        "bulk": "one transaction: executemany of the rows alone (COPY on PostgreSQL)",
+    },
+    "raw": {
+        "what": "raw SQL doing chatledger's work (counters, trees, active path) on its own "
+        "database with chatledger's schema (made by opening a Ledger), in no more statements "
+        "than chatledger",
+        "append": "UPDATE conversations (count + 1, active leaf, path length, activity "
+        "times) RETURNING the count (LAST_INSERT_ID on MariaDB), then INSERT the message "
+        "under the active leaf; one writable-CTE autocommit statement on PostgreSQL, "
+        "BEGIN IMMEDIATE ... COMMIT on SQLite, one transaction on MariaDB",
+        "read": "SELECT <columns> FROM messages WHERE conversation_id = ? AND on_active_path "
+        "ORDER BY seq DESC LIMIT 20 (ix_messages_active_path), autocommit",
+        "sidebar": "the keyset query of chatledger: status != 'deleted', LIMIT 21 (one extra "
+        "row tells whether there is a next page), autocommit",
+        "concurrency": "the raw append from 4 threads, a connection each",
+        "bulk": "one transaction: lock the conversation row, executemany the batch as a "
+        "chain under the active leaf, set the counters (raw-copy: COPY, PostgreSQL)",
+    },
+}
 #: The position of ``depth`` in a message row.
 _DEPTH: Final = MESSAGE_COLUMNS.index("depth")
 _BASE_TIME: Final = datetime(2026, 1, 1, tzinfo=UTC)

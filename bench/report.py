@@ -603,7 +603,8 @@ _PANELS: Final = (
 
 
 def write_chart(path: Path, records: Sequence[Record], meta: dict[str, Any]) -> Path | None:
-    """A chart of every system's speed relative to raw (raw = 1, higher is faster)."""
+    """A chart of every system's speed relative to raw doing chatledger's work (raw = 1,
+    higher is faster); the tables and the JSON carry the ratios to the bare operation too."""
     try:
         import matplotlib
 
@@ -639,7 +640,7 @@ def write_chart(path: Path, records: Sequence[Record], meta: dict[str, Any]) -> 
         ax.set_yscale("log")
         ax.set_xticks(range(len(backends)), backends)
         ax.set_title(title, fontsize=10)
-        ax.set_ylabel("speed vs raw driver (raw = 1)", fontsize=8)
+        ax.set_ylabel("speed vs raw doing the work (= 1)", fontsize=8)
         ax.grid(axis="y", which="both", alpha=0.3)
     handles, labels = [], []
     for ax in axes.flat:

@@ -330,9 +330,9 @@ class Runner:
         ``settings.block`` operations (the order rotates from block to block); one chunk per
         block, so throughput ratios can be taken between neighbours in time.
 
-        ``groups`` (instead of ``subjects``): subjects that read the same database, rotated
-        within their group, the groups taking turns too. The first of a group to read a
-        block's rows meets them cold, the others warm: each must come first equally often."""
+        ``groups`` (instead of ``subjects``): the subjects of one read store (each reading its
+        own copy of it), rotated within their group, the groups taking turns too, so each
+        comes first equally often."""
         block = max(1, self.settings.block)
         ordered = list(groups) if groups else [subjects]
         for number, start in enumerate(range(0, len(args), block)):

@@ -16,22 +16,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.timeout(300)
+# Every core system loads its own copy of each store (schema made by opening a Ledger: seconds
+# per database on a loaded MariaDB): minutes on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(600)
 
 
 def test_smoke_run_writes_results(tmp_path: Path) -> None:
     out = tmp_path / "results"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     completed = subprocess.run(
-        # One peer (the only one on all three backends) keeps the run short; without
-        # langchain-community installed it is reported as n/a with the reason.
+        # Few peers keep the run short: langchain-sql (on all three backends) and the two
+        # LangGraph savers (the saver row); one not installed is reported as n/a with the
+        # reason.
         [
             sys.executable,
             "-m",
             "bench",
             "--smoke",
             "--peers",
-            "langchain-sql",
+            "langchain-sql,langgraph,langgraph-chatledger",
             "--out",
             str(out),
             "--no-chart",
@@ -40,7 +43,7 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=580,
         check=False,
     )
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
@@ -58,7 +61,18 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
     assert {"cpu", "cores", "memory", "python", "sqlite", "packages"} <= set(meta["machine"])
 
     results = latest["results"]
-    keys = {"backend", "workload", "case", "system", "surface", "status", "reason", "metrics"}
+    keys = {
+        "backend",
+        "workload",
+        "case",
+        "system",
+        "surface",
+        "status",
+        "reason",
+        "metrics",
+        "vs_raw",
+        "vs_bare",
+    }
     for record in results:
         assert keys <= set(record)
         assert record["status"] in ("ok", "n/a", "error")
@@ -79,8 +93,26 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
         ("concurrency", "one"),
         ("bulk", ""),
     ):
-        for system, surface in (("raw", "sync"), ("chatledger", "sync"), ("chatledger", "async")):
+        for system, surface in (
+            ("raw-bare", "sync"),
+            ("raw", "sync"),
+            ("chatledger", "sync"),
+            ("chatledger", "async"),
+        ):
             assert (workload, case, system, surface) in sqlite_ok, (workload, case, system)
+    # Both references, both ratios: chatledger against the bare operation and against raw
+    # doing chatledger's work; raw doing the work against the bare operation.
+    for record in results:
+        if record["backend"] != "sqlite" or record["status"] != "ok":
+            continue
+        ratios = (record["vs_bare"], record["vs_raw"])
+        if record["system"] == "chatledger":
+            assert all(ratio > 0 for ratio in ratios), record
+        elif record["system"] == "raw":
+            assert ratios[0] > 0, record
+            assert ratios[1] is None, record
+        elif record["system"] == "raw-bare":
+            assert ratios == (None, None), record
     for record in results:
         if record["status"] == "ok" and record["workload"] in ("read", "sidebar"):
             assert record["metrics"]["p50_us"] > 0
@@ -96,9 +128,21 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
     assert peer, "the peer is reported, measured or n/a"
     assert all(r["status"] == "ok" or r["reason"] for r in peer)
 
+    # The LangGraph saver row is reported, measured or n/a with the reason.
+    saver = [r for r in results if r["system"] == "langgraph-chatledger"]
+    assert {r["backend"] for r in saver} >= {"sqlite"}
+    for record in saver:
+        if record["status"] == "ok":
+            assert record["workload"] == "append"
+            assert record["metrics"]["ms_per_turn"] > 0
+            assert "vs_official" in record["metrics"]
+
     for target in latest["targets"]:
         assert {"backend", "name", "value", "threshold", "met"} <= set(target)
-    assert any(t["backend"] == "sqlite" for t in latest["targets"])
+    sqlite_targets = {t["name"] for t in latest["targets"] if t["backend"] == "sqlite"}
+    assert "append: chatledger / bare insert messages/s" in sqlite_targets
+    assert "append: chatledger / raw-work messages/s" in sqlite_targets
+    assert "references" in meta
     assert "targets" in completed.stdout
 
 
