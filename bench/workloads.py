@@ -38,7 +38,7 @@ __all__ = ["CORE", "WORKLOADS", "Runner"]
 T = TypeVar("T")
 
 WORKLOADS: Final = ("append", "read", "sidebar", "concurrency", "bulk")
-#: The systems on chatledger's schema: (system, surface).
+#: The core systems, (system, surface): the two raw references and chatledger's two surfaces.
 Surface = Literal["sync", "async"]
 CORE: Final[tuple[tuple[str, Surface], ...]] = (
     ("raw-bare", "sync"),
