@@ -261,3 +261,58 @@ def test_append_with_charge_debits_the_owner_in_the_same_transaction(store, user
     with pytest.raises(ValidationError) as caught_charge:
         store.messages.append(chat.id, "assistant", "x", charge=0)
     assert caught_charge.value.field == "charge"
+
+
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+def test_mariadb_last_20_is_one_short_range_of_the_clustered_index(database_url):
+    """InnoDB stores rows in primary-key order: messages' key is (conversation_id, seq), so
+    the last 20 messages of a conversation sit on a few adjacent pages however many other
+    conversations were written in between (a time-ordered id as the key would scatter them
+    over about one page per message). Counted by the server (ANALYZE's r_engine_stats)."""
+    import json
+
+    from chatledger import Ledger
+    from chatledger._ops.messages import _LAST
+
+    conversations, turns = 16, 25
+    with Ledger(database_url) as ledger:
+        user = ledger.users.create()
+        chats = [ledger.conversations.create(user.id).id for _ in range(conversations)]
+        for turn in range(turns):  # every conversation live at once: arrivals interleave
+            for chat in chats:
+                ledger.messages.append(chat, "user", f"turn {turn} " + "x" * 2_000)
+        with ledger._core.db.engine.connect() as conn:
+            compiled = _LAST[False, False, False].compiled(conn.dialect)
+            params = compiled.parameters({"b_cid": chats[5], "b_n": 20})
+            plan = conn.exec_driver_sql(f"EXPLAIN {compiled.sql}", params).one()
+            analyzed = conn.exec_driver_sql(f"ANALYZE FORMAT=JSON {compiled.sql}", params).one()
+    assert plan.key in ("PRIMARY", "ix_messages_active_path")
+    assert plan.type in ("ref", "range")
+    table = _first_table(json.loads(analyzed[0]))
+    stats = table.get("r_engine_stats")
+    if stats is None:
+        pytest.skip("this MariaDB does not report pages per statement (r_engine_stats: 10.9+)")
+    assert table["r_rows"] >= 20
+    # B-tree levels plus the two or three leaf pages holding ~40 KB of rows; interleaved
+    # arrivals under an id key would take 20 leaf pages or more.
+    assert stats["pages_accessed"] <= 10, stats
+
+
+def _first_table(plan: object) -> dict[str, object]:
+    """The first table of an ``ANALYZE FORMAT=JSON`` plan (inside its nested_loop, filesort
+    or other wrappers)."""
+    if isinstance(plan, dict):
+        if isinstance(plan.get("table"), dict):
+            return plan["table"]
+        values = list(plan.values())
+    elif isinstance(plan, list):
+        values = plan
+    else:
+        values = []
+    for value in values:
+        if isinstance(value, dict | list):
+            try:
+                return _first_table(value)
+            except LookupError:
+                continue
+    raise LookupError("no table in the plan")

@@ -291,6 +291,11 @@ def record_loader(
     ``columns`` (the record's fields, in order, but those named in ``given``, whose values come
     as arguments), converting each value as SQLAlchemy's result processing would.
 
+    The generated function unpacks the row once and calls a column's converter only for a
+    value that is not NULL (when the converter turns ``None`` into ``None``, as SQLAlchemy's
+    result processors do): most message columns (metadata, usage details, hidden marks) are
+    NULL, and a call costs more than the test.
+
     When ``record`` is a slotted dataclass with no ``__post_init__`` whose fields are all
     ``__init__`` arguments, the loader fills the slots of an instance of a plain class with
     the same slots (simple attribute stores) and then gives it ``record``'s class, a
@@ -300,7 +305,7 @@ def record_loader(
     """
     fields = dataclasses.fields(record)  # type: ignore[arg-type]
     builder = _builder_of(record, fields)
-    namespace: dict[str, Any] = {"_record": record}
+    namespace: dict[str, Any] = {"_record": record, "_builder": builder, "_new": object.__new__}
     arguments = [f"_g{index}" for index in range(len(given))]
     values: list[str] = []
     column_index = 0
@@ -311,35 +316,39 @@ def record_loader(
         column = columns[column_index]
         if column.name != field.name:
             raise ValueError(f"column {column.name} does not match field {field.name}")
-        loader = result_loader(column.type, dialect)
-        if loader is None:
-            values.append(f"row[{column_index}]")
-        else:
-            namespace[f"_l{column_index}"] = loader
-            values.append(f"_l{column_index}(row[{column_index}])")
+        values.append(_converted(column, dialect, f"c{column_index}", namespace))
         column_index += 1
     if column_index != len(columns):
         raise ValueError("more columns than record fields")
     parameters = f"row{''.join(', ' + argument for argument in arguments)}"
+    lines = [f"def load({parameters}):"]
+    if columns:
+        lines.append(f"    {''.join(f'c{index}, ' for index in range(len(columns)))}= row")
     if builder is not None:
-        fill = [f"def fill(obj, {parameters}):"]
-        fill += [
-            f"    obj.{field.name} = {value}" for field, value in zip(fields, values, strict=True)
-        ]
-        exec("\n".join(fill), namespace)  # the source names generated identifiers only
-        builder.__init__ = namespace["fill"]
-        namespace["_builder"] = builder
-        lines = [
-            f"def load({parameters}):",
-            f"    obj = _builder({parameters})",
-            "    obj.__class__ = _record",
-            "    return obj",
-        ]
+        lines.append("    obj = _new(_builder)")
+        lines += [f"    obj.{f.name} = {value}" for f, value in zip(fields, values, strict=True)]
+        lines += ["    obj.__class__ = _record", "    return obj"]
     else:
-        lines = [f"def load({parameters}):", f"    return _record({', '.join(values)})"]
+        lines.append(f"    return _record({', '.join(values)})")
     exec("\n".join(lines), namespace)  # the source names generated identifiers only
     load: Callable[..., R] = namespace["load"]
     return load
+
+
+def _converted(column: Column[Any], dialect: Dialect, name: str, namespace: dict[str, Any]) -> str:
+    """The expression that converts the driver's value ``name`` of ``column`` (its converter,
+    if any, added to ``namespace``)."""
+    loader = result_loader(column.type, dialect)
+    if loader is None:
+        return name
+    namespace[f"_l{name}"] = loader
+    try:
+        keeps_null = loader(None) is None
+    except Exception:  # a converter that cannot take None: always call it
+        keeps_null = False
+    if keeps_null:
+        return f"None if {name} is None else _l{name}({name})"
+    return f"_l{name}({name})"
 
 
 def record_maker(record: type[R]) -> Callable[..., R]:

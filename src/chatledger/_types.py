@@ -202,6 +202,7 @@ _new_object = object.__new__
 _set_uuid_int = uuid.UUID.__dict__["int"].__set__ if "int" in uuid.UUID.__dict__ else None
 _set_uuid_safe = uuid.UUID.__dict__["is_safe"].__set__ if "is_safe" in uuid.UUID.__dict__ else None
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown
+_UUID = uuid.UUID
 
 
 def uuid_from_int(value: int) -> uuid.UUID:
@@ -215,10 +216,18 @@ def uuid_from_int(value: int) -> uuid.UUID:
 
 
 def _uuid_loader(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    set_int, set_safe = _set_uuid_int, _set_uuid_safe
+    if set_int is None or set_safe is None:  # pragma: no cover  (other Pythons)
+        return fallback
+
     def load(value: Any) -> Any:
         if value.__class__ is str:
-            # 32 hex digits (SQLite, CHAR(32)) or the 36-character form (MariaDB's UUID).
-            return uuid_from_int(int(value.replace("-", "") if len(value) == 36 else value, 16))
+            # 32 hex digits (SQLite, CHAR(32)) or the 36-character form (MariaDB's UUID);
+            # uuid_from_int inlined: one call less per id of every row read.
+            made = _new_object(_UUID)
+            set_int(made, int(value.replace("-", "") if len(value) == 36 else value, 16))
+            set_safe(made, _SAFE_UNKNOWN)
+            return made
         return None if value is None else fallback(value)
 
     return load
@@ -275,10 +284,13 @@ def _money_loader(billionths: bool) -> Callable[[Any], Any]:
         if value is None:
             return None
         if billionths:
-            whole, part = divmod(int(value), _BILLION)
-            if not part:
-                return Decimal(whole)
-            return (Decimal(int(value)) / _MONEY_FACTOR).normalize()
+            if value.__class__ is not int:
+                value = int(value)
+            if value % _BILLION:
+                # Not whole, so it normalises to a negative exponent: never 1E+2. The same
+                # Decimal as dividing by 10**9, in fewer operations.
+                return Decimal(value).scaleb(-MONEY_SCALE).normalize()
+            return Decimal(value // _BILLION)
         return canonical_decimal(value if value.__class__ is Decimal else Decimal(value))
 
     return load
