@@ -3,6 +3,7 @@ reference, interleaved in small blocks in one process (issue 21 items 2 and 4).
 
     python -m bench.append_path --backends sqlite postgresql mariadb --blocks 20 --block 50
     python -m bench.append_path --backends sqlite --threads 4 --thread-appends 500
+    python -m bench.append_path --backends mariadb --previous  # the step against the code before
 
 Cases: ``plain`` (no key), ``key`` (a fresh idempotency key each time), ``charge`` (debits one
 token), ``tools`` (an assistant message asking for one tool call), and ``raw``
@@ -79,11 +80,28 @@ def _statements(url: str, owner: uuid.UUID, case: str) -> tuple[float, float]:
         return counts["sql"] / 20, counts["commit"] / 20
 
 
-def _timed(fn: Callable[[int], Any], start: int, count: int) -> float:
-    began = time.perf_counter()
+def _previous(ledger: Ledger, run: Callable[[int], Any]) -> Callable[[int], Any]:
+    """``run`` with session 6's steps turned off (the previous code path, for comparison in
+    the same process): no append numbered by the database, the idempotency key looked up
+    again after the bump."""
+    backend = type(ledger._core.db.backend)
+
+    def call(i: int) -> Any:
+        saved = backend.numbers_appends, backend.writes_exclusive
+        backend.numbers_appends = backend.writes_exclusive = False
+        try:
+            return run(i)
+        finally:
+            backend.numbers_appends, backend.writes_exclusive = saved
+
+    return call
+
+
+def _timed(fn: Callable[[int], Any], start: int, count: int, clock: Callable[[], float]) -> float:
+    began = clock()
     for i in range(start, start + count):
         fn(i)
-    return (time.perf_counter() - began) / count * 1e6
+    return (clock() - began) / count * 1e6
 
 
 def _sequential(backend: str, scratches: Scratches, args: argparse.Namespace) -> None:
@@ -103,19 +121,23 @@ def _sequential(backend: str, scratches: Scratches, args: argparse.Namespace) ->
         }
         for case in CASES:
             runs[case] = _appender(ledger, ledger.conversations.create(owner).id, case)
+            if args.previous:
+                again = _appender(ledger, ledger.conversations.create(owner).id, case)
+                runs[f"{case}/prev"] = _previous(ledger, again)
+        clock = time.thread_time if args.cpu else time.perf_counter
         times: dict[str, list[float]] = {name: [] for name in runs}
         for run in runs.values():  # warm
-            _timed(run, 0, 20)
+            _timed(run, 0, 20, clock)
         for block in range(args.blocks):
             order = list(runs.items())
             shift = block % len(order)
             for name, run in order[shift:] + order[:shift]:
-                times[name].append(_timed(run, 100 + block * args.block, args.block))
+                times[name].append(_timed(run, 100 + block * args.block, args.block, clock))
         reference = statistics.median(times["raw"])
         for name, values in times.items():
             median = statistics.median(values)
             print(
-                f"{backend:10} {name:7} {median:8.1f} µs/append "
+                f"{backend:10} {name:12} {median:8.1f} µs/append "
                 f"(min {min(values):.1f})  raw/this {reference / median:.2f}"
             )
         raw.close()
@@ -190,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--thread-appends", type=int, default=500)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--previous", action="store_true", help="also time each case on the previous code path"
+    )
+    parser.add_argument(
+        "--cpu", action="store_true", help="this thread's CPU time, not wall time (SQLite)"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     scratches = Scratches(tuple(args.backends))
