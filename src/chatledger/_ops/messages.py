@@ -616,11 +616,12 @@ def insert_one(conn: Connection, message: Message) -> None:
 
 def _bump_linear(
     conn: Connection, returning: bool, owner: uuid.UUID | None, params: dict[str, Any]
-) -> tuple[int, int, int | None, uuid.UUID | None]:
+) -> tuple[int, int, int | None, Any]:
     """Bump the conversation for an append under its active leaf: ``(seq, depth,
-    parent_seq, owner_id)`` of the new message. Without ``RETURNING`` (MariaDB) the depth and
-    the owner are not known here: the insert reads the depth from the conversation row
-    (``-1`` stands for it), the owner is ``None``."""
+    parent_seq, owner_id)`` of the new message (the owner as the driver returns it: see
+    :func:`_owner_of_row`). Without ``RETURNING`` (MariaDB) the depth and the owner are not
+    known here: the insert reads the depth from the conversation row (``-1`` stands for it),
+    the owner is ``None``."""
     leaf = "newest"
     for _ in range(_LEAF_ATTEMPTS):
         bump = _BUMP[returning, owner is not None, leaf]
