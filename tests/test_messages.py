@@ -169,6 +169,25 @@ def test_cannot_append_to_a_closed_or_deleted_conversation(store, chat, status):
     assert store.messages.count(chat.id) == 0
 
 
+def test_append_to_a_missing_conversation_writes_nothing(store, user, chat):
+    """Refused before anything is written, whether the database numbers the message itself
+    (MariaDB's trigger, unscoped) or the code bumps first (scoped)."""
+    missing = uuid.uuid4()
+    with pytest.raises(NotFoundError) as caught:
+        store.messages.append(missing, "user", "anyone?")
+    assert caught.value.kind == "conversation"
+    with pytest.raises(NotFoundError):
+        store.as_user(user.id).messages.append(missing, "user", "anyone?")
+    first = store.messages.append(chat.id, "user", "one")
+    second = store.as_user(user.id).messages.append(chat.id, "assistant", "two")
+    assert (first.seq, first.parent_seq, first.depth) == (1, None, 0)
+    assert (second.seq, second.parent_seq, second.depth) == (2, 1, 1)
+    conversation = store.conversations.get(chat.id)
+    assert (conversation.message_count, conversation.active_leaf_seq) == (2, 2)
+    assert conversation.path_length == 2
+    assert conversation.last_message_at == second.created_at
+
+
 def test_archived_conversation_still_takes_messages(store, chat):
     store.conversations.archive(chat.id)
     assert store.messages.append(chat.id, "user", "back again").seq == 1

@@ -102,6 +102,10 @@ class Backend:
     writable_cte: ClassVar[bool] = False
     #: Writers in one process should queue on a lock instead of busy-waiting in the database.
     serialize_writes: ClassVar[bool] = False
+    #: A write transaction holds the database's one write lock from its BEGIN (SQLite's
+    #: ``BEGIN IMMEDIATE``): no other writer commits while it runs, so what it read after
+    #: BEGIN stays true (an append's idempotency key need not be looked up again after the bump).
+    writes_exclusive: ClassVar[bool] = False
     #: The asynchronous surface runs the synchronous driver on worker threads.
     threaded_async: ClassVar[bool] = False
     #: Single reads run in autocommit mode, saving the BEGIN and ROLLBACK round trips.
@@ -125,6 +129,25 @@ class Backend:
     def drop_parent_guard_ddl(self) -> list[str]:
         """The statements that remove :meth:`parent_guard_ddl`."""
         return []
+
+    #: A message inserted with ``seq`` 0 is numbered by the database, in its insert: a trigger
+    #: bumps the conversation (under its row lock) and sets ``seq``, ``parent_seq`` and
+    #: ``depth`` (an append in one statement where there are no writable CTEs: MariaDB).
+    numbers_appends: ClassVar[bool] = False
+
+    def append_trigger_ddl(self, appendable: tuple[str, ...]) -> list[str]:
+        """The statements that create the trigger behind :attr:`numbers_appends` (conversations
+        in the ``appendable`` statuses take appends)."""
+        return []
+
+    def drop_append_trigger_ddl(self) -> list[str]:
+        """The statements that remove :meth:`append_trigger_ddl`."""
+        return []
+
+    def refused_append(self, exc: DBAPIError) -> bool:
+        """Whether ``exc`` is the :attr:`numbers_appends` trigger refusing an append (no such
+        conversation, or one that takes no appends)."""
+        return False
 
     #: The full-text engine: its index objects and how a search uses them.
     fulltext: ClassVar[FullText]
@@ -247,6 +270,7 @@ class SQLite(Backend):
     async_drivers: ClassVar[dict[str, str]] = {"pysqlite": ""}
     threaded_async = True
     serialize_writes = True
+    writes_exclusive = True
     #: The connect hook installed on each engine (once), for its writers to repair connections
     #: pooled before the engine was adopted.
     _connectors: ClassVar[weakref.WeakKeyDictionary[Engine, Callable[[Any, Any], None]]] = (
@@ -624,6 +648,49 @@ class MariaDB(Backend):
 
     def parent_guard_ddl(self) -> list[str]:
         return [self._PARENT_GUARD.format(event=event) for event in ("INSERT", "UPDATE")]
+
+    numbers_appends = True
+    #: The append's bump inside its insert (``seq`` 0 asks for it; every other insert gives
+    #: its own numbers and is left alone): the conversation row is locked and read, the new
+    #: message hangs under its active leaf, and the counters move as ``_ops.messages._bump``
+    #: moves them, with the message's ``created_at`` as the time. It runs before the parent
+    #: guard, which then checks the parent it chose.
+    _APPEND_TRIGGER: ClassVar[str] = (
+        "CREATE TRIGGER trg_messages_append BEFORE INSERT ON messages FOR EACH ROW "
+        "PRECEDES trg_messages_parent_INSERT "
+        "BEGIN "
+        "DECLARE v_count INT; DECLARE v_leaf INT; DECLARE v_length INT; "
+        "DECLARE v_status VARCHAR(32) DEFAULT NULL; "
+        "IF NEW.seq = 0 THEN "
+        "SELECT message_count, active_leaf_seq, path_length, status "
+        "INTO v_count, v_leaf, v_length, v_status "
+        "FROM conversations WHERE id = NEW.conversation_id FOR UPDATE; "
+        "IF v_status IS NULL OR v_status NOT IN ({appendable}) THEN "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{refusal}'; "
+        "END IF; "
+        "SET NEW.seq = v_count + 1, NEW.parent_seq = v_leaf, NEW.depth = v_length; "
+        "UPDATE conversations SET active_leaf_seq = v_count + 1, path_length = v_length + 1, "
+        "message_count = v_count + 1, "
+        "last_message_at = CASE WHEN last_message_at IS NULL "
+        "OR last_message_at < NEW.created_at THEN NEW.created_at ELSE last_message_at END, "
+        "last_activity_at = CASE WHEN last_activity_at < NEW.created_at "
+        "THEN NEW.created_at ELSE last_activity_at END, "
+        "updated_at = NEW.created_at "
+        "WHERE id = NEW.conversation_id; "
+        "END IF; "
+        "END"
+    )
+    _APPEND_REFUSAL: ClassVar[str] = "chatledger: the conversation takes no append"
+
+    def append_trigger_ddl(self, appendable: tuple[str, ...]) -> list[str]:
+        statuses = ", ".join(f"'{status}'" for status in appendable)
+        return [self._APPEND_TRIGGER.format(appendable=statuses, refusal=self._APPEND_REFUSAL)]
+
+    def drop_append_trigger_ddl(self) -> list[str]:
+        return ["DROP TRIGGER IF EXISTS trg_messages_append"]
+
+    def refused_append(self, exc: DBAPIError) -> bool:
+        return self._APPEND_REFUSAL in str(exc.orig)
 
     def drop_parent_guard_ddl(self) -> list[str]:
         return [f"DROP TRIGGER IF EXISTS trg_messages_parent_{e}" for e in ("INSERT", "UPDATE")]

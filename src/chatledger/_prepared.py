@@ -189,6 +189,13 @@ class Prepared:
         count: int = self._driver_run(conn, compiled, params, "count")
         return count
 
+    def record_rows_of(self, conn: Connection, record: Any) -> Sequence[Sequence[Any]]:
+        """The rows of a statement whose parameters are ``record``'s fields (an insert of one
+        record ``RETURNING`` what the database set)."""
+        compiled, (params,) = self._record_parameters(conn, [record])
+        rows: Sequence[Sequence[Any]] = self._driver_run(conn, compiled, params, "rows")
+        return rows
+
     def execute_records(self, conn: Connection, records: Sequence[Any]) -> None:
         """Run the statement once per record of ``records`` (all of one type), its fields as
         the parameters, with the driver's ``executemany``."""

@@ -36,6 +36,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .. import _cursors, _ids
 from .. import _validate as check
@@ -51,7 +52,7 @@ from .._schema import (
     conversations,
     messages,
 )
-from .._types import UTCDateTime
+from .._types import UTCDateTime, result_loader
 from ..errors import ConflictError, NotFoundError, TransientError, ValidationError
 from ..records import Message, Order, Page
 from . import _once, tokens
@@ -234,7 +235,8 @@ def _bump(returning: bool, scoped: bool, leaf: str = "newest") -> Any:
     ``leaf`` says where the new message hangs: ``"newest"`` (under the active leaf while it is
     the newest message: its parent is ``seq - 1``), ``"given"`` (under the active leaf while
     it is still ``b_leaf``, read before) or ``"parent"`` (an append with a parent: the path
-    becomes ``b_depth + 1`` long). Returns the new ``message_count`` and ``path_length``."""
+    becomes ``b_depth + 1`` long). Returns the new ``message_count`` and ``path_length``, and
+    the ``owner_id`` (whom a charge debits: no look-up after the bump)."""
     c = conversations.c
     now = bindparam("b_now", type_=UTCDateTime())
     # The statuses are rendered into the SQL: an expanding IN parameter costs post-compile
@@ -271,7 +273,7 @@ def _bump(returning: bool, scoped: bool, leaf: str = "newest") -> Any:
         (c.last_activity_at, case((c.last_activity_at < now, now), else_=c.last_activity_at)),
         (c.updated_at, now),
     )
-    return stmt.returning(c.message_count, c.path_length) if returning else stmt
+    return stmt.returning(c.message_count, c.path_length, c.owner_id) if returning else stmt
 
 
 _BUMP: Final = {
@@ -496,6 +498,8 @@ def append(
         return found
     backend = backend_of(conn)
     now = utcnow()
+    if backend.numbers_appends and owner is None and new.created_at is None:
+        return _append_numbered(conn, conversation_id, new, charge, now)
     params = _params(owner, conversation_id)
     params["b_now"] = now
     scoped = owner is not None
@@ -517,8 +521,12 @@ def append(
             params["b_leaf"] = _leaf_or_refusal(conn, owner, conversation_id)
             leaf = "given"
         raise TransientError("the active leaf kept moving under the append")
-    seq, depth, parent_seq = _bump_linear(conn, backend.update_returning, owner, params)
-    if key is not None and (found := existing(conn, owner, conversation_id, key)) is not None:
+    seq, depth, parent_seq, payer = _bump_linear(conn, backend.update_returning, owner, params)
+    if (
+        key is not None
+        and not backend.writes_exclusive
+        and (found := existing(conn, owner, conversation_id, key)) is not None
+    ):
         # Another append with this key committed while we waited for the row lock.
         conn.execute(_UNBUMP, {"b_cid": conversation_id, "b_leaf": parent_seq})
         return found
@@ -531,7 +539,54 @@ def append(
     else:
         _INSERT_ONE.execute_record(conn, message)
     record_tools(conn, message, new)
+    if charge is not None and owner is None and payer is not None:
+        owner = _owner_of_row(conn, payer)
     charge_for(conn, owner, conversation_id, message, charge)
+    return message
+
+
+def _owner_of_row(conn: Connection, value: Any) -> uuid.UUID:
+    """The ``owner_id`` a bump returned, as the driver gave it, as a UUID."""
+    load = result_loader(conversations.c.owner_id.type, conn.dialect)
+    owner: uuid.UUID = value if load is None else load(value)
+    return owner
+
+
+#: The append the database numbers (``Backend.numbers_appends``: MariaDB's trigger
+#: ``trg_messages_append`` bumps the conversation inside this insert): ``seq`` 0 asks for it.
+_INSERT_NUMBERED: Final = Prepared(
+    _INSERT.returning(messages.c.seq, messages.c.parent_seq, messages.c.depth)
+)
+
+
+def _append_numbered(
+    conn: Connection,
+    conversation_id: uuid.UUID,
+    new: NewMessage,
+    charge: tuple[int, str] | None,
+    now: datetime,
+) -> Message:
+    """:func:`append` in one statement where the database numbers the message (unscoped, at
+    ``now``: the trigger takes the message's ``created_at`` as the bump's time). The insert is
+    atomic with its bump: a lost race on the idempotency key fails the whole statement (the
+    unique index), which leaves nothing to undo."""
+    message = stored(new, conversation_id, 0, now)
+    try:
+        ((seq, parent_seq, depth),) = _INSERT_NUMBERED.record_rows_of(conn, message)
+    except DBAPIError as exc:
+        if backend_of(conn).refused_append(exc):
+            _leaf_or_refusal(conn, None, conversation_id)  # raises why
+            raise TransientError("the conversation changed under the append") from exc
+        key = new.idempotency_key
+        if key is not None and isinstance(exc, IntegrityError):
+            # Another append with this key committed while we waited for the row lock.
+            found = existing(conn, None, conversation_id, key)
+            if found is not None:
+                return found
+        raise
+    message = _placed(message, seq, parent_seq, depth)
+    record_tools(conn, message, new)
+    charge_for(conn, None, conversation_id, message, charge)
     return message
 
 
@@ -548,7 +603,7 @@ def bump_under(conn: Connection, conversation_id: uuid.UUID, depth: int) -> int:
     backend = backend_of(conn)
     bump = _BUMP[backend.update_returning, False, "parent"]
     if backend.update_returning:
-        seq, _path_length = bump.rows(conn, params)[0]
+        seq, _path_length, _owner = bump.rows(conn, params)[0]
         return int(seq)
     _rowcount, lastrowid = bump.execute_lastrowid(conn, params)
     return int(lastrowid)
@@ -561,22 +616,24 @@ def insert_one(conn: Connection, message: Message) -> None:
 
 def _bump_linear(
     conn: Connection, returning: bool, owner: uuid.UUID | None, params: dict[str, Any]
-) -> tuple[int, int, int | None]:
+) -> tuple[int, int, int | None, Any]:
     """Bump the conversation for an append under its active leaf: ``(seq, depth,
-    parent_seq)`` of the new message. Without ``RETURNING`` (MariaDB) the depth is not known
-    here: the insert reads it from the conversation row (``-1`` stands for it)."""
+    parent_seq, owner_id)`` of the new message (the owner as the driver returns it: see
+    :func:`_owner_of_row`). Without ``RETURNING`` (MariaDB) the depth and the owner are not
+    known here: the insert reads the depth from the conversation row (``-1`` stands for it),
+    the owner is ``None``."""
     leaf = "newest"
     for _ in range(_LEAF_ATTEMPTS):
         bump = _BUMP[returning, owner is not None, leaf]
         if returning:
             rows = bump.rows(conn, params)
             if rows:
-                seq, path_length = rows[0]
-                return seq, path_length - 1, _parent_of(seq, leaf, params)
+                seq, path_length, owner_id = rows[0]
+                return seq, path_length - 1, _parent_of(seq, leaf, params), owner_id
         else:
             rowcount, lastrowid = bump.execute_lastrowid(conn, params)
             if rowcount == 1:
-                return lastrowid, -1, _parent_of(lastrowid, leaf, params)
+                return lastrowid, -1, _parent_of(lastrowid, leaf, params), None
         params["b_leaf"] = _leaf_or_refusal(conn, owner, params["b_cid"])
         leaf = "given"
     raise TransientError("the active leaf kept moving under the append")
