@@ -669,6 +669,32 @@ class RawMariaDB(Raw):
         # The insert reads the depth from the locked row: its parameter is the id.
         return (int(cursor.lastrowid), conversation) if cursor.rowcount == 1 else None
 
+    def append(self, conversation_id: uuid.UUID, msg: Msg) -> int:
+        """As chatledger's unscoped append since revision 0015: one ``INSERT ... RETURNING``
+        with ``seq`` 0, numbered (and the conversation bumped) by ``trg_messages_append``,
+        then ``COMMIT``."""
+        now = self.ts(datetime.now(UTC))
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(
+                self.numbered_sql,
+                self.message_row(self.uid(conversation_id), 0, msg, now, None, 0),
+            )
+            row = cursor.fetchone()
+            if row is None:
+                raise LookupError(f"conversation {conversation_id} took no append")
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            cursor.close()
+        return int(row[0])
+
+    @property
+    def numbered_sql(self) -> str:
+        return f"{self.insert_sql} RETURNING seq"
+
     def load_messages(self, conversations: Sequence[uuid.UUID], messages_each: int) -> None:
         with self.conn.cursor() as cursor:
             cursor.execute("SET SESSION unique_checks = 0, foreign_key_checks = 0")
