@@ -10,6 +10,8 @@ Per backend, on scratch databases:
   without an index do); p50/p99 each.
 - **append**: one message appended through chatledger, with the full-text index and after
   dropping it (p50 each, interleaved in blocks).
+- **append-parts** (SQLite, not run by default): what the index's insert trigger costs, part
+  by part (the key row, the FTS5 row, both), one file per variant, appends taking turns.
 - **vector**: top-10 by cosine over ``--chunks`` chunks of ``--dimension`` floats, p50 for
   each engine present (sqlite-vec inside SQLite, and the exact numpy scan it falls back to),
   and recall@10 against an in-memory brute force.
@@ -28,10 +30,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy
 import sqlalchemy as sa
@@ -265,6 +268,66 @@ def bench_append(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> 
     )
 
 
+#: What SQLite's append pays for, one part at a time (bench_append_parts): the messages
+#: index's insert trigger dropped (""), replaced by one doing part of its work, or kept (None).
+_KEYS_ONLY: Final = (
+    "INSERT INTO search_messages_keys (conversation_id, seq) VALUES (NEW.conversation_id, NEW.seq)"
+)
+_FTS5_ONLY: Final = "INSERT INTO search_messages (rowid, body) VALUES (NEW.rowid, NEW.content)"
+APPEND_PARTS: Final = {
+    "without the index": "",
+    "key row only": _KEYS_ONLY,
+    "FTS5 row only": _FTS5_ONLY,
+    "the index (key row + FTS5 row)": None,
+}
+
+
+def bench_append_parts(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> None:
+    """SQLite: an append with each part of the index, one file per variant, appends taking
+    turns op by op (no block drifts)."""
+    if scratch.backend != "sqlite":
+        return
+    assert scratch.path is not None
+    rng = random.Random(19)
+    words = vocabulary(2000, rng)
+    with Ledger(scratch.url) as ledger:
+        user = ledger.users.create()
+        chat = ledger.conversations.create(user.id)
+        for _ in range(5):
+            batch = [
+                {"role": "user", "content": " ".join(rng.choices(words, k=30))} for _ in range(1000)
+            ]
+            ledger.messages.append_many(chat.id, batch)
+    ledgers: dict[str, Ledger] = {}
+    try:
+        for number, (name, trigger) in enumerate(APPEND_PARTS.items()):
+            path = scratch.path.with_name(f"{scratch.path.stem}-{number}.db")
+            shutil.copy(scratch.path, path)
+            conn = sqlite_library().connect(str(path), isolation_level=None)
+            if trigger is not None:
+                conn.execute("DROP TRIGGER search_messages_insert")
+            if trigger:
+                conn.execute(
+                    "CREATE TRIGGER search_messages_insert AFTER INSERT ON messages "
+                    f"BEGIN {trigger}; END"
+                )
+            conn.close()
+            ledgers[name] = Ledger(f"sqlite:///{path}")
+        timings: dict[str, list[float]] = {name: [] for name in ledgers}
+        for turn in range(args.appends * args.blocks):
+            names = list(ledgers) if turn % 2 else list(reversed(ledgers))
+            for name in names:
+                text = " ".join(rng.choices(words, k=30))
+                timings[name].append(timed(ledgers[name].messages.append, chat.id, "user", text)[0])
+    finally:
+        for ledger in ledgers.values():
+            ledger.close()
+    base = percentile(timings["without the index"], 50)
+    for name, values in timings.items():
+        p50 = percentile(values, 50)
+        out.append(f"| {name} | {p50:.3f} | {p50 / base:.2f}x |")
+
+
 def bench_vector(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> None:
     generator = numpy.random.default_rng(18)
     vectors = generator.standard_normal((args.chunks, args.dimension)).astype(numpy.float32)
@@ -339,13 +402,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--blocks", type=int, default=3, help="blocks with and without the index")
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--dimension", type=int, default=384)
-    parser.add_argument("--only", default="search,append,vector")
+    parser.add_argument(
+        "--only", default="search,append,vector", help="also: append-parts (SQLite only)"
+    )
     args = parser.parse_args(argv)
     backends = tuple(args.backends.split(","))
     only = set(args.only.split(","))
     scratches = Scratches(backends)
     search_rows: list[str] = []
     append_rows: list[str] = []
+    part_rows: list[str] = []
     vector_rows: list[str] = []
     try:
         for backend in backends:
@@ -355,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name, bench, rows in (
                 ("search", bench_search, search_rows),
                 ("append", bench_append, append_rows),
+                ("append-parts", bench_append_parts, part_rows),
                 ("vector", bench_vector, vector_rows),
             ):
                 if name in only:
@@ -377,6 +444,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("\n| backend | append with index p50 ms | without p50 ms | ratio |")
         print("|---|---|---|---|")
         print("\n".join(append_rows))
+    if part_rows:
+        print("\n| SQLite append (turns op by op) | p50 ms | / without |")
+        print("|---|---|---|")
+        print("\n".join(part_rows))
     if vector_rows:
         print("\n| backend | engine | chunks x dimension | top-10 p50 ms | recall@10 |")
         print("|---|---|---|---|---|")
