@@ -125,8 +125,8 @@ class Raw:
         if self.backend == "sqlite":
             sql = (
                 "SELECT m.conversation_id, m.seq, m.content, -f.rank AS score "
-                "FROM search_messages f JOIN search_messages_keys k ON k.rowid = f.rowid "
-                "JOIN messages m ON m.conversation_id = k.conversation_id AND m.seq = k.seq "
+                "FROM search_messages f JOIN search_titles_keys k ON k.rowid = f.rowid >> 32 "
+                "JOIN messages m ON m.conversation_id = k.id AND m.seq = f.rowid & 4294967295 "
                 "JOIN conversations c ON c.id = m.conversation_id "
                 "WHERE search_messages MATCH ? AND c.owner_id = ? AND c.status != 'deleted' "
                 "AND m.hidden_at IS NULL "
