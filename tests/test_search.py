@@ -387,10 +387,18 @@ def _index_terms(conn: Any, document: _fulltext.Document) -> set[tuple[str, str,
     conn.exec_driver_sql(
         f"CREATE VIRTUAL TABLE temp.v_{name} USING fts5vocab(main, {name}, instance)"
     )
-    keys = ", ".join(f"k.{key}" for key in document.keys)
+    if document.name == "messages":  # rowid: (conversation key << SEQ_BITS) | seq
+        bits = _fulltext.SEQ_BITS
+        keys, join = (
+            f"k.id, v.doc & {(1 << bits) - 1}",
+            f"search_titles_keys AS k ON k.rowid = v.doc >> {bits}",
+        )
+    else:
+        keys = ", ".join(f"k.{key}" for key in document.keys)
+        join = f"{name}_keys AS k ON k.rowid = v.doc"
     rows = conn.exec_driver_sql(
         f"SELECT v.term, {keys}, v.offset FROM temp.v_{name} AS v "
-        f"LEFT JOIN {name}_keys AS k ON k.rowid = v.doc"  # a ghost has no key
+        f"LEFT JOIN {join}"  # a ghost has no key
     ).all()
     conn.exec_driver_sql(f"DROP TABLE temp.v_{name}")
     return {(row[0], "/".join(map(str, row[1:-1])), row[-1]) for row in rows}

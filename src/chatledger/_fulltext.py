@@ -7,10 +7,14 @@ score a search adds to a query.
   erase, retention, cascades of hard deletes) updates it in its own transaction. The text is
   not stored a second time: snippets are computed from the base table, and the triggers
   remove a row from the index with its old text (FTS5's ``'delete'`` command), which the base
-  table's trigger always has. Messages and conversations have no stable integer key
+  table's trigger always has. Conversations and chunks have no stable integer key
   (``VACUUM`` renumbers implicit rowids), so a key table maps the FTS rowid to the row's
-  primary key. Score: ``-bm25``. Layout 1 (revision 0007) stored the text in the FTS table
-  as well; revision 0014 rebuilds it as layout 2.
+  primary key. A message's FTS rowid is derived instead: its conversation's key (in the
+  titles' key table) times 2**32 plus its seq, so an append writes no key row (layout 3,
+  revision 0018: the key table's two b-trees were ~0.1x of an append and ~5% of the file).
+  A seq must stay below 2**32 (4 billion messages in one conversation). Score: ``-bm25``.
+  Layout 1 (revision 0007) stored the text in the FTS table as well; layout 2 (revision
+  0014) had a key table for messages too.
 - PostgreSQL: a GIN expression index on ``to_tsvector('simple', <text with ASCII punctuation
   turned into spaces>)``: no stemming and no stop words (the language-neutral choice, and the
   one that agrees with the other engines); punctuation splits words as on SQLite. Maintained by
@@ -27,6 +31,7 @@ score a search adds to a query.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -68,8 +73,11 @@ MARIADB_COLLATION: Final = "utf8mb4_uca1400_as_ci"
 #: Rows per batch when the index is built for existing rows (SQLite).
 BUILD_BATCH: Final = 5_000
 #: The layout :meth:`FullText.create` builds by default (SQLite: 1 stores the text in the FTS
-#: table too, 2 is contentless; the other engines have one layout).
-LAYOUT: Final = 2
+#: table too, 2 is contentless, 3 derives the messages' FTS rowids from their conversation's
+#: key and seq; the other engines have one layout).
+LAYOUT: Final = 3
+#: Layout 3: a message's FTS rowid is ``(conversation key << SEQ_BITS) | seq``.
+SEQ_BITS: Final = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,10 @@ class FullText:
     def drop(self, conn: Connection) -> None:
         """Drop the index objects."""
         raise NotImplementedError
+
+    def relayout(self, conn: Connection, layout: int) -> None:
+        """Rebuild the index objects in ``layout`` (migrations; engines with one layout have
+        nothing to do)."""
 
     def apply(
         self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
@@ -149,6 +161,8 @@ class SQLiteFullText(FullText):
     }
 
     def _statements(self, document: Document, layout: int) -> list[str]:
+        if layout >= 3 and document.name == "messages":
+            return self._derived_statements(document)
         name, table, column = document.index, document.table, document.column
         keys = ", ".join(document.keys)
         new_keys = ", ".join(f"NEW.{key}" for key in document.keys)
@@ -181,10 +195,39 @@ class SQLiteFullText(FullText):
             f"INSERT INTO {name} (rowid, body) VALUES ({old_rowid}, NEW.{column}); END",
         ]
 
+    def _derived_statements(self, document: Document) -> list[str]:
+        """Layout 3's triggers on messages: the FTS rowid is computed, no key row kept."""
+        name, table, column = document.index, document.table, document.column
+        forget = (
+            f"INSERT INTO {name} ({name}, rowid, body) "
+            f"VALUES ('delete', {_message_rowid('OLD')}, OLD.{column})"
+        )
+        remember = (
+            f"INSERT INTO {name} (rowid, body) VALUES ({_message_rowid('NEW')}, NEW.{column})"
+        )
+        return [
+            f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} BEGIN {remember}; END",
+            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} BEGIN {forget}; END",
+            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {column} ON {table} "
+            f"WHEN OLD.{column} IS NOT NEW.{column} BEGIN {forget}; {remember}; END",
+        ]
+
     def create(self, conn: Connection, layout: int = LAYOUT) -> None:
         content = "" if layout == 1 else ", content = ''"
-        for document in DOCUMENTS:
+        # Layout 3 numbers messages by their conversation's key: titles are indexed first.
+        order = sorted(DOCUMENTS, key=lambda d: d.name != "titles") if layout >= 3 else DOCUMENTS
+        for document in order:
             name, _table = document.index, document.table
+            fts = (
+                f"CREATE VIRTUAL TABLE {name} USING fts5(body, "
+                f"tokenize = 'unicode61 remove_diacritics 0', prefix = '3'{content})"
+            )
+            if layout >= 3 and document.name == "messages":
+                conn.exec_driver_sql(fts)
+                self._build_derived(conn, document)
+                for statement in self._derived_statements(document):
+                    conn.exec_driver_sql(statement)
+                continue
             key_columns = ", ".join(
                 f"{key} {'INTEGER' if key == 'seq' else 'CHAR(32)'} NOT NULL"
                 for key in document.keys
@@ -195,29 +238,17 @@ class SQLiteFullText(FullText):
             conn.exec_driver_sql(
                 f"CREATE UNIQUE INDEX {name}_keys_key ON {name}_keys ({', '.join(document.keys)})"
             )
-            conn.exec_driver_sql(
-                f"CREATE VIRTUAL TABLE {name} USING fts5(body, "
-                f"tokenize = 'unicode61 remove_diacritics 0', prefix = '3'{content})"
-            )
+            conn.exec_driver_sql(fts)
             self._build(conn, document)
             for statement in self._statements(document, layout):
                 conn.exec_driver_sql(statement)
 
     def _build(self, conn: Connection, document: Document) -> None:
-        """Index the stored rows, :data:`BUILD_BATCH` at a time, logging the progress."""
+        """Index the stored rows through the key table, :data:`BUILD_BATCH` at a time."""
         name, table, column = document.index, document.table, document.column
         keys = ", ".join(document.keys)
-        total = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
-        done, last = 0, 0
         join = " AND ".join(f"k.{key} = t.{key}" for key in document.keys)
-        while done < total:
-            high = conn.exec_driver_sql(
-                f"SELECT max(rowid) FROM (SELECT rowid FROM {table} WHERE rowid > ? "
-                "ORDER BY rowid LIMIT ?)",
-                (last, BUILD_BATCH),
-            ).scalar()
-            if high is None:
-                break
+        for last, high in _batches(conn, document):
             first_key = conn.exec_driver_sql(f"SELECT coalesce(max(rowid), 0) FROM {name}_keys")
             start = first_key.scalar_one()
             conn.exec_driver_sql(
@@ -230,9 +261,21 @@ class SQLiteFullText(FullText):
                 f"FROM {name}_keys AS k JOIN {table} AS t ON {join} WHERE k.rowid > ?",
                 (start,),
             )
-            done = conn.exec_driver_sql(f"SELECT count(*) FROM {name}_keys").scalar_one()
-            last = high
-            logger.info("search index %s: %d of %d rows", name, done, total)
+
+    def _build_derived(self, conn: Connection, document: Document) -> None:
+        """Index the stored messages under their derived rowids, :data:`BUILD_BATCH` at a
+        time."""
+        name, table, column = document.index, document.table, document.column
+        for last, high in _batches(conn, document):
+            conn.exec_driver_sql(
+                f"INSERT INTO {name} (rowid, body) SELECT {_message_rowid('t')}, t.{column} "
+                f"FROM {table} AS t WHERE t.rowid > ? AND t.rowid <= ?",
+                (last, high),
+            )
+
+    def relayout(self, conn: Connection, layout: int) -> None:
+        self.drop(conn)
+        self.create(conn, layout=layout)
 
     def drop(self, conn: Connection) -> None:
         for document in DOCUMENTS:
@@ -245,17 +288,56 @@ class SQLiteFullText(FullText):
     def apply(
         self, query: Select[Any], base: FromClause, document: Document, shape: tuple[int, int]
     ) -> tuple[Select[Any], ColumnElement[float]]:
-        keys = self._KEYS[document.name]
         name = document.index
         fts = self._FTS[document.name]
-        query = query.join(keys, and_(*(keys.c[key] == base.c[key] for key in document.keys))).join(
-            fts, fts.c.rowid == keys.c.rowid
-        )
+        if document.name == "messages":
+            # Written from the FTS row's side, so the plan reads the index, then each
+            # conversation's key and message by primary key.
+            keys = self._KEYS["titles"]
+            query = query.join(keys, keys.c.id == base.c.conversation_id).join(
+                fts,
+                and_(
+                    keys.c.rowid == fts.c.rowid.op(">>")(SEQ_BITS),
+                    base.c.seq == fts.c.rowid.op("&")((1 << SEQ_BITS) - 1),
+                ),
+            )
+        else:
+            keys = self._KEYS[document.name]
+            on = and_(*(keys.c[key] == base.c[key] for key in document.keys))
+            query = query.join(keys, on).join(fts, fts.c.rowid == keys.c.rowid)
         match = literal_column(name).op("MATCH", is_comparison=True)(bindparam("fts_query"))
         return query.where(match), -fts.c.rank
 
     def params(self, parsed: syntax.Query) -> dict[str, Any]:
         return {"fts_query": syntax.fts5(parsed)}
+
+
+def _batches(conn: Connection, document: Document) -> Iterator[tuple[int, int]]:
+    """``(after, up_to)`` ranges of the document's table's rowids, :data:`BUILD_BATCH` rows
+    each, logging the progress after each range is indexed."""
+    table = document.table
+    total = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
+    last = 0
+    while True:
+        high = conn.exec_driver_sql(
+            f"SELECT max(rowid) FROM (SELECT rowid FROM {table} WHERE rowid > ? "
+            "ORDER BY rowid LIMIT ?)",
+            (last, BUILD_BATCH),
+        ).scalar()
+        if high is None:
+            return
+        yield last, high
+        done = conn.exec_driver_sql(f"SELECT count(*) FROM {table} WHERE rowid <= ?", (high,))
+        logger.info("search index %s: %d of %d rows", document.index, done.scalar_one(), total)
+        last = high
+
+
+def _message_rowid(row: str) -> str:
+    """Layout 3's FTS rowid of the message ``row`` (``NEW``, ``OLD``, a table alias)."""
+    return (
+        f"((SELECT rowid FROM {BY_NAME['titles'].index}_keys WHERE id = {row}.conversation_id) "
+        f"<< {SEQ_BITS} | {row}.seq)"
+    )
 
 
 #: PostgreSQL's indexed expression, per document (the query repeats it so the index serves).

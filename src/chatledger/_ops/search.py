@@ -10,22 +10,23 @@ Snippets and highlights are computed from the stored text by
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Connection,
+    Dialect,
     Double,
-    Integer,
-    Row,
     Select,
     Table,
     bindparam,
     func,
-    literal,
+    literal_column,
     select,
     true,
 )
@@ -33,8 +34,9 @@ from sqlalchemy import (
 from .. import _cursors, _fulltext
 from .._backends import Backend, backend_of
 from .._fulltext import BY_NAME
+from .._prepared import Prepared, RecordLoader
 from .._schema import conversations, messages
-from .._types import UTCDateTime
+from .._types import UTCDateTime, result_loader
 from ..errors import ValidationError
 from ..records import Conversation, ConversationHit, Message, MessageHit, SearchPage
 from . import search_syntax as syntax
@@ -59,7 +61,13 @@ SearchBranch = Literal["all", "active"]
 BRANCHES: Final = ("all", "active")
 _MESSAGE_COLUMNS: Final = record_columns(messages, Message)
 _CONVERSATION_COLUMNS: Final = record_columns(conversations, Conversation)
-_HIDDEN: Final = "deleted"
+_LOAD_MESSAGE: Final = RecordLoader(Message, _MESSAGE_COLUMNS)
+_LOAD_CONVERSATION: Final = RecordLoader(Conversation, _CONVERSATION_COLUMNS)
+#: Conversations in this status are never searched unless asked for (a constant in the SQL).
+_HIDDEN: Final[ColumnElement[Any]] = literal_column("'deleted'")
+#: Statements kept compiled (one per shape and page size; a shape holds the number of values
+#: of each list filter, so a caller sending ever longer lists cannot grow the cache forever).
+_STATEMENTS: Final = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +95,30 @@ class _Shape:
     scoped: bool
     phrases: tuple[int, int]
     conversation: bool = False
-    roles: bool = False
-    models: bool = False
+    #: How many roles, models and statuses the filters list (0: no filter).
+    roles: int = 0
+    models: int = 0
     since: bool = False
     until: bool = False
-    statuses: bool = False
+    statuses: int = 0
     active_path: bool = False
     order: str = "relevance"
     descending: bool = True
     keyed: bool = False
+    #: The page size plus one (a constant in the SQL: SQLite runs a search 2-3x faster with
+    #: a constant LIMIT than with a bound one, measured; the bound OFFSET SQLAlchemy adds to
+    #: every SQLite LIMIT costs nothing measurable).
+    limit: int = 0
+
+
+def _listed(column: Column[Any], name: str, count: int) -> ColumnElement[bool]:
+    """``column IN (:name_0, ..., :name_<count-1>)``: one bind parameter per value, so the
+    statement has no expanding parameter and runs as a :class:`Prepared` statement."""
+    return column.in_([bindparam(f"{name}_{n}", type_=column.type) for n in range(count)])
+
+
+def _list_params(name: str, values: Sequence[Any] | None) -> dict[str, Any]:
+    return {f"{name}_{n}": value for n, value in enumerate(values or ())}
 
 
 def _filtered(
@@ -108,9 +131,9 @@ def _filtered(
     if shape.scoped:
         query = query.where(c.owner_id == bindparam("s_owner", type_=c.owner_id.type))
     if shape.statuses:
-        query = query.where(c.status.in_(bindparam("s_statuses", expanding=True)))
+        query = query.where(_listed(c.status, "s_statuses", shape.statuses))
     else:
-        query = query.where(c.status != literal(_HIDDEN, literal_execute=True))
+        query = query.where(c.status != _HIDDEN)
     if base is messages:
         m = messages.c
         # Hidden and erased messages are out of what users and models see (docs/apps.md).
@@ -120,9 +143,9 @@ def _filtered(
                 m.conversation_id == bindparam("s_cid", type_=m.conversation_id.type)
             )
         if shape.roles:
-            query = query.where(m.role.in_(bindparam("s_roles", expanding=True)))
+            query = query.where(_listed(m.role, "s_roles", shape.roles))
         if shape.models:
-            query = query.where(m.model.in_(bindparam("s_models", expanding=True)))
+            query = query.where(_listed(m.model, "s_models", shape.models))
         if shape.since:
             query = query.where(m.created_at >= bindparam("s_since", type_=UTCDateTime()))
         if shape.until:
@@ -140,18 +163,12 @@ def _keyset(shape: _Shape, query: Select[Any], sort: list[ColumnElement[Any]]) -
             bindparam(f"k_{n}", type_=column.type) for n, column in enumerate(sort[1:], 1)
         ]
     return keyset_query(
-        query,
-        sort,
-        key,
-        descending=shape.descending,
-        # The page size goes into the SQL text (each size compiles once): SQLite runs the
-        # search 2-3x faster with a constant LIMIT than with a bound one (measured).
-        limit=bindparam("s_limit", type_=Integer(), literal_execute=True),
+        query, sort, key, descending=shape.descending, limit=literal_column(str(shape.limit))
     )
 
 
-@cache
-def _messages_statement(shape: _Shape) -> Select[Any]:
+@lru_cache(maxsize=_STATEMENTS)
+def _messages_statement(shape: _Shape) -> Prepared:
     m, c = messages.c, conversations.c
     query = (
         select(*_MESSAGE_COLUMNS, c.title)
@@ -161,26 +178,26 @@ def _messages_statement(shape: _Shape) -> Select[Any]:
     query, score = _filtered(shape, query, messages)
     query = query.add_columns(score.label("score"))
     first = score if shape.order == "relevance" else m.created_at
-    return _keyset(shape, query, [first, m.conversation_id, m.seq])
+    return Prepared(_keyset(shape, query, [first, m.conversation_id, m.seq]))
 
 
-@cache
-def _count_statement(shape: _Shape) -> Select[Any]:
+@lru_cache(maxsize=_STATEMENTS)
+def _count_statement(shape: _Shape) -> Prepared:
     m, c = messages.c, conversations.c
     query = (
         select(func.count()).select_from(messages).join(conversations, c.id == m.conversation_id)
     )
-    return _filtered(shape, query, messages)[0]
+    return Prepared(_filtered(shape, query, messages)[0])
 
 
-@cache
-def _titles_statement(shape: _Shape) -> Select[Any]:
+@lru_cache(maxsize=_STATEMENTS)
+def _titles_statement(shape: _Shape) -> Prepared:
     c = conversations.c
     query = select(*_CONVERSATION_COLUMNS).select_from(conversations)
     query, score = _filtered(shape, query, conversations)
     query = query.add_columns(score.label("score"))
     first = score if shape.order == "relevance" else c.last_activity_at
-    return _keyset(shape, query, [first, c.id])
+    return Prepared(_keyset(shape, query, [first, c.id]))
 
 
 def _message_shape(
@@ -197,27 +214,37 @@ def _message_shape(
     given = {
         "s_owner": owner,
         "s_cid": filters.conversation_id,
-        "s_roles": filters.roles,
-        "s_models": filters.models,
         "s_since": filters.since,
         "s_until": filters.until,
-        "s_statuses": filters.statuses,
     }
     params.update({name: value for name, value in given.items() if value is not None})
+    params.update(_list_params("s_roles", filters.roles))
+    params.update(_list_params("s_models", filters.models))
+    params.update(_list_params("s_statuses", filters.statuses))
     return _Shape(
         backend,
         "messages",
         owner is not None,
         _fulltext.shape(parsed),
         conversation=filters.conversation_id is not None,
-        roles=filters.roles is not None,
-        models=filters.models is not None,
+        roles=len(filters.roles or ()),
+        models=len(filters.models or ()),
         since=filters.since is not None,
         until=filters.until is not None,
-        statuses=filters.statuses is not None,
+        statuses=len(filters.statuses or ()),
         active_path=filters.active_path,
         **more,
     )
+
+
+@lru_cache(maxsize=8)
+def _title_loader(dialect: Dialect) -> Callable[[Any], Any]:
+    """Converts a conversation title as the driver returns it (as SQLAlchemy would)."""
+    return result_loader(conversations.c.title.type, dialect) or _as_is
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _kind(what: str, order: str) -> str:
@@ -273,7 +300,7 @@ def messages_page(
         return _empty(parsed)
     forward = before is None
     key = after if forward else before
-    params: dict[str, Any] = {"s_limit": limit + 1}
+    params: dict[str, Any] = {}
     shape = _message_shape(
         conn,
         owner,
@@ -283,23 +310,25 @@ def messages_page(
         order=order,
         descending=(order != "oldest") == forward,
         keyed=key is not None,
+        limit=limit + 1,
     )
     if key is not None:
         params.update({"k_first": key[0], "k_1": key[1], "k_2": key[2]})
-    query = _messages_statement(shape)
+    load = _LOAD_MESSAGE(conn.dialect)
+    title = _title_loader(conn.dialect)
     width = len(_MESSAGE_COLUMNS)
 
-    def convert(row: Row[Any]) -> MessageHit:
-        message = Message(*row[:width])
+    def convert(row: Sequence[Any]) -> MessageHit:
+        message = load(row)
         excerpt, marks = syntax.snippet(message.content, parsed)
-        return MessageHit(message, row[width], float(row[width + 1] or 0.0), excerpt, marks)
+        return MessageHit(message, title(row[width]), float(row[width + 1] or 0.0), excerpt, marks)
 
     def cursor_key(hit: MessageHit) -> tuple[Any, ...]:
         value = hit.score if order == "relevance" else hit.message.created_at.isoformat()
         return (value, str(hit.message.conversation_id), hit.message.seq)
 
     page = page_of(
-        conn.execute(query, params).all(),
+        _messages_statement(shape).rows(conn, params),
         limit,
         forward=forward,
         kind=_kind("messages", order),
@@ -321,7 +350,7 @@ def count(
         return 0
     params: dict[str, Any] = {}
     shape = _message_shape(conn, owner, parsed, filters, params)
-    return int(conn.execute(_count_statement(shape), params).scalar_one())
+    return int(_count_statement(shape).first_value(conn, params))
 
 
 def titles_page(
@@ -342,11 +371,12 @@ def titles_page(
     backend = backend_of(conn)
     forward = before is None
     key = after if forward else before
-    params: dict[str, Any] = {"s_limit": limit + 1, **backend.fulltext.params(parsed)}
+    params: dict[str, Any] = {
+        **backend.fulltext.params(parsed),
+        **_list_params("s_statuses", statuses),
+    }
     if owner is not None:
         params["s_owner"] = owner
-    if statuses is not None:
-        params["s_statuses"] = statuses
     if key is not None:
         params.update({"k_first": key[0], "k_1": key[1]})
     shape = _Shape(
@@ -354,16 +384,17 @@ def titles_page(
         "titles",
         owner is not None,
         _fulltext.shape(parsed),
-        statuses=statuses is not None,
+        statuses=len(statuses or ()),
         order=order,
         descending=(order != "oldest") == forward,
         keyed=key is not None,
+        limit=limit + 1,
     )
-    query = _titles_statement(shape)
+    load = _LOAD_CONVERSATION(conn.dialect)
     width = len(_CONVERSATION_COLUMNS)
 
-    def convert(row: Row[Any]) -> ConversationHit:
-        conversation = Conversation(*row[:width])
+    def convert(row: Sequence[Any]) -> ConversationHit:
+        conversation = load(row)
         excerpt, marks = syntax.snippet(conversation.title or "", parsed)
         return ConversationHit(conversation, float(row[width] or 0.0), excerpt, marks)
 
@@ -373,7 +404,7 @@ def titles_page(
         return (value, str(conversation.id))
 
     page = page_of(
-        conn.execute(query, params).all(),
+        _titles_statement(shape).rows(conn, params),
         limit,
         forward=forward,
         kind=_kind("titles", order),

@@ -224,34 +224,34 @@ def snippet(
 ) -> tuple[str, tuple[tuple[int, int], ...]]:
     """An excerpt of ``text`` around the first match and the ``(start, end)`` offsets of the
     matched words inside it (the same on every backend: computed here, not by the engine)."""
-    spans = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
-    if not spans:
+    matches = list(_TOKEN.finditer(text))
+    if not matches:
         return text[:200], ()
+    lowered = [match.group().lower() for match in matches]
     hits: set[int] = set()
     for term in query.required:
-        for index in range(len(spans)):
-            if _matches_at(spans, index, term):
-                hits.update(range(index, index + len(term.tokens)))
-    first = min(hits) if hits else 0
-    start = max(0, first - words // 4)
-    end = min(len(spans), start + words)
+        first, size = term.tokens[0], len(term.tokens)
+        if term.prefix:
+            starts = [i for i, token in enumerate(lowered) if token.startswith(first)]
+        else:
+            starts = [i for i, token in enumerate(lowered) if token == first]
+        for index in starts:
+            if size == 1 or tuple(lowered[index : index + size]) == term.tokens:
+                hits.update(range(index, index + size))
+    first_hit = min(hits) if hits else 0
+    start = max(0, first_hit - words // 4)
+    end = min(len(matches), start + words)
     start = max(0, min(start, end - words))
     # The whole text at either end, so a snippet of a short message is the message.
-    begin = 0 if start == 0 else spans[start][0]
-    finish = len(text) if end == len(spans) else spans[end - 1][1]
+    begin = 0 if start == 0 else matches[start].start()
+    finish = len(text) if end == len(matches) else matches[end - 1].end()
     lead = "…" if start > 0 else ""
-    tail = "…" if end < len(spans) else ""
+    tail = "…" if end < len(matches) else ""
     excerpt = lead + text[begin:finish] + tail
     shift = len(lead) - begin
     marks = tuple(
-        (spans[i][0] + shift, spans[i][1] + shift) for i in sorted(hits) if start <= i < end
+        (matches[i].start() + shift, matches[i].end() + shift)
+        for i in sorted(hits)
+        if start <= i < end
     )
     return excerpt, marks
-
-
-def _matches_at(spans: list[tuple[int, int, str]], index: int, term: Term) -> bool:
-    if index + len(term.tokens) > len(spans):
-        return False
-    if term.prefix:
-        return spans[index][2].startswith(term.tokens[0])
-    return all(spans[index + k][2] == token for k, token in enumerate(term.tokens))

@@ -25,18 +25,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _rebuild(layout: int) -> None:
-    conn = op.get_bind()
-    if conn.dialect.name != "sqlite":
-        return
-    fulltext = backend_of(conn).fulltext
-    fulltext.drop(conn)
-    fulltext.create(conn, layout=layout)
-
-
 def upgrade() -> None:
-    _rebuild(2)
+    conn = op.get_bind()
+    backend_of(conn).fulltext.relayout(conn, 2)
 
 
 def downgrade() -> None:
-    _rebuild(1)
+    conn = op.get_bind()
+    backend_of(conn).fulltext.relayout(conn, 1)
