@@ -7,7 +7,7 @@ rebuilds its index objects, in batches with progress in the ``chatledger._fullte
 PostgreSQL and MariaDB have nothing to change. Downgrading rebuilds the layout of 0014.
 
 Revision ID: 0018
-Revises: 0008
+Revises: 0015
 Create Date: 2026-12-03 17:40:00
 """
 
