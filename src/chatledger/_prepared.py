@@ -298,7 +298,8 @@ def record_loader(
     ``columns`` (the record's fields, in order, but those named in ``given``, whose values come
     as arguments), converting each value as SQLAlchemy's result processing would.
 
-    The generated function unpacks the row once and calls a column's converter only for a
+    The generated function unpacks the row once (its first columns, when the row carries
+    more) and calls a column's converter only for a
     value that is not NULL (when the converter turns ``None`` into ``None``, as SQLAlchemy's
     result processors do): most message columns (metadata, usage details, hidden marks) are
     NULL, and a call costs more than the test.
@@ -330,7 +331,14 @@ def record_loader(
     parameters = f"row{''.join(', ' + argument for argument in arguments)}"
     lines = [f"def load({parameters}):"]
     if columns:
-        lines.append(f"    {''.join(f'c{index}, ' for index in range(len(columns)))}= row")
+        # Rows may carry more columns after the record's (a search's title and score).
+        unpacked = "".join(f"c{index}, " for index in range(len(columns)))
+        lines += [
+            "    try:",
+            f"        {unpacked}= row",
+            "    except ValueError:",
+            f"        {unpacked}= row[:{len(columns)}]",
+        ]
     if builder is not None:
         lines.append("    obj = _new(_builder)")
         lines += [f"    obj.{f.name} = {value}" for f, value in zip(fields, values, strict=True)]
