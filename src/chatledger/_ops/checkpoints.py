@@ -19,10 +19,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ColumnElement, Select
 
 from .. import _ids
+from .._prepared import Prepared
 from .._schema import (
     CHANNEL_MAX,
     CHANNEL_VERSION_MAX,
@@ -47,6 +62,7 @@ from ._common import utcnow
 __all__ = [
     "CheckpointConflictError",
     "NewCheckpoint",
+    "Put",
     "StoredCheckpoint",
     "Thread",
     "delete_thread",
@@ -283,55 +299,175 @@ def bind(
 
 
 # -- put ----------------------------------------------------------------------------------------
+#
+# A turn of a chat graph makes three puts and two put_writes, each a transaction of its own, so
+# what one costs is mostly how many statements it runs. The saver remembers what committed
+# operations taught it (the thread's binding, the seq of each message it logged: both only
+# ever change by deleting the thread) and passes it as ``hint``/``logged``; the statements
+# below check the hint as they use it, and fall back to the full path when it is stale.
 
 
-def _lock_conversation(conn: Connection, conversation_id: uuid.UUID) -> None:
-    """Take the conversation's row lock, as appends do (so the order of locks is the same)."""
-    c = conversations.c
-    conn.execute(select(c.id).where(c.id == conversation_id).with_for_update()).first()
+@dataclass(frozen=True, slots=True)
+class Put:
+    """What a ``put`` learned: the thread's binding, and the seq of the thread's messages it
+    found stored or appended (by message id)."""
+
+    thread: Thread
+    logged: dict[str, int]
 
 
-def _head(conn: Connection, key: uuid.UUID, checkpoint_ns: str) -> str | None:
+#: The conversation's active leaf, taking its row lock (and the binding's), through a binding:
+#: no row when the binding is gone (the thread was deleted since the hint was learned).
+_LOCK_BOUND: Final = Prepared(
+    select(conversations.c.active_leaf_seq)
+    .select_from(
+        graph_threads.join(conversations, conversations.c.id == graph_threads.c.conversation_id)
+    )
+    .where(graph_threads.c.id == bindparam("key"))
+    .with_for_update()
+)
+
+
+def _head_and_again() -> Select[Any]:
+    """The namespace's newest checkpoint id, and whether the checkpoint is stored already:
+    two index lookups in one statement (run after the conversation's lock is held, so that it
+    sees every put that committed before)."""
     k = graph_checkpoints.c
-    return conn.execute(
-        select(func.max(k.checkpoint_id)).where(
-            k.thread_key == key, k.checkpoint_ns == checkpoint_ns
+    same = (k.thread_key == bindparam("key"), k.checkpoint_ns == bindparam("ns"))
+    head = select(func.max(k.checkpoint_id)).where(*same).scalar_subquery()
+    again = select(k.checkpoint_id).where(*same, k.checkpoint_id == bindparam("id"))
+    return select(head.label("head"), again.scalar_subquery().label("again"))
+
+
+_HEAD_AND_AGAIN: Final = Prepared(_head_and_again())
+
+_INSERT_CHECKPOINT: Final = Prepared(
+    insert(graph_checkpoints).values(
+        {column.name: bindparam(column.name) for column in graph_checkpoints.c}
+    )
+)
+
+
+def _insert_absent(table: Any, keys: Sequence[str], rows: int, *, bound: bool) -> Prepared:
+    """``INSERT INTO table SELECT ... WHERE NOT EXISTS (a row with the same keys)`` for
+    ``rows`` rows (parameters ``<column>_<i>``), as one statement on every backend. With
+    ``bound``, each row also needs its thread binding (``thread_key``) to exist: a row whose
+    binding was deleted is not inserted (instead of failing on the foreign key)."""
+    columns = list(table.c)
+    selects = []
+    for i in range(rows):
+
+        def value(column: Any, i: int = i) -> ColumnElement[Any]:
+            parameter = bindparam(f"{column.name}_{i}", type_=column.type)
+            # A NULL blob must not reach PostgreSQL untyped (a UNION would make it text).
+            return cast(parameter, LargeBinary) if column.name == "blob" else parameter
+
+        row = select(*(value(column) for column in columns)).where(
+            ~exists().where(*(table.c[key] == bindparam(f"{key}_{i}") for key in keys))
         )
+        if bound:
+            t = graph_threads.c
+            row = row.where(exists().where(t.id == bindparam(f"thread_key_{i}")))
+        selects.append(row)
+    source = selects[0] if rows == 1 else union_all(*selects)
+    return Prepared(insert(table).from_select([column.name for column in columns], source))
+
+
+class _BySize:
+    """:func:`_insert_absent` statements by row count (compiled once each)."""
+
+    def __init__(self, table: Any, keys: Sequence[str], *, bound: bool) -> None:
+        self._args = (table, keys)
+        self._bound = bound
+        self._made: dict[int, Prepared] = {}
+
+    def __call__(self, rows: int) -> Prepared:
+        found = self._made.get(rows)
+        if found is None:
+            found = self._made[rows] = _insert_absent(*self._args, rows, bound=self._bound)
+        return found
+
+
+_BLOBS: Final = _BySize(
+    graph_blobs, ("thread_key", "checkpoint_ns", "channel", "version"), bound=False
+)
+_WRITES: Final = _BySize(
+    graph_writes, ("thread_key", "checkpoint_ns", "checkpoint_id", "task_id", "idx"), bound=True
+)
+#: More rows than this go in several statements.
+_ROWS_PER_INSERT: Final = 16
+
+
+def _insert_rows(conn: Connection, by_size: _BySize, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert ``rows`` (dicts by column) that are not stored yet; how many were inserted."""
+    inserted = 0
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        params = {
+            f"{name}_{i}": value for i, row in enumerate(chunk) for name, value in row.items()
+        }
+        inserted += by_size(len(chunk)).execute(conn, params)
+    return inserted
+
+
+def _lock_conversation(conn: Connection, conversation_id: uuid.UUID) -> int | None:
+    """Take the conversation's row lock, as appends do (so the order of locks is the same);
+    its active leaf."""
+    c = conversations.c
+    leaf: int | None = conn.execute(
+        select(c.active_leaf_seq).where(c.id == conversation_id).with_for_update()
     ).scalar()
+    return leaf
+
+
+def _locked(
+    conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, hint: Thread | None
+) -> tuple[Thread, int | None]:
+    """The thread's binding (made on first use) with its conversation's row lock held, and the
+    conversation's active leaf. A ``hint`` costs one statement when it still holds."""
+    if hint is not None:
+        found = _LOCK_BOUND.rows(conn, {"key": hint.key})
+        if found:
+            return hint, found[0][0]
+    bound = bind(conn, owner, new.thread_id, new.user_id)
+    return bound, _lock_conversation(conn, bound.conversation_id)
 
 
 def _store_blobs(conn: Connection, key: uuid.UUID, new: NewCheckpoint) -> None:
     """Insert the blobs of the changed channels that are not stored yet (a channel version
     is immutable: the same version always holds the same value)."""
-    if not new.blobs:
-        return
-    b = graph_blobs.c
-    wanted = {(channel, version) for channel, version, _, _ in new.blobs}
-    stored = {
-        (channel, version)
-        for channel, version in conn.execute(
-            select(b.channel, b.version).where(
-                b.thread_key == key,
-                b.checkpoint_ns == new.checkpoint_ns,
-                b.channel.in_({channel for channel, _ in wanted}),
-                b.version.in_({version for _, version in wanted}),
+    _insert_rows(
+        conn,
+        _BLOBS,
+        [
+            {
+                "thread_key": key,
+                "checkpoint_ns": new.checkpoint_ns,
+                "channel": channel,
+                "version": version,
+                "type": kind,
+                "blob": blob,
+            }
+            for channel, version, kind, blob in new.blobs
+        ],
+    )
+
+
+def _stored_seqs(
+    conn: Connection, conversation_id: uuid.UUID, keys: Sequence[str]
+) -> dict[str, int]:
+    """The seq of each message of ``keys`` (idempotency keys) the conversation holds."""
+    m = messages.c
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        rows = conn.execute(
+            select(m.idempotency_key, m.seq).where(
+                m.conversation_id == conversation_id, m.idempotency_key.in_(chunk)
             )
         )
-    }
-    rows = [
-        {
-            "thread_key": key,
-            "checkpoint_ns": new.checkpoint_ns,
-            "channel": channel,
-            "version": version,
-            "type": kind,
-            "blob": blob,
-        }
-        for channel, version, kind, blob in new.blobs
-        if (channel, version) not in stored
-    ]
-    if rows:
-        conn.execute(graph_blobs.insert(), rows)
+        found.update((key, seq) for key, seq in rows)
+    return found
 
 
 def _log_messages(
@@ -340,91 +476,83 @@ def _log_messages(
     conversation_id: uuid.UUID,
     new: NewCheckpoint,
     max_batch: int,
-) -> int:
+    leaf: int | None,
+    logged: Mapping[str, int],
+) -> dict[str, int]:
     """Append the messages whose id (idempotency key) the conversation does not hold yet, in
-    their order; only those are mapped and validated. Returns how many were appended.
+    their order; only those are mapped and validated. Returns the seq of every message of the
+    checkpoint found stored or appended that ``logged`` (what the saver knows to be stored)
+    did not hold; only the others are looked up.
 
     They hang under the last stored message the checkpoint's list holds before them: on a
     linear run that is the active leaf (a plain continuation); on a fork of a past checkpoint
     (``update_state``, time travel) it is a message further up, and the new messages become a
     branch of the conversation there (docs/trees.md), made the active path."""
     if not new.messages or new.prepare is None:
-        return 0
-    m = messages.c
-    keys = [key for key, _ in new.messages]
-    seen: set[str] = set()
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        seen.update(
-            conn.execute(
-                select(m.idempotency_key).where(
-                    m.conversation_id == conversation_id, m.idempotency_key.in_(chunk)
-                )
-            ).scalars()
-        )
+        return {}
+    learned = _stored_seqs(
+        conn, conversation_id, [key for key, _ in new.messages if key not in logged]
+    )
     fresh: list[Any] = []
+    keys: list[str] = []
     anchor: str | None = None
     for key, message in new.messages:
-        if key not in seen:
-            seen.add(key)
+        if key not in logged and key not in learned and key not in keys:
             fresh.append(message)
-        elif not fresh:
+            keys.append(key)
+        elif not fresh and key not in keys:
             anchor = key
     if not fresh:
-        return 0
+        return learned
     batch = list(new.prepare(fresh))
-    if anchor is not None and _forks(conn, conversation_id, anchor):
+    seqs: list[int] = []
+    if anchor is not None and logged.get(anchor, learned.get(anchor)) != leaf:
+        # Messages that do not continue the active leaf: a branch under the anchor.
+        m = messages.c
         parent = conn.execute(
             select(m.id).where(m.conversation_id == conversation_id, m.idempotency_key == anchor)
         ).scalar_one()
-        _trees.append_under(conn, owner, conversation_id, batch[0], parent)
-        batch_rest = batch[1:]
-    else:
-        batch_rest = batch
-    for start in range(0, len(batch_rest), max_batch):
-        _messages.append_many(conn, owner, conversation_id, batch_rest[start : start + max_batch])
-    return len(batch)
+        seqs.append(_trees.append_under(conn, owner, conversation_id, batch[0], parent).seq)
+        batch = batch[1:]
+    for start in range(0, len(batch), max_batch):
+        appended = _messages.append_many(
+            conn, owner, conversation_id, batch[start : start + max_batch]
+        )
+        seqs.extend(message.seq for message in appended)
+    learned.update(zip(keys, seqs, strict=True))
+    logger.debug("checkpoint %s logged %d messages", new.checkpoint_id, len(fresh))
+    return learned
 
 
-def _forks(conn: Connection, conversation_id: uuid.UUID, anchor: str | None) -> bool:
-    """Whether messages that follow the stored message keyed ``anchor`` branch off the
-    conversation's active leaf instead of continuing it. Without an anchor (the checkpoint
-    holds no stored message before them: a first turn, or messages the app appended to the
-    conversation outside the graph) they continue it."""
-    if anchor is None:
-        return False
-    c, m = conversations.c, messages.c
-    leaf = conn.execute(
-        select(c.active_leaf_seq).where(c.id == conversation_id)
-    ).scalar_one_or_none()
-    seq = conn.execute(
-        select(m.seq).where(m.conversation_id == conversation_id, m.idempotency_key == anchor)
-    ).scalar_one()
-    return bool(seq != leaf)
-
-
-def put(conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, max_batch: int) -> Thread:
+def put(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    new: NewCheckpoint,
+    max_batch: int,
+    hint: Thread | None = None,
+    logged: Mapping[str, int] | None = None,
+) -> Put:
     """Store a checkpoint, its changed channel values, and append its new messages to the
     thread's conversation, in the caller's transaction.
 
     Unless ``new.allow_fork``, the checkpoint must extend its namespace's head: its parent is
     the newest checkpoint, or it has no parent and the namespace has no checkpoint yet; else
-    :class:`CheckpointConflictError`. Storing a checkpoint id again replaces it."""
-    bound = bind(conn, owner, new.thread_id, new.user_id)
-    _lock_conversation(conn, bound.conversation_id)
-    k = graph_checkpoints.c
-    where = and_(
-        k.thread_key == bound.key,
-        k.checkpoint_ns == new.checkpoint_ns,
-        k.checkpoint_id == new.checkpoint_id,
+    :class:`CheckpointConflictError`. Storing a checkpoint id again replaces it.
+
+    ``hint`` is the thread's binding as the caller last saw it, ``logged`` the seqs of the
+    thread's messages it knows to be stored (both from committed operations; checked here)."""
+    bound, leaf = _locked(conn, owner, new, hint)
+    if logged is None or hint is None or bound.key != hint.key:
+        logged = {}
+    found = _HEAD_AND_AGAIN.rows(
+        conn, {"key": bound.key, "ns": new.checkpoint_ns, "id": new.checkpoint_id}
     )
-    again = conn.execute(select(k.checkpoint_id).where(where)).first() is not None
-    if not again and not new.allow_fork:
-        head = _head(conn, bound.key, new.checkpoint_ns)
-        if head is not None and new.parent_checkpoint_id != head:
-            raise CheckpointConflictError(
-                new.thread_id, new.checkpoint_ns, new.parent_checkpoint_id, head
-            )
+    head, again = found[0] if found else (None, None)
+    refused = head is not None and new.parent_checkpoint_id != head
+    if refused and again is None and not new.allow_fork:
+        raise CheckpointConflictError(
+            new.thread_id, new.checkpoint_ns, new.parent_checkpoint_id, head
+        )
     _store_blobs(conn, bound.key, new)
     values = {
         "parent_checkpoint_id": new.parent_checkpoint_id,
@@ -433,23 +561,30 @@ def put(conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, max_batch
         "metadata_type": new.metadata_type,
         "metadata": new.metadata,
     }
-    if again:
-        conn.execute(update(graph_checkpoints).where(where).values(**values))
-    else:
+    if again is not None:
+        k = graph_checkpoints.c
         conn.execute(
-            graph_checkpoints.insert().values(
-                thread_key=bound.key,
-                checkpoint_ns=new.checkpoint_ns,
-                checkpoint_id=new.checkpoint_id,
-                created_at=utcnow(),
-                **values,
+            update(graph_checkpoints)
+            .where(
+                k.thread_key == bound.key,
+                k.checkpoint_ns == new.checkpoint_ns,
+                k.checkpoint_id == new.checkpoint_id,
             )
+            .values(**values)
         )
-    if new.messages:
-        logged = _log_messages(conn, owner, bound.conversation_id, new, max_batch)
-        if logged:
-            logger.debug("checkpoint %s logged %d messages", new.checkpoint_id, logged)
-    return bound
+    else:
+        _INSERT_CHECKPOINT.execute(
+            conn,
+            {
+                "thread_key": bound.key,
+                "checkpoint_ns": new.checkpoint_ns,
+                "checkpoint_id": new.checkpoint_id,
+                "created_at": utcnow(),
+                **values,
+            },
+        )
+    learned = _log_messages(conn, owner, bound.conversation_id, new, max_batch, leaf, logged)
+    return Put(bound, learned)
 
 
 def put_writes(
@@ -464,12 +599,19 @@ def put_writes(
     *,
     replace: bool,
     user_id: uuid.UUID | None,
-) -> None:
+    hint: Thread | None = None,
+) -> Thread | None:
     """Store a task's pending writes ((idx, channel, serde type, blob)) against a checkpoint.
     With ``replace`` (special writes: errors, interrupts...), stored ones are overwritten;
-    otherwise a write already stored is kept (a retried task writes the same)."""
+    otherwise a write already stored is kept (a retried task writes the same). Returns the
+    thread's binding (``hint``, when it still holds, costs no statement of its own)."""
     if not writes:
-        return
+        return hint
+    if hint is not None and not replace:
+        rows = _write_rows(hint.key, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
+        if _insert_rows(conn, _WRITES, rows) == len(rows):
+            return hint
+        # Some were stored already (a retried task), or the binding is gone: look.
     bound = bind(conn, owner, thread_id, user_id)
     w = graph_writes.c
     where = and_(
@@ -478,33 +620,44 @@ def put_writes(
         w.checkpoint_id == checkpoint_id,
         w.task_id == task_id,
     )
-    stored = set(
-        conn.execute(select(w.idx).where(where, w.idx.in_([i for i, *_ in writes]))).scalars()
-    )
-    rows = []
-    for idx, channel, kind, blob in writes:
-        if idx not in stored:
-            rows.append(
-                {
-                    "thread_key": bound.key,
-                    "checkpoint_ns": checkpoint_ns,
-                    "checkpoint_id": checkpoint_id,
-                    "task_id": task_id,
-                    "idx": idx,
-                    "channel": channel,
-                    "type": kind,
-                    "blob": blob,
-                    "task_path": task_path,
-                }
-            )
-        elif replace:
-            conn.execute(
-                update(graph_writes)
-                .where(where, w.idx == idx)
-                .values(channel=channel, type=kind, blob=blob, task_path=task_path)
-            )
-    if rows:
-        conn.execute(graph_writes.insert(), rows)
+    if replace:
+        stored = set(
+            conn.execute(select(w.idx).where(where, w.idx.in_([i for i, *_ in writes]))).scalars()
+        )
+        for idx, channel, kind, blob in writes:
+            if idx in stored:
+                conn.execute(
+                    update(graph_writes)
+                    .where(where, w.idx == idx)
+                    .values(channel=channel, type=kind, blob=blob, task_path=task_path)
+                )
+    rows = _write_rows(bound.key, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
+    _insert_rows(conn, _WRITES, rows)
+    return bound
+
+
+def _write_rows(
+    key: uuid.UUID,
+    checkpoint_ns: str,
+    checkpoint_id: str,
+    task_id: str,
+    task_path: str,
+    writes: Sequence[tuple[int, str, str, bytes | None]],
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "thread_key": key,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+            "task_id": task_id,
+            "idx": idx,
+            "channel": channel,
+            "type": kind,
+            "blob": blob,
+            "task_path": task_path,
+        }
+        for idx, channel, kind, blob in writes
+    ]
 
 
 # -- reads --------------------------------------------------------------------------------------
@@ -588,20 +741,33 @@ def get(
     checkpoint_id: str | None,
     decode: Decode,
     user_id: uuid.UUID | None = None,
+    hint: Thread | None = None,
 ) -> StoredCheckpoint | None:
     """The checkpoint ``checkpoint_id`` of the thread's namespace, or its newest one (the
-    thread of the scope's owner, else of ``user_id``: see :func:`thread`)."""
+    thread of the scope's owner, else of ``user_id``: see :func:`thread`). ``hint``: the
+    thread's binding as the caller last saw it (a checkpoint found through it proves it
+    holds: checkpoints go with their binding)."""
+    if hint is not None:
+        row = _checkpoint_row(conn, hint.key, checkpoint_ns, checkpoint_id)
+        if row is not None:
+            return _complete(conn, hint.key, thread_id, row, decode)
     bound = thread(conn, owner, thread_id, user_id)
     if bound is None:
         return None
+    row = _checkpoint_row(conn, bound.key, checkpoint_ns, checkpoint_id)
+    return None if row is None else _complete(conn, bound.key, thread_id, row, decode)
+
+
+def _checkpoint_row(
+    conn: Connection, key: uuid.UUID, checkpoint_ns: str, checkpoint_id: str | None
+) -> Any:
     k = graph_checkpoints.c
-    query = select(*_ROW).where(k.thread_key == bound.key, k.checkpoint_ns == checkpoint_ns)
+    query = select(*_ROW).where(k.thread_key == key, k.checkpoint_ns == checkpoint_ns)
     if checkpoint_id is not None:
         query = query.where(k.checkpoint_id == checkpoint_id)
     else:
         query = query.order_by(k.checkpoint_id.desc()).limit(1)
-    row = conn.execute(query).first()
-    return None if row is None else _complete(conn, bound.key, thread_id, row, decode)
+    return conn.execute(query).first()
 
 
 def page(
