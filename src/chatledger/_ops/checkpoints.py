@@ -547,9 +547,10 @@ def put(
     found = _HEAD_AND_AGAIN.rows(
         conn, {"key": bound.key, "ns": new.checkpoint_ns, "id": new.checkpoint_id}
     )
+    head: str | None
     head, again = found[0] if found else (None, None)
-    refused = head is not None and new.parent_checkpoint_id != head
-    if refused and again is None and not new.allow_fork:
+    forks = head is not None and new.parent_checkpoint_id != head
+    if head is not None and forks and again is None and not new.allow_fork:
         raise CheckpointConflictError(
             new.thread_id, new.checkpoint_ns, new.parent_checkpoint_id, head
         )
