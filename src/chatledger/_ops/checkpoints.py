@@ -453,10 +453,33 @@ def _store_blobs(conn: Connection, key: uuid.UUID, new: NewCheckpoint) -> None:
     )
 
 
+_SEQS_BY_KEYS: Final[dict[int, Prepared]] = {}
+
+
+def _seqs_by_keys(keys: int) -> Prepared:
+    """The seqs of up to ``_ROWS_PER_INSERT`` messages by idempotency key (``k<i>``)."""
+    found = _SEQS_BY_KEYS.get(keys)
+    if found is None:
+        m = messages.c
+        found = _SEQS_BY_KEYS[keys] = Prepared(
+            select(m.idempotency_key, m.seq).where(
+                m.conversation_id == bindparam("cid"),
+                m.idempotency_key.in_([bindparam(f"k{i}") for i in range(keys)]),
+            )
+        )
+    return found
+
+
 def _stored_seqs(
     conn: Connection, conversation_id: uuid.UUID, keys: Sequence[str]
 ) -> dict[str, int]:
     """The seq of each message of ``keys`` (idempotency keys) the conversation holds."""
+    if not keys:
+        return {}
+    if len(keys) <= _ROWS_PER_INSERT:
+        params: dict[str, Any] = {f"k{i}": key for i, key in enumerate(keys)}
+        params["cid"] = conversation_id
+        return {row[0]: row[1] for row in _seqs_by_keys(len(keys)).rows(conn, params)}
     m = messages.c
     found: dict[str, int] = {}
     for start in range(0, len(keys), _CHUNK):
@@ -514,6 +537,9 @@ def _log_messages(
         ).scalar_one()
         seqs.append(_trees.append_under(conn, owner, conversation_id, batch[0], parent).seq)
         batch = batch[1:]
+    if len(batch) == 1:  # a turn's message: the single append is the faster path
+        seqs.append(_messages.append(conn, owner, conversation_id, batch[0]).seq)
+        batch = []
     for start in range(0, len(batch), max_batch):
         appended = _messages.append_many(
             conn, owner, conversation_id, batch[start : start + max_batch]
