@@ -110,8 +110,9 @@ def counting(engines: Any) -> Iterator[dict[str, int]]:
     """Statements, transactions (begins) and commits on ``engines`` while the block runs."""
     counts = {"statements": 0, "transactions": 0, "commits": 0}
 
-    def statement(*_: Any) -> None:
-        counts["statements"] += 1
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if sql.split(None, 1)[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):
+            counts["statements"] += 1
 
     def begin(*_: Any) -> None:
         counts["transactions"] += 1

@@ -513,9 +513,13 @@ def _log_messages(
     branch of the conversation there (docs/trees.md), made the active path."""
     if not new.messages or new.prepare is None:
         return {}
-    learned = _stored_seqs(
-        conn, conversation_id, [key for key, _ in new.messages if key not in logged]
-    )
+    unknown = [key for key, _ in new.messages if key not in logged]
+    if unknown == [new.messages[-1][0]]:
+        # A turn's one new message, after messages known to be stored: nothing to look up.
+        # If another saver stored it meanwhile, the append finds it and writes nothing.
+        learned: dict[str, int] = {}
+    else:
+        learned = _stored_seqs(conn, conversation_id, unknown)
     fresh: list[Any] = []
     keys: list[str] = []
     anchor: str | None = None
