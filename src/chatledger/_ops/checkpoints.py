@@ -29,6 +29,8 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
+    literal_column,
     select,
     union_all,
     update,
@@ -699,6 +701,44 @@ Decode = Callable[[str, bytes], dict[str, Any]]
 Accept = Callable[[str, bytes], bool]
 
 
+def _values_and_writes(
+    key: uuid.UUID, checkpoint_ns: str, checkpoint_id: str, versions: Mapping[str, str]
+) -> Any:
+    """One statement for a checkpoint's channel values (part 0: channel, version, type, blob;
+    the rows of other versions are filtered by the caller) and its pending writes (part 1:
+    task id, channel, type, blob, in replay order)."""
+    w = graph_writes.c
+    writes = select(
+        literal(1).label("part"),
+        w.task_id.label("name"),
+        w.channel.label("detail"),
+        w.type,
+        w.blob,
+        w.task_path,
+        w.idx,
+    ).where(w.thread_key == key, w.checkpoint_ns == checkpoint_ns, w.checkpoint_id == checkpoint_id)
+    if not versions:
+        return writes.order_by(w.task_path, w.task_id, w.idx)
+    b = graph_blobs.c
+    values = select(
+        literal(0).label("part"),
+        b.channel.label("name"),
+        b.version.label("detail"),
+        b.type,
+        b.blob,
+        literal_column("''").label("task_path"),
+        literal_column("0").label("idx"),
+    ).where(
+        b.thread_key == key,
+        b.checkpoint_ns == checkpoint_ns,
+        b.channel.in_(list(versions)),
+        b.version.in_(set(versions.values())),
+    )
+    both = union_all(values, writes)
+    by = both.selected_columns
+    return both.order_by(by.part, by.task_path, by.name, by.idx)
+
+
 def _complete(
     conn: Connection,
     key: uuid.UUID,
@@ -711,34 +751,13 @@ def _complete(
     decoded = decode(row.type, row.checkpoint)
     versions = {str(ch): str(v) for ch, v in (decoded.get("channel_versions") or {}).items()}
     values: list[tuple[str, str, bytes | None]] = []
-    if versions:
-        b = graph_blobs.c
-        found = conn.execute(
-            select(b.channel, b.version, b.type, b.blob).where(
-                b.thread_key == key,
-                b.checkpoint_ns == checkpoint_ns,
-                b.channel.in_(list(versions)),
-                b.version.in_(set(versions.values())),
-            )
-        )
-        values = [
-            (channel, kind, blob)
-            for channel, version, kind, blob in found
-            if versions.get(channel) == version
-        ]
-    w = graph_writes.c
-    writes = [
-        (task_id, channel, kind, blob)
-        for task_id, channel, kind, blob in conn.execute(
-            select(w.task_id, w.channel, w.type, w.blob)
-            .where(
-                w.thread_key == key,
-                w.checkpoint_ns == checkpoint_ns,
-                w.checkpoint_id == checkpoint_id,
-            )
-            .order_by(w.task_path, w.task_id, w.idx)
-        )
-    ]
+    writes: list[tuple[str, str, str, bytes | None]] = []
+    found = conn.execute(_values_and_writes(key, checkpoint_ns, checkpoint_id, versions))
+    for part, name, detail, kind, blob, _, _ in found:
+        if part == 1:
+            writes.append((name, detail, kind, blob))
+        elif versions.get(name) == detail:
+            values.append((name, kind, blob))
     return StoredCheckpoint(
         thread_id=thread_id,
         checkpoint_ns=checkpoint_ns,
