@@ -31,6 +31,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    or_,
     select,
     union_all,
     update,
@@ -343,11 +344,25 @@ def _head_and_again() -> Select[Any]:
 
 _HEAD_AND_AGAIN: Final = Prepared(_head_and_again())
 
-_INSERT_CHECKPOINT: Final = Prepared(
-    insert(graph_checkpoints).values(
-        {column.name: bindparam(column.name) for column in graph_checkpoints.c}
+
+def _insert_checkpoint(extending: bool) -> Prepared:
+    """Insert a checkpoint unless its id is stored already and, when ``extending``, unless
+    its parent is not the namespace's newest checkpoint (its row count says which happened;
+    run with the conversation's lock held, it sees every put that committed before)."""
+    k = graph_checkpoints.c
+    same = (k.thread_key == bindparam("thread_key"), k.checkpoint_ns == bindparam("checkpoint_ns"))
+    row = select(*(bindparam(column.name, type_=column.type) for column in k)).where(
+        ~exists().where(*same, k.checkpoint_id == bindparam("checkpoint_id"))
     )
-)
+    if extending:
+        head = select(func.max(k.checkpoint_id)).where(*same).scalar_subquery()
+        row = row.where(or_(head.is_(None), head == bindparam("parent_checkpoint_id")))
+    return Prepared(insert(graph_checkpoints).from_select([column.name for column in k], row))
+
+
+_INSERT_CHECKPOINT: Final = {
+    extending: _insert_checkpoint(extending) for extending in (True, False)
+}
 
 
 def _insert_absent(table: Any, keys: Sequence[str], rows: int, *, bound: bool) -> Prepared:
@@ -556,6 +571,36 @@ def _log_messages(
     return learned
 
 
+def _put_again(conn: Connection, new: NewCheckpoint, values: dict[str, Any]) -> None:
+    """A checkpoint the insert refused: stored already (then it is replaced), or whose parent
+    is not the head (:class:`CheckpointConflictError`)."""
+    found = _HEAD_AND_AGAIN.rows(
+        conn, {"key": values["thread_key"], "ns": new.checkpoint_ns, "id": new.checkpoint_id}
+    )
+    head: str | None
+    head, again = found[0]
+    if again is None:
+        if head is None or new.allow_fork or new.parent_checkpoint_id == head:
+            raise RuntimeError("checkpoint insert refused without a reason")  # pragma: no cover
+        raise CheckpointConflictError(
+            new.thread_id, new.checkpoint_ns, new.parent_checkpoint_id, head
+        )
+    k = graph_checkpoints.c
+    conn.execute(
+        update(graph_checkpoints)
+        .where(
+            k.thread_key == values["thread_key"],
+            k.checkpoint_ns == new.checkpoint_ns,
+            k.checkpoint_id == new.checkpoint_id,
+        )
+        .values({name: values[name] for name in _REPLACED})
+    )
+
+
+#: The columns a checkpoint stored again replaces.
+_REPLACED: Final = ("parent_checkpoint_id", "type", "checkpoint", "metadata_type", "metadata")
+
+
 def put(
     conn: Connection,
     owner: uuid.UUID | None,
@@ -576,46 +621,20 @@ def put(
     bound, leaf = _locked(conn, owner, new, hint)
     if logged is None or hint is None or bound.key != hint.key:
         logged = {}
-    found = _HEAD_AND_AGAIN.rows(
-        conn, {"key": bound.key, "ns": new.checkpoint_ns, "id": new.checkpoint_id}
-    )
-    head: str | None
-    head, again = found[0] if found else (None, None)
-    forks = head is not None and new.parent_checkpoint_id != head
-    if head is not None and forks and again is None and not new.allow_fork:
-        raise CheckpointConflictError(
-            new.thread_id, new.checkpoint_ns, new.parent_checkpoint_id, head
-        )
     _store_blobs(conn, bound.key, new)
     values = {
+        "thread_key": bound.key,
+        "checkpoint_ns": new.checkpoint_ns,
+        "checkpoint_id": new.checkpoint_id,
         "parent_checkpoint_id": new.parent_checkpoint_id,
         "type": new.type,
         "checkpoint": new.checkpoint,
         "metadata_type": new.metadata_type,
         "metadata": new.metadata,
+        "created_at": utcnow(),
     }
-    if again is not None:
-        k = graph_checkpoints.c
-        conn.execute(
-            update(graph_checkpoints)
-            .where(
-                k.thread_key == bound.key,
-                k.checkpoint_ns == new.checkpoint_ns,
-                k.checkpoint_id == new.checkpoint_id,
-            )
-            .values(**values)
-        )
-    else:
-        _INSERT_CHECKPOINT.execute(
-            conn,
-            {
-                "thread_key": bound.key,
-                "checkpoint_ns": new.checkpoint_ns,
-                "checkpoint_id": new.checkpoint_id,
-                "created_at": utcnow(),
-                **values,
-            },
-        )
+    if not _INSERT_CHECKPOINT[not new.allow_fork].execute(conn, values):
+        _put_again(conn, new, values)
     learned = _log_messages(conn, owner, bound.conversation_id, new, max_batch, leaf, logged)
     return Put(bound, learned)
 
