@@ -9,17 +9,22 @@ scratch database of its own on the same server (``SqliteSaver`` / ``PostgresSave
 ``PyMySQLSaver``, connections set up as ``checkpointer_for`` makes them), and the two alternate in
 blocks of ``--block`` turns within this one process, so that the machine's load swings hit both
 alike. A thread takes ``--thread-turns`` turns, then a new one starts (both savers' threads grow
-alike). It prints the p50 and p90 of a turn's wall time for each saver, the ratio of the p50s
-(chatledger / official), and the statements and transactions of one ChatledgerSaver turn
-(counted with SQLAlchemy's ``before_cursor_execute``, ``begin`` and ``commit`` events; BEGIN/COMMIT
-themselves are not counted as statements), and, on SQLite, the official saver's (from
-``sqlite3``'s trace callback, BEGIN/COMMIT excluded).
+alike). It prints the p50 and p90 of a turn's wall time for each saver and the ratio of the
+p50s (chatledger / official); the median process CPU time per turn of each saver's blocks (this
+process's threads only: a database server's own CPU is not in it) and its ratio; the statements
+and transactions of one ChatledgerSaver turn (SQLAlchemy's ``before_cursor_execute``, ``begin``
+and ``commit`` events; BEGIN/COMMIT are not counted as statements) and, on SQLite, the official
+saver's statements (``sqlite3``'s trace callback, BEGIN/COMMIT excluded).
+
+On a machine shared with other work, read the ratios (both savers suffer the same load, block
+by block), not the milliseconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import sqlite3
+import statistics
 import time
 import uuid
 import warnings
@@ -47,6 +52,8 @@ class Side:
         self.turns = 0
         self.thread = ""
         self.times: list[float] = []
+        #: Process CPU time per turn, one value per block (all threads of this process).
+        self.cpu: list[float] = []
 
     def turn(self, text: str) -> None:
         from langchain_core.messages import HumanMessage
@@ -161,8 +168,10 @@ def run(backend: str, scratches: Scratches, args: argparse.Namespace) -> dict[st
         done = 0
         while done < args.turns:
             for side in (ours, theirs) if done % (2 * args.block) == 0 else (theirs, ours):
+                cpu = time.process_time()
                 for i in range(args.block):
                     side.timed(f"turn {done + i}")
+                side.cpu.append((time.process_time() - cpu) / args.block)
             done += args.block
         result = {
             "backend": backend,
@@ -171,12 +180,15 @@ def run(backend: str, scratches: Scratches, args: argparse.Namespace) -> dict[st
             "theirs": theirs.name,
             "theirs_p50": _p(theirs.times, 0.5),
             "theirs_p90": _p(theirs.times, 0.9),
+            "ours_cpu": statistics.median(ours.cpu) * 1000,
+            "theirs_cpu": statistics.median(theirs.cpu) * 1000,
             "statements": counts["statements"],
             "transactions": counts["transactions"],
             "commits": counts["commits"],
             "theirs_statements": theirs_statements,
         }
         result["ratio"] = result["ours_p50"] / result["theirs_p50"]
+        result["cpu_ratio"] = result["ours_cpu"] / result["theirs_cpu"]
         return result
 
 
@@ -193,8 +205,8 @@ def main() -> None:
     try:
         print(
             f"{'backend':<11} {'official':<15} {'ChatledgerSaver p50/p90':>24} "
-            f"{'official p50/p90':>18} {'ratio':>6} {'stmts/tx per turn':>18} "
-            f"{'official stmts':>15}"
+            f"{'official p50/p90':>18} {'ratio':>6} {'CPU ms ours/official':>21} "
+            f"{'ratio':>6} {'stmts/tx per turn':>18} {'official stmts':>15}"
         )
         for backend in backends:
             if not scratches.available(backend):
@@ -206,6 +218,7 @@ def main() -> None:
                 f"{backend:<11} {r['theirs']:<15} "
                 f"{r['ours_p50']:>11.2f} / {r['ours_p90']:>6.2f} ms "
                 f"{r['theirs_p50']:>7.2f} / {r['theirs_p90']:>6.2f} ms {r['ratio']:>6.2f} "
+                f"{r['ours_cpu']:>10.2f} / {r['theirs_cpu']:>6.2f} ms {r['cpu_ratio']:>6.2f} "
                 f"{r['statements']:>9} / {r['transactions']:<7} {theirs:>15}",
                 flush=True,
             )

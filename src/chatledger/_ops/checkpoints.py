@@ -70,6 +70,7 @@ __all__ = [
     "Thread",
     "delete_thread",
     "get",
+    "insert_writes",
     "page",
     "put",
     "put_writes",
@@ -639,6 +640,23 @@ def put(
     return Put(bound, learned)
 
 
+def insert_writes(
+    conn: Connection,
+    thread: Thread,
+    checkpoint_ns: str,
+    checkpoint_id: str,
+    task_id: str,
+    task_path: str,
+    writes: Sequence[tuple[int, str, str, bytes | None]],
+) -> bool:
+    """Insert a task's ordinary pending writes through a known binding, as one statement
+    (:func:`put_writes` without its look-ups). Whether every write was inserted: when not,
+    some were stored already (a retried task) or the binding is gone, and :func:`put_writes`
+    sorts it out (inserting again is harmless: stored writes are kept)."""
+    rows = _write_rows(thread.key, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
+    return _insert_rows(conn, _WRITES, rows) == len(rows)
+
+
 def put_writes(
     conn: Connection,
     owner: uuid.UUID | None,
@@ -651,19 +669,13 @@ def put_writes(
     *,
     replace: bool,
     user_id: uuid.UUID | None,
-    hint: Thread | None = None,
 ) -> Thread | None:
     """Store a task's pending writes ((idx, channel, serde type, blob)) against a checkpoint.
     With ``replace`` (special writes: errors, interrupts...), stored ones are overwritten;
     otherwise a write already stored is kept (a retried task writes the same). Returns the
-    thread's binding (``hint``, when it still holds, costs no statement of its own)."""
+    thread's binding (``None`` when there were no writes)."""
     if not writes:
-        return hint
-    if hint is not None and not replace:
-        rows = _write_rows(hint.key, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
-        if _insert_rows(conn, _WRITES, rows) == len(rows):
-            return hint
-        # Some were stored already (a retried task), or the binding is gone: look.
+        return None
     bound = bind(conn, owner, thread_id, user_id)
     w = graph_writes.c
     where = and_(

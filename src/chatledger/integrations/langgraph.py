@@ -321,7 +321,7 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         task_path: str,
     ) -> tuple[_ThreadKey, dict[str, Any]]:
         """The thread's key in the saver's memory, and the keyword arguments of
-        ``_ops.checkpoints.put_writes`` (and ``write=True``)."""
+        ``_ops.checkpoints.put_writes``."""
         conf = config["configurable"]
         thread_id, checkpoint_ns = _ckpt.check_keys(
             conf.get("thread_id"), conf.get("checkpoint_ns", "")
@@ -332,8 +332,7 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             rows.append((WRITES_IDX_MAP.get(channel, idx), channel, kind, data))
         _ckpt.check_task(task_id, [kind for _, _, kind, _ in rows])
         user = self._user(conf)
-        key = (self._runner.owner, user, thread_id)
-        return key, {
+        return (self._runner.owner, user, thread_id), {
             "owner": self._runner.owner,
             "thread_id": thread_id,
             "checkpoint_ns": checkpoint_ns,
@@ -343,9 +342,20 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             "writes": rows,
             "replace": all(channel in WRITES_IDX_MAP for channel, _ in writes),
             "user_id": user,
-            "hint": self._hint(key),
-            "write": True,
         }
+
+    def _quick_writes(self, key: _ThreadKey, arguments: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The arguments of ``_ops`` ``insert_writes`` when the writes can take that path (a
+        remembered binding, ordinary writes), else ``None``."""
+        thread = self._hint(key)
+        if thread is None or arguments["replace"] or not arguments["writes"]:
+            return None
+        return (
+            thread,
+            *(arguments[name] for name in ("checkpoint_ns", "checkpoint_id", "task_id")),
+            arguments["task_path"],
+            arguments["writes"],
+        )
 
     def _tuple(self, stored: _ckpt.StoredCheckpoint) -> CheckpointTuple:
         loads = self.serde.loads_typed
@@ -472,8 +482,14 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
     ) -> None:
         """Store a task's pending writes against the checkpoint ``config`` names."""
         key, arguments = self._writes(config, writes, task_id, task_path)
+        quick = self._quick_writes(key, arguments)
+        # One statement: on PostgreSQL in autocommit, one round trip.
+        if quick is not None and self._runner.call(
+            _ckpt.insert_writes, *quick, write=True, single=True
+        ):
+            return
         committed = not self._runner.in_transaction
-        bound = self._runner.call(_ckpt.put_writes, **arguments)
+        bound = self._runner.call(_ckpt.put_writes, **arguments, write=True)
         self._learn(key, committed, bound)
 
     def delete_thread(self, thread_id: str) -> None:
@@ -537,8 +553,13 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
     ) -> None:
         """Store a task's pending writes against the checkpoint ``config`` names."""
         key, arguments = self._writes(config, writes, task_id, task_path)
+        quick = self._quick_writes(key, arguments)
+        if quick is not None and await self._runner.acall(
+            _ckpt.insert_writes, *quick, write=True, single=True
+        ):
+            return
         committed = not self._runner.in_transaction
-        bound = await self._runner.acall(_ckpt.put_writes, **arguments)
+        bound = await self._runner.acall(_ckpt.put_writes, **arguments, write=True)
         self._learn(key, committed, bound)
 
     async def adelete_thread(self, thread_id: str) -> None:
