@@ -13,11 +13,12 @@ that need a decoded checkpoint take a callable.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -391,32 +392,39 @@ def _insert_absent(table: Any, keys: Sequence[str], rows: int, *, bound: bool) -
     return Prepared(insert(table).from_select([column.name for column in columns], source))
 
 
-class _BySize:
-    """:func:`_insert_absent` statements by row count (compiled once each)."""
+class _Made(dict[int, Prepared]):
+    """Statements made on first use by a size (``_Made(make)[n]`` is ``make(n)``, kept)."""
 
-    def __init__(self, table: Any, keys: Sequence[str], *, bound: bool) -> None:
-        self._args = (table, keys)
-        self._bound = bound
-        self._made: dict[int, Prepared] = {}
+    def __init__(self, make: Callable[[int], Prepared]) -> None:
+        super().__init__()
+        self._make = make
 
-    def __call__(self, rows: int) -> Prepared:
-        found = self._made.get(rows)
-        if found is None:
-            found = self._made[rows] = _insert_absent(*self._args, rows, bound=self._bound)
-        return found
+    def __missing__(self, size: int) -> Prepared:
+        made = self[size] = self._make(size)
+        return made
 
 
-_BLOBS: Final = _BySize(
-    graph_blobs, ("thread_key", "checkpoint_ns", "channel", "version"), bound=False
+_BLOBS: Final = _Made(
+    functools.partial(
+        _insert_absent,
+        graph_blobs,
+        ("thread_key", "checkpoint_ns", "channel", "version"),
+        bound=False,
+    )
 )
-_WRITES: Final = _BySize(
-    graph_writes, ("thread_key", "checkpoint_ns", "checkpoint_id", "task_id", "idx"), bound=True
+_WRITES: Final = _Made(
+    functools.partial(
+        _insert_absent,
+        graph_writes,
+        ("thread_key", "checkpoint_ns", "checkpoint_id", "task_id", "idx"),
+        bound=True,
+    )
 )
 #: More rows than this go in several statements.
 _ROWS_PER_INSERT: Final = 16
 
 
-def _insert_rows(conn: Connection, by_size: _BySize, rows: Sequence[dict[str, Any]]) -> int:
+def _insert_rows(conn: Connection, by_size: _Made, rows: Sequence[dict[str, Any]]) -> int:
     """Insert ``rows`` (dicts by column) that are not stored yet; how many were inserted."""
     inserted = 0
     for start in range(0, len(rows), _ROWS_PER_INSERT):
@@ -424,7 +432,7 @@ def _insert_rows(conn: Connection, by_size: _BySize, rows: Sequence[dict[str, An
         params = {
             f"{name}_{i}": value for i, row in enumerate(chunk) for name, value in row.items()
         }
-        inserted += by_size(len(chunk)).execute(conn, params)
+        inserted += by_size[len(chunk)].execute(conn, params)
     return inserted
 
 
@@ -471,21 +479,18 @@ def _store_blobs(conn: Connection, key: uuid.UUID, new: NewCheckpoint) -> None:
     )
 
 
-_SEQS_BY_KEYS: Final[dict[int, Prepared]] = {}
-
-
 def _seqs_by_keys(keys: int) -> Prepared:
-    """The seqs of up to ``_ROWS_PER_INSERT`` messages by idempotency key (``k<i>``)."""
-    found = _SEQS_BY_KEYS.get(keys)
-    if found is None:
-        m = messages.c
-        found = _SEQS_BY_KEYS[keys] = Prepared(
-            select(m.idempotency_key, m.seq).where(
-                m.conversation_id == bindparam("cid"),
-                m.idempotency_key.in_([bindparam(f"k{i}") for i in range(keys)]),
-            )
+    """The seqs of ``keys`` messages by idempotency key (``cid``, ``k<i>``)."""
+    m = messages.c
+    return Prepared(
+        select(m.idempotency_key, m.seq).where(
+            m.conversation_id == bindparam("cid"),
+            m.idempotency_key.in_([bindparam(f"k{i}") for i in range(keys)]),
         )
-    return found
+    )
+
+
+_SEQS_BY_KEYS: Final = _Made(_seqs_by_keys)
 
 
 def _stored_seqs(
@@ -497,7 +502,7 @@ def _stored_seqs(
     if len(keys) <= _ROWS_PER_INSERT:
         params: dict[str, Any] = {f"k{i}": key for i, key in enumerate(keys)}
         params["cid"] = conversation_id
-        return {row[0]: row[1] for row in _seqs_by_keys(len(keys)).rows(conn, params)}
+        return {row[0]: row[1] for row in _SEQS_BY_KEYS[len(keys)].rows(conn, params)}
     m = messages.c
     found: dict[str, int] = {}
     for start in range(0, len(keys), _CHUNK):
@@ -732,12 +737,11 @@ Decode = Callable[[str, bytes], dict[str, Any]]
 Accept = Callable[[str, bytes], bool]
 
 
-def _values_and_writes(
-    key: uuid.UUID, checkpoint_ns: str, checkpoint_id: str, versions: Mapping[str, str]
-) -> Any:
-    """One statement for a checkpoint's channel values (part 0: channel, version, type, blob;
-    the rows of other versions are filtered by the caller) and its pending writes (part 1:
-    task id, channel, type, blob, in replay order)."""
+def _values_and_writes(channels: int) -> Prepared:
+    """One statement for a checkpoint's channel values (part 0: channel, version, type, blob)
+    and its pending writes (part 1: task id, channel, type, blob, in replay order), for a
+    checkpoint of ``channels`` channel versions (parameters ``key``, ``ns``, ``id``, and
+    ``c<i>``/``v<i>``, the channels and their versions)."""
     w = graph_writes.c
     writes = select(
         literal(1).label("part"),
@@ -747,9 +751,13 @@ def _values_and_writes(
         w.blob,
         w.task_path,
         w.idx,
-    ).where(w.thread_key == key, w.checkpoint_ns == checkpoint_ns, w.checkpoint_id == checkpoint_id)
-    if not versions:
-        return writes.order_by(w.task_path, w.task_id, w.idx)
+    ).where(
+        w.thread_key == bindparam("key"),
+        w.checkpoint_ns == bindparam("ns"),
+        w.checkpoint_id == bindparam("id"),
+    )
+    if not channels:
+        return Prepared(writes.order_by(w.task_path, w.task_id, w.idx))
     b = graph_blobs.c
     values = select(
         literal(0).label("part"),
@@ -760,14 +768,21 @@ def _values_and_writes(
         literal_column("''").label("task_path"),
         literal_column("0").label("idx"),
     ).where(
-        b.thread_key == key,
-        b.checkpoint_ns == checkpoint_ns,
-        b.channel.in_(list(versions)),
-        b.version.in_(set(versions.values())),
+        b.thread_key == bindparam("key"),
+        b.checkpoint_ns == bindparam("ns"),
+        or_(
+            *(
+                and_(b.channel == bindparam(f"c{i}"), b.version == bindparam(f"v{i}"))
+                for i in range(channels)
+            )
+        ),
     )
     both = union_all(values, writes)
     by = both.selected_columns
-    return both.order_by(by.part, by.task_path, by.name, by.idx)
+    return Prepared(both.order_by(by.part, by.task_path, by.name, by.idx))
+
+
+_VALUES_AND_WRITES: Final = _Made(_values_and_writes)
 
 
 def _complete(
@@ -783,12 +798,16 @@ def _complete(
     versions = {str(ch): str(v) for ch, v in (decoded.get("channel_versions") or {}).items()}
     values: list[tuple[str, str, bytes | None]] = []
     writes: list[tuple[str, str, str, bytes | None]] = []
-    found = conn.execute(_values_and_writes(key, checkpoint_ns, checkpoint_id, versions))
-    for part, name, detail, kind, blob, _, _ in found:
+    params: dict[str, Any] = {"key": key, "ns": checkpoint_ns, "id": checkpoint_id}
+    for i, (channel, version) in enumerate(versions.items()):
+        params[f"c{i}"], params[f"v{i}"] = channel, version
+    for part, name, detail, kind, blob, _, _ in _VALUES_AND_WRITES[len(versions)].rows(
+        conn, params
+    ):
         if part == 1:
-            writes.append((name, detail, kind, blob))
-        elif versions.get(name) == detail:
-            values.append((name, kind, blob))
+            writes.append((name, detail, kind, bytes(blob) if blob is not None else None))
+        else:
+            values.append((name, kind, bytes(blob) if blob is not None else None))
     return StoredCheckpoint(
         thread_id=thread_id,
         checkpoint_ns=checkpoint_ns,
@@ -839,16 +858,44 @@ def get(
     return None if row is None else _complete(conn, bound.key, thread_id, row, decode)
 
 
+class _Row(NamedTuple):
+    """A checkpoint row read with a prepared statement (``_ROW``'s columns)."""
+
+    thread_key: Any
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    type: str
+    checkpoint: bytes
+    metadata_type: str
+    metadata: bytes
+
+
+def _checkpoint_query(by_id: bool) -> Prepared:
+    """A thread's checkpoint (``key``, ``ns``) by id (``id``), or its newest."""
+    k = graph_checkpoints.c
+    query = select(*_ROW).where(
+        k.thread_key == bindparam("key"), k.checkpoint_ns == bindparam("ns")
+    )
+    if by_id:
+        return Prepared(query.where(k.checkpoint_id == bindparam("id")))
+    return Prepared(query.order_by(k.checkpoint_id.desc()).limit(1))
+
+
+_CHECKPOINT: Final = {by_id: _checkpoint_query(by_id) for by_id in (True, False)}
+
+
 def _checkpoint_row(
     conn: Connection, key: uuid.UUID, checkpoint_ns: str, checkpoint_id: str | None
-) -> Any:
-    k = graph_checkpoints.c
-    query = select(*_ROW).where(k.thread_key == key, k.checkpoint_ns == checkpoint_ns)
-    if checkpoint_id is not None:
-        query = query.where(k.checkpoint_id == checkpoint_id)
-    else:
-        query = query.order_by(k.checkpoint_id.desc()).limit(1)
-    return conn.execute(query).first()
+) -> _Row | None:
+    params = {"key": key, "ns": checkpoint_ns, "id": checkpoint_id}
+    if checkpoint_id is None:
+        del params["id"]
+    found = _CHECKPOINT[checkpoint_id is not None].rows(conn, params)
+    if not found:
+        return None
+    row = _Row(*found[0])
+    return row._replace(checkpoint=bytes(row.checkpoint), metadata=bytes(row.metadata))
 
 
 def page(
