@@ -321,10 +321,24 @@ class Put:
     logged: dict[str, int]
 
 
-#: The conversation's active leaf, taking its row lock (and the binding's), through a binding:
-#: no row when the binding is gone (the thread was deleted since the hint was learned).
+class _Tip(NamedTuple):
+    """Where a conversation's active path ends, read under its row lock."""
+
+    leaf: int | None
+    path_length: int
+    status: str
+
+
+_TIP: Final = (
+    conversations.c.active_leaf_seq,
+    conversations.c.path_length,
+    conversations.c.status,
+)
+
+#: The conversation's tip, taking its row lock (and the binding's), through a binding: no
+#: row when the binding is gone (the thread was deleted since the hint was learned).
 _LOCK_BOUND: Final = Prepared(
-    select(conversations.c.active_leaf_seq)
+    select(*_TIP)
     .select_from(
         graph_threads.join(conversations, conversations.c.id == graph_threads.c.conversation_id)
     )
@@ -436,25 +450,23 @@ def _insert_rows(conn: Connection, by_size: _Made, rows: Sequence[dict[str, Any]
     return inserted
 
 
-def _lock_conversation(conn: Connection, conversation_id: uuid.UUID) -> int | None:
+def _lock_conversation(conn: Connection, conversation_id: uuid.UUID) -> _Tip:
     """Take the conversation's row lock, as appends do (so the order of locks is the same);
-    its active leaf."""
+    its tip."""
     c = conversations.c
-    leaf: int | None = conn.execute(
-        select(c.active_leaf_seq).where(c.id == conversation_id).with_for_update()
-    ).scalar()
-    return leaf
+    row = conn.execute(select(*_TIP).where(c.id == conversation_id).with_for_update()).one()
+    return _Tip(*row)
 
 
 def _locked(
     conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, hint: Thread | None
-) -> tuple[Thread, int | None]:
+) -> tuple[Thread, _Tip]:
     """The thread's binding (made on first use) with its conversation's row lock held, and the
-    conversation's active leaf. A ``hint`` costs one statement when it still holds."""
+    conversation's tip. A ``hint`` costs one statement when it still holds."""
     if hint is not None:
         found = _LOCK_BOUND.rows(conn, {"key": hint.key})
         if found:
-            return hint, found[0][0]
+            return hint, _Tip(*found[0])
     bound = bind(conn, owner, new.thread_id, new.user_id)
     return bound, _lock_conversation(conn, bound.conversation_id)
 
@@ -522,7 +534,7 @@ def _log_messages(
     conversation_id: uuid.UUID,
     new: NewCheckpoint,
     max_batch: int,
-    leaf: int | None,
+    tip: _Tip,
     logged: Mapping[str, int],
 ) -> dict[str, int]:
     """Append the messages whose id (idempotency key) the conversation does not hold yet, in
@@ -536,13 +548,9 @@ def _log_messages(
     branch of the conversation there (docs/trees.md), made the active path."""
     if not new.messages or new.prepare is None:
         return {}
-    unknown = [key for key, _ in new.messages if key not in logged]
-    if unknown == [new.messages[-1][0]]:
-        # A turn's one new message, after messages known to be stored: nothing to look up.
-        # If another saver stored it meanwhile, the append finds it and writes nothing.
-        learned: dict[str, int] = {}
-    else:
-        learned = _stored_seqs(conn, conversation_id, unknown)
+    learned = _stored_seqs(
+        conn, conversation_id, [key for key, _ in new.messages if key not in logged]
+    )
     fresh: list[Any] = []
     keys: list[str] = []
     anchor: str | None = None
@@ -556,7 +564,7 @@ def _log_messages(
         return learned
     batch = list(new.prepare(fresh))
     seqs: list[int] = []
-    if anchor is not None and logged.get(anchor, learned.get(anchor)) != leaf:
+    if anchor is not None and logged.get(anchor, learned.get(anchor)) != tip.leaf:
         # Messages that do not continue the active leaf: a branch under the anchor.
         m = messages.c
         parent = conn.execute(
@@ -564,8 +572,8 @@ def _log_messages(
         ).scalar_one()
         seqs.append(_trees.append_under(conn, owner, conversation_id, batch[0], parent).seq)
         batch = batch[1:]
-    if len(batch) == 1:  # a turn's message: the single append is the faster path
-        seqs.append(_messages.append(conn, owner, conversation_id, batch[0]).seq)
+    elif len(batch) == 1 and tip.status in _messages.APPENDABLE:
+        seqs.append(_continue(conn, conversation_id, batch[0], tip))
         batch = []
     for start in range(0, len(batch), max_batch):
         appended = _messages.append_many(
@@ -575,6 +583,21 @@ def _log_messages(
     learned.update(zip(keys, seqs, strict=True))
     logger.debug("checkpoint %s logged %d messages", new.checkpoint_id, len(fresh))
     return learned
+
+
+def _continue(
+    conn: Connection, conversation_id: uuid.UUID, new: _messages.NewMessage, tip: _Tip
+) -> int:
+    """Append one message under the active leaf, whose key the conversation is known not to
+    hold (looked up under the row lock this transaction holds, so no append can race it):
+    the bump and the insert of chatledger's append without its two key look-ups. Its seq."""
+    seq = _messages.bump_under(conn, conversation_id, tip.path_length)
+    message = _messages.stored(
+        new, conversation_id, seq, utcnow(), parent_seq=tip.leaf, depth=tip.path_length
+    )
+    _messages.insert_one(conn, message)
+    _messages.record_tools(conn, message, new)
+    return seq
 
 
 def _put_again(conn: Connection, new: NewCheckpoint, values: dict[str, Any]) -> None:
@@ -624,7 +647,7 @@ def put(
 
     ``hint`` is the thread's binding as the caller last saw it, ``logged`` the seqs of the
     thread's messages it knows to be stored (both from committed operations; checked here)."""
-    bound, leaf = _locked(conn, owner, new, hint)
+    bound, tip = _locked(conn, owner, new, hint)
     if logged is None or hint is None or bound.key != hint.key:
         logged = {}
     _store_blobs(conn, bound.key, new)
@@ -641,7 +664,7 @@ def put(
     }
     if not _INSERT_CHECKPOINT[not new.allow_fork].execute(conn, values):
         _put_again(conn, new, values)
-    learned = _log_messages(conn, owner, bound.conversation_id, new, max_batch, leaf, logged)
+    learned = _log_messages(conn, owner, bound.conversation_id, new, max_batch, tip, logged)
     return Put(bound, learned)
 
 
