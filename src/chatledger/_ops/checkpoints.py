@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement, Select
 
 from .. import _ids
+from .._backends import backend_of
 from .._prepared import Prepared
 from .._schema import (
     CHANNEL_MAX,
@@ -406,15 +407,16 @@ def _insert_absent(table: Any, keys: Sequence[str], rows: int, *, bound: bool) -
     return Prepared(insert(table).from_select([column.name for column in columns], source))
 
 
-class _Made(dict[int, Prepared]):
-    """Statements made on first use by a size (``_Made(make)[n]`` is ``make(n)``, kept)."""
+class _Made(dict[Any, Prepared]):
+    """Statements made on first use by a key, a size say (``_Made(make)[n]`` is ``make(n)``,
+    kept)."""
 
-    def __init__(self, make: Callable[[int], Prepared]) -> None:
+    def __init__(self, make: Callable[[Any], Prepared]) -> None:
         super().__init__()
         self._make = make
 
-    def __missing__(self, size: int) -> Prepared:
-        made = self[size] = self._make(size)
+    def __missing__(self, key: Any) -> Prepared:
+        made = self[key] = self._make(key)
         return made
 
 
@@ -438,15 +440,17 @@ _WRITES: Final = _Made(
 _ROWS_PER_INSERT: Final = 16
 
 
+def _numbered(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of an :func:`_insert_absent` statement for ``rows``."""
+    return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+
+
 def _insert_rows(conn: Connection, by_size: _Made, rows: Sequence[dict[str, Any]]) -> int:
     """Insert ``rows`` (dicts by column) that are not stored yet; how many were inserted."""
     inserted = 0
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
-        params = {
-            f"{name}_{i}": value for i, row in enumerate(chunk) for name, value in row.items()
-        }
-        inserted += by_size[len(chunk)].execute(conn, params)
+        inserted += by_size[len(chunk)].execute(conn, _numbered(chunk))
     return inserted
 
 
@@ -471,24 +475,44 @@ def _locked(
     return bound, _lock_conversation(conn, bound.conversation_id)
 
 
-def _store_blobs(conn: Connection, key: uuid.UUID, new: NewCheckpoint) -> None:
-    """Insert the blobs of the changed channels that are not stored yet (a channel version
-    is immutable: the same version always holds the same value)."""
-    _insert_rows(
-        conn,
-        _BLOBS,
-        [
-            {
-                "thread_key": key,
-                "checkpoint_ns": new.checkpoint_ns,
-                "channel": channel,
-                "version": version,
-                "type": kind,
-                "blob": blob,
-            }
-            for channel, version, kind, blob in new.blobs
-        ],
-    )
+def _blob_rows(key: uuid.UUID, new: NewCheckpoint) -> list[dict[str, Any]]:
+    """The blobs of the changed channels, to insert where not stored yet (a channel version is
+    immutable: the same version always holds the same value)."""
+    return [
+        {
+            "thread_key": key,
+            "checkpoint_ns": new.checkpoint_ns,
+            "channel": channel,
+            "version": version,
+            "type": kind,
+            "blob": blob,
+        }
+        for channel, version, kind, blob in new.blobs
+    ]
+
+
+def _with_blobs(key: tuple[bool, int]) -> Prepared:
+    """Where the database has writable CTEs (PostgreSQL): the blobs and the checkpoint in one
+    statement, by (extending, blob count); its row count is the checkpoint's."""
+    extending, blobs = key
+    checkpoint: Any = _INSERT_CHECKPOINT[extending].statement
+    values: Any = _BLOBS[blobs].statement
+    return Prepared(checkpoint.add_cte(values.cte("blobs")))
+
+
+_WITH_BLOBS: Final = _Made(_with_blobs)
+
+
+def _store(conn: Connection, new: NewCheckpoint, values: dict[str, Any]) -> bool:
+    """Insert the changed channels' blobs that are not stored yet and the checkpoint (see
+    :func:`_insert_checkpoint`); whether the checkpoint was inserted."""
+    blobs = _blob_rows(values["thread_key"], new)
+    extending = not new.allow_fork
+    if backend_of(conn).writable_cte and 0 < len(blobs) <= _ROWS_PER_INSERT:
+        both = _WITH_BLOBS[extending, len(blobs)]
+        return bool(both.execute(conn, {**_numbered(blobs), **values}))
+    _insert_rows(conn, _BLOBS, blobs)
+    return bool(_INSERT_CHECKPOINT[extending].execute(conn, values))
 
 
 def _seqs_by_keys(keys: int) -> Prepared:
@@ -650,7 +674,6 @@ def put(
     bound, tip = _locked(conn, owner, new, hint)
     if logged is None or hint is None or bound.key != hint.key:
         logged = {}
-    _store_blobs(conn, bound.key, new)
     values = {
         "thread_key": bound.key,
         "checkpoint_ns": new.checkpoint_ns,
@@ -662,7 +685,7 @@ def put(
         "metadata": new.metadata,
         "created_at": utcnow(),
     }
-    if not _INSERT_CHECKPOINT[not new.allow_fork].execute(conn, values):
+    if not _store(conn, new, values):
         _put_again(conn, new, values)
     learned = _log_messages(conn, owner, bound.conversation_id, new, max_batch, tip, logged)
     return Put(bound, learned)
