@@ -350,8 +350,8 @@ _LOCK_BOUND: Final = Prepared(
 
 def _head_and_again() -> Select[Any]:
     """The namespace's newest checkpoint id, and whether the checkpoint is stored already:
-    two index lookups in one statement (run after the conversation's lock is held, so that it
-    sees every put that committed before)."""
+    two index lookups in one statement, run when the checkpoint's insert refused it (to say
+    why)."""
     k = graph_checkpoints.c
     same = (k.thread_key == bindparam("key"), k.checkpoint_ns == bindparam("ns"))
     head = select(func.max(k.checkpoint_id)).where(*same).scalar_subquery()
