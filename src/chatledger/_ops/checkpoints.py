@@ -13,36 +13,23 @@ that need a decoded checkpoint take a callable.
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from sqlalchemy import (
     Connection,
-    LargeBinary,
     and_,
-    bindparam,
-    cast,
     delete,
-    exists,
-    func,
-    insert,
-    literal,
-    literal_column,
-    or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import ColumnElement, Select
 
 from .. import _ids
 from .._backends import backend_of
-from .._prepared import Prepared
 from .._schema import (
     CHANNEL_MAX,
     CHANNEL_VERSION_MAX,
@@ -59,6 +46,7 @@ from .._schema import (
     messages,
 )
 from ..errors import ConflictError, NotFoundError, ValidationError
+from . import _checkpoint_sql as _sql
 from . import conversations as _conversations
 from . import messages as _messages
 from . import trees as _trees
@@ -322,155 +310,23 @@ class Put:
     logged: dict[str, int]
 
 
-class _Tip(NamedTuple):
-    """Where a conversation's active path ends, read under its row lock."""
-
-    leaf: int | None
-    path_length: int
-    status: str
-
-
-_TIP: Final = (
-    conversations.c.active_leaf_seq,
-    conversations.c.path_length,
-    conversations.c.status,
-)
-
-#: The conversation's tip, taking its row lock (and the binding's), through a binding: no
-#: row when the binding is gone (the thread was deleted since the hint was learned).
-_LOCK_BOUND: Final = Prepared(
-    select(*_TIP)
-    .select_from(
-        graph_threads.join(conversations, conversations.c.id == graph_threads.c.conversation_id)
-    )
-    .where(graph_threads.c.id == bindparam("key"))
-    .with_for_update()
-)
-
-
-def _head_and_again() -> Select[Any]:
-    """The namespace's newest checkpoint id, and whether the checkpoint is stored already:
-    two index lookups in one statement, run when the checkpoint's insert refused it (to say
-    why)."""
-    k = graph_checkpoints.c
-    same = (k.thread_key == bindparam("key"), k.checkpoint_ns == bindparam("ns"))
-    head = select(func.max(k.checkpoint_id)).where(*same).scalar_subquery()
-    again = select(k.checkpoint_id).where(*same, k.checkpoint_id == bindparam("id"))
-    return select(head.label("head"), again.scalar_subquery().label("again"))
-
-
-_HEAD_AND_AGAIN: Final = Prepared(_head_and_again())
-
-
-def _insert_checkpoint(extending: bool) -> Prepared:
-    """Insert a checkpoint unless its id is stored already and, when ``extending``, unless
-    its parent is not the namespace's newest checkpoint (its row count says which happened;
-    run with the conversation's lock held, it sees every put that committed before)."""
-    k = graph_checkpoints.c
-    same = (k.thread_key == bindparam("thread_key"), k.checkpoint_ns == bindparam("checkpoint_ns"))
-    row = select(*(bindparam(column.name, type_=column.type) for column in k)).where(
-        ~exists().where(*same, k.checkpoint_id == bindparam("checkpoint_id"))
-    )
-    if extending:
-        head = select(func.max(k.checkpoint_id)).where(*same).scalar_subquery()
-        row = row.where(or_(head.is_(None), head == bindparam("parent_checkpoint_id")))
-    return Prepared(insert(graph_checkpoints).from_select([column.name for column in k], row))
-
-
-_INSERT_CHECKPOINT: Final = {
-    extending: _insert_checkpoint(extending) for extending in (True, False)
-}
-
-
-def _insert_absent(table: Any, keys: Sequence[str], rows: int, *, bound: bool) -> Prepared:
-    """``INSERT INTO table SELECT ... WHERE NOT EXISTS (a row with the same keys)`` for
-    ``rows`` rows (parameters ``<column>_<i>``), as one statement on every backend. With
-    ``bound``, each row also needs its thread binding (``thread_key``) to exist: a row whose
-    binding was deleted is not inserted (instead of failing on the foreign key)."""
-    columns = list(table.c)
-    selects = []
-    for i in range(rows):
-
-        def value(column: Any, i: int = i) -> ColumnElement[Any]:
-            parameter = bindparam(f"{column.name}_{i}", type_=column.type)
-            # A NULL blob must not reach PostgreSQL untyped (a UNION would make it text).
-            return cast(parameter, LargeBinary) if column.name == "blob" else parameter
-
-        row = select(*(value(column) for column in columns)).where(
-            ~exists().where(*(table.c[key] == bindparam(f"{key}_{i}") for key in keys))
-        )
-        if bound:
-            t = graph_threads.c
-            row = row.where(exists().where(t.id == bindparam(f"thread_key_{i}")))
-        selects.append(row)
-    source = selects[0] if rows == 1 else union_all(*selects)
-    return Prepared(insert(table).from_select([column.name for column in columns], source))
-
-
-class _Made(dict[Any, Prepared]):
-    """Statements made on first use by a key, a size say (``_Made(make)[n]`` is ``make(n)``,
-    kept)."""
-
-    def __init__(self, make: Callable[[Any], Prepared]) -> None:
-        super().__init__()
-        self._make = make
-
-    def __missing__(self, key: Any) -> Prepared:
-        made = self[key] = self._make(key)
-        return made
-
-
-_BLOBS: Final = _Made(
-    functools.partial(
-        _insert_absent,
-        graph_blobs,
-        ("thread_key", "checkpoint_ns", "channel", "version"),
-        bound=False,
-    )
-)
-_WRITES: Final = _Made(
-    functools.partial(
-        _insert_absent,
-        graph_writes,
-        ("thread_key", "checkpoint_ns", "checkpoint_id", "task_id", "idx"),
-        bound=True,
-    )
-)
-#: More rows than this go in several statements.
-_ROWS_PER_INSERT: Final = 16
-
-
-def _numbered(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The parameters of an :func:`_insert_absent` statement for ``rows``."""
-    return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
-
-
-def _insert_rows(conn: Connection, by_size: _Made, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert ``rows`` (dicts by column) that are not stored yet; how many were inserted."""
-    inserted = 0
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        inserted += by_size[len(chunk)].execute(conn, _numbered(chunk))
-    return inserted
-
-
-def _lock_conversation(conn: Connection, conversation_id: uuid.UUID) -> _Tip:
+def _lock_conversation(conn: Connection, conversation_id: uuid.UUID) -> _sql.Tip:
     """Take the conversation's row lock, as appends do (so the order of locks is the same);
     its tip."""
     c = conversations.c
-    row = conn.execute(select(*_TIP).where(c.id == conversation_id).with_for_update()).one()
-    return _Tip(*row)
+    row = conn.execute(select(*_sql.TIP).where(c.id == conversation_id).with_for_update()).one()
+    return _sql.Tip(*row)
 
 
 def _locked(
     conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, hint: Thread | None
-) -> tuple[Thread, _Tip]:
+) -> tuple[Thread, _sql.Tip]:
     """The thread's binding (made on first use) with its conversation's row lock held, and the
     conversation's tip. A ``hint`` costs one statement when it still holds."""
     if hint is not None:
-        found = _LOCK_BOUND.rows(conn, {"key": hint.key})
+        found = _sql.LOCK_BOUND.rows(conn, {"key": hint.key})
         if found:
-            return hint, _Tip(*found[0])
+            return hint, _sql.Tip(*found[0])
     bound = bind(conn, owner, new.thread_id, new.user_id)
     return bound, _lock_conversation(conn, bound.conversation_id)
 
@@ -491,42 +347,16 @@ def _blob_rows(key: uuid.UUID, new: NewCheckpoint) -> list[dict[str, Any]]:
     ]
 
 
-def _with_blobs(key: tuple[bool, int]) -> Prepared:
-    """Where the database has writable CTEs (PostgreSQL): the blobs and the checkpoint in one
-    statement, by (extending, blob count); its row count is the checkpoint's."""
-    extending, blobs = key
-    checkpoint: Any = _INSERT_CHECKPOINT[extending].statement
-    values: Any = _BLOBS[blobs].statement
-    return Prepared(checkpoint.add_cte(values.cte("blobs")))
-
-
-_WITH_BLOBS: Final = _Made(_with_blobs)
-
-
 def _store(conn: Connection, new: NewCheckpoint, values: dict[str, Any]) -> bool:
     """Insert the changed channels' blobs that are not stored yet and the checkpoint (see
-    :func:`_insert_checkpoint`); whether the checkpoint was inserted."""
+    :func:`_sql.insert_checkpoint`); whether the checkpoint was inserted."""
     blobs = _blob_rows(values["thread_key"], new)
     extending = not new.allow_fork
-    if backend_of(conn).writable_cte and 0 < len(blobs) <= _ROWS_PER_INSERT:
-        both = _WITH_BLOBS[extending, len(blobs)]
-        return bool(both.execute(conn, {**_numbered(blobs), **values}))
-    _insert_rows(conn, _BLOBS, blobs)
-    return bool(_INSERT_CHECKPOINT[extending].execute(conn, values))
-
-
-def _seqs_by_keys(keys: int) -> Prepared:
-    """The seqs of ``keys`` messages by idempotency key (``cid``, ``k<i>``)."""
-    m = messages.c
-    return Prepared(
-        select(m.idempotency_key, m.seq).where(
-            m.conversation_id == bindparam("cid"),
-            m.idempotency_key.in_([bindparam(f"k{i}") for i in range(keys)]),
-        )
-    )
-
-
-_SEQS_BY_KEYS: Final = _Made(_seqs_by_keys)
+    if backend_of(conn).writable_cte and 0 < len(blobs) <= _sql.ROWS_PER_INSERT:
+        both = _sql.WITH_BLOBS[extending, len(blobs)]
+        return bool(both.execute(conn, {**_sql.numbered(blobs), **values}))
+    _sql.insert_rows(conn, _sql.BLOBS, blobs)
+    return bool(_sql.INSERT_CHECKPOINT[extending].execute(conn, values))
 
 
 def _stored_seqs(
@@ -535,10 +365,10 @@ def _stored_seqs(
     """The seq of each message of ``keys`` (idempotency keys) the conversation holds."""
     if not keys:
         return {}
-    if len(keys) <= _ROWS_PER_INSERT:
+    if len(keys) <= _sql.ROWS_PER_INSERT:
         params: dict[str, Any] = {f"k{i}": key for i, key in enumerate(keys)}
         params["cid"] = conversation_id
-        return {row[0]: row[1] for row in _SEQS_BY_KEYS[len(keys)].rows(conn, params)}
+        return {row[0]: row[1] for row in _sql.SEQS_BY_KEYS[len(keys)].rows(conn, params)}
     m = messages.c
     found: dict[str, int] = {}
     for start in range(0, len(keys), _CHUNK):
@@ -558,7 +388,7 @@ def _log_messages(
     conversation_id: uuid.UUID,
     new: NewCheckpoint,
     max_batch: int,
-    tip: _Tip,
+    tip: _sql.Tip,
     logged: Mapping[str, int],
 ) -> dict[str, int]:
     """Append the messages whose id (idempotency key) the conversation does not hold yet, in
@@ -610,7 +440,7 @@ def _log_messages(
 
 
 def _continue(
-    conn: Connection, conversation_id: uuid.UUID, new: _messages.NewMessage, tip: _Tip
+    conn: Connection, conversation_id: uuid.UUID, new: _messages.NewMessage, tip: _sql.Tip
 ) -> int:
     """Append one message under the active leaf, whose key the conversation is known not to
     hold (looked up under the row lock this transaction holds, so no append can race it):
@@ -627,7 +457,7 @@ def _continue(
 def _put_again(conn: Connection, new: NewCheckpoint, values: dict[str, Any]) -> None:
     """A checkpoint the insert refused: stored already (then it is replaced), or whose parent
     is not the head (:class:`CheckpointConflictError`)."""
-    found = _HEAD_AND_AGAIN.rows(
+    found = _sql.HEAD_AND_AGAIN.rows(
         conn, {"key": values["thread_key"], "ns": new.checkpoint_ns, "id": new.checkpoint_id}
     )
     head: str | None
@@ -705,7 +535,7 @@ def insert_writes(
     some were stored already (a retried task) or the binding is gone, and :func:`put_writes`
     sorts it out (inserting again is harmless: stored writes are kept)."""
     rows = _write_rows(thread.key, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
-    return _insert_rows(conn, _WRITES, rows) == len(rows)
+    return _sql.insert_rows(conn, _sql.WRITES, rows) == len(rows)
 
 
 def put_writes(
@@ -747,7 +577,7 @@ def put_writes(
                     .values(channel=channel, type=kind, blob=blob, task_path=task_path)
                 )
     rows = _write_rows(bound.key, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
-    _insert_rows(conn, _WRITES, rows)
+    _sql.insert_rows(conn, _sql.WRITES, rows)
     return bound
 
 
@@ -783,54 +613,6 @@ Decode = Callable[[str, bytes], dict[str, Any]]
 Accept = Callable[[str, bytes], bool]
 
 
-def _values_and_writes(channels: int) -> Prepared:
-    """One statement for a checkpoint's channel values (part 0: channel, version, type, blob)
-    and its pending writes (part 1: task id, channel, type, blob, in replay order), for a
-    checkpoint of ``channels`` channel versions (parameters ``key``, ``ns``, ``id``, and
-    ``c<i>``/``v<i>``, the channels and their versions)."""
-    w = graph_writes.c
-    writes = select(
-        literal(1).label("part"),
-        w.task_id.label("name"),
-        w.channel.label("detail"),
-        w.type,
-        w.blob,
-        w.task_path,
-        w.idx,
-    ).where(
-        w.thread_key == bindparam("key"),
-        w.checkpoint_ns == bindparam("ns"),
-        w.checkpoint_id == bindparam("id"),
-    )
-    if not channels:
-        return Prepared(writes.order_by(w.task_path, w.task_id, w.idx))
-    b = graph_blobs.c
-    values = select(
-        literal(0).label("part"),
-        b.channel.label("name"),
-        b.version.label("detail"),
-        b.type,
-        b.blob,
-        literal_column("''").label("task_path"),
-        literal_column("0").label("idx"),
-    ).where(
-        b.thread_key == bindparam("key"),
-        b.checkpoint_ns == bindparam("ns"),
-        or_(
-            *(
-                and_(b.channel == bindparam(f"c{i}"), b.version == bindparam(f"v{i}"))
-                for i in range(channels)
-            )
-        ),
-    )
-    both = union_all(values, writes)
-    by = both.selected_columns
-    return Prepared(both.order_by(by.part, by.task_path, by.name, by.idx))
-
-
-_VALUES_AND_WRITES: Final = _Made(_values_and_writes)
-
-
 def _complete(
     conn: Connection,
     key: uuid.UUID,
@@ -847,7 +629,7 @@ def _complete(
     params: dict[str, Any] = {"key": key, "ns": checkpoint_ns, "id": checkpoint_id}
     for i, (channel, version) in enumerate(versions.items()):
         params[f"c{i}"], params[f"v{i}"] = channel, version
-    for part, name, detail, kind, blob, _, _ in _VALUES_AND_WRITES[len(versions)].rows(
+    for part, name, detail, kind, blob, _, _ in _sql.VALUES_AND_WRITES[len(versions)].rows(
         conn, params
     ):
         if part == 1:
@@ -865,18 +647,6 @@ def _complete(
         values=values,
         writes=writes,
     )
-
-
-_ROW: Final = (
-    graph_checkpoints.c.thread_key,
-    graph_checkpoints.c.checkpoint_ns,
-    graph_checkpoints.c.checkpoint_id,
-    graph_checkpoints.c.parent_checkpoint_id,
-    graph_checkpoints.c.type,
-    graph_checkpoints.c.checkpoint,
-    graph_checkpoints.c.metadata_type,
-    graph_checkpoints.c.metadata,
-)
 
 
 def get(
@@ -904,43 +674,16 @@ def get(
     return None if row is None else _complete(conn, bound.key, thread_id, row, decode)
 
 
-class _Row(NamedTuple):
-    """A checkpoint row read with a prepared statement (``_ROW``'s columns)."""
-
-    thread_key: Any
-    checkpoint_ns: str
-    checkpoint_id: str
-    parent_checkpoint_id: str | None
-    type: str
-    checkpoint: bytes
-    metadata_type: str
-    metadata: bytes
-
-
-def _checkpoint_query(by_id: bool) -> Prepared:
-    """A thread's checkpoint (``key``, ``ns``) by id (``id``), or its newest."""
-    k = graph_checkpoints.c
-    query = select(*_ROW).where(
-        k.thread_key == bindparam("key"), k.checkpoint_ns == bindparam("ns")
-    )
-    if by_id:
-        return Prepared(query.where(k.checkpoint_id == bindparam("id")))
-    return Prepared(query.order_by(k.checkpoint_id.desc()).limit(1))
-
-
-_CHECKPOINT: Final = {by_id: _checkpoint_query(by_id) for by_id in (True, False)}
-
-
 def _checkpoint_row(
     conn: Connection, key: uuid.UUID, checkpoint_ns: str, checkpoint_id: str | None
-) -> _Row | None:
+) -> _sql.Row | None:
     params = {"key": key, "ns": checkpoint_ns, "id": checkpoint_id}
     if checkpoint_id is None:
         del params["id"]
-    found = _CHECKPOINT[checkpoint_id is not None].rows(conn, params)
+    found = _sql.CHECKPOINT[checkpoint_id is not None].rows(conn, params)
     if not found:
         return None
-    row = _Row(*found[0])
+    row = _sql.Row(*found[0])
     return row._replace(checkpoint=bytes(row.checkpoint), metadata=bytes(row.metadata))
 
 
@@ -962,7 +705,7 @@ def page(
     checkpoint id ``before``. Returns them and the cursor for the next page (``None``: none
     left)."""
     t, k = graph_threads.c, graph_checkpoints.c
-    query = select(*_ROW, t.thread_id.label("thread_name")).join(
+    query = select(*_sql.ROW, t.thread_id.label("thread_name")).join(
         graph_threads, t.id == k.thread_key
     )
     holder = owner if owner is not None else user_id
