@@ -598,3 +598,79 @@ def test_a_refused_put_keeps_no_lock(ledger, database_url):
         worker.start()
         worker.join(timeout=10)
         assert appended, "the conversation's row lock was still held"
+
+
+# -- what a saver remembers between operations ----------------------------------------------------
+
+
+def test_savers_taking_turns_on_one_thread_keep_one_line(ledger):
+    """Two savers (two processes, say) alternate on one thread: each one's memory of the
+    thread misses the other's messages, and the log still continues the active leaf."""
+    user = ledger.users.create(external_id="ada")
+    savers = [ChatledgerSaver(ledger, user_id=user.id) for _ in range(2)]
+    apps = [chat_graph(saver) for saver in savers]
+    for turn in range(4):
+        state = apps[turn % 2].invoke(
+            {"messages": [HumanMessage(f"turn {turn}")]}, config("t-shared")
+        )
+    rows = logged(ledger, savers[0], "t-shared")
+    assert [m.idempotency_key for m in rows] == [m.id for m in state["messages"]]
+    assert [m.seq for m in rows] == list(range(1, 9))
+    assert [m.parent_seq for m in rows] == [None, *range(1, 8)]
+    conversation = ledger.conversations.get(savers[0].conversation_id("t-shared"))
+    assert (conversation.message_count, conversation.path_length) == (8, 8)
+
+
+def test_a_thread_deleted_by_another_saver_starts_over(ledger):
+    """A saver remembers a thread's binding; another saver deletes the thread: the next turn
+    of the first sees the binding gone and binds the thread anew (a new conversation), with
+    the whole new state logged, not only what it had not logged before."""
+    user = ledger.users.create(external_id="ada")
+    saver = ChatledgerSaver(ledger, user_id=user.id)
+    app = chat_graph(saver)
+    app.invoke({"messages": [HumanMessage("one")]}, config("t-gone"))
+    first = saver.conversation_id("t-gone")
+    ChatledgerSaver(ledger, user_id=user.id).delete_thread("t-gone")
+
+    assert app.get_state(config("t-gone")).values == {}
+    state = app.invoke({"messages": [HumanMessage("two")]}, config("t-gone"))
+    second = saver.conversation_id("t-gone")
+    assert second not in (None, first)
+    assert [m.content for m in logged(ledger, saver, "t-gone")] == ["two", "echo: two"]
+    assert [m.content for m in state["messages"]] == ["two", "echo: two"]
+    assert ledger.conversations.get(first).message_count == 2
+
+
+def test_pending_writes_survive_a_deleted_binding(ledger):
+    """put_writes through a remembered binding that another saver deleted binds anew instead
+    of failing on the foreign key."""
+    user = ledger.users.create(external_id="ada")
+    saver = ChatledgerSaver(ledger, user_id=user.id)
+    app = chat_graph(saver)
+    app.invoke({"messages": [HumanMessage("one")]}, config("t-w"))
+    first = saver.conversation_id("t-w")
+    head = saver.get_tuple(config("t-w")).config
+    ChatledgerSaver(ledger, user_id=user.id).delete_thread("t-w")
+    saver.put_writes(head, [("messages", HumanMessage("late"))], "task-1")
+    assert saver.conversation_id("t-w") not in (None, first)
+    # The checkpoint went with the old binding; the new one holds the writes only.
+    assert saver.get_tuple(head) is None
+
+
+def test_a_turn_rolled_back_in_a_caller_transaction_is_logged_later(ledger):
+    """Messages logged inside a caller's transaction that rolls back are not remembered as
+    logged: the next put logs them."""
+    user = ledger.users.create(external_id="ada")
+    saver = ChatledgerSaver(ledger, user_id=user.id)
+    app = chat_graph(saver)
+    app.invoke({"messages": [HumanMessage("one")]}, config("t-tx"))
+    question = HumanMessage("two")
+    with pytest.raises(RuntimeError), ledger.transaction():
+        app.update_state(config("t-tx"), {"messages": [question]})
+        assert [m.content for m in logged(ledger, saver, "t-tx")][-1] == "two"
+        raise RuntimeError("rolled back")
+    assert [m.content for m in logged(ledger, saver, "t-tx")] == ["one", "echo: one"]
+    state = app.invoke({"messages": [question]}, config("t-tx"))
+    rows = logged(ledger, saver, "t-tx")
+    assert [m.idempotency_key for m in rows] == [m.id for m in state["messages"]]
+    assert [m.content for m in rows] == ["one", "echo: one", "two", "echo: two"]

@@ -19,10 +19,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from .. import _ids
+from .._backends import backend_of
 from .._schema import (
     CHANNEL_MAX,
     CHANNEL_VERSION_MAX,
@@ -39,6 +46,7 @@ from .._schema import (
     messages,
 )
 from ..errors import ConflictError, NotFoundError, ValidationError
+from . import _checkpoint_sql as _sql
 from . import conversations as _conversations
 from . import messages as _messages
 from . import trees as _trees
@@ -47,10 +55,12 @@ from ._common import utcnow
 __all__ = [
     "CheckpointConflictError",
     "NewCheckpoint",
+    "Put",
     "StoredCheckpoint",
     "Thread",
     "delete_thread",
     "get",
+    "insert_writes",
     "page",
     "put",
     "put_writes",
@@ -283,42 +293,48 @@ def bind(
 
 
 # -- put ----------------------------------------------------------------------------------------
+#
+# A turn of a chat graph makes three puts and two put_writes, each a transaction of its own, so
+# what one costs is mostly how many statements it runs. The saver remembers what committed
+# operations taught it (the thread's binding, the seq of each message it logged: both only
+# ever change by deleting the thread) and passes it as ``hint``/``logged``; the statements
+# below check the hint as they use it, and fall back to the full path when it is stale.
 
 
-def _lock_conversation(conn: Connection, conversation_id: uuid.UUID) -> None:
-    """Take the conversation's row lock, as appends do (so the order of locks is the same)."""
+@dataclass(frozen=True, slots=True)
+class Put:
+    """What a ``put`` learned: the thread's binding, and the seq of the thread's messages it
+    found stored or appended (by message id)."""
+
+    thread: Thread
+    logged: dict[str, int]
+
+
+def _lock_conversation(conn: Connection, conversation_id: uuid.UUID) -> _sql.Tip:
+    """Take the conversation's row lock, as appends do (so the order of locks is the same);
+    its tip."""
     c = conversations.c
-    conn.execute(select(c.id).where(c.id == conversation_id).with_for_update()).first()
+    row = conn.execute(select(*_sql.TIP).where(c.id == conversation_id).with_for_update()).one()
+    return _sql.Tip(*row)
 
 
-def _head(conn: Connection, key: uuid.UUID, checkpoint_ns: str) -> str | None:
-    k = graph_checkpoints.c
-    return conn.execute(
-        select(func.max(k.checkpoint_id)).where(
-            k.thread_key == key, k.checkpoint_ns == checkpoint_ns
-        )
-    ).scalar()
+def _locked(
+    conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, hint: Thread | None
+) -> tuple[Thread, _sql.Tip]:
+    """The thread's binding (made on first use) with its conversation's row lock held, and the
+    conversation's tip. A ``hint`` costs one statement when it still holds."""
+    if hint is not None:
+        found = _sql.LOCK_BOUND.rows(conn, {"key": hint.key})
+        if found:
+            return hint, _sql.Tip(*found[0])
+    bound = bind(conn, owner, new.thread_id, new.user_id)
+    return bound, _lock_conversation(conn, bound.conversation_id)
 
 
-def _store_blobs(conn: Connection, key: uuid.UUID, new: NewCheckpoint) -> None:
-    """Insert the blobs of the changed channels that are not stored yet (a channel version
-    is immutable: the same version always holds the same value)."""
-    if not new.blobs:
-        return
-    b = graph_blobs.c
-    wanted = {(channel, version) for channel, version, _, _ in new.blobs}
-    stored = {
-        (channel, version)
-        for channel, version in conn.execute(
-            select(b.channel, b.version).where(
-                b.thread_key == key,
-                b.checkpoint_ns == new.checkpoint_ns,
-                b.channel.in_({channel for channel, _ in wanted}),
-                b.version.in_({version for _, version in wanted}),
-            )
-        )
-    }
-    rows = [
+def _blob_rows(key: uuid.UUID, new: NewCheckpoint) -> list[dict[str, Any]]:
+    """The blobs of the changed channels, to insert where not stored yet (a channel version is
+    immutable: the same version always holds the same value)."""
+    return [
         {
             "thread_key": key,
             "checkpoint_ns": new.checkpoint_ns,
@@ -328,10 +344,42 @@ def _store_blobs(conn: Connection, key: uuid.UUID, new: NewCheckpoint) -> None:
             "blob": blob,
         }
         for channel, version, kind, blob in new.blobs
-        if (channel, version) not in stored
     ]
-    if rows:
-        conn.execute(graph_blobs.insert(), rows)
+
+
+def _store(conn: Connection, new: NewCheckpoint, values: dict[str, Any]) -> bool:
+    """Insert the changed channels' blobs that are not stored yet and the checkpoint (see
+    :func:`_sql.insert_checkpoint`); whether the checkpoint was inserted."""
+    blobs = _blob_rows(values["thread_key"], new)
+    extending = not new.allow_fork
+    if backend_of(conn).writable_cte and 0 < len(blobs) <= _sql.ROWS_PER_INSERT:
+        both = _sql.WITH_BLOBS[extending, len(blobs)]
+        return bool(both.execute(conn, {**_sql.numbered(blobs), **values}))
+    _sql.insert_rows(conn, _sql.BLOBS, blobs)
+    return bool(_sql.INSERT_CHECKPOINT[extending].execute(conn, values))
+
+
+def _stored_seqs(
+    conn: Connection, conversation_id: uuid.UUID, keys: Sequence[str]
+) -> dict[str, int]:
+    """The seq of each message of ``keys`` (idempotency keys) the conversation holds."""
+    if not keys:
+        return {}
+    if len(keys) <= _sql.ROWS_PER_INSERT:
+        params: dict[str, Any] = {f"k{i}": key for i, key in enumerate(keys)}
+        params["cid"] = conversation_id
+        return {row[0]: row[1] for row in _sql.SEQS_BY_KEYS[len(keys)].rows(conn, params)}
+    m = messages.c
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        rows = conn.execute(
+            select(m.idempotency_key, m.seq).where(
+                m.conversation_id == conversation_id, m.idempotency_key.in_(chunk)
+            )
+        )
+        found.update((key, seq) for key, seq in rows)
+    return found
 
 
 def _log_messages(
@@ -340,116 +388,154 @@ def _log_messages(
     conversation_id: uuid.UUID,
     new: NewCheckpoint,
     max_batch: int,
-) -> int:
+    tip: _sql.Tip,
+    logged: Mapping[str, int],
+) -> dict[str, int]:
     """Append the messages whose id (idempotency key) the conversation does not hold yet, in
-    their order; only those are mapped and validated. Returns how many were appended.
+    their order; only those are mapped and validated. Returns the seq of every message of the
+    checkpoint found stored or appended that ``logged`` (what the saver knows to be stored)
+    did not hold; only the others are looked up.
 
     They hang under the last stored message the checkpoint's list holds before them: on a
     linear run that is the active leaf (a plain continuation); on a fork of a past checkpoint
     (``update_state``, time travel) it is a message further up, and the new messages become a
     branch of the conversation there (docs/trees.md), made the active path."""
     if not new.messages or new.prepare is None:
-        return 0
-    m = messages.c
-    keys = [key for key, _ in new.messages]
-    seen: set[str] = set()
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        seen.update(
-            conn.execute(
-                select(m.idempotency_key).where(
-                    m.conversation_id == conversation_id, m.idempotency_key.in_(chunk)
-                )
-            ).scalars()
-        )
+        return {}
+    learned = _stored_seqs(
+        conn, conversation_id, [key for key, _ in new.messages if key not in logged]
+    )
     fresh: list[Any] = []
+    keys: list[str] = []
     anchor: str | None = None
     for key, message in new.messages:
-        if key not in seen:
-            seen.add(key)
+        if key not in logged and key not in learned and key not in keys:
             fresh.append(message)
-        elif not fresh:
+            keys.append(key)
+        elif not fresh and key not in keys:
             anchor = key
     if not fresh:
-        return 0
+        return learned
     batch = list(new.prepare(fresh))
-    if anchor is not None and _forks(conn, conversation_id, anchor):
+    seqs: list[int] = []
+    if anchor is not None and logged.get(anchor, learned.get(anchor)) != tip.leaf:
+        # Messages that do not continue the active leaf: a branch under the anchor.
+        m = messages.c
         parent = conn.execute(
             select(m.id).where(m.conversation_id == conversation_id, m.idempotency_key == anchor)
         ).scalar_one()
-        _trees.append_under(conn, owner, conversation_id, batch[0], parent)
-        batch_rest = batch[1:]
-    else:
-        batch_rest = batch
-    for start in range(0, len(batch_rest), max_batch):
-        _messages.append_many(conn, owner, conversation_id, batch_rest[start : start + max_batch])
-    return len(batch)
+        seqs.append(_trees.append_under(conn, owner, conversation_id, batch[0], parent).seq)
+        batch = batch[1:]
+    elif len(batch) == 1 and tip.status in _messages.APPENDABLE:
+        seqs.append(_continue(conn, conversation_id, batch[0], tip))
+        batch = []
+    for start in range(0, len(batch), max_batch):
+        appended = _messages.append_many(
+            conn, owner, conversation_id, batch[start : start + max_batch]
+        )
+        seqs.extend(message.seq for message in appended)
+    learned.update(zip(keys, seqs, strict=True))
+    logger.debug("checkpoint %s logged %d messages", new.checkpoint_id, len(fresh))
+    return learned
 
 
-def _forks(conn: Connection, conversation_id: uuid.UUID, anchor: str | None) -> bool:
-    """Whether messages that follow the stored message keyed ``anchor`` branch off the
-    conversation's active leaf instead of continuing it. Without an anchor (the checkpoint
-    holds no stored message before them: a first turn, or messages the app appended to the
-    conversation outside the graph) they continue it."""
-    if anchor is None:
-        return False
-    c, m = conversations.c, messages.c
-    leaf = conn.execute(
-        select(c.active_leaf_seq).where(c.id == conversation_id)
-    ).scalar_one_or_none()
-    seq = conn.execute(
-        select(m.seq).where(m.conversation_id == conversation_id, m.idempotency_key == anchor)
-    ).scalar_one()
-    return bool(seq != leaf)
+def _continue(
+    conn: Connection, conversation_id: uuid.UUID, new: _messages.NewMessage, tip: _sql.Tip
+) -> int:
+    """Append one message under the active leaf, whose key the conversation is known not to
+    hold (looked up under the row lock this transaction holds, so no append can race it):
+    the bump and the insert of chatledger's append without its two key look-ups. Its seq."""
+    seq = _messages.bump_under(conn, conversation_id, tip.path_length)
+    message = _messages.stored(
+        new, conversation_id, seq, utcnow(), parent_seq=tip.leaf, depth=tip.path_length
+    )
+    _messages.insert_one(conn, message)
+    _messages.record_tools(conn, message, new)
+    return seq
 
 
-def put(conn: Connection, owner: uuid.UUID | None, new: NewCheckpoint, max_batch: int) -> Thread:
+def _put_again(conn: Connection, new: NewCheckpoint, values: dict[str, Any]) -> None:
+    """A checkpoint the insert refused: stored already (then it is replaced), or whose parent
+    is not the head (:class:`CheckpointConflictError`)."""
+    found = _sql.HEAD_AND_AGAIN.rows(
+        conn, {"key": values["thread_key"], "ns": new.checkpoint_ns, "id": new.checkpoint_id}
+    )
+    head: str | None
+    head, again = found[0]
+    if again is None:
+        if head is None or new.allow_fork or new.parent_checkpoint_id == head:
+            raise RuntimeError("checkpoint insert refused without a reason")  # pragma: no cover
+        raise CheckpointConflictError(
+            new.thread_id, new.checkpoint_ns, new.parent_checkpoint_id, head
+        )
+    k = graph_checkpoints.c
+    conn.execute(
+        update(graph_checkpoints)
+        .where(
+            k.thread_key == values["thread_key"],
+            k.checkpoint_ns == new.checkpoint_ns,
+            k.checkpoint_id == new.checkpoint_id,
+        )
+        .values({name: values[name] for name in _REPLACED})
+    )
+
+
+#: The columns a checkpoint stored again replaces.
+_REPLACED: Final = ("parent_checkpoint_id", "type", "checkpoint", "metadata_type", "metadata")
+
+
+def put(
+    conn: Connection,
+    owner: uuid.UUID | None,
+    new: NewCheckpoint,
+    max_batch: int,
+    hint: Thread | None = None,
+    logged: Mapping[str, int] | None = None,
+) -> Put:
     """Store a checkpoint, its changed channel values, and append its new messages to the
     thread's conversation, in the caller's transaction.
 
     Unless ``new.allow_fork``, the checkpoint must extend its namespace's head: its parent is
     the newest checkpoint, or it has no parent and the namespace has no checkpoint yet; else
-    :class:`CheckpointConflictError`. Storing a checkpoint id again replaces it."""
-    bound = bind(conn, owner, new.thread_id, new.user_id)
-    _lock_conversation(conn, bound.conversation_id)
-    k = graph_checkpoints.c
-    where = and_(
-        k.thread_key == bound.key,
-        k.checkpoint_ns == new.checkpoint_ns,
-        k.checkpoint_id == new.checkpoint_id,
-    )
-    again = conn.execute(select(k.checkpoint_id).where(where)).first() is not None
-    if not again and not new.allow_fork:
-        head = _head(conn, bound.key, new.checkpoint_ns)
-        if head is not None and new.parent_checkpoint_id != head:
-            raise CheckpointConflictError(
-                new.thread_id, new.checkpoint_ns, new.parent_checkpoint_id, head
-            )
-    _store_blobs(conn, bound.key, new)
+    :class:`CheckpointConflictError`. Storing a checkpoint id again replaces it.
+
+    ``hint`` is the thread's binding as the caller last saw it, ``logged`` the seqs of the
+    thread's messages it knows to be stored (both from committed operations; checked here)."""
+    bound, tip = _locked(conn, owner, new, hint)
+    if logged is None or hint is None or bound.key != hint.key:
+        logged = {}
     values = {
+        "thread_key": bound.key,
+        "checkpoint_ns": new.checkpoint_ns,
+        "checkpoint_id": new.checkpoint_id,
         "parent_checkpoint_id": new.parent_checkpoint_id,
         "type": new.type,
         "checkpoint": new.checkpoint,
         "metadata_type": new.metadata_type,
         "metadata": new.metadata,
+        "created_at": utcnow(),
     }
-    if again:
-        conn.execute(update(graph_checkpoints).where(where).values(**values))
-    else:
-        conn.execute(
-            graph_checkpoints.insert().values(
-                thread_key=bound.key,
-                checkpoint_ns=new.checkpoint_ns,
-                checkpoint_id=new.checkpoint_id,
-                created_at=utcnow(),
-                **values,
-            )
-        )
-    if new.messages:
-        logged = _log_messages(conn, owner, bound.conversation_id, new, max_batch)
-        if logged:
-            logger.debug("checkpoint %s logged %d messages", new.checkpoint_id, logged)
-    return bound
+    if not _store(conn, new, values):
+        _put_again(conn, new, values)
+    learned = _log_messages(conn, owner, bound.conversation_id, new, max_batch, tip, logged)
+    return Put(bound, learned)
+
+
+def insert_writes(
+    conn: Connection,
+    thread: Thread,
+    checkpoint_ns: str,
+    checkpoint_id: str,
+    task_id: str,
+    task_path: str,
+    writes: Sequence[tuple[int, str, str, bytes | None]],
+) -> bool:
+    """Insert a task's ordinary pending writes through a known binding, as one statement
+    (:func:`put_writes` without its look-ups). Whether every write was inserted: when not,
+    some were stored already (a retried task) or the binding is gone, and :func:`put_writes`
+    sorts it out (inserting again is harmless: stored writes are kept)."""
+    rows = _write_rows(thread.key, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
+    return _sql.insert_rows(conn, _sql.WRITES, rows) == len(rows)
 
 
 def put_writes(
@@ -464,12 +550,13 @@ def put_writes(
     *,
     replace: bool,
     user_id: uuid.UUID | None,
-) -> None:
+) -> Thread | None:
     """Store a task's pending writes ((idx, channel, serde type, blob)) against a checkpoint.
     With ``replace`` (special writes: errors, interrupts...), stored ones are overwritten;
-    otherwise a write already stored is kept (a retried task writes the same)."""
+    otherwise a write already stored is kept (a retried task writes the same). Returns the
+    thread's binding (``None`` when there were no writes)."""
     if not writes:
-        return
+        return None
     bound = bind(conn, owner, thread_id, user_id)
     w = graph_writes.c
     where = and_(
@@ -478,33 +565,44 @@ def put_writes(
         w.checkpoint_id == checkpoint_id,
         w.task_id == task_id,
     )
-    stored = set(
-        conn.execute(select(w.idx).where(where, w.idx.in_([i for i, *_ in writes]))).scalars()
-    )
-    rows = []
-    for idx, channel, kind, blob in writes:
-        if idx not in stored:
-            rows.append(
-                {
-                    "thread_key": bound.key,
-                    "checkpoint_ns": checkpoint_ns,
-                    "checkpoint_id": checkpoint_id,
-                    "task_id": task_id,
-                    "idx": idx,
-                    "channel": channel,
-                    "type": kind,
-                    "blob": blob,
-                    "task_path": task_path,
-                }
-            )
-        elif replace:
-            conn.execute(
-                update(graph_writes)
-                .where(where, w.idx == idx)
-                .values(channel=channel, type=kind, blob=blob, task_path=task_path)
-            )
-    if rows:
-        conn.execute(graph_writes.insert(), rows)
+    if replace:
+        stored = set(
+            conn.execute(select(w.idx).where(where, w.idx.in_([i for i, *_ in writes]))).scalars()
+        )
+        for idx, channel, kind, blob in writes:
+            if idx in stored:
+                conn.execute(
+                    update(graph_writes)
+                    .where(where, w.idx == idx)
+                    .values(channel=channel, type=kind, blob=blob, task_path=task_path)
+                )
+    rows = _write_rows(bound.key, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
+    _sql.insert_rows(conn, _sql.WRITES, rows)
+    return bound
+
+
+def _write_rows(
+    key: uuid.UUID,
+    checkpoint_ns: str,
+    checkpoint_id: str,
+    task_id: str,
+    task_path: str,
+    writes: Sequence[tuple[int, str, str, bytes | None]],
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "thread_key": key,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+            "task_id": task_id,
+            "idx": idx,
+            "channel": channel,
+            "type": kind,
+            "blob": blob,
+            "task_path": task_path,
+        }
+        for idx, channel, kind, blob in writes
+    ]
 
 
 # -- reads --------------------------------------------------------------------------------------
@@ -527,34 +625,17 @@ def _complete(
     decoded = decode(row.type, row.checkpoint)
     versions = {str(ch): str(v) for ch, v in (decoded.get("channel_versions") or {}).items()}
     values: list[tuple[str, str, bytes | None]] = []
-    if versions:
-        b = graph_blobs.c
-        found = conn.execute(
-            select(b.channel, b.version, b.type, b.blob).where(
-                b.thread_key == key,
-                b.checkpoint_ns == checkpoint_ns,
-                b.channel.in_(list(versions)),
-                b.version.in_(set(versions.values())),
-            )
-        )
-        values = [
-            (channel, kind, blob)
-            for channel, version, kind, blob in found
-            if versions.get(channel) == version
-        ]
-    w = graph_writes.c
-    writes = [
-        (task_id, channel, kind, blob)
-        for task_id, channel, kind, blob in conn.execute(
-            select(w.task_id, w.channel, w.type, w.blob)
-            .where(
-                w.thread_key == key,
-                w.checkpoint_ns == checkpoint_ns,
-                w.checkpoint_id == checkpoint_id,
-            )
-            .order_by(w.task_path, w.task_id, w.idx)
-        )
-    ]
+    writes: list[tuple[str, str, str, bytes | None]] = []
+    params: dict[str, Any] = {"key": key, "ns": checkpoint_ns, "id": checkpoint_id}
+    for i, (channel, version) in enumerate(versions.items()):
+        params[f"c{i}"], params[f"v{i}"] = channel, version
+    for part, name, detail, kind, blob, _, _ in _sql.VALUES_AND_WRITES[len(versions)].rows(
+        conn, params
+    ):
+        if part == 1:
+            writes.append((name, detail, kind, bytes(blob) if blob is not None else None))
+        else:
+            values.append((name, kind, bytes(blob) if blob is not None else None))
     return StoredCheckpoint(
         thread_id=thread_id,
         checkpoint_ns=checkpoint_ns,
@@ -568,18 +649,6 @@ def _complete(
     )
 
 
-_ROW: Final = (
-    graph_checkpoints.c.thread_key,
-    graph_checkpoints.c.checkpoint_ns,
-    graph_checkpoints.c.checkpoint_id,
-    graph_checkpoints.c.parent_checkpoint_id,
-    graph_checkpoints.c.type,
-    graph_checkpoints.c.checkpoint,
-    graph_checkpoints.c.metadata_type,
-    graph_checkpoints.c.metadata,
-)
-
-
 def get(
     conn: Connection,
     owner: uuid.UUID | None,
@@ -588,20 +657,34 @@ def get(
     checkpoint_id: str | None,
     decode: Decode,
     user_id: uuid.UUID | None = None,
+    hint: Thread | None = None,
 ) -> StoredCheckpoint | None:
     """The checkpoint ``checkpoint_id`` of the thread's namespace, or its newest one (the
-    thread of the scope's owner, else of ``user_id``: see :func:`thread`)."""
+    thread of the scope's owner, else of ``user_id``: see :func:`thread`). ``hint``: the
+    thread's binding as the caller last saw it (a checkpoint found through it proves it
+    holds: checkpoints go with their binding)."""
+    if hint is not None:
+        row = _checkpoint_row(conn, hint.key, checkpoint_ns, checkpoint_id)
+        if row is not None:
+            return _complete(conn, hint.key, thread_id, row, decode)
     bound = thread(conn, owner, thread_id, user_id)
     if bound is None:
         return None
-    k = graph_checkpoints.c
-    query = select(*_ROW).where(k.thread_key == bound.key, k.checkpoint_ns == checkpoint_ns)
-    if checkpoint_id is not None:
-        query = query.where(k.checkpoint_id == checkpoint_id)
-    else:
-        query = query.order_by(k.checkpoint_id.desc()).limit(1)
-    row = conn.execute(query).first()
+    row = _checkpoint_row(conn, bound.key, checkpoint_ns, checkpoint_id)
     return None if row is None else _complete(conn, bound.key, thread_id, row, decode)
+
+
+def _checkpoint_row(
+    conn: Connection, key: uuid.UUID, checkpoint_ns: str, checkpoint_id: str | None
+) -> _sql.Row | None:
+    params = {"key": key, "ns": checkpoint_ns, "id": checkpoint_id}
+    if checkpoint_id is None:
+        del params["id"]
+    found = _sql.CHECKPOINT[checkpoint_id is not None].rows(conn, params)
+    if not found:
+        return None
+    row = _sql.Row(*found[0])
+    return row._replace(checkpoint=bytes(row.checkpoint), metadata=bytes(row.metadata))
 
 
 def page(
@@ -622,7 +705,7 @@ def page(
     checkpoint id ``before``. Returns them and the cursor for the next page (``None``: none
     left)."""
     t, k = graph_threads.c, graph_checkpoints.c
-    query = select(*_ROW, t.thread_id.label("thread_name")).join(
+    query = select(*_sql.ROW, t.thread_id.label("thread_name")).join(
         graph_threads, t.id == k.thread_key
     )
     holder = owner if owner is not None else user_id

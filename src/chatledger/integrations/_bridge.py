@@ -57,6 +57,12 @@ class Runner:
         return self.store._owner
 
     @property
+    def in_transaction(self) -> bool:
+        """Whether operations run now would join the caller's ``store.transaction()`` (so
+        their effects may still be rolled back after they return)."""
+        return self.store._core.current.get() is not None
+
+    @property
     def max_batch(self) -> int:
         """The store's batch size limit."""
         return self.store.limits.max_batch_size

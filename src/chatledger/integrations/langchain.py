@@ -32,6 +32,7 @@ from ._bridge import Runner, require
 
 require("langchain_core", "langchain-core", "langchain")
 
+import functools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import uuid  # noqa: E402
@@ -116,6 +117,17 @@ def _text(content: str | list[Any]) -> str:
     return "\n".join(parts)
 
 
+@functools.cache
+def _defaults(kind: type[BaseMessage]) -> dict[str, Any]:
+    """The default of each declared field of a message class (fields equal to it are not
+    stored). Computed once per class: pydantic's ``get_default`` costs more than the rest of
+    the mapping."""
+    return {
+        name: field.get_default(call_default_factory=True)
+        for name, field in kind.model_fields.items()
+    }
+
+
 def message_fields(message: BaseMessage) -> dict[str, Any]:
     """The keyword arguments of ``ledger.messages.append`` that store ``message`` losslessly."""
     if isinstance(message, BaseMessageChunk):
@@ -127,11 +139,11 @@ def message_fields(message: BaseMessage) -> dict[str, Any]:
     if role is None:
         role = _ROLE_OF_CHAT_ROLE.get(str(getattr(message, "role", "")).lower(), "user")
     extras: dict[str, Any] = {"type": kind}
-    declared = type(message).model_fields
+    defaults = _defaults(type(message))
     for name, value in message.model_dump().items():
-        if name in _COLUMN_FIELDS or name not in declared:
+        if name in _COLUMN_FIELDS or name not in defaults:
             continue
-        if value == declared[name].get_default(call_default_factory=True):
+        if value == defaults[name]:
             continue
         if not _jsonable(value):
             logger.warning(

@@ -21,7 +21,9 @@ require("langgraph.checkpoint.base", "langgraph-checkpoint", "langgraph")
 
 import contextlib  # noqa: E402
 import random  # noqa: E402
+import threading  # noqa: E402
 import uuid  # noqa: E402
+from collections import OrderedDict  # noqa: E402
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence  # noqa: E402
 from typing import Any, Final, Literal, overload  # noqa: E402
 
@@ -64,6 +66,61 @@ USER_KEY: Final = "chatledger_user_id"
 FORK_KEY: Final = "chatledger_fork"
 #: Checkpoints read per round trip by ``list``.
 _PAGE: Final = 50
+#: Threads a saver remembers (see :class:`_Threads`), and message seqs per thread.
+_THREADS: Final = 256
+_LOGGED: Final = 20_000
+#: A thread as the saver's memory keys it: (scope owner, acting user, thread id).
+_ThreadKey = tuple[uuid.UUID | None, uuid.UUID | None, str]
+
+
+class _Known:
+    """What committed operations taught a saver about one thread."""
+
+    __slots__ = ("logged", "thread")
+
+    def __init__(self, thread: _ckpt.Thread) -> None:
+        self.thread = thread
+        #: Message id -> seq of the thread's messages known to be stored.
+        self.logged: dict[str, int] = {}
+
+
+class _Threads:
+    """A saver's memory of threads: each one's binding and the seqs of its logged messages,
+    learned from operations that committed (never inside a caller's transaction, which could
+    still roll back). Both change only when the thread is deleted, and the statements that use
+    them check they still hold (a deleted binding is seen, and the full path runs). The least
+    recently used thread is forgotten beyond ``_THREADS``."""
+
+    __slots__ = ("_items", "_lock")
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[_ThreadKey, _Known] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: _ThreadKey) -> _Known | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def learn(
+        self, key: _ThreadKey, thread: _ckpt.Thread, logged: Mapping[str, int] | None = None
+    ) -> None:
+        with self._lock:
+            known = self._items.get(key)
+            if known is None or known.thread != thread:
+                known = self._items[key] = _Known(thread)
+            if logged and len(known.logged) < _LOGGED:
+                known.logged.update(logged)
+            self._items.move_to_end(key)
+            while len(self._items) > _THREADS:
+                self._items.popitem(last=False)
+
+    def forget(self, thread_id: str) -> None:
+        with self._lock:
+            for key in [key for key in self._items if key[2] == thread_id]:
+                del self._items[key]
 
 
 class _Pages:
@@ -162,6 +219,7 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         self.user_id = None if user_id is None else check.identifier("user_id", user_id)
         self.messages_channel = messages_channel
         self.linear = linear
+        self._threads = _Threads()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} linear={self.linear} store={self._runner.store!r}>"
@@ -232,14 +290,38 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
     def _prepare_messages(self, messages: Sequence[Any]) -> list[Any]:
         return prepare_messages(self._runner.store.limits, messages)
 
+    def _hint(self, key: _ThreadKey) -> _ckpt.Thread | None:
+        known = self._threads.get(key)
+        return None if known is None else known.thread
+
+    def _put_args(self, new: _ckpt.NewCheckpoint) -> tuple[_ThreadKey, tuple[Any, ...]]:
+        """The thread's key in the saver's memory, and the arguments of ``_ops`` ``put``."""
+        key = (self._runner.owner, new.user_id, new.thread_id)
+        known = self._threads.get(key)
+        hint, logged = (None, None) if known is None else (known.thread, known.logged)
+        return key, (self._runner.owner, new, self._runner.max_batch, hint, logged)
+
+    def _learn(
+        self,
+        key: _ThreadKey,
+        committed: bool,
+        thread: _ckpt.Thread | None,
+        logged: Mapping[str, int] | None = None,
+    ) -> None:
+        """Remember what an operation learned, if it committed (it did not run in a caller's
+        transaction)."""
+        if committed and thread is not None:
+            self._threads.learn(key, thread, logged)
+
     def _writes(
         self,
         config: RunnableConfig,
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str,
-    ) -> dict[str, Any]:
-        """The keyword arguments of ``_ops.checkpoints.put_writes`` (and ``write=True``)."""
+    ) -> tuple[_ThreadKey, dict[str, Any]]:
+        """The thread's key in the saver's memory, and the keyword arguments of
+        ``_ops.checkpoints.put_writes``."""
         conf = config["configurable"]
         thread_id, checkpoint_ns = _ckpt.check_keys(
             conf.get("thread_id"), conf.get("checkpoint_ns", "")
@@ -249,8 +331,8 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             kind, data = self.serde.dumps_typed(value)
             rows.append((WRITES_IDX_MAP.get(channel, idx), channel, kind, data))
         _ckpt.check_task(task_id, [kind for _, _, kind, _ in rows])
-        user = conf.get(USER_KEY)
-        return {
+        user = self._user(conf)
+        return (self._runner.owner, user, thread_id), {
             "owner": self._runner.owner,
             "thread_id": thread_id,
             "checkpoint_ns": checkpoint_ns,
@@ -259,9 +341,21 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
             "task_path": task_path,
             "writes": rows,
             "replace": all(channel in WRITES_IDX_MAP for channel, _ in writes),
-            "user_id": self.user_id if user is None else check.identifier(USER_KEY, user),
-            "write": True,
+            "user_id": user,
         }
+
+    def _quick_writes(self, key: _ThreadKey, arguments: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The arguments of ``_ops`` ``insert_writes`` when the writes can take that path (a
+        remembered binding, ordinary writes), else ``None``."""
+        thread = self._hint(key)
+        if thread is None or arguments["replace"] or not arguments["writes"]:
+            return None
+        return (
+            thread,
+            *(arguments[name] for name in ("checkpoint_ns", "checkpoint_id", "task_id")),
+            arguments["task_path"],
+            arguments["writes"],
+        )
 
     def _tuple(self, stored: _ckpt.StoredCheckpoint) -> CheckpointTuple:
         loads = self.serde.loads_typed
@@ -292,13 +386,15 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         thread_id, checkpoint_ns = _ckpt.check_keys(
             conf.get("thread_id"), conf.get("checkpoint_ns", "")
         )
+        user = self._user(conf)
         return (
             self._runner.owner,
             thread_id,
             checkpoint_ns,
             get_checkpoint_id(config),
             self._decode,
-            self._user(conf),
+            user,
+            self._hint((self._runner.owner, user, thread_id)),
         )
 
     def _user(self, conf: Mapping[str, Any] | None) -> uuid.UUID | None:
@@ -371,7 +467,10 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         """Store a checkpoint and append its new messages, in one transaction; raises
         :class:`CheckpointConflictError` when another run extended the thread first."""
         new = self._prepare(config, checkpoint, metadata, new_versions)
-        self._runner.call(_ckpt.put, self._runner.owner, new, self._runner.max_batch, write=True)
+        key, args = self._put_args(new)
+        committed = not self._runner.in_transaction
+        done = self._runner.call(_ckpt.put, *args, write=True)
+        self._learn(key, committed, done.thread, done.logged)
         return _config(new.thread_id, new.checkpoint_ns, new.checkpoint_id)
 
     def put_writes(
@@ -382,10 +481,20 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Store a task's pending writes against the checkpoint ``config`` names."""
-        self._runner.call(_ckpt.put_writes, **self._writes(config, writes, task_id, task_path))
+        key, arguments = self._writes(config, writes, task_id, task_path)
+        quick = self._quick_writes(key, arguments)
+        # One statement: on PostgreSQL in autocommit, one round trip.
+        if quick is not None and self._runner.call(
+            _ckpt.insert_writes, *quick, write=True, single=True
+        ):
+            return
+        committed = not self._runner.in_transaction
+        bound = self._runner.call(_ckpt.put_writes, **arguments, write=True)
+        self._learn(key, committed, bound)
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete the thread's checkpoints and writes (its conversation and messages stay)."""
+        self._threads.forget(str(thread_id))
         self._runner.call(
             _ckpt.delete_thread, self._runner.owner, str(thread_id), self.user_id, write=True
         )
@@ -429,9 +538,10 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         """Store a checkpoint and append its new messages, in one transaction (see
         :meth:`put`)."""
         new = self._prepare(config, checkpoint, metadata, new_versions)
-        await self._runner.acall(
-            _ckpt.put, self._runner.owner, new, self._runner.max_batch, write=True
-        )
+        key, args = self._put_args(new)
+        committed = not self._runner.in_transaction
+        done = await self._runner.acall(_ckpt.put, *args, write=True)
+        self._learn(key, committed, done.thread, done.logged)
         return _config(new.thread_id, new.checkpoint_ns, new.checkpoint_id)
 
     async def aput_writes(
@@ -442,12 +552,19 @@ class ChatledgerSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Store a task's pending writes against the checkpoint ``config`` names."""
-        await self._runner.acall(
-            _ckpt.put_writes, **self._writes(config, writes, task_id, task_path)
-        )
+        key, arguments = self._writes(config, writes, task_id, task_path)
+        quick = self._quick_writes(key, arguments)
+        if quick is not None and await self._runner.acall(
+            _ckpt.insert_writes, *quick, write=True, single=True
+        ):
+            return
+        committed = not self._runner.in_transaction
+        bound = await self._runner.acall(_ckpt.put_writes, **arguments, write=True)
+        self._learn(key, committed, bound)
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete the thread's checkpoints and writes (its conversation and messages stay)."""
+        self._threads.forget(str(thread_id))
         await self._runner.acall(
             _ckpt.delete_thread, self._runner.owner, str(thread_id), self.user_id, write=True
         )
