@@ -285,3 +285,16 @@ def test_the_document_states_bounds_in_json_schema_words(api: Api) -> None:
 
     walk(api.app.openapi(), "openapi")
     assert found == []
+
+
+def test_no_parameter_is_documented_as_null(api: Api) -> None:
+    """A query or header parameter is a string or absent: ``null`` in its schema would have a
+    client send the text ``null`` (``Last-Event-ID: null`` breaks the header's pattern)."""
+    nullable = [
+        f"{method.upper()} {path} {parameter['name']}"
+        for path, operations in api.app.openapi()["paths"].items()
+        for method, operation in operations.items()
+        for parameter in operation.get("parameters", [])
+        if "null" in json.dumps(parameter["schema"])
+    ]
+    assert nullable == []

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema_rs
 import sqlalchemy as sa
 
 from chatledger import Ledger
@@ -51,6 +52,20 @@ def events_of(body: str) -> list[dict[str, str]]:
         if "event" in fields:
             found.append(fields)
     return found
+
+
+def assert_documented(api: Api, events: list[dict[str, str]]) -> None:
+    """Each event is one the OpenAPI document describes: its name and id, and its data valid
+    against the component the document names for that event."""
+    document = api.app.openapi()
+    operation = document["paths"]["/v1/messages/{message_id}/stream/events"]["get"]
+    schema = operation["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    shapes = {shape["properties"]["event"]["const"]: shape for shape in schema["oneOf"]}
+    for event in events:
+        jsonschema_rs.validate(schema, event)
+        content = shapes[event["event"]]["properties"]["data"]["contentSchema"]
+        payload = json.loads(event["data"])
+        jsonschema_rs.validate({**content, "components": document["components"]}, payload)
 
 
 def test_a_reply_streams_over_http(api: Api) -> None:
@@ -101,6 +116,7 @@ def test_a_reply_streams_over_http(api: Api) -> None:
     assert [(e["event"], e.get("id")) for e in events] == [("delta", "12"), ("done", "done")]
     assert json.loads(events[0]["data"])["text"] == "world"
     assert json.loads(events[1]["data"]) == done
+    assert_documented(api, events)
     resumed = api.call(
         alice, "GET", f"/v1/messages/{m}/stream/events", headers={"Last-Event-ID": "10"}
     )

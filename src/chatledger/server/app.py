@@ -72,6 +72,33 @@ async def _sweep_forever(ledger: AsyncLedger, settings: ServerSettings) -> None:
                 logger.info("closed %d streams whose writer stopped", len(closed))
 
 
+def _parameters_without_null(document: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``null`` from the schema of every optional parameter. FastAPI writes an optional
+    ``str | None`` parameter as ``anyOf: [string, null]``, but a query or header parameter is
+    a string or absent (``required: false``): a client reading ``null`` would send the text
+    ``null`` (a ``Last-Event-ID: null`` is then refused by the pattern)."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                kept = [s for s in schema.get("anyOf", []) if s != {"type": "null"}]
+                if len(kept) == 1 and len(schema["anyOf"]) == 2:
+                    del schema["anyOf"]
+                    schema.update(kept[0])
+    return document
+
+
+def _document_parameters(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _parameters_without_null(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     target: AsyncLedger | Config | str | URL | None = None,
     *,
@@ -134,6 +161,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
     console.mount(app)
+    _document_parameters(app)
     # Added innermost first: CORS (when configured) outermost, then the request id, then the
     # consistency token, then the body limit, so that a 413 carries the id and the CORS
     # headers.

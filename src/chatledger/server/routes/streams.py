@@ -55,6 +55,38 @@ LastEventId = Annotated[
 ]
 
 
+def _event(name: str, data: str, event_id: dict[str, Any] | None) -> dict[str, Any]:
+    """The schema of one event as an EventSource hands it over: its ``event`` name, its
+    ``data`` (JSON of the component ``data`` names) and its ``id`` when it sets one."""
+    properties: dict[str, Any] = {
+        "event": {"const": name},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": f"#/components/schemas/{data}"},
+        },
+    }
+    if event_id is not None:
+        properties["id"] = event_id
+    return {
+        "type": "object",
+        "required": ["event", "data", *(["id"] if event_id is not None else [])],
+        "properties": properties,
+    }
+
+
+#: One event of ``GET /v1/messages/{id}/stream/events`` (OpenAPI 3.1 has no keyword for a
+#: stream's items, so ``schema`` describes one event, as schemathesis and OpenAPI 3.2's
+#: ``itemSchema`` read it). An ``error`` event sets no id (the last one still holds).
+_EVENT_SCHEMA: Final[dict[str, Any]] = {
+    "oneOf": [
+        _event("delta", "StreamEvent", {"type": "string", "pattern": "^[0-9]+$"}),
+        _event("done", "Message", {"const": DONE}),
+        _event("error", "ErrorEnvelope", None),
+    ]
+}
+
+
 class EventStream(StreamingResponse):
     """A ``text/event-stream`` response (Server-Sent Events)."""
 
@@ -179,7 +211,7 @@ async def sweep_streams(caller: Admin) -> list[uuid.UUID]:
             "a response that failed after it started. Comments keep an idle response "
             "alive. The response ends after the `done` event, or after the server's "
             "maximum duration: reconnect with `Last-Event-ID`.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
         },
         204: {"description": "`Last-Event-ID: done` for a finished reply: nothing more."},
     },
