@@ -173,7 +173,7 @@ def run(backend: str, scratches: Scratches, args: argparse.Namespace) -> dict[st
                     side.timed(f"turn {done + i}")
                 side.cpu.append((time.process_time() - cpu) / args.block)
             done += args.block
-        result = {
+        result: dict[str, Any] = {
             "backend": backend,
             "ours_p50": _p(ours.times, 0.5),
             "ours_p90": _p(ours.times, 0.9),

@@ -284,16 +284,6 @@ class SQLiteFaults:
         with self.lock:
             self.cuts.clear()
 
-    def reset(self) -> None:
-        """Forget every fault still pending (armed cuts, cuts that :meth:`cut_any` left on an
-        idle connection, refusal): the next test starts from a proxy that only forwards."""
-        with self.lock:
-            self.cuts.clear()
-            pipes = list(self.pipes)
-        for pipe in pipes:
-            pipe.pending = None
-        self.refusing = False
-
     def take(self, sql: str) -> Point | None:
         with self.lock:
             for cut in self.cuts:

@@ -649,7 +649,9 @@ def test_pending_writes_survive_a_deleted_binding(ledger):
     app = chat_graph(saver)
     app.invoke({"messages": [HumanMessage("one")]}, config("t-w"))
     first = saver.conversation_id("t-w")
-    head = saver.get_tuple(config("t-w")).config
+    stored = saver.get_tuple(config("t-w"))
+    assert stored is not None
+    head = stored.config
     ChatledgerSaver(ledger, user_id=user.id).delete_thread("t-w")
     saver.put_writes(head, [("messages", HumanMessage("late"))], "task-1")
     assert saver.conversation_id("t-w") not in (None, first)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -307,7 +308,7 @@ def test_mariadb_last_20_is_one_short_range_of_the_clustered_index(database_url)
             analyzed = conn.exec_driver_sql(f"ANALYZE FORMAT=JSON {compiled.sql}", params).one()
     assert plan.key in ("PRIMARY", "ix_messages_active_path")
     assert plan.type in ("ref", "range")
-    table = _first_table(json.loads(analyzed[0]))
+    table: dict[str, Any] = _first_table(json.loads(analyzed[0]))
     stats = table.get("r_engine_stats")
     if stats is None:
         pytest.skip("this MariaDB does not report pages per statement (r_engine_stats: 10.9+)")
@@ -317,12 +318,13 @@ def test_mariadb_last_20_is_one_short_range_of_the_clustered_index(database_url)
     assert stats["pages_accessed"] <= 10, stats
 
 
-def _first_table(plan: object) -> dict[str, object]:
+def _first_table(plan: object) -> dict[str, Any]:
     """The first table of an ``ANALYZE FORMAT=JSON`` plan (inside its nested_loop, filesort
     or other wrappers)."""
     if isinstance(plan, dict):
-        if isinstance(plan.get("table"), dict):
-            return plan["table"]
+        found = plan.get("table")
+        if isinstance(found, dict):
+            return found
         values = list(plan.values())
     elif isinstance(plan, list):
         values = plan
