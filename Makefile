@@ -22,8 +22,9 @@ DEV_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 SERVER_STAMP := $(VENV)/.installed-server
 PYTEST_ARGS ?=
-# pytest-xdist workers for `make test` (each gets its own databases); TEST_WORKERS=0: one process.
-TEST_WORKERS ?= auto
+# pytest-xdist workers for `make test` (each gets its own databases; 3 on 2 cores: much of the
+# suite waits on servers and subprocesses); TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 3
 DEMO_ARGS ?=
 SERVE_ARGS ?=
 
