@@ -578,30 +578,38 @@ def test_one_cut_writes_exactly_once(
 
 
 @pytest.mark.parametrize("surface", ["sync"])
-def test_unreachable_after_a_lost_commit_is_outcome_unknown(faulty: Faulty) -> None:
+def test_unreachable_after_a_lost_commit_is_outcome_unknown(
+    backend: str, surface: str, fault_layers: Callable[..., Faulty]
+) -> None:
     """The COMMIT reached the server, the reply was lost, and the server stays unreachable for
     every retry: OutcomeUnknownError names the message, which is there once the server is back."""
-    if faulty.proxy is None:
+    shared = fault_layers(backend, surface)
+    if shared.proxy is None:
         pytest.skip("SQLite has no server to lose")
-    ctx = _context(faulty)
-    faulty.proxy.arm("reply", _COMMIT, then_down=True)  # and the server seems gone
+    # A proxy and a pool of its own: no connection of an earlier test can meet the cut.
+    faulty = Faulty(backend, shared.url, surface)
     try:
-        with pytest.raises(OutcomeUnknownError) as caught:
-            faulty.store.messages.append(ctx["chat"], "user", "lost?", idempotency_key="x")
+        assert faulty.proxy is not None
+        ctx = _context(faulty)
+        cut = faulty.proxy.arm("reply", _COMMIT, then_down=True)  # and the server seems gone
+        try:
+            with pytest.raises(OutcomeUnknownError) as caught:
+                faulty.store.messages.append(ctx["chat"], "user", "lost?", idempotency_key="x")
+        finally:
+            faulty.proxy.refusing = False
+        assert cut.fired == 1
+        error = caught.value
+        assert error.kind == "message"
+        assert isinstance(error.key, uuid.UUID)
+        assert not error.retriable
+        assert not isinstance(error, TransientError)
+        found = faulty.store.messages.get(error.key)  # how to find out, the server back
+        assert found.content == "lost?"
+        again = faulty.store.messages.append(ctx["chat"], "user", "lost?", idempotency_key="x")
+        assert again.id == error.key
+        faulty.check_invariants()
     finally:
-        faulty.proxy.refusing = False
-    error = caught.value
-    assert error.kind == "message"
-    assert isinstance(error.key, uuid.UUID)
-    assert not error.retriable
-    assert not isinstance(error, TransientError)
-    # How to find out, once the server is back (asked directly: the faulty layer's pool
-    # holds only connections the cut closed).
-    found = faulty.direct.messages.get(error.key)
-    assert found.content == "lost?"
-    again = faulty.direct.messages.append(ctx["chat"], "user", "lost?", idempotency_key="x")
-    assert again.id == error.key
-    faulty.check_invariants()
+        faulty.close()
 
 
 @pytest.mark.parametrize("surface", ["sync"])
