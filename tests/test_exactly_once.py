@@ -16,6 +16,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from chatledger import (
     TransientError,
     migrate,
 )
+from chatledger._ids import Draws, Replaying, new_id
+from chatledger._ops import users as _users
 from chatledger._sync._idempotency import IdempotentRequests
 
 from ._faults import POINTS, Point, Proxy, SQLiteFaults, faulty_sqlite, kill_sessions
@@ -782,3 +785,50 @@ def test_reliability_doc_example_runs(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "1"
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_ensure_still_reports_created_when_its_own_late_commit_wins(
+    backend: str, database_url: URL
+) -> None:
+    """An ensure() attempt whose COMMIT went unanswered can land after the re-run looked the
+    user up and before it inserts: the re-run then loses the insert to its own earlier
+    attempt, and must still answer ``created`` (the row carries the id this call drew)."""
+    candidate = new_id()
+    outcome: dict[str, Any] = {}
+    with Ledger(database_url) as first, Ledger(database_url) as again:
+        waits = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+        with first._core.db.transaction() as late:  # the earlier attempt, not yet committed
+            late.call(_users.create, {"external_id": "late"}, candidate)
+            draws = Draws()
+            draws.values.append(candidate)  # the re-run replays the id its call drew
+
+            def rerun() -> None:
+                op = Replaying(_users.get_or_create, draws)
+                outcome["ensured"] = again._core.db.run(op, "late", {})
+
+            thread = threading.Thread(target=rerun)
+            thread.start()
+            # Commit the earlier attempt only once the re-run waits on the unique key.
+            deadline = time.monotonic() + 30
+            while _lock_waits(waits) == 0:
+                assert time.monotonic() < deadline, "the re-run never waited on the insert"
+                time.sleep(0.01)
+        thread.join(30)
+        waits.dispose()
+    user, created = outcome["ensured"]
+    assert (user.id, created) == (candidate, True)
+
+
+def _lock_waits(engine: sa.Engine) -> int:
+    """Sessions of this database waiting for a lock (other tests share the server)."""
+    query = (
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'"
+        if engine.dialect.name == "postgresql"
+        else "SELECT COUNT(*) FROM information_schema.INNODB_TRX t "
+        "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+        "WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()"
+    )
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql(query).scalar_one())

@@ -122,11 +122,13 @@ def get_or_create(conn: Connection, external_id: str, defaults: dict[str, Any]) 
             raise
         # A racer created the user first: which unique index reports the clash (external_id
         # or email) differs by backend. The racer's row is the answer; any other holder of
-        # the email is a real conflict.
+        # the email is a real conflict. The "racer" may be this call's own earlier attempt,
+        # whose unanswered commit landed after the look-up above: its row has our candidate id.
         try:
-            return EnsuredUser(get_by(conn, "external_id", external_id), False)
+            found = get_by(conn, "external_id", external_id)
         except NotFoundError:
             raise error from exc
+        return EnsuredUser(found, found.id == candidate)
 
 
 def ensure_anonymous(conn: Connection) -> None:
