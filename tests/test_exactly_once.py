@@ -652,6 +652,8 @@ class Tally:
     acknowledged: dict[str, list[Any]] = field(default_factory=dict)
     unknown: dict[str, list[OutcomeUnknownError]] = field(default_factory=dict)
     failed: int = 0
+    #: Anything else a call raised (a case's own check failing): the run reports it.
+    crashed: list[tuple[str, BaseException]] = field(default_factory=list)
 
 
 @pytest.mark.parametrize("surface", ["sync"])
@@ -701,6 +703,9 @@ def test_randomized_faults_write_exactly_once(
             except (TransientError, ChatledgerError):
                 with lock:
                     tally.failed += 1
+            except Exception as exc:  # reported below, with the case's name
+                with lock:
+                    tally.crashed.append((case.name, exc))
             else:
                 with lock:
                     tally.acknowledged.setdefault(case.name, []).append(result)
@@ -760,6 +765,7 @@ def test_randomized_faults_write_exactly_once(
         )
     )
     assert faulty.cuts > 0
+    assert not tally.crashed, tally.crashed
     uneven = {table: span for table, span in counted.items() if not span[0] <= span[1] <= span[2]}
     assert duplicates == 0, f"rows (acknowledged, stored, with unknown outcomes): {uneven}"
     assert lost == 0, f"rows (acknowledged, stored, with unknown outcomes): {uneven}"
