@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -68,17 +69,36 @@ def galera_library() -> str:
 
 def free_ports(count: int) -> list[int]:
     """``count`` distinct loopback TCP ports free right now (held open together while chosen,
-    so they differ)."""
-    sockets = []
+    so they differ), below the kernel's ephemeral range: a port from ``bind(0)`` is in that
+    range, where any outgoing connection of any process may take it before the server that
+    was given it starts listening (a Galera node starting seconds after its port was chosen
+    failed with "Address already in use")."""
+    low = _EPHEMERAL_LOW
+    sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        while len(sockets) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", random.randrange(10_000, low)))
+            except OSError:
+                s.close()
+                continue
             sockets.append(s)
         return [s.getsockname()[1] for s in sockets]
     finally:
         for s in sockets:
             s.close()
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW: int = max(_ephemeral_low(), 11_000)
 
 
 def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:
