@@ -39,6 +39,7 @@ come back as the driver returns them: tuples, no records.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import uuid
@@ -297,23 +298,28 @@ class Raw(ABC):
         """Bump the counter, insert the message with the new count as seq under the active
         leaf; one transaction."""
         now = self.ts(datetime.now(UTC))
-        cid = self.uid(conversation_id)
         cursor = self.conn.cursor()
         try:
             self.begin(cursor)
-            cursor.execute(self.bump_sql, (now, now, now, now, now, cid))
-            bumped = self.bumped(cursor, cid)
-            if bumped is None:
-                raise LookupError(f"conversation {conversation_id} is missing, closed or branched")
-            seq, depth = bumped
-            parent = seq - 1 if seq > 1 else None
-            cursor.execute(self.append_sql, self.message_row(cid, seq, msg, now, parent, depth))
+            seq = self.append_in(cursor, conversation_id, msg, now)
             self.commit()
         except BaseException:
             self.rollback()
             raise
         finally:
             cursor.close()
+        return seq
+
+    def append_in(self, cursor: Any, conversation_id: uuid.UUID, msg: Msg, now: Any) -> int:
+        """:meth:`append`'s statements, in its transaction; the new message's ``seq``."""
+        cid = self.uid(conversation_id)
+        cursor.execute(self.bump_sql, (now, now, now, now, now, cid))
+        bumped = self.bumped(cursor, cid)
+        if bumped is None:
+            raise LookupError(f"conversation {conversation_id} is missing, closed or branched")
+        seq, depth = bumped
+        parent = seq - 1 if seq > 1 else None
+        cursor.execute(self.append_sql, self.message_row(cid, seq, msg, now, parent, depth))
         return seq
 
     def last(self, conversation_id: uuid.UUID, n: int = 20) -> list[Any]:
@@ -669,29 +675,18 @@ class RawMariaDB(Raw):
         # The insert reads the depth from the locked row: its parameter is the id.
         return (int(cursor.lastrowid), conversation) if cursor.rowcount == 1 else None
 
-    def append(self, conversation_id: uuid.UUID, msg: Msg) -> int:
+    def append_in(self, cursor: Any, conversation_id: uuid.UUID, msg: Msg, now: Any) -> int:
         """As chatledger's unscoped append since revision 0015: one ``INSERT ... RETURNING``
-        with ``seq`` 0, numbered (and the conversation bumped) by ``trg_messages_append``,
-        then ``COMMIT``."""
-        now = self.ts(datetime.now(UTC))
-        cursor = self.conn.cursor()
-        try:
-            cursor.execute(
-                self.numbered_sql,
-                self.message_row(self.uid(conversation_id), 0, msg, now, None, 0),
-            )
-            row = cursor.fetchone()
-            if row is None:
-                raise LookupError(f"conversation {conversation_id} took no append")
-            self.commit()
-        except BaseException:
-            self.rollback()
-            raise
-        finally:
-            cursor.close()
+        with ``seq`` 0, numbered (and the conversation bumped) by ``trg_messages_append``."""
+        cursor.execute(
+            self.numbered_sql, self.message_row(self.uid(conversation_id), 0, msg, now, None, 0)
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise LookupError(f"conversation {conversation_id} took no append")
         return int(row[0])
 
-    @property
+    @functools.cached_property
     def numbered_sql(self) -> str:
         return f"{self.insert_sql} RETURNING seq"
 
