@@ -2,12 +2,15 @@
 
 Per backend, on scratch databases:
 
-- **search**: owner-scoped full-text search (one word, two words, a prefix) through chatledger
-  (``as_user(u).search.messages``, snippets included) against the same engine query issued by
-  the raw driver (the same conditions: owner, status, hidden messages; four columns, no
-  records, no snippets; the two take turns at running first), against a ``LIKE '%term%'``
-  scan of the user's messages and against a ``LIKE`` scan of the whole table (what peers
-  without an index do); p50/p99 each.
+- **search**: owner-scoped full-text search through chatledger
+  (``as_user(u).search.messages``, snippets included; by relevance, and newest first) against
+  the same engine query issued by the raw driver (the same conditions: owner, status, hidden
+  messages; four columns, no records, no snippets; the two take turns at running first), and
+  against ``LIKE '%term%'`` newest first (what peers without an index write) over the user's
+  messages and over the whole table; p50/p99 each. Three classes of query terms (:data:`TERMS`:
+  common, rare, absent), for a typical user and for a heavy one holding ``--heavy`` messages
+  (a tenth of them by default): a ``LIKE`` that meets 21 matches early stops early, one for a
+  rare or absent term reads everything in its scope.
 - **append**: one message appended through chatledger, with the full-text index and after
   dropping it (p50 each, interleaved in blocks).
 - **append-parts** (SQLite, not run by default): the append without the index, with the FTS5
@@ -22,7 +25,7 @@ Full figures (a quiet machine; one benchmark at a time)::
         --chunks 100000 --dimension 384
 
 A quick check: ``python -m bench.search --messages 5000 --users 50 --chunks 2000 --dimension 64
---queries 20``.
+--queries 5``.
 """
 
 from __future__ import annotations
@@ -58,16 +61,22 @@ def vocabulary(size: int, rng: random.Random) -> list[str]:
 
 
 def load_messages(
-    ledger: Ledger, users: int, messages: int, words: list[str], rng: random.Random
-) -> list[uuid.UUID]:
-    """``messages`` messages of 8-40 Zipf-distributed words, spread over ``users`` users with
-    :data:`CONVERSATIONS_PER_USER` conversations each. Returns the user ids."""
+    ledger: Ledger,
+    users: int,
+    messages: int,
+    words: list[str],
+    rng: random.Random,
+    heavy: int = 0,
+) -> tuple[list[uuid.UUID], uuid.UUID | None]:
+    """``messages`` messages of 8-40 Zipf-distributed words: ``heavy`` of them (if any) held by
+    one more user, the rest spread over ``users`` users, each user with
+    :data:`CONVERSATIONS_PER_USER` conversations. Returns the typical users' ids and the heavy
+    user's."""
     weights = [1 / rank for rank in range(1, len(words) + 1)]
-    per_conversation = max(1, messages // (users * CONVERSATIONS_PER_USER))
-    owners = []
-    for _ in range(users):
+
+    def user_with(count: int) -> uuid.UUID:
         user = ledger.users.create()
-        owners.append(user.id)
+        per_conversation = max(1, count // CONVERSATIONS_PER_USER)
         for _ in range(CONVERSATIONS_PER_USER):
             chat = ledger.conversations.create(user.id, title=" ".join(rng.sample(words[:500], 4)))
             batch = [
@@ -79,7 +88,11 @@ def load_messages(
             ]
             for start in range(0, len(batch), 1000):
                 ledger.messages.append_many(chat.id, batch[start : start + 1000])
-    return owners
+        return user.id
+
+    heavy_id = user_with(heavy) if heavy else None
+    owners = [user_with((messages - heavy) // users) for _ in range(users)]
+    return owners, heavy_id
 
 
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
@@ -187,49 +200,102 @@ def engine_query(backend: str, query: str) -> str:
     return render(parsed)
 
 
+#: The query classes, each drawn ``--queries`` times: ``common`` words (the 50th-500th most
+#: frequent of the vocabulary: one word, two words, a 4-letter prefix), ``rare`` ones (the
+#: 4,500th-5,000th: a few hundred messages hold each at 1M) and ``absent`` ones (letters no
+#: vocabulary word has: every ``LIKE`` reads its whole scope).
+TERMS: Final = ("common", "rare", "absent")
+
+
+def draw(kind: str, words: list[str], rng: random.Random, number: int) -> list[str]:
+    if kind == "common":
+        a, b = rng.sample(words[50:500], 2)
+        return [a, f"{a} {b}", f"{a[:4]}*"]
+    if kind == "rare":
+        return [rng.choice(words[4500:5000])]
+    return [f"quix{number}"]
+
+
 def bench_search(scratch: Scratch, args: argparse.Namespace, out: list[str]) -> None:
+    """Every query class for a typical user and for the heavy one: chatledger in relevance and
+    in time order, the raw engine query (relevance), and ``LIKE`` newest first (what the peers
+    write) over the user's messages and over the whole table."""
     rng = random.Random(16)
     words = vocabulary(5000, rng)
+    heavy = args.messages // 10 if args.heavy is None else args.heavy
     with Ledger(scratch.url) as ledger:
         started = time.perf_counter()
-        owners = load_messages(ledger, args.users, args.messages, words, rng)
+        owners, heavy_id = load_messages(ledger, args.users, args.messages, words, rng, heavy)
         load_s = time.perf_counter() - started
-        queries = []
-        for _ in range(args.queries):
-            a, b = rng.sample(words[50:500], 2)
-            queries += [a, f"{a} {b}", f"{a[:4]}*"]
-        timings: dict[str, list[float]] = {
-            "chatledger": [],
-            "raw": [],
-            "like_user": [],
-            "like_all": [],
-        }
+        analyze(scratch)
+        people = [("typical", None)] + ([("heavy", heavy_id)] if heavy_id else [])
         raw = Raw(scratch)
         try:
-            for number, query in enumerate(queries):
-                owner = rng.choice(owners)
-                scope = ledger.as_user(owner)
-                native = engine_query(scratch.backend, query)
-                word = query.split()[0].rstrip("*")
-                # Whichever runs first reads the index pages from the OS, the second finds
-                # them warm (measured: ~0.05 ms of a 0.1 ms SQLite query): take turns.
-                if number % 2:
-                    timings["raw"].append(timed(raw.search, owner, native)[0])
-                timings["chatledger"].append(timed(scope.search.messages, query)[0])
-                if not number % 2:
-                    timings["raw"].append(timed(raw.search, owner, native)[0])
-                timings["like_user"].append(timed(raw.like, owner, word)[0])
-                if len(timings["like_all"]) < 20:
-                    timings["like_all"].append(timed(raw.like, None, word)[0])
+            for person, chosen in people:
+                for kind in TERMS:
+                    timings: dict[str, list[float]] = {
+                        "chatledger": [],
+                        "newest": [],
+                        "raw": [],
+                        "like_user": [],
+                        "like_all": [],
+                    }
+                    queries = [
+                        q for number in range(args.queries) for q in draw(kind, words, rng, number)
+                    ]
+                    for number, query in enumerate(queries):
+                        owner = chosen or rng.choice(owners)
+                        scope = ledger.as_user(owner)
+                        native = engine_query(scratch.backend, query)
+                        word = query.split()[0].rstrip("*")
+                        # Whichever runs first reads the index pages from the OS, the second
+                        # finds them warm (measured: ~0.05 ms of a 0.1 ms SQLite query): take
+                        # turns.
+                        if number % 2:
+                            timings["raw"].append(timed(raw.search, owner, native)[0])
+                        timings["chatledger"].append(timed(scope.search.messages, query)[0])
+                        if not number % 2:
+                            timings["raw"].append(timed(raw.search, owner, native)[0])
+                        timings["newest"].append(
+                            timed(scope.search.messages, query, order="newest")[0]
+                        )
+                        timings["like_user"].append(timed(raw.like, owner, word)[0])
+                        if len(timings["like_all"]) < args.like_scans:
+                            timings["like_all"].append(timed(raw.like, None, word)[0])
+                    out.append(search_row(scratch.backend, person, kind, timings, load_s))
         finally:
             raw.close()
-    ratio = percentile(timings["chatledger"], 50) / percentile(timings["raw"], 50)
-    speedup = percentile(timings["like_all"], 50) / percentile(timings["chatledger"], 50)
-    out.append(
-        f"| {scratch.backend} | {args.messages:,} / {args.users:,} | "
-        f"{summary(timings['chatledger'])} | {summary(timings['raw'])} | {ratio:.2f}x | "
-        f"{summary(timings['like_user'])} | {summary(timings['like_all'])} | {speedup:.1f}x | "
-        f"{load_s:.0f} s |"
+
+
+def analyze(scratch: Scratch) -> None:
+    """Fresh planner statistics on the servers, as their automatic statistics would have
+    after a load (SQLite keeps none unless asked: chatledger does not ask)."""
+    if scratch.backend == "sqlite":
+        return
+    statement = (
+        "ANALYZE" if scratch.backend == "postgresql" else "ANALYZE TABLE messages, conversations"
+    )
+    engine = sa.create_engine(scratch.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(statement).close()
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+def search_row(
+    backend: str, person: str, kind: str, timings: dict[str, list[float]], load_s: float
+) -> str:
+    fts = percentile(timings["chatledger"], 50)
+    ratio = fts / percentile(timings["raw"], 50)
+    by_user = percentile(timings["like_user"], 50) / fts
+    by_table = percentile(timings["like_all"], 50) / fts
+    return (
+        f"| {backend} | {person} | {kind} | {summary(timings['chatledger'])} | "
+        f"{summary(timings['raw'])} | {ratio:.2f}x | {summary(timings['newest'])} | "
+        f"{summary(timings['like_user'])} | {summary(timings['like_all'])} | "
+        f"{by_user:.1f}x / {by_table:.1f}x | {load_s:.0f} s |"
     )
 
 
@@ -394,7 +460,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--queries", type=int, default=20, help="draws per query class")
+    parser.add_argument(
+        "--heavy", type=int, default=None, help="messages of the heavy user (default: a tenth)"
+    )
+    parser.add_argument(
+        "--like-scans", type=int, default=10, help="LIKE scans of the whole table per class"
+    )
     parser.add_argument("--appends", type=int, default=200, help="appends per block")
     parser.add_argument("--blocks", type=int, default=3, help="blocks with and without the index")
     parser.add_argument("--chunks", type=int, default=10_000)
@@ -431,11 +503,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         scratches.close()
     if search_rows:
         print(
-            "| backend | messages / users | chatledger p50/p99 ms | raw driver p50/p99 ms | "
-            "chatledger/raw p50 | LIKE (user) p50/p99 ms | LIKE (table) p50/p99 ms | "
-            "LIKE table / chatledger | load |"
+            f"{args.messages:,} messages, {args.users:,} typical users and a heavy one\n\n"
+            "| backend | user | terms | chatledger p50/p99 ms | raw driver p50/p99 ms | "
+            "chatledger/raw p50 | chatledger newest-first p50/p99 ms | LIKE (user) p50/p99 ms | "
+            "LIKE (table) p50/p99 ms | LIKE user / table vs chatledger p50 | load |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(search_rows))
     if append_rows:
         print("\n| backend | append with index p50 ms | without p50 ms | ratio |")
