@@ -149,6 +149,28 @@ def test_list_by_user_and_revocation(store, keys, user):
     assert keys.list(user_id=uuid.uuid4()) == []
 
 
+def test_keys_page_both_ways_in_creation_order(store, keys, user):
+    other = store.users.create(username="paged")
+    made = [keys.create(user.id, name=f"k{n}").key for n in range(5)]
+    keys.create(other.id)
+    keys.revoke(made[1].id)
+    first = keys.page(user_id=user.id, limit=2)
+    assert ([k.id for k in first.items], first.has_more) == ([made[0].id, made[2].id], True)
+    second = keys.page(user_id=user.id, limit=2, after=first.last_cursor)
+    assert ([k.id for k in second.items], second.has_more) == ([made[3].id, made[4].id], False)
+    back = keys.page(user_id=user.id, limit=2, before=second.first_cursor)
+    assert [k.id for k in back.items] == [made[0].id, made[2].id]
+    everything = keys.page(user_id=user.id, include_revoked=True, order="desc", limit=10)
+    assert [k.id for k in everything.items] == [k.id for k in reversed(made)]
+    assert len(keys.page(limit=10).items) == 5  # every user's unrevoked keys
+    with pytest.raises(ValidationError) as bad:
+        keys.page(after="not a cursor")
+    assert bad.value.field == "after"
+    with pytest.raises(ValidationError) as huge:
+        keys.page(limit=10**6)
+    assert huge.value.field == "limit"
+
+
 def test_unknown_ids(keys):
     with pytest.raises(NotFoundError):
         keys.get(uuid.uuid4())

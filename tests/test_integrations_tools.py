@@ -4,6 +4,7 @@ LlamaIndex's ``additional_kwargs`` become tool call records, and come back uncha
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
@@ -145,3 +146,44 @@ def test_llamaindex_tool_calls_become_records(ledger):
     assert [(c.call_id, c.arguments, c.status) for c in page] == [
         ("call_x", {"q": "chatledger"}, "success")
     ]
+
+
+def test_messages_written_without_llamaindex_read_as_tool_calls(ledger):
+    """A conversation the library wrote reads back with LlamaIndex's ``additional_kwargs``
+    (OpenAI's shape), which its write side reads as the same records again."""
+    chat = _chat(ledger)
+    ledger.messages.append(chat.id, "user", "add 1 and 2, then look it up")
+    ledger.messages.append(
+        chat.id,
+        "assistant",
+        "",
+        tool_calls=[
+            {"id": "c1", "name": "add", "arguments": {"a": 1, "b": 2}},
+            {"id": "c2", "name": "lookup", "arguments": {"q": "3"}},
+        ],
+    )
+    ledger.messages.append(chat.id, "tool", "3", tool_call_id="c1")
+    ledger.messages.append(chat.id, "tool", "offline", tool_call_id="c2", tool_status="error")
+    store = ChatledgerChatStore(ledger, user_id=chat.owner_id)
+    read = store.get_messages(str(chat.id))
+    assert read[0].additional_kwargs == {}
+    assert read[1].additional_kwargs == {
+        "tool_calls": [
+            {
+                "id": "c1",
+                "type": "function",
+                "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+            },
+            {
+                "id": "c2",
+                "type": "function",
+                "function": {"name": "lookup", "arguments": '{"q": "3"}'},
+            },
+        ]
+    }
+    assert read[2].additional_kwargs == {"tool_call_id": "c1", "name": "add"}
+    assert read[3].additional_kwargs == {"tool_call_id": "c2", "name": "lookup", "is_error": True}
+    assert asyncio.run(store.aget_messages(str(chat.id))) == read
+    store.set_messages("copy", read)
+    copied = ledger.tools.list(name="lookup").items
+    assert sorted((c.call_id, c.status) for c in copied) == [("c2", "error"), ("c2", "error")]

@@ -670,7 +670,10 @@ class ApiKeyRow(Base):
 class IdempotentRequestRow(Base):
     """An HTTP request sent with an ``Idempotency-Key``, per API key: claimed (``running``)
     before its work starts, then ``done`` with the response to replay. The request hash tells a
-    retry (same body) from a misuse of the key (another body)."""
+    retry (same body) from a misuse of the key (another body). ``message_id`` is the message
+    the response carries: deleting the message deletes the stored response with it (foreign
+    key), and erasing its content deletes it too (``_ops.redactions.erase``), so no copy of the
+    text outlives it."""
 
     __tablename__ = "idempotent_requests"
 
@@ -684,10 +687,14 @@ class IdempotentRequestRow(Base):
     response_body: Mapped[str | None] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="CASCADE")
+    )
 
     __table_args__ = (
         CheckConstraint(_in("state", IDEMPOTENT_REQUEST_STATES), name="state"),
         Index("ix_idempotent_requests_created_at", "created_at"),
+        Index("ix_idempotent_requests_message_id", "message_id"),
         MYSQL_TABLE_OPTIONS,
     )
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -147,6 +148,78 @@ def test_keys_are_per_api_key(api: Api) -> None:
     assert _message_count(api, chat) == 1
 
 
+def _bodies(url: URL) -> list[str]:
+    return [row.response_body or "" for row in _rows(url)]
+
+
+def test_a_stored_response_goes_with_its_message(api: Api) -> None:
+    """No copy of a message's text outlives it in the replay store: erasing the message
+    deletes the responses that carry it (a retry then gets the erased message, and writes
+    nothing), and a hard delete or a user's erasure deletes them through the foreign key,
+    whichever API key wrote them."""
+    chat = _chat(api)
+    path = f"/v1/conversations/{chat}/messages"
+    first = ok(
+        api.call(
+            api.alice,
+            "POST",
+            path,
+            json={"role": "user", "content": "my card is 4111"},
+            headers={"Idempotency-Key": "erase-me"},
+        ),
+        201,
+    )
+    kept = ok(
+        api.call(
+            api.admin,
+            "POST",
+            path,
+            json={"role": "assistant", "content": "noted, alice"},
+            headers={"Idempotency-Key": "keep-me"},
+        ),
+        201,
+    )
+    assert {row.message_id.hex for row in _rows(api.url)} == {
+        first["id"].replace("-", ""),
+        kept["id"].replace("-", ""),
+    }
+    ok(api.call(api.admin, "POST", f"/v1/messages/{first['id']}/erase"))
+    assert not any("4111" in body for body in _bodies(api.url))
+    assert [row.key for row in _rows(api.url)] == ["keep-me"]
+    retried = api.call(
+        api.alice,
+        "POST",
+        path,
+        json={"role": "user", "content": "my card is 4111"},
+        headers={"Idempotency-Key": "erase-me"},
+    )
+    assert retried.status_code == 201
+    assert "idempotent-replayed" not in retried.headers
+    assert (retried.json()["id"], retried.json()["content"]) == (first["id"], "")
+    assert retried.json()["erased_at"] is not None
+    assert _message_count(api, chat) == 2
+    # The retry's own response carries an erased message: it is not stored.
+    assert [row.key for row in _rows(api.url)] == ["keep-me"]
+    # A hard delete takes the admin key's stored response with the conversation.
+    assert api.call(api.alice, "DELETE", f"/v1/conversations/{chat}").status_code == 204
+    assert _rows(api.url) == []
+    # So does a user's erasure, for a response another API key stored.
+    bobs = ok(api.call(api.bob, "POST", "/v1/conversations", json={}), 201)["id"]
+    ok(
+        api.call(
+            api.admin,
+            "POST",
+            f"/v1/conversations/{bobs}/messages",
+            json={"role": "assistant", "content": "bob's secret"},
+            headers={"Idempotency-Key": "bobs"},
+        ),
+        201,
+    )
+    assert len(_rows(api.url)) == 1
+    ok(api.call(api.admin, "POST", f"/v1/users/{api.bob.user_id}/erase"))
+    assert _rows(api.url) == []
+
+
 def test_a_failed_request_releases_its_claim(api: Api) -> None:
     chat = _chat(api)
     path = f"/v1/conversations/{chat}/messages"
@@ -272,6 +345,11 @@ def test_claim_outcomes_and_purge(store: Any, database_url: URL) -> None:
     assert claims.claim(key.id, "k", digest).outcome == "running"
     assert claims.claim(key.id, "k", other).outcome == "mismatch"
     assert claims.complete(key.id, "k", digest, 201, '{"x":1}') is True
+    # A response carrying a message that is gone is not kept: the claim is released.
+    assert claims.claim(key.id, "lost", digest).outcome == "claimed"
+    assert claims.complete(key.id, "lost", digest, 201, "{}", message_id=uuid.uuid4()) is False
+    assert claims.claim(key.id, "lost", other).outcome == "claimed"
+    assert claims.release(key.id, "lost", other) is True
     replay = claims.claim(key.id, "k", digest)
     assert (replay.outcome, replay.status, replay.body) == ("replay", 201, '{"x":1}')
     assert claims.complete(key.id, "k", digest, 201, "{}") is False  # done already

@@ -571,6 +571,15 @@ def test_api_keys(api: Api) -> None:
     listed = ok(api.call(api.alice, "GET", "/v1/api-keys"))["data"]
     assert {k["id"] for k in listed} == {api.alice.key_id, created["key"]["id"]}
     assert all("secret" not in k and "secret_hash" not in k for k in listed)
+    paged = ok(api.call(api.alice, "GET", "/v1/api-keys", params={"limit": 1}))
+    assert (len(paged["data"]), paged["has_more"]) == (1, True)
+    rest = ok(
+        api.call(
+            api.alice, "GET", "/v1/api-keys", params={"limit": 1, "after": paged["last_cursor"]}
+        )
+    )
+    assert [k["id"] for k in paged["data"] + rest["data"]] == [k["id"] for k in listed]
+    assert rest["has_more"] is False
     assert (
         ok(api.call(api.alice, "GET", f"/v1/api-keys/{created['key']['id']}"))["name"] == "laptop"
     )

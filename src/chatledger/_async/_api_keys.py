@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -12,12 +13,20 @@ from .._ops._common import utcnow
 from .._schema import API_KEY_NAME_MAX
 from .._validate import Id
 from ..errors import NotPrimaryError, ValidationError
-from ..records import ApiKey, CreatedApiKey
+from ..records import ApiKey, CreatedApiKey, Order, Page
 
 if TYPE_CHECKING:
     from ._store import _AsyncStore
 
 __all__ = ["AsyncApiKeys"]
+
+
+def _listing(user_id: Id | None, include_revoked: object) -> tuple[uuid.UUID | None, bool]:
+    """The checked arguments of a listing of keys."""
+    owner = None if user_id is None else check.identifier("user_id", user_id)
+    if not isinstance(include_revoked, bool):
+        raise ValidationError("include_revoked", "must be a bool")
+    return owner, include_revoked
 
 
 class AsyncApiKeys:
@@ -69,10 +78,24 @@ class AsyncApiKeys:
     ) -> builtins.list[ApiKey]:
         """The keys (of ``user_id``), oldest first; revoked ones only with
         ``include_revoked=True``. Expired keys are listed: their ``expires_at`` says so."""
-        owner = None if user_id is None else check.identifier("user_id", user_id)
-        if not isinstance(include_revoked, bool):
-            raise ValidationError("include_revoked", "must be a bool")
-        return await self._store._call(_api_keys.list_keys, owner, include_revoked)
+        return await self._store._call(_api_keys.list_keys, *_listing(user_id, include_revoked))
+
+    async def page(
+        self,
+        *,
+        user_id: Id | None = None,
+        include_revoked: bool = False,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+        order: Order = "asc",
+    ) -> Page[ApiKey]:
+        """A page of the keys (of ``user_id``) in creation order (``order="desc"``: newest
+        first); revoked ones only with ``include_revoked=True``."""
+        keys = check.paging(_api_keys.decode_cursor, after, before, limit, self._store.limits)
+        return await self._store._call(
+            _api_keys.page, *_listing(user_id, include_revoked), order=check.order(order), **keys
+        )
 
     async def revoke(self, key_id: Id) -> ApiKey:
         """Revoke the key: it no longer verifies. Revoking it again changes nothing."""

@@ -18,16 +18,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, Select, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import _ids
+from .. import _cursors, _ids
 from .._backends import backend_of
 from .._schema import api_keys
 from ..errors import AuthenticationError, NotFoundError
-from ..records import ApiKey, CreatedApiKey
+from ..records import ApiKey, CreatedApiKey, Order, Page
 from . import _once
-from ._common import from_row, record_columns, record_values, utcnow
+from ._common import from_row, paginate, record_columns, record_values, utcnow
 
 __all__ = [
     "TOUCH_INTERVAL",
@@ -163,15 +163,50 @@ def get(conn: Connection, key_id: uuid.UUID, *, lock: bool = False) -> ApiKey:
     return _to_key(row)
 
 
-def list_keys(conn: Connection, user_id: uuid.UUID | None, include_revoked: bool) -> list[ApiKey]:
-    """Keys (of ``user_id``), oldest first."""
+def _listed(user_id: uuid.UUID | None, include_revoked: bool) -> Select[Any]:
+    """The keys (of ``user_id``; revoked ones too with ``include_revoked``)."""
     c = api_keys.c
     query = select(*_COLUMNS)
     if user_id is not None:
         query = query.where(c.user_id == user_id)
     if not include_revoked:
         query = query.where(c.revoked_at.is_(None))
-    return [_to_key(row) for row in conn.execute(query.order_by(c.created_at, c.id))]
+    return query
+
+
+def list_keys(conn: Connection, user_id: uuid.UUID | None, include_revoked: bool) -> list[ApiKey]:
+    """Keys (of ``user_id``), oldest first."""
+    query = _listed(user_id, include_revoked).order_by(api_keys.c.created_at, api_keys.c.id)
+    return [_to_key(row) for row in conn.execute(query)]
+
+
+_KIND: Final = "api_keys"
+decode_cursor = _cursors.decoder(_KIND, _cursors.TIME, _cursors.ID)
+
+
+def page(
+    conn: Connection,
+    user_id: uuid.UUID | None,
+    include_revoked: bool,
+    *,
+    order: Order,
+    after: list[Any] | None,
+    before: list[Any] | None,
+    limit: int,
+) -> Page[ApiKey]:
+    """A keyset page of keys (of ``user_id``) by creation time, then id."""
+    return paginate(
+        conn,
+        _listed(user_id, include_revoked),
+        [api_keys.c.created_at, api_keys.c.id],
+        kind=_KIND,
+        order=order,
+        after=after,
+        before=before,
+        limit=limit,
+        convert=_to_key,
+        cursor_key=lambda key: (key.created_at.isoformat(), key.id.hex),
+    )
 
 
 def revoke(conn: Connection, key_id: uuid.UUID) -> ApiKey:

@@ -214,6 +214,12 @@ def branch_view(
         if message.status == "streaming"
     }
     user_row = conn.execute(select(*_USER_COLUMNS).where(users.c.id == conversation.owner_id))
+    calls, answers = _tool_calls.calls_and_answers(
+        conn,
+        conversation_id,
+        [m.seq for m in shown if m.role == "assistant"],
+        [m.seq for m in shown if m.role == "tool"],
+    )
     return BranchView(
         conversation=conversation,
         owner=from_row(User, user_row.one()),
@@ -225,10 +231,6 @@ def branch_view(
         leaves=_leaves(conn, conversation_id) if branched else [],
         streamed=streamed,
         notes=notes_of(conn, conversation_id),
-        calls=_tool_calls.calls_of(
-            conn, conversation_id, [m.seq for m in shown if m.role == "assistant"]
-        ),
-        answers=_tool_calls.answered_by(
-            conn, conversation_id, [m.seq for m in shown if m.role == "tool"]
-        ),
+        calls=calls,
+        answers=answers,
     )

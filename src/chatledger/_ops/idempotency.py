@@ -24,7 +24,7 @@ from sqlalchemy import Connection, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .._backends import backend_of
-from .._schema import idempotent_requests
+from .._schema import idempotent_requests, messages
 from . import _once
 
 __all__ = ["Claim", "ClaimOutcome", "claim", "complete", "purge", "release", "released"]
@@ -64,6 +64,7 @@ def _take_over(
             response_body=None,
             created_at=now,
             completed_at=None,
+            message_id=None,
         )
     )
     return Claim("claimed")
@@ -125,13 +126,33 @@ def complete(
     status: int,
     body: str,
     now: datetime,
+    message_id: uuid.UUID | None = None,
 ) -> bool:
-    """Store the response of a claimed request, to be replayed. ``False`` when the claim is no
-    longer this request's (it expired and another request took it over)."""
+    """Store the response of a claimed request, to be replayed, with the id of the message it
+    carries (the response goes when the message goes, or its content is erased). ``False``
+    when the claim is no longer this request's (it expired and another request took it
+    over), or the message is gone already (a response carrying it is not kept)."""
+    if message_id is not None:
+        # Locked: an erasure or delete of the message waits for this commit, then deletes
+        # the response (it would otherwise miss a row not yet committed).
+        carried = conn.execute(
+            select(messages.c.erased_at)
+            .where(messages.c.id == message_id)
+            .with_for_update(read=True)
+        ).first()
+        if carried is None or carried.erased_at is not None:
+            release(conn, api_key_id, key, request_hash)
+            return False
     result = conn.execute(
         update(_T)
         .where(_key(api_key_id, key), _C.state == "running", _C.request_hash == request_hash)
-        .values(state="done", response_status=status, response_body=body, completed_at=now)
+        .values(
+            state="done",
+            response_status=status,
+            response_body=body,
+            completed_at=now,
+            message_id=message_id,
+        )
     )
     if result.rowcount == 1:
         return True

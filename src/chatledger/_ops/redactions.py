@@ -6,7 +6,9 @@ reads (``messages.list``/``last``, ``trees.path``, the integrations' views, sear
 Markdown transcript) leave it out unless asked. An erasure (an admin's, for good) also
 empties its content and clears its metadata, intent and request id; its usage figures
 (model, tokens, cost, latency) stay, so usage totals and ``message_count`` do not move.
-Each change runs under the conversation's row lock, like every other writer of it.
+Each change runs under the conversation's row lock, like every other writer of it. The
+HTTP responses stored for ``Idempotency-Key`` replays that carry an erased message are
+deleted with its content.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, null, update
+from sqlalchemy import Connection, delete, null, update
 
-from .._schema import messages
+from .._schema import idempotent_requests, messages
 from ..errors import ConflictError
 from ..records import Message
 from ._common import utcnow
@@ -81,6 +83,8 @@ def erase(conn: Connection, message_id: uuid.UUID, by: uuid.UUID | None) -> Mess
             field="message_id",
         )
     now = utcnow()
+    # The HTTP responses stored for replay that carry the text go with it.
+    conn.execute(delete(idempotent_requests).where(idempotent_requests.c.message_id == message_id))
     _set(
         conn,
         message,

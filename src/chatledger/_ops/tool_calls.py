@@ -26,6 +26,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    or_,
     select,
     true,
     update,
@@ -50,7 +51,7 @@ __all__ = [
     "ANSWERS",
     "NewToolCall",
     "ToolAnswer",
-    "answered_by",
+    "calls_and_answers",
     "calls_of",
     "decode_cursor",
     "decode_stats_cursor",
@@ -392,19 +393,31 @@ def calls_of(
     return found
 
 
-def answered_by(
-    conn: Connection, conversation_id: uuid.UUID, seqs: Sequence[int]
-) -> dict[int, ToolCall]:
-    """The calls answered by the ``tool`` messages ``seqs``, by the answer's seq."""
-    if not seqs:
-        return {}
+def calls_and_answers(
+    conn: Connection, conversation_id: uuid.UUID, asked: Sequence[int], answers: Sequence[int]
+) -> tuple[dict[int, list[ToolCall]], dict[int, ToolCall]]:
+    """The calls asked by the messages ``asked`` (as :func:`calls_of`) and the calls
+    answered by the ``tool`` messages ``answers`` (by the answer's seq), in one statement."""
+    if not asked and not answers:
+        return {}, {}
     t = tool_calls.c
     rows = conn.execute(
-        select(*_COLUMNS).where(
-            t.conversation_id == conversation_id, t.result_seq.in_(sorted(set(seqs)))
+        select(*_COLUMNS)
+        .where(
+            t.conversation_id == conversation_id,
+            or_(t.message_seq.in_(sorted(set(asked))), t.result_seq.in_(sorted(set(answers)))),
         )
+        .order_by(t.message_seq, t.position)
     )
-    return {call.result_seq: call for call in map(_to_call, rows) if call.result_seq is not None}
+    wanted, answering = set(asked), set(answers)
+    calls: dict[int, list[ToolCall]] = {}
+    answered: dict[int, ToolCall] = {}
+    for call in map(_to_call, rows):
+        if call.message_seq in wanted:
+            calls.setdefault(call.message_seq, []).append(call)
+        if call.result_seq is not None and call.result_seq in answering:
+            answered[call.result_seq] = call
+    return calls, answered
 
 
 def pending(

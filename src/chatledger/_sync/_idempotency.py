@@ -87,9 +87,20 @@ class IdempotentRequests:
             write=True,
         )
 
-    def complete(self, api_key_id: Id, key: str, request_hash: str, status: int, body: str) -> bool:
-        """Store the response of a claimed request for replay; ``False`` if the claim was
-        taken over meanwhile (it expired)."""
+    def complete(
+        self,
+        api_key_id: Id,
+        key: str,
+        request_hash: str,
+        status: int,
+        body: str,
+        *,
+        message_id: Id | None = None,
+    ) -> bool:
+        """Store the response of a claimed request for replay, with the id of the message it
+        carries (deleting or erasing that message deletes the stored response). ``False`` if
+        the claim was taken over meanwhile (it expired), or the message is gone or erased
+        already (the claim is released: a retry runs again)."""
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             raise ValidationError("status", "must be an HTTP status code", limit=599)
         return self._store._call(
@@ -100,6 +111,7 @@ class IdempotentRequests:
             status,
             _body(body),
             utcnow(),
+            None if message_id is None else check.identifier("message_id", message_id),
             write=True,
         )
 

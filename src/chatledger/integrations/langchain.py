@@ -266,11 +266,7 @@ def _read_history(
         stored = _tools.without_leading_results(_tools.paired(conn, conversation_id, stored))
     asking = [m.seq for m in stored if m.role == "assistant" and not _framework(m)]
     answering = [m.seq for m in stored if m.role == "tool" and not _framework(m)]
-    return (
-        stored,
-        _tools.calls_of(conn, conversation_id, asking),
-        _tools.answered_by(conn, conversation_id, answering),
-    )
+    return (stored, *_tools.calls_and_answers(conn, conversation_id, asking, answering))
 
 
 def _framework(message: Message) -> bool:

@@ -11,7 +11,10 @@ message's text; the original role, ``additional_kwargs`` and non-text ``blocks``
 ``input_tokens``, ``completion_tokens`` or ``output_tokens``) and ``model`` also fill the
 typed columns. Tool calls in ``additional_kwargs`` (``tool_calls`` of an assistant message,
 ``tool_call_id`` of a tool message) are also stored as tool call records (docs/tools.md),
-leniently: an answer to a call that is not recorded is stored unlinked.
+leniently: an answer to a call that is not recorded is stored unlinked. A message written
+without LlamaIndex gets them back from those records: an assistant message's
+``tool_calls`` (OpenAI's shape: ``{"id", "type": "function", "function": {"name",
+"arguments"}}``), a tool message's ``tool_call_id``, ``name`` and ``is_error``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, Final  # noqa: E402
 from llama_index.core.llms import ChatMessage  # noqa: E402
 from llama_index.core.storage.chat_store.base import BaseChatStore  # noqa: E402
 from pydantic import ConfigDict, PrivateAttr  # noqa: E402
+from sqlalchemy import Connection  # noqa: E402
 
 from .. import _validate as check  # noqa: E402
 from .._ops import message_views as _views  # noqa: E402
@@ -37,7 +41,7 @@ from .._ops.checkpoints import require_text  # noqa: E402
 from .._schema import MODEL_MAX, THREAD_ID_MAX  # noqa: E402
 from .._validate import Id  # noqa: E402
 from ..errors import ValidationError  # noqa: E402
-from ..records import Message  # noqa: E402
+from ..records import Message, ToolCall  # noqa: E402
 
 __all__ = ["METADATA_KEY", "ChatledgerChatStore", "message_fields", "to_llamaindex"]
 
@@ -109,12 +113,45 @@ def _tool_fields(role: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def to_llamaindex(message: Message) -> ChatMessage:
-    """The LlamaIndex message a chatledger message stores (a message written without
-    LlamaIndex maps by its role and content)."""
-    extras = (message.metadata or {}).get(METADATA_KEY)
+def _extras(message: Message) -> Any:
+    return (message.metadata or {}).get(METADATA_KEY)
+
+
+def _rebuilt_kwargs(calls: Sequence[ToolCall], answered: ToolCall | None) -> dict[str, Any]:
+    """``additional_kwargs`` rebuilt from tool call records, for a message written without
+    LlamaIndex."""
+    if calls:
+        return {
+            "tool_calls": [
+                {
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                }
+                for call in calls
+            ]
+        }
+    if answered is not None:
+        kwargs: dict[str, Any] = {"tool_call_id": answered.call_id, "name": answered.name}
+        if answered.status == "error":
+            kwargs["is_error"] = True
+        return kwargs
+    return {}
+
+
+def to_llamaindex(
+    message: Message, calls: Sequence[ToolCall] = (), answered: ToolCall | None = None
+) -> ChatMessage:
+    """The LlamaIndex message a chatledger message stores. A message written without
+    LlamaIndex maps by its role and content, with the tool ``calls`` it asked for or the
+    call it ``answered`` (its tool call records) in ``additional_kwargs``."""
+    extras = _extras(message)
     if not isinstance(extras, dict):
-        return ChatMessage(role=message.role, content=message.content)
+        return ChatMessage(
+            role=message.role,
+            content=message.content,
+            additional_kwargs=_rebuilt_kwargs(calls, answered),
+        )
     data: dict[str, Any] = {
         "role": extras.get("role", message.role),
         "additional_kwargs": extras.get("additional_kwargs") or {},
@@ -124,6 +161,24 @@ def to_llamaindex(message: Message) -> ChatMessage:
     else:
         data["content"] = message.content
     return ChatMessage.model_validate(data)
+
+
+def _history(
+    conn: Connection, owner: uuid.UUID | None, key: str, user_id: uuid.UUID | None
+) -> list[ChatMessage]:
+    """The key's visible messages as LlamaIndex messages, with the tool calls of those
+    written without LlamaIndex, in one transaction."""
+    found = _views.key_messages(conn, owner, key, user_id)
+    if not found:
+        return []
+    plain = [m for m in found if not isinstance(_extras(m), dict)]
+    calls, answers = _tools.calls_and_answers(
+        conn,
+        found[0].conversation_id,
+        [m.seq for m in plain if m.role == "assistant"],
+        [m.seq for m in plain if m.role == "tool"],
+    )
+    return [to_llamaindex(m, calls.get(m.seq, ()), answers.get(m.seq)) for m in found]
 
 
 class ChatledgerChatStore(BaseChatStore):
@@ -187,10 +242,10 @@ class ChatledgerChatStore(BaseChatStore):
 
     def get_messages(self, key: str, **kwargs: Any) -> list[ChatMessage]:
         """The key's messages, oldest first."""
-        found = self._runner.call(
-            _views.key_messages, self._runner.owner, self._key(key), self.user_id
+        history: list[ChatMessage] = self._runner.call(
+            _history, self._runner.owner, self._key(key), self.user_id
         )
-        return [to_llamaindex(message) for message in found]
+        return history
 
     def add_message(self, key: str, message: ChatMessage, idx: int | None = None) -> None:
         """Append a message to the key's conversation (made on first use). Messages are
@@ -236,10 +291,10 @@ class ChatledgerChatStore(BaseChatStore):
 
     async def aget_messages(self, key: str, **kwargs: Any) -> list[ChatMessage]:
         """The key's messages, oldest first."""
-        found = await self._runner.acall(
-            _views.key_messages, self._runner.owner, self._key(key), self.user_id
+        history: list[ChatMessage] = await self._runner.acall(
+            _history, self._runner.owner, self._key(key), self.user_id
         )
-        return [to_llamaindex(message) for message in found]
+        return history
 
     async def async_add_message(
         self, key: str, message: ChatMessage, idx: int | None = None

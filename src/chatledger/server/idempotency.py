@@ -6,7 +6,9 @@ for 24 hours (``ServerSettings.idempotency_ttl``) with ``Idempotent-Replayed: tr
 releases the claim so that a retry runs again (nothing was written). A claim left ``running`` by
 a process that died is taken over after 60 seconds (``idempotency_running_timeout``). The key
 also goes to ``messages.append(idempotency_key=...)``, so even a replay the table no longer
-holds writes no second message.
+holds writes no second message. A stored response names the message it carries: it is deleted
+with the message, or when the message's content is erased (a retry then runs again and gets
+the message as it is now).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from fastapi import Request, Response
+from pydantic import TypeAdapter
 
 from .._async._idempotency import AsyncIdempotentRequests
+from ..records import Message
 from .auth import Principal
 from .errors import ApiError
 from .settings import ServerSettings
@@ -30,6 +34,8 @@ logger = logging.getLogger("chatledger.server")
 
 #: The response header that marks a replayed response.
 REPLAYED: Final = "Idempotent-Replayed"
+
+_MESSAGE: Final = TypeAdapter(Message)
 
 
 def canonical_hash(method: str, path: str, body: bytes) -> str:
@@ -55,12 +61,12 @@ async def idempotent(
     caller: Principal,
     key: str | None,
     status: int,
-    work: Callable[[str | None], Awaitable[str]],
+    work: Callable[[str | None], Awaitable[Message]],
 ) -> Response:
-    """Run ``work(key)`` (which returns the JSON body of a ``status`` response) at most once
+    """Run ``work(key)`` (which returns the message of a ``status`` response) at most once
     per ``key`` of the caller's API key; without a key, just run it."""
     if key is None:
-        return _json(status, await work(None))
+        return _json(status, _MESSAGE.dump_json(await work(None)).decode())
     settings: ServerSettings = request.app.state.settings
     claims = AsyncIdempotentRequests(caller.ledger)
     digest = canonical_hash(request.method, request.url.path, await request.body())
@@ -91,11 +97,12 @@ async def idempotent(
             headers={"Retry-After": str(settings.retry_after)},
         )
     try:
-        body = await work(key)
+        message = await work(key)
     except BaseException:
         await _release(claims, caller, key, digest)
         raise
-    await claims.complete(caller.key.id, key, digest, status, body)
+    body = _MESSAGE.dump_json(message).decode()
+    await claims.complete(caller.key.id, key, digest, status, body, message_id=message.id)
     return _json(status, body)
 
 

@@ -39,7 +39,7 @@ from .. import _schema as s
 from .. import _validate as _check
 from .._validate import Limits
 from ..errors import ValidationError
-from ..records import ApiKey, AuditCategory, AuditSeverity, Page, Role, Thumb
+from ..records import AuditCategory, AuditSeverity, Page, Role, Thumb
 
 __all__ = [
     "ApiKeyCreate",
@@ -615,12 +615,6 @@ def page_out(page: Page[Any]) -> dict[str, Any]:
         "first_cursor": page.first_cursor,
         "last_cursor": page.last_cursor,
     }
-
-
-class KeyList(BaseModel):
-    """API keys (never their secrets)."""
-
-    data: list[ApiKey]
 
 
 Order: TypeAlias = Literal["asc", "desc"]

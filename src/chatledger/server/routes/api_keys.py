@@ -14,7 +14,8 @@ from ...errors import NotFoundError
 from ...records import ApiKey, CreatedApiKey
 from ..auth import Caller, Principal, audit
 from ..errors import ERROR_RESPONSES
-from ..models import ApiKeyCreate, KeyList
+from ..models import ApiKeyCreate, PageOut, page_out
+from ._params import After, Before, Limit, Order
 
 __all__ = ["router"]
 
@@ -49,13 +50,24 @@ async def create_api_key(body: ApiKeyCreate, caller: Caller) -> CreatedApiKey:
 
 @router.get("/api-keys")
 async def list_api_keys(
-    caller: Caller, user_id: uuid.UUID | None = None, include_revoked: bool = False
-) -> KeyList:
-    """The caller's keys, oldest first (an admin key may give ``user_id``)."""
-    keys = await caller.ledger.api_keys.list(
-        user_id=caller.user_id(user_id), include_revoked=include_revoked
+    caller: Caller,
+    user_id: uuid.UUID | None = None,
+    include_revoked: bool = False,
+    limit: Limit = 50,
+    after: After = None,
+    before: Before = None,
+    order: Order = "asc",
+) -> PageOut[ApiKey]:
+    """A page of the caller's keys, oldest first (an admin key may give ``user_id``)."""
+    page = await caller.ledger.api_keys.page(
+        user_id=caller.user_id(user_id),
+        include_revoked=include_revoked,
+        limit=limit,
+        after=after,
+        before=before,
+        order=order,
     )
-    return KeyList(data=keys)
+    return PageOut[ApiKey].model_validate(page_out(page))
 
 
 @router.get("/api-keys/{key_id}")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import TypeAdapter
 
 from ...records import Conversation, ConversationStatus, Message, Role
 from ..auth import Caller
@@ -27,7 +26,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["conversations"], responses={409: ERROR_RESPONSES[409]})
 
-_MESSAGE: Final = TypeAdapter(Message)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -205,8 +203,8 @@ async def append_message(
     """Append a message: it gets the conversation's next ``seq`` and the counters move in the
     same transaction. See ``Idempotency-Key`` for safe retries."""
 
-    async def work(key: str | None) -> str:
-        message = await caller.store.messages.append(
+    async def work(key: str | None) -> Message:
+        return await caller.store.messages.append(
             conversation_id,
             body.role,
             body.content,
@@ -220,6 +218,5 @@ async def append_message(
             tool_status=body.tool_status,
             tool_latency_ms=body.tool_latency_ms,
         )
-        return _MESSAGE.dump_json(message).decode()
 
     return await idempotent(request, caller, idempotency_key, 201, work)

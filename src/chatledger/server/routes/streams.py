@@ -121,8 +121,8 @@ async def begin_stream(
     ``POST /v1/messages/{id}/stream/deltas`` and end it with ``.../finish``; follow it with
     ``GET /v1/messages/{id}/stream/events``. See ``Idempotency-Key`` for safe retries."""
 
-    async def work(key: str | None) -> str:
-        message = await caller.store.streams.begin(
+    async def work(key: str | None) -> Message:
+        return await caller.store.streams.begin(
             conversation_id,
             model=body.model,
             intent=body.intent,
@@ -134,7 +134,6 @@ async def begin_stream(
             charge_reason=body.charge_reason,
             lease_seconds=body.lease_seconds,
         )
-        return _MESSAGE.dump_json(message).decode()
 
     return await idempotent(request, caller, idempotency_key, 201, work)
 

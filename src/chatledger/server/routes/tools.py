@@ -5,10 +5,9 @@ for them (``tool_calls`` in ``POST .../messages``)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Final
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import TypeAdapter
 
 from ..._schema import TOOL_CALL_ID_MAX, TOOL_NAME_MAX
 from ...records import Message, ToolCall, ToolCallStatus, ToolStats
@@ -23,7 +22,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["tool calls"], responses={409: ERROR_RESPONSES[409]})
 
-_MESSAGE: Final = TypeAdapter(Message)
 
 CallId = Annotated[
     str,
@@ -130,8 +128,8 @@ async def answer_tool_call(
     when it is answered already or was asked on another branch; nothing written then). See
     ``Idempotency-Key`` for safe retries."""
 
-    async def work(key: str | None) -> str:
-        message = await caller.store.messages.append(
+    async def work(key: str | None) -> Message:
+        return await caller.store.messages.append(
             conversation_id,
             "tool",
             body.content,
@@ -142,6 +140,5 @@ async def answer_tool_call(
             tool_status=body.status,
             tool_latency_ms=body.latency_ms,
         )
-        return _MESSAGE.dump_json(message).decode()
 
     return await idempotent(request, caller, idempotency_key, 201, work)
