@@ -150,13 +150,15 @@ class Raw:
                 "to_tsvector('simple'::regconfig, "
                 "regexp_replace(m.content, '[[:punct:]]+', ' ', 'g'))"
             )
+            # The owner's conversations as an array, not a join: with the join the planner
+            # walks the owner's messages recomputing each tsvector (FullText.scopes_by_array).
             sql = (
                 f"SELECT m.conversation_id, m.seq, m.content, "
                 f"ts_rank({vector}, q)::float8 AS score "
-                "FROM messages m JOIN conversations c ON c.id = m.conversation_id, "
-                "to_tsquery('simple'::regconfig, %s) q "
-                f"WHERE {vector} @@ q AND c.owner_id = %s AND c.status <> 'deleted' "
-                "AND m.hidden_at IS NULL "
+                "FROM messages m, to_tsquery('simple'::regconfig, %s) q "
+                f"WHERE {vector} @@ q AND m.conversation_id = ANY(ARRAY("
+                "SELECT c.id FROM conversations c WHERE c.owner_id = %s "
+                "AND c.status <> 'deleted')) AND m.hidden_at IS NULL "
                 "ORDER BY score DESC, m.conversation_id DESC, m.seq DESC LIMIT 21"
             )
         else:

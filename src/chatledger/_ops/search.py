@@ -24,6 +24,7 @@ from sqlalchemy import (
     Double,
     Select,
     Table,
+    any_,
     bindparam,
     func,
     literal_column,
@@ -128,12 +129,18 @@ def _filtered(
     parameters (named ``s_*``)."""
     c = conversations.c
     query, score = shape.backend.fulltext.apply(query, base, BY_NAME[shape.document], shape.phrases)
+    owned: list[ColumnElement[bool]] = []
     if shape.scoped:
-        query = query.where(c.owner_id == bindparam("s_owner", type_=c.owner_id.type))
+        owned.append(c.owner_id == bindparam("s_owner", type_=c.owner_id.type))
     if shape.statuses:
-        query = query.where(_listed(c.status, "s_statuses", shape.statuses))
+        owned.append(_listed(c.status, "s_statuses", shape.statuses))
     else:
-        query = query.where(c.status != _HIDDEN)
+        owned.append(c.status != _HIDDEN)
+    if _by_array(shape) and base is messages:
+        ids = select(c.id).where(*owned).scalar_subquery()
+        query = query.where(messages.c.conversation_id == any_(func.array(ids)))
+    else:
+        query = query.where(*owned)
     if base is messages:
         m = messages.c
         # Hidden and erased messages are out of what users and models see (docs/apps.md).
@@ -167,14 +174,27 @@ def _keyset(shape: _Shape, query: Select[Any], sort: list[ColumnElement[Any]]) -
     )
 
 
+def _by_array(shape: _Shape) -> bool:
+    """Whether the owner's conversations are named as an array, not joined (see
+    ``FullText.scopes_by_array``)."""
+    return shape.scoped and shape.backend.fulltext.scopes_by_array
+
+
+def _messages_from(shape: _Shape, *columns: Any) -> Select[Any]:
+    """``SELECT columns FROM messages``, joined to their conversations unless the shape
+    names them as an array (the title is then read per row returned)."""
+    m, c = messages.c, conversations.c
+    if not _by_array(shape):
+        return select(*columns).select_from(messages).join(conversations, c.id == m.conversation_id)
+    title = select(c.title).where(c.id == m.conversation_id).scalar_subquery()
+    chosen = [title.label("title") if column is c.title else column for column in columns]
+    return select(*chosen).select_from(messages)
+
+
 @lru_cache(maxsize=_STATEMENTS)
 def _messages_statement(shape: _Shape) -> Prepared:
     m, c = messages.c, conversations.c
-    query = (
-        select(*_MESSAGE_COLUMNS, c.title)
-        .select_from(messages)
-        .join(conversations, c.id == m.conversation_id)
-    )
+    query = _messages_from(shape, *_MESSAGE_COLUMNS, c.title)
     query, score = _filtered(shape, query, messages)
     query = query.add_columns(score.label("score"))
     first = score if shape.order == "relevance" else m.created_at
@@ -183,10 +203,7 @@ def _messages_statement(shape: _Shape) -> Prepared:
 
 @lru_cache(maxsize=_STATEMENTS)
 def _count_statement(shape: _Shape) -> Prepared:
-    m, c = messages.c, conversations.c
-    query = (
-        select(func.count()).select_from(messages).join(conversations, c.id == m.conversation_id)
-    )
+    query = _messages_from(shape, func.count())
     return Prepared(_filtered(shape, query, messages)[0])
 
 
