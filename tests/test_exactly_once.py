@@ -838,3 +838,31 @@ def _lock_waits(engine: sa.Engine) -> int:
     )
     with engine.connect() as conn:
         return int(conn.exec_driver_sql(query).scalar_one())
+
+
+def test_a_bulk_upsert_rerun_counts_what_its_own_late_commit_wrote(database_url: URL) -> None:
+    """A ``knowledge.bulk_upsert`` attempt whose COMMIT went unanswered can land after the
+    settle check looked and before the re-run reads the stored hashes: the re-run then finds
+    its own rows. Written at the call's clock, they count as the attempt counted them
+    (inserted, updated), not as unchanged; rows another call wrote earlier stay unchanged."""
+    from chatledger._ops import knowledge as _knowledge
+    from chatledger._ops._common import utcnow
+
+    def chunk(external_id: str, content: str) -> Any:
+        given = [{"source": "docs", "external_id": external_id, "content": content}]
+        return _knowledge.prepare_many(chatledger.Limits(), given)[0]
+
+    with Ledger(database_url) as ledger:
+        ledger.knowledge.bulk_upsert(
+            [
+                {"source": "docs", "external_id": "kept", "content": "old"},
+                {"source": "docs", "external_id": "changed", "content": "old"},
+            ]
+        )
+        batch = [chunk("kept", "old"), chunk("changed", "new"), chunk("added", "new")]
+        now = utcnow()
+        first = ledger._core.db.run(_knowledge.bulk_upsert, batch, 10, now)  # committed
+        again = ledger._core.db.run(_knowledge.bulk_upsert, batch, 10, now)  # its re-run
+        later = ledger._core.db.run(_knowledge.bulk_upsert, batch, 10, utcnow())
+    counts = [(r.inserted, r.updated, r.unchanged) for r in (first, again, later)]
+    assert counts == [(1, 1, 1), (1, 1, 1), (0, 0, 3)]

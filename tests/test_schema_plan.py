@@ -54,8 +54,10 @@ def _changes(table: sa.Table, plan: dict[str, tuple[str, str | None, str]]) -> l
         columns = [c.name for c in fk.columns]
         where = f"fk {','.join(columns)} -> {target}"
         if target_placement == "distributed":
-            if placement != "distributed":
-                found.append(f"drop {where}")
+            if placement != "distributed" or _tenant(table.name, key) != _tenant(
+                target, target_key
+            ):
+                found.append(f"drop {where}")  # not co-located: another shard group
             else:
                 pairs = {(e.parent.name, e.column.name) for e in fk.elements}
                 if any(ref == target_key and col != key for col, ref in pairs):
@@ -63,6 +65,14 @@ def _changes(table: sa.Table, plan: dict[str, tuple[str, str | None, str]]) -> l
                 elif (key, target_key) not in pairs:
                     found.append(f"{where} + {key}")
     return found
+
+
+def _tenant(table: str, key: str | None) -> str:
+    """What a distribution column's values are: user ids (``owner_id``, ``user_id``,
+    ``users.id``: one shard group), or the column's own kind (another group)."""
+    if key in ("owner_id", "user_id") or (table, key) == ("users", "id"):
+        return "user"
+    return f"{table}.{key}"
 
 
 def test_every_table_is_placed_once():

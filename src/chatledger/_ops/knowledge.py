@@ -13,6 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, null, or_, select, update
@@ -289,52 +290,59 @@ def _keys_of(batch: list[NewChunk]) -> Any:
     )
 
 
-def _upsert_batch(conn: Connection, batch: list[NewChunk]) -> tuple[int, int, int]:
+def _upsert_batch(conn: Connection, batch: list[NewChunk], now: datetime) -> tuple[int, int, int]:
     """One batch: one SELECT of the stored keys and hashes, one executemany INSERT of the new
     chunks, one executemany UPDATE of the changed ones. Returns (inserted, updated,
-    unchanged)."""
+    unchanged). ``now`` is the call's clock, the same on every attempt: a stored row that
+    already holds the new text and was written at ``now`` was written by an earlier attempt
+    of this call whose COMMIT went unanswered, and counts as that attempt counted it."""
     condition = _keys_of(batch)
+    columns = (_k.source, _k.external_id, _k.id, _k.content_hash, _k.created_at, _k.updated_at)
     stored = {
-        (row.source, row.external_id): (row.id, row.content_hash)
-        for row in conn.execute(
-            select(_k.source, _k.external_id, _k.id, _k.content_hash).where(condition)
-        )
+        (row.source, row.external_id): row
+        for row in conn.execute(select(*columns).where(condition))
     }
-    now = utcnow()
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    unchanged = 0
+    inserted_before = updated_before = unchanged = 0
     for new in batch:
         found = stored.get((new.source, new.external_id))
         if found is None:
             inserts.append(_values(replace(_fresh(new), created_at=now, updated_at=now)))
-        elif found[1] != new.content_hash:
-            updates.append(_changes(new, found[0], now))
+        elif found.content_hash != new.content_hash:
+            updates.append(_changes(new, found.id, now))
+        elif found.updated_at == now:
+            if found.created_at == now:
+                inserted_before += 1
+            else:
+                updated_before += 1
         else:
             unchanged += 1
     if inserts:
         conn.execute(knowledge_chunks.insert(), inserts)
     if updates:
         conn.execute(_UPDATE, updates)
-    return len(inserts), len(updates), unchanged
+    return len(inserts) + inserted_before, len(updates) + updated_before, unchanged
 
 
 def bulk_upsert(
     conn: Connection,
     chunks: list[NewChunk],
     batch_size: int,
+    now: datetime,
     returned: _once.Returned[UpsertReport] | None = None,
 ) -> UpsertReport:
-    """Upsert ``chunks`` in batches of ``batch_size``, all in the caller's one transaction. A
-    batch that loses a race to insert one of its keys is rolled back to its savepoint and run
-    again (it then sees the racer's row). ``returned`` keeps the report for :func:`upserted`."""
+    """Upsert ``chunks`` in batches of ``batch_size``, all in the caller's one transaction,
+    at ``now`` (the call's clock, kept across attempts). A batch that loses a race to insert
+    one of its keys is rolled back to its savepoint and run again (it then sees the racer's
+    row). ``returned`` keeps the report for :func:`upserted`."""
     inserted = updated = unchanged = 0
     for start in range(0, len(chunks), batch_size):
         batch = chunks[start : start + batch_size]
         for attempt in range(1, _BATCH_ATTEMPTS + 1):
             try:
                 with conn.begin_nested():
-                    counts = _upsert_batch(conn, batch)
+                    counts = _upsert_batch(conn, batch, now)
                 break
             except IntegrityError as exc:
                 if attempt == _BATCH_ATTEMPTS or not _is_unique(conn, exc):
@@ -351,6 +359,7 @@ def _upserted(
     drawn: list[Any],
     chunks: list[NewChunk],
     batch_size: int,
+    now: datetime,
     returned: _once.Returned[UpsertReport],
 ) -> UpsertReport | _once.NotWritten:
     if returned.value is _once.NOT_WRITTEN:
@@ -366,11 +375,15 @@ def _upserted(
 
 
 def upserted(
-    chunks: list[NewChunk], batch_size: int, returned: _once.Returned[UpsertReport]
+    chunks: list[NewChunk],
+    batch_size: int,
+    now: datetime,
+    returned: _once.Returned[UpsertReport],
 ) -> _once.Settle[UpsertReport]:
     """A bulk upsert committed when every chunk is stored as it wrote it: its report is then
-    the attempt's (a re-run would count them all unchanged)."""
-    return _once.Settle("knowledge upsert", _upserted, (chunks, batch_size, returned))
+    the attempt's. (A commit that lands after this check is counted by the re-run itself:
+    :func:`_upsert_batch` knows the rows written at the call's ``now``.)"""
+    return _once.Settle("knowledge upsert", _upserted, (chunks, batch_size, now, returned))
 
 
 def get(conn: Connection, chunk_id: uuid.UUID) -> KnowledgeChunk:

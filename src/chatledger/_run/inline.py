@@ -87,6 +87,10 @@ class Inline:
         self._commits = 0
         self._interval = 50
         self.checkpointing = False
+        #: A checkpoint waits for the write lock: inline writes step aside (MOVED) until it
+        #: has it, or the loop, taking the lock again at once after every write, starves it
+        #: (the WAL then grows while it waits; seen under load).
+        self._checkpoint_waiting = False
         event.listen(db.engine, "connect", self._on_connect)
 
     def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
@@ -107,7 +111,7 @@ class Inline:
 
     def run(self, op: Callable[..., T], args: Any, kwargs: Any) -> T | Literal[Moved.MOVED]:
         """``op`` as :meth:`Database.run` runs it (a write transaction), or :data:`MOVED`."""
-        if not self._writes:
+        if not self._writes or self._checkpoint_waiting or self._overdue():
             return MOVED
         result: T | Literal[Moved.MOVED] = self._call(self.db.run, op, args, kwargs)
         if result is not MOVED:
@@ -148,6 +152,12 @@ class Inline:
             self._deadline = math.inf
             self._guard.release()
 
+    def _overdue(self) -> bool:
+        """Whether a checkpoint started a while ago and has not finished (a loaded machine
+        has not scheduled its thread): writes then go to the workers, whose connections
+        checkpoint on their own (SQLite's ``wal_autocheckpoint``), so the WAL stays bounded."""
+        return self.checkpointing and self._commits >= 2 * self._interval
+
     def checkpoint_due(self) -> bool:
         """Whether the inline writes since the last checkpoint make about 1,000 WAL frames."""
         return self._commits >= self._interval and not self.checkpointing
@@ -156,7 +166,12 @@ class Inline:
         """A passive checkpoint, for a worker thread; it also learns how many inline commits
         make ~1,000 frames from the size of the WAL it found."""
         commits, self._commits = self._commits, 0
-        if not self._write_lock.acquire(timeout=10.0):
+        self._checkpoint_waiting = True
+        try:
+            acquired = self._write_lock.acquire(timeout=10.0)
+        finally:
+            self._checkpoint_waiting = False
+        if not acquired:
             return  # a writer holds the lock that long: the next one will try again
         try:
             with self._checkpointer.connect() as conn:

@@ -12,6 +12,7 @@ from .. import _validate as check
 from .._ops import knowledge as _knowledge
 from .._ops import retrieval as _retrieval
 from .._ops import search_syntax as _syntax
+from .._ops._common import utcnow
 from .._ops._once import Returned, gone
 from .._run.compat_sync import embed
 from .._schema import EMBEDDING_DIMENSION_MAX, EXTERNAL_ID_MAX, SOURCE_MAX, knowledge_chunks
@@ -110,13 +111,15 @@ class Knowledge:
         if not prepared:
             return UpsertReport(inserted=0, updated=0, unchanged=0)
         returned: Returned[UpsertReport] = Returned()
+        now = utcnow()
         return self._store._call(
             _knowledge.bulk_upsert,
             prepared,
             size,
+            now,
             returned,
             write=True,
-            settle=_knowledge.upserted(prepared, size, returned),
+            settle=_knowledge.upserted(prepared, size, now, returned),
         )
 
     def get(self, chunk_id: Id) -> KnowledgeChunk:
