@@ -15,6 +15,7 @@ import contextvars
 import inspect
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -140,13 +141,26 @@ def migrated_databases() -> dict[str, URL]:
 
 def _reset(url: URL) -> None:
     """Empty every chatledger table, children first, and restore the rows the migrations seed
-    (the audit chain's head)."""
+    (the audit chain's head). A deadlock is retried: on a Galera cluster the emptying can
+    lose certification to a write the previous test left replicating on another node."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-        conn.execute(audit_chain.insert(), {"id": 1, "last_seq": 0, "last_hash": "0" * 64})
-    engine.dispose()
+    try:
+        for attempt in range(1, 6):
+            try:
+                with engine.begin() as conn:
+                    for table in reversed(Base.metadata.sorted_tables):
+                        conn.execute(table.delete())
+                    conn.execute(
+                        audit_chain.insert(), {"id": 1, "last_seq": 0, "last_hash": "0" * 64}
+                    )
+                return
+            except sa.exc.OperationalError as exc:
+                deadlock = getattr(exc.orig, "args", (None,))[0] == 1213
+                if not deadlock or attempt == 5:
+                    raise
+                time.sleep(0.1 * attempt)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
