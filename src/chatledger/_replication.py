@@ -151,8 +151,12 @@ class Replication:
 class PostgresReplication(Replication):
     """WAL LSNs: ``pg_current_wal_lsn()`` on the primary, ``pg_last_wal_replay_lsn()`` on a
     standby. Lag: 0 when the standby has replayed all it received, else the age of the last
-    transaction it replayed. A server not in recovery (a promoted standby) has no lag and
-    its own current position."""
+    transaction it replayed, or, when it replayed none since it started (a restarted standby
+    receiving a checkpoint record from an idle primary), the time since it started: it grows
+    past ``replica_max_lag`` if the standby stays behind, where "infinitely behind" skipped a
+    healthy standby until the primary's next commit. A server not in recovery (a promoted
+    standby) has no lag and its own current position. (Read-your-writes never rests on the
+    lag: it compares positions.)"""
 
     kind = "pg"
     _STATUS = text(
@@ -161,8 +165,8 @@ class PostgresReplication(Replication):
         " ELSE pg_current_wal_lsn()::text END,"
         " CASE WHEN NOT pg_is_in_recovery()"
         " OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
-        " ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()),"
-        " 'Infinity') END::float8"
+        " ELSE EXTRACT(EPOCH FROM clock_timestamp()"
+        " - COALESCE(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())) END::float8"
     )
 
     def primary_position(self, conn: Connection) -> str | None:
